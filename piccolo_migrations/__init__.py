@@ -1,0 +1,1 @@
+"""Schema migrations (Piccolo). Nothing but migrations lives here: Piccolo imports every file."""

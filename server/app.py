@@ -1,0 +1,63 @@
+"""The composition root: ``create_app(settings)`` wires routes, resources and errors."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import redis.asyncio as aioredis
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+
+from server import __version__
+from server.db.engine import create_engine, engine_lifespan
+from server.http.health import healthz, readyz
+from server.http.middleware import RequestContextMiddleware
+from server.http.problems import EXCEPTION_HANDLERS
+from server.log import get_logger
+from server.settings import Settings
+
+log = get_logger(__name__)
+
+
+def create_app(settings: Settings) -> Litestar:
+    """Build the ASGI application for ``settings``.
+
+    Resources with a lifetime (the database pool, the Redis client) open in the
+    app's lifespan and live on ``app.state``.
+    """
+
+    @asynccontextmanager
+    async def resources(app: Litestar) -> AsyncIterator[None]:
+        engine = create_engine(settings.database)
+        async with engine_lifespan(engine, settings.db_pool_size):
+            redis = aioredis.from_url(settings.redis_url) if settings.redis_url else None
+            app.state.engine = engine
+            app.state.redis = redis
+            log.info(
+                "server.started",
+                database=settings.database.redacted,
+                broker="redis" if redis is not None else "in-process",
+                embedded=settings.embedded,
+            )
+            try:
+                yield
+            finally:
+                if redis is not None:
+                    await redis.aclose()
+
+    return Litestar(
+        route_handlers=[healthz, readyz],
+        lifespan=[resources],
+        middleware=[RequestContextMiddleware],
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=OpenAPIConfig(
+            title="Moodboard Realtime",
+            version=__version__,
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin()],
+        ),
+        logging_config=None,  # server/log.py configures logging, once, for everything
+        debug=False,
+    )

@@ -1,0 +1,139 @@
+"""The ``moodboard`` command: serve, migrate, create-admin (PROTOCOL.md section 1).
+
+Every command reads the settings once; an invalid setting ends the command
+with one line naming the variable (exit status 2), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+
+from server.log import configure_logging, get_logger
+from server.settings import Settings, SettingsError, load_settings
+
+log = get_logger("server.cli")
+EXIT_BAD_SETTINGS = 2
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from server.app import create_app
+    from server.db.migrate import migrate
+
+    host = args.host or settings.host
+    port = settings.port if args.port is None else args.port
+    if settings.secret_key_generated:
+        log.warning(
+            "settings.secret_key_generated",
+            detail="MOODBOARD_SECRET_KEY is not set: sessions signed with it "
+            "will not survive a restart (fine in embedded mode)",
+        )
+    if not args.no_migrate:
+        asyncio.run(migrate(settings.database))
+    # uvicorn handles SIGTERM/SIGINT itself (graceful shutdown), then re-raises
+    # the signal to the handler that was there before it. Ours makes that a
+    # normal exit: a requested, completed shutdown exits 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_config=None,  # ours (server/log.py): structured, secrets redacted
+        access_log=False,  # it prints query strings; our middleware logs requests
+        ws="auto",
+        ws_max_size=64 * 1024,
+        timeout_graceful_shutdown=10,
+        server_header=False,
+    )
+    return 0
+
+
+def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
+    from server.db.migrate import migrate
+
+    asyncio.run(migrate(settings.database))
+    return 0
+
+
+def _create_admin(settings: Settings, args: argparse.Namespace) -> int:
+    from server.access.users import create_or_promote_admin
+    from server.db.engine import create_engine, engine_lifespan
+    from server.db.migrate import migrate
+    from server.errors import ServerError
+
+    async def run() -> int:
+        await migrate(settings.database)
+        engine = create_engine(settings.database)
+        async with engine_lifespan(engine, pool_size=1):
+            try:
+                user = await create_or_promote_admin(
+                    engine,
+                    email=args.email,
+                    password=args.password,
+                    signup_credits=settings.signup_credits,
+                )
+            except ServerError as exc:
+                print(f"moodboard create-admin: {exc.detail}", file=sys.stderr)
+                return 1
+        verb = "created" if user.created else "promoted existing user"
+        print(f"admin {verb}: {user.email} ({user.id})")
+        return 0
+
+    return asyncio.run(run())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every ``moodboard`` command."""
+    parser = argparse.ArgumentParser(
+        prog="moodboard",
+        description="Moodboard Realtime: the real-time collaboration server. "
+        "Configuration comes from the environment (see docs/operations.md).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve", help="apply pending migrations, then serve HTTP and WebSocket"
+    )
+    serve.add_argument("--host", help="bind address (default: MOODBOARD_HOST or 127.0.0.1)")
+    serve.add_argument(
+        "--port", type=int, help="bind port (default: MOODBOARD_PORT or 8000; 0 picks one)"
+    )
+    serve.add_argument(
+        "--no-migrate", action="store_true", help="do not apply pending migrations first"
+    )
+    serve.set_defaults(handler=_serve)
+
+    migrate = commands.add_parser("migrate", help="apply pending migrations and exit")
+    migrate.set_defaults(handler=_migrate)
+
+    admin = commands.add_parser(
+        "create-admin", help="create a platform admin, or promote the user with that email"
+    )
+    admin.add_argument("--email", required=True)
+    admin.add_argument("--password", required=True, help="used only when the user is new")
+    admin.set_defaults(handler=_create_admin)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``moodboard`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"moodboard: invalid setting {exc}", file=sys.stderr)
+        return EXIT_BAD_SETTINGS
+    configure_logging(settings.log_format, settings.log_level)
+    handler = args.handler
+    result: int = handler(settings, args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

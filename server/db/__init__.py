@@ -1,0 +1,1 @@
+"""Storage seam: engines, table registry, migrations."""

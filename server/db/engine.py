@@ -1,0 +1,82 @@
+"""Engines: PostgreSQL (asyncpg pool) or SQLite (embedded), chosen by DATABASE_URL.
+
+Tables are bound to the engine explicitly (``bind_tables``) rather than found
+through ``piccolo_conf`` at first use, so a process (or a test) decides once
+which database its tables talk to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from piccolo.engine.base import Engine
+from piccolo.engine.postgres import PostgresEngine
+from piccolo.engine.sqlite import SQLiteEngine, TransactionType
+
+from server.db.tables import TABLES
+from server.settings import DatabaseUrl
+
+
+def create_engine(database: DatabaseUrl) -> Engine[Any]:
+    """Build the Piccolo engine for ``database`` (no connection is opened yet)."""
+    if database.kind == "postgres":
+        # extensions=(): UUIDs come from gen_random_uuid() (built in since PG 13)
+        # or from Python, so no CREATE EXTENSION privilege is needed.
+        return PostgresEngine(config={"dsn": database.url}, extensions=(), log_queries=False)
+    assert database.sqlite_path is not None
+    Path(database.sqlite_path).parent.mkdir(parents=True, exist_ok=True)
+    return SQLiteEngine(path=database.sqlite_path)
+
+
+def bind_tables(engine: Engine[Any]) -> None:
+    """Point every table of the schema at ``engine``."""
+    for table in TABLES:
+        table._meta.db = engine
+
+
+@asynccontextmanager
+async def engine_lifespan(engine: Engine[Any], pool_size: int) -> AsyncIterator[Engine[Any]]:
+    """Open the pool (PostgreSQL) or set journal mode (SQLite); close on exit."""
+    bind_tables(engine)
+    if isinstance(engine, PostgresEngine):
+        await engine.start_connection_pool(min_size=1, max_size=pool_size)
+        try:
+            yield engine
+        finally:
+            await engine.close_connection_pool()
+    else:
+        # WAL lets readers run while one writer commits: the embedded server
+        # reads snapshots while it writes events.
+        await engine.run_ddl("PRAGMA journal_mode=WAL")
+        yield engine
+
+
+async def ping(engine: Engine[Any]) -> None:
+    """Run a trivial query; raises when the database does not answer."""
+    await engine.run_ddl("SELECT 1")
+
+
+def write_transaction(engine: Engine[Any]) -> Any:
+    """A transaction for read-then-write work.
+
+    SQLite's default DEFERRED transactions fail with "database is locked" when
+    two of them read and then both try to write; IMMEDIATE takes the write lock
+    up front. PostgreSQL needs nothing special (row locks do the work).
+    """
+    if isinstance(engine, SQLiteEngine):
+        return engine.transaction(transaction_type=TransactionType.immediate)
+    return engine.transaction()
+
+
+def is_unique_violation(exc: BaseException) -> bool:
+    """True when ``exc`` is a unique-constraint violation, on either engine."""
+    import sqlite3
+
+    import asyncpg
+
+    if isinstance(exc, asyncpg.UniqueViolationError):
+        return True
+    return isinstance(exc, sqlite3.IntegrityError) and "UNIQUE constraint failed" in str(exc)

@@ -1,0 +1,74 @@
+"""Apply pending migrations, once, even when several instances start together.
+
+PostgreSQL: the runner holds a session advisory lock on a dedicated
+connection; the instances that wait for it find nothing left to do. SQLite
+(embedded, one instance): an exclusive file lock beside the database does the
+same for two processes started by mistake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import importlib
+import os
+from pathlib import Path
+
+import asyncpg
+from piccolo.apps.migrations.commands.forwards import run_forwards
+from piccolo.apps.migrations.tables import Migration
+
+from server.db.engine import create_engine
+from server.db.piccolo_app import APP_NAME
+from server.log import get_logger
+from server.settings import DatabaseUrl
+
+# Any constant shared by every instance; spells "mood" in ASCII.
+MIGRATION_LOCK_KEY = 0x6D6F6F64
+PICCOLO_CONF_MODULE = "server.db.piccolo_conf"
+
+log = get_logger(__name__)
+
+
+class MigrationError(RuntimeError):
+    """A migration failed; the database is left at the last one that succeeded."""
+
+
+async def _forwards(database: DatabaseUrl) -> None:
+    # Piccolo's runner finds its engine through the PICCOLO_CONF module (and
+    # caches it on its Migration table): point both at ``database``.
+    os.environ.setdefault("PICCOLO_CONF", PICCOLO_CONF_MODULE)
+    conf = importlib.import_module(os.environ["PICCOLO_CONF"])
+    engine = create_engine(database)
+    conf.__dict__["DB"] = engine
+    Migration._meta.db = engine
+    result = await run_forwards(APP_NAME)
+    if not result.success:
+        raise MigrationError(result.message)
+
+
+async def migrate(database: DatabaseUrl) -> None:
+    """Run every pending migration of ``database`` under a cross-process lock."""
+    if database.kind == "postgres":
+        connection = await asyncpg.connect(dsn=database.url)
+        try:
+            log.info("migrations.waiting_for_lock")
+            await connection.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+            try:
+                await _forwards(database)
+            finally:
+                await connection.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
+        finally:
+            await connection.close()
+    else:
+        assert database.sqlite_path is not None
+        lock_path = Path(f"{database.sqlite_path}.migrate.lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        # A lock file opens instantly; only the wait for the lock may block.
+        with lock_path.open("w") as lock_file:  # noqa: ASYNC230
+            await asyncio.to_thread(fcntl.flock, lock_file, fcntl.LOCK_EX)
+            try:
+                await _forwards(database)
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+    log.info("migrations.done", database=database.redacted)

@@ -1,0 +1,1 @@
+"""The per-project event log (PROTOCOL.md 3.2)."""

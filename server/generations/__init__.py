@@ -1,0 +1,1 @@
+"""AI generations: credit-backed requests and the job queue."""

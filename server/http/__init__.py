@@ -1,0 +1,1 @@
+"""REST controllers and HTTP plumbing."""

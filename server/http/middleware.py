@@ -1,0 +1,67 @@
+"""ASGI middleware: a request id on every log line, and one access-log line per request.
+
+The access line carries the path without its query string and no headers, so
+tokens and cookies never reach the log (STACK-NOTES.md, "Tokens leak into logs").
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+import structlog
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from server.log import get_logger
+
+_CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+log = get_logger("server.http")
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            candidate = value.decode("latin-1")
+            if _CLIENT_REQUEST_ID.match(candidate):
+                return candidate
+    return uuid.uuid4().hex
+
+
+class RequestContextMiddleware:
+    """Bind ``request_id`` for the request's duration and log how it ended."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in (ScopeType.HTTP, ScopeType.WEBSOCKET):
+            await self.app(scope, receive, send)
+            return
+        request_id = _request_id(scope)
+        kind = "connection_id" if scope["type"] == ScopeType.WEBSOCKET else "request_id"
+        status: dict[str, Any] = {"code": None}
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                headers = list(message.get("headers", ()))
+                headers.append((b"x-request-id", request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        with structlog.contextvars.bound_contextvars(**{kind: request_id}):
+            try:
+                await self.app(scope, receive, send_with_id)
+            finally:
+                if scope["type"] == ScopeType.HTTP:
+                    log.info(
+                        "http.request",
+                        method=scope.get("method"),
+                        path=scope.get("path"),
+                        status=status["code"],
+                        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                    )

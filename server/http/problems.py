@@ -1,0 +1,99 @@
+"""RFC 9457 problem+json for every error (PROTOCOL.md section 2).
+
+Domain errors (``server.errors``), Litestar's validation and HTTP errors and
+anything unexpected all leave through here, so clients see one shape:
+``{type, status, title, detail, code, ...}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import (
+    HTTPException,
+    MethodNotAllowedException,
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+    ValidationException,
+)
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from server.errors import ErrorCode, ServerError
+from server.log import get_logger
+
+PROBLEM_JSON = "application/problem+json"
+log = get_logger(__name__)
+
+_CODES_BY_STATUS: dict[int, ErrorCode] = {
+    400: "bad_request",
+    401: "unauthorized",
+    402: "payment_required",
+    403: "forbidden",
+    404: "not_found",
+    405: "bad_request",
+    409: "conflict",
+    410: "not_found",
+    413: "too_large",
+    422: "bad_request",
+    429: "rate_limited",
+}
+
+
+def problem(
+    status: int, title: str, detail: str, code: ErrorCode, **extra: Any
+) -> Response[dict[str, Any]]:
+    """Build a problem+json response."""
+    body = {"type": "about:blank", "status": status, "title": title, "detail": detail}
+    body["code"] = code
+    body.update(extra)
+    headers = {}
+    if "retry_after" in extra:
+        headers["Retry-After"] = str(extra["retry_after"])
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def server_error_handler(_request: Request[Any, Any, Any], exc: ServerError) -> Response[Any]:
+    """Our own errors carry their status and code."""
+    return problem(exc.status, exc.title, exc.detail, exc.code, **exc.extra)
+
+
+def validation_error_handler(
+    _request: Request[Any, Any, Any], exc: ValidationException
+) -> Response[Any]:
+    """A body or parameter that failed validation: 400, naming the field."""
+    errors = exc.extra if isinstance(exc.extra, list) else []
+    return problem(400, "Bad request", exc.detail, "bad_request", errors=errors)
+
+
+def http_error_handler(_request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    """Litestar's own HTTP errors (404 route, 405 method, ...)."""
+    code = _CODES_BY_STATUS.get(exc.status_code, "internal")
+    titles: dict[type[HTTPException], str] = {
+        NotFoundException: "Not found",
+        MethodNotAllowedException: "Method not allowed",
+        NotAuthorizedException: "Unauthorized",
+        PermissionDeniedException: "Forbidden",
+    }
+    title = titles.get(type(exc), "Error")
+    return problem(exc.status_code, title, exc.detail, code)
+
+
+def unexpected_error_handler(_request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """A bug: log it with its traceback, tell the client nothing internal."""
+    log.error("http.unhandled_error", exc_info=exc)
+    return problem(
+        HTTP_500_INTERNAL_SERVER_ERROR,
+        "Internal server error",
+        "The server failed to handle this request; it has been logged.",
+        "internal",
+    )
+
+
+EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+    ServerError: server_error_handler,
+    ValidationException: validation_error_handler,
+    HTTPException: http_error_handler,
+    Exception: unexpected_error_handler,
+}

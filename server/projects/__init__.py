@@ -1,0 +1,1 @@
+"""Projects and their content: members, rooms, board items, resources."""

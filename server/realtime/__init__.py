@@ -1,0 +1,1 @@
+"""The WebSocket side: protocol, sessions, fan-out, presence."""

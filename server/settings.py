@@ -1,0 +1,235 @@
+"""Settings, read once from the environment (PROTOCOL.md section 1).
+
+Nothing else in the code base reads ``os.environ``: the composition root calls
+:func:`load_settings` once and hands the frozen result to whoever needs it.
+Every invalid value raises :class:`SettingsError` naming the variable and what
+is wrong with it, so an operator sees one line, not a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import urlsplit
+
+DatabaseKind = Literal["postgres", "sqlite"]
+LogFormat = Literal["console", "json"]
+
+DEFAULT_DATABASE_URL = "sqlite:///./moodboard.sqlite3"
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the server cannot use."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+        self.problem = problem
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DatabaseUrl:
+    """A parsed ``DATABASE_URL``: which engine, and how to reach it."""
+
+    url: str
+    kind: DatabaseKind
+    sqlite_path: str | None = None
+
+    @property
+    def redacted(self) -> str:
+        """The URL with any password replaced, safe to log."""
+        parts = urlsplit(self.url)
+        if parts.password is None:
+            return self.url
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        return parts._replace(netloc=netloc).geturl()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """Everything a deployment configures. Built by :func:`load_settings`."""
+
+    database: DatabaseUrl = field(default_factory=lambda: parse_database_url(DEFAULT_DATABASE_URL))
+    redis_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    allowed_origins: tuple[str, ...] = ()
+    secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    secret_key_generated: bool = True
+    signup_credits: int = 100
+    generation_cost: int = 10
+    inprocess_worker: bool = True
+    log_format: LogFormat = "console"
+    log_level: str = "info"
+    db_pool_size: int = 10
+
+    @property
+    def embedded(self) -> bool:
+        """SQLite and the in-process broker: one instance, nothing to install."""
+        return self.database.kind == "sqlite" and self.redis_url is None
+
+
+def parse_database_url(value: str, variable: str = "DATABASE_URL") -> DatabaseUrl:
+    """Parse and check a database URL.
+
+    Args:
+        value: ``postgresql://user@host:port/db`` or ``sqlite:///path``.
+        variable: the variable name to put in error messages.
+
+    Raises:
+        SettingsError: the URL cannot be used, with the reason.
+    """
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError as exc:
+        raise SettingsError(variable, f"malformed URL ({exc})") from None
+    scheme = parts.scheme.lower()
+    if scheme in ("postgresql", "postgres"):
+        if not parts.hostname and "host=" not in parts.query:
+            raise SettingsError(variable, "a postgresql:// URL needs a host")
+        if not parts.path.strip("/"):
+            raise SettingsError(variable, "a postgresql:// URL needs a database name")
+        if port is not None and not 0 < port < 65536:
+            raise SettingsError(variable, f"port {port} is out of range")
+        return DatabaseUrl(url=value, kind="postgres")
+    if scheme == "sqlite":
+        if parts.netloc:
+            raise SettingsError(
+                variable, "use sqlite:///relative/path or sqlite:////absolute/path (no host)"
+            )
+        path = parts.path[1:] if parts.path.startswith("/") else parts.path
+        if not path or path == ":memory:":
+            raise SettingsError(variable, "a sqlite:/// URL needs a file path")
+        return DatabaseUrl(url=value, kind="sqlite", sqlite_path=path)
+    raise SettingsError(
+        variable,
+        f"unsupported scheme {parts.scheme!r}: expected postgresql:// or sqlite:///",
+    )
+
+
+def _redis_url(value: str) -> str:
+    try:
+        parts = urlsplit(value)
+        _ = parts.port
+    except ValueError as exc:
+        raise SettingsError("REDIS_URL", f"malformed URL ({exc})") from None
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise SettingsError(
+            "REDIS_URL", f"unsupported scheme {parts.scheme!r}: expected redis://, rediss://"
+        )
+    if parts.scheme != "unix" and not parts.hostname:
+        raise SettingsError("REDIS_URL", "needs a host, e.g. redis://127.0.0.1:6379/0")
+    return value
+
+
+def _int(env: Mapping[str, str], variable: str, default: int, low: int, high: int) -> int:
+    raw = env.get(variable, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(variable, f"expected an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(variable, f"{value} is out of range {low}..{high}")
+    return value
+
+
+def _bool(env: Mapping[str, str], variable: str, default: bool) -> bool:
+    raw = env.get(variable, "").strip().lower()
+    if not raw:
+        return default
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise SettingsError(variable, f"expected true/false (or 1/0, on/off), got {raw!r}")
+
+
+def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = env.get("MOODBOARD_ALLOWED_ORIGINS", "")
+    origins = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        parts = urlsplit(item)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+            raise SettingsError(
+                "MOODBOARD_ALLOWED_ORIGINS",
+                f"{item!r} is not an origin like https://app.example.com",
+            )
+        origins.append(f"{parts.scheme}://{parts.netloc}".lower())
+    return tuple(origins)
+
+
+def _log_format(env: Mapping[str, str]) -> LogFormat:
+    raw = env.get("MOODBOARD_LOG_FORMAT", "").strip().lower()
+    if not raw:
+        # Readable in a terminal, JSON wherever logs are collected.
+        return "console" if sys.stderr.isatty() else "json"
+    if raw == "console":
+        return "console"
+    if raw == "json":
+        return "json"
+    raise SettingsError("MOODBOARD_LOG_FORMAT", f"expected console or json, got {raw!r}")
+
+
+def _log_level(env: Mapping[str, str]) -> str:
+    raw = env.get("MOODBOARD_LOG_LEVEL", "").strip().lower() or "info"
+    if raw not in _LOG_LEVELS:
+        raise SettingsError("MOODBOARD_LOG_LEVEL", f"expected one of {', '.join(_LOG_LEVELS)}")
+    return raw
+
+
+def database_from_env(environ: Mapping[str, str] | None = None) -> DatabaseUrl:
+    """Only ``DATABASE_URL``: what Piccolo's own CLI needs (piccolo_conf.py)."""
+    env = os.environ if environ is None else environ
+    return parse_database_url(env.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL)
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the settings from the environment (or from ``environ`` in tests).
+
+    Raises:
+        SettingsError: the first invalid variable, named, with what is wrong.
+    """
+    env = os.environ if environ is None else environ
+    database = database_from_env(env)
+    redis_raw = env.get("REDIS_URL", "").strip()
+    redis_url = _redis_url(redis_raw) if redis_raw else None
+    embedded = database.kind == "sqlite" and redis_url is None
+
+    secret = env.get("MOODBOARD_SECRET_KEY", "").strip()
+    if secret and len(secret) < 32:
+        raise SettingsError("MOODBOARD_SECRET_KEY", "must be at least 32 characters")
+    if not secret and not embedded:
+        raise SettingsError(
+            "MOODBOARD_SECRET_KEY",
+            "required outside embedded mode (PostgreSQL or Redis configured); "
+            "generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'",
+        )
+
+    host = env.get("MOODBOARD_HOST", "").strip() or "127.0.0.1"
+    return Settings(
+        database=database,
+        redis_url=redis_url,
+        host=host,
+        port=_int(env, "MOODBOARD_PORT", 8000, 0, 65535),
+        allowed_origins=_origins(env),
+        secret_key=secret or secrets.token_urlsafe(32),
+        secret_key_generated=not secret,
+        signup_credits=_int(env, "MOODBOARD_SIGNUP_CREDITS", 100, 0, 10**9),
+        generation_cost=_int(env, "MOODBOARD_GENERATION_COST", 10, 0, 10**9),
+        inprocess_worker=_bool(env, "MOODBOARD_INPROCESS_WORKER", embedded),
+        log_format=_log_format(env),
+        log_level=_log_level(env),
+        db_pool_size=_int(env, "MOODBOARD_DB_POOL_SIZE", 10, 1, 1000),
+    )

@@ -1,0 +1,104 @@
+"""Real server processes for end-to-end tests: ``moodboard serve`` on a free port."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import free_port
+
+SECRET = "e2e-secret-" + "x" * 32
+START_TIMEOUT_S = 30.0
+
+
+@dataclass
+class ServerProcess:
+    """A running ``moodboard serve``, its base URL and its captured output."""
+
+    process: asyncio.subprocess.Process
+    port: int
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    async def wait_ready(self, timeout: float = START_TIMEOUT_S) -> None:
+        """Wait until /readyz answers 200 (fails early if the process died)."""
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            deadline = asyncio.get_running_loop().time() + timeout
+            while True:
+                if self.process.returncode is not None:
+                    raise AssertionError(f"server exited {self.process.returncode}:\n{self.log()}")
+                try:
+                    if (await client.get(f"{self.url}/readyz")).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                if asyncio.get_running_loop().time() > deadline:
+                    raise AssertionError(f"server not ready in {timeout} s:\n{self.log()}")
+                await asyncio.sleep(0.1)
+
+    async def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        """Send ``sig`` and wait for the exit status."""
+        if self.process.returncode is None:
+            self.process.send_signal(sig)
+        return await asyncio.wait_for(self.process.wait(), timeout)
+
+
+def server_env(database_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a server process: ours, minus MOODBOARD_*, plus these."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOODBOARD_")}
+    env.pop("REDIS_URL", None)
+    env.update(
+        DATABASE_URL=database_url,
+        MOODBOARD_SECRET_KEY=SECRET,
+        MOODBOARD_LOG_FORMAT="json",
+        **extra,
+    )
+    return env
+
+
+@asynccontextmanager
+async def running_server(
+    env: Mapping[str, str], log_dir: Path, *, cwd: Path | None = None, wait: bool = True
+) -> AsyncIterator[ServerProcess]:
+    """Start ``moodboard serve`` on a free port; stop it (SIGKILL if it hangs) on exit."""
+    port = free_port()
+    log_path = log_dir / f"server-{port}.log"
+    with log_path.open("wb") as log_file:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "server.cli",
+            "serve",
+            "--port",
+            str(port),
+            env=dict(env),
+            cwd=cwd,
+            stdout=log_file,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+    server = ServerProcess(process=process, port=port, log_path=log_path)
+    try:
+        if wait:
+            await server.wait_ready()
+        yield server
+    finally:
+        if process.returncode is None:
+            try:
+                await server.stop()
+            except TimeoutError:
+                process.kill()
+                await process.wait()

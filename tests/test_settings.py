@@ -1,0 +1,116 @@
+"""Settings: defaults for a newcomer, one clear error per bad variable (PROTOCOL.md 1)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from server.settings import SettingsError, load_settings
+
+SECRET = "s" * 40
+
+
+def test_defaults_are_embedded_mode() -> None:
+    """With nothing set, the server is embedded: SQLite file, in-process broker, worker on."""
+    settings = load_settings({})
+    assert settings.embedded
+    assert settings.database.kind == "sqlite"
+    assert settings.database.sqlite_path == "./moodboard.sqlite3"
+    assert settings.redis_url is None
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+    assert settings.allowed_origins == ()
+    assert settings.secret_key_generated
+    assert len(settings.secret_key) >= 32
+    assert (settings.signup_credits, settings.generation_cost) == (100, 10)
+    assert settings.inprocess_worker is True
+
+
+def test_production_settings_are_read() -> None:
+    """PostgreSQL + Redis with every variable set are taken as given."""
+    settings = load_settings(
+        {
+            "DATABASE_URL": "postgresql://app:pw@db.internal:5433/moodboard",
+            "REDIS_URL": "redis://cache:6379/2",
+            "MOODBOARD_HOST": "0.0.0.0",
+            "MOODBOARD_PORT": "9000",
+            "MOODBOARD_ALLOWED_ORIGINS": "https://app.example.com, http://localhost:3000/",
+            "MOODBOARD_SECRET_KEY": SECRET,
+            "MOODBOARD_SIGNUP_CREDITS": "5",
+            "MOODBOARD_GENERATION_COST": "2",
+        }
+    )
+    assert not settings.embedded
+    assert settings.database.kind == "postgres"
+    assert settings.database.redacted == "postgresql://app:***@db.internal:5433/moodboard"
+    assert settings.redis_url == "redis://cache:6379/2"
+    assert (settings.host, settings.port) == ("0.0.0.0", 9000)
+    assert settings.allowed_origins == ("https://app.example.com", "http://localhost:3000")
+    assert settings.secret_key == SECRET
+    assert not settings.secret_key_generated
+    assert (settings.signup_credits, settings.generation_cost) == (5, 2)
+    assert settings.inprocess_worker is False  # off outside embedded mode
+
+
+@pytest.mark.parametrize(
+    ("env", "variable", "fragment"),
+    [
+        ({"DATABASE_URL": "mysql://localhost/db"}, "DATABASE_URL", "unsupported scheme"),
+        ({"DATABASE_URL": "postgresql://localhost:notaport/db"}, "DATABASE_URL", "malformed"),
+        ({"DATABASE_URL": "postgresql://localhost"}, "DATABASE_URL", "database name"),
+        ({"DATABASE_URL": "postgresql:///db"}, "DATABASE_URL", "needs a host"),
+        ({"DATABASE_URL": "sqlite://host/file.db"}, "DATABASE_URL", "no host"),
+        ({"DATABASE_URL": "sqlite:///:memory:"}, "DATABASE_URL", "file path"),
+        ({"REDIS_URL": "http://cache:6379"}, "REDIS_URL", "unsupported scheme"),
+        ({"MOODBOARD_PORT": "eighty"}, "MOODBOARD_PORT", "expected an integer"),
+        ({"MOODBOARD_PORT": "70000"}, "MOODBOARD_PORT", "out of range"),
+        ({"MOODBOARD_SIGNUP_CREDITS": "-1"}, "MOODBOARD_SIGNUP_CREDITS", "out of range"),
+        ({"MOODBOARD_GENERATION_COST": "1.5"}, "MOODBOARD_GENERATION_COST", "integer"),
+        ({"MOODBOARD_INPROCESS_WORKER": "maybe"}, "MOODBOARD_INPROCESS_WORKER", "true/false"),
+        ({"MOODBOARD_ALLOWED_ORIGINS": "example.com"}, "MOODBOARD_ALLOWED_ORIGINS", "origin"),
+        ({"MOODBOARD_SECRET_KEY": "short"}, "MOODBOARD_SECRET_KEY", "at least 32"),
+        ({"REDIS_URL": "redis://cache:6379"}, "MOODBOARD_SECRET_KEY", "required outside"),
+        ({"MOODBOARD_LOG_FORMAT": "xml"}, "MOODBOARD_LOG_FORMAT", "console or json"),
+    ],
+)
+def test_invalid_values_name_the_variable(
+    env: dict[str, str], variable: str, fragment: str
+) -> None:
+    """Each invalid value raises an error naming its variable and what is wrong."""
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env)
+    assert caught.value.variable == variable
+    assert str(caught.value).startswith(f"{variable}: ")
+    assert fragment in str(caught.value)
+
+
+def test_sqlite_paths() -> None:
+    """sqlite:///relative and sqlite:////absolute both give a file path."""
+    assert load_settings({"DATABASE_URL": "sqlite:///data/m.db"}).database.sqlite_path == (
+        "data/m.db"
+    )
+    assert load_settings({"DATABASE_URL": "sqlite:////var/m.db"}).database.sqlite_path == (
+        "/var/m.db"
+    )
+
+
+def test_bad_setting_is_one_line_not_a_traceback() -> None:
+    """The CLI prints one line naming the variable and exits 2, with no traceback."""
+    env = {**os.environ, "DATABASE_URL": "postgresql://db:port/x"}
+    result = subprocess.run(
+        [sys.executable, "-m", "server.cli", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines == [
+        "moodboard: invalid setting DATABASE_URL: malformed URL "
+        "(Port could not be cast to integer value as 'port')"
+    ]
+    assert "Traceback" not in result.stderr

@@ -11,10 +11,20 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from server import __version__
+from server.access.notify import LocalNotifier
+from server.access.throttle import LoginThrottle, MemoryLoginThrottle, RedisLoginThrottle
 from server.db.engine import create_engine, engine_lifespan
+from server.http.admin import AdminController
+from server.http.auth import AuthController
+from server.http.context import AppContext
+from server.http.deps import DEPENDENCIES
 from server.http.health import healthz, readyz
+from server.http.me import MeController
+from server.http.members import InvitationController, MemberController
 from server.http.middleware import RequestContextMiddleware
 from server.http.problems import EXCEPTION_HANDLERS
+from server.http.projects import ProjectController
+from server.http.teams import TeamController
 from server.log import get_logger
 from server.settings import Settings
 
@@ -33,8 +43,20 @@ def create_app(settings: Settings) -> Litestar:
         engine = create_engine(settings.database)
         async with engine_lifespan(engine, settings.db_pool_size):
             redis = aioredis.from_url(settings.redis_url) if settings.redis_url else None
+            throttle: LoginThrottle = (
+                RedisLoginThrottle(redis, settings.login_failures_per_minute)
+                if redis is not None
+                else MemoryLoginThrottle(settings.login_failures_per_minute)
+            )
             app.state.engine = engine
             app.state.redis = redis
+            app.state.ctx = AppContext(
+                settings=settings,
+                engine=engine,
+                redis=redis,
+                throttle=throttle,
+                notifier=LocalNotifier(),
+            )
             log.info(
                 "server.started",
                 database=settings.database.redacted,
@@ -48,7 +70,18 @@ def create_app(settings: Settings) -> Litestar:
                     await redis.aclose()
 
     return Litestar(
-        route_handlers=[healthz, readyz],
+        route_handlers=[
+            healthz,
+            readyz,
+            AuthController,
+            MeController,
+            ProjectController,
+            MemberController,
+            InvitationController,
+            TeamController,
+            AdminController,
+        ],
+        dependencies=DEPENDENCIES,
         lifespan=[resources],
         middleware=[RequestContextMiddleware],
         exception_handlers=EXCEPTION_HANDLERS,

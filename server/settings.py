@@ -69,6 +69,10 @@ class Settings:
     log_format: LogFormat = "console"
     log_level: str = "info"
     db_pool_size: int = 10
+    session_ttl_s: int = 14 * 24 * 3600
+    invitation_ttl_s: int = 7 * 24 * 3600
+    login_failures_per_minute: int = 10
+    cookie_secure: bool | None = None  # None: Secure when the request came over https
 
     @property
     def embedded(self) -> bool:
@@ -154,6 +158,13 @@ def _bool(env: Mapping[str, str], variable: str, default: bool) -> bool:
     raise SettingsError(variable, f"expected true/false (or 1/0, on/off), got {raw!r}")
 
 
+def _optional_bool(env: Mapping[str, str], variable: str) -> bool | None:
+    """Unset or ``auto`` means None: decide per request."""
+    if env.get(variable, "").strip().lower() in ("", "auto"):
+        return None
+    return _bool(env, variable, False)
+
+
 def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
     raw = env.get("MOODBOARD_ALLOWED_ORIGINS", "")
     origins = []
@@ -232,4 +243,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         log_format=_log_format(env),
         log_level=_log_level(env),
         db_pool_size=_int(env, "MOODBOARD_DB_POOL_SIZE", 10, 1, 1000),
+        session_ttl_s=3600 * _int(env, "MOODBOARD_SESSION_TTL_HOURS", 14 * 24, 1, 24 * 366),
+        invitation_ttl_s=3600 * _int(env, "MOODBOARD_INVITATION_TTL_HOURS", 7 * 24, 1, 24 * 90),
+        login_failures_per_minute=_int(env, "MOODBOARD_LOGIN_FAILURES_PER_MINUTE", 10, 1, 10_000),
+        cookie_secure=_optional_bool(env, "MOODBOARD_COOKIE_SECURE"),
     )

@@ -64,7 +64,22 @@ def validation_error_handler(
 ) -> Response[Any]:
     """A body or parameter that failed validation: 400, naming the field."""
     errors = exc.extra if isinstance(exc.extra, list) else []
-    return problem(400, "Bad request", exc.detail, "bad_request", errors=errors)
+    detail = exc.detail
+    first = errors[0] if errors and isinstance(errors[0], dict) else None
+    if first is not None:
+        key = first.get("key")
+        field = _field_from(str(first.get("message", ""))) if key in (None, "data") else key
+        message = str(first.get("message", "")).split(" - at `")[0]
+        detail = f"{field}: {message}" if field else message or detail
+    return problem(400, "Bad request", detail, "bad_request", errors=errors)
+
+
+def _field_from(message: str) -> str | None:
+    """msgspec says where: "... - at `$.name`" or "unknown field `x`"."""
+    for marker in (" - at `$.", "unknown field `", "required field `"):
+        if marker in message:
+            return message.split(marker, 1)[1].split("`", 1)[0].split(".", 1)[0].split("[", 1)[0]
+    return None
 
 
 def http_error_handler(_request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:

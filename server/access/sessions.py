@@ -1,0 +1,156 @@
+"""Sessions: created at login, looked up by token hash, sliding expiry, revocable.
+
+A session's token is shown once (login answer, cookie) and stored only as its
+SHA-256 (server/access/tokens.py). Expiry slides: activity pushes
+``expires_at`` forward, written at most once per ``TOUCH_INTERVAL`` so a busy
+client does not turn every request into a write.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from server.access.principal import Principal, ServicePrincipal, Via
+from server.access.tables import ServiceAccount, UserSession
+from server.access.tokens import hash_token, new_token
+from server.types import UserId
+
+TOUCH_INTERVAL = timedelta(seconds=60)
+MAX_USER_AGENT = 512
+
+
+@dataclass(frozen=True, slots=True)
+class NewSession:
+    """A just-created session and its token (the only time the token exists in clear)."""
+
+    id: uuid.UUID
+    token: str
+    expires_at: datetime
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def start_session(
+    user_id: UserId, *, ttl_s: int, ip: str | None, user_agent: str | None
+) -> NewSession:
+    """Create a session for ``user_id``; the caller hands the token to the client."""
+    token, token_hash = new_token("session")
+    session_id = uuid.uuid4()
+    expires_at = now() + timedelta(seconds=ttl_s)
+    await UserSession.insert(
+        UserSession(
+            id=session_id,
+            user_id=user_id,
+            token_hash=token_hash,
+            expires_at=expires_at,
+            ip=ip,
+            user_agent=(user_agent or "")[:MAX_USER_AGENT] or None,
+        )
+    )
+    return NewSession(id=session_id, token=token, expires_at=expires_at)
+
+
+async def authenticate(token: str, *, ttl_s: int, via: Via) -> Principal | None:
+    """The principal of a live session token, or None (unknown, expired, revoked, erased)."""
+    current = now()
+    row = (
+        await UserSession.select(
+            UserSession.id,
+            UserSession.last_seen_at,
+            UserSession.user_id.id.as_alias("user_id"),
+            UserSession.user_id.email.as_alias("email"),
+            UserSession.user_id.name.as_alias("name"),
+            UserSession.user_id.role.as_alias("role"),
+        )
+        .where(
+            (UserSession.token_hash == hash_token(token))
+            & UserSession.revoked_at.is_null()
+            & (UserSession.expires_at > current)
+            & UserSession.user_id.deleted_at.is_null()
+        )
+        .first()
+    )
+    if row is None:
+        return None
+    if current - _aware(row["last_seen_at"]) >= TOUCH_INTERVAL:
+        await UserSession.update(
+            {
+                UserSession.last_seen_at: current,
+                UserSession.expires_at: current + timedelta(seconds=ttl_s),
+            }
+        ).where(UserSession.id == row["id"])
+    return Principal(
+        user_id=UserId(row["user_id"]),
+        session_id=row["id"],
+        email=row["email"],
+        name=row["name"],
+        role=row["role"],
+        via=via,
+    )
+
+
+async def authenticate_service(key: str) -> ServicePrincipal | None:
+    """The service account of an API key, or None (unknown or revoked)."""
+    row = (
+        await ServiceAccount.select(ServiceAccount.id, ServiceAccount.name)
+        .where((ServiceAccount.key_hash == hash_token(key)) & ServiceAccount.revoked_at.is_null())
+        .first()
+    )
+    if row is None:
+        return None
+    return ServicePrincipal(account_id=row["id"], name=row["name"])
+
+
+async def list_sessions(user_id: UserId) -> list[dict[str, Any]]:
+    """The user's live sessions, newest first (never their tokens)."""
+    rows: list[dict[str, Any]] = (
+        await UserSession.select(
+            UserSession.id,
+            UserSession.created_at,
+            UserSession.last_seen_at,
+            UserSession.expires_at,
+            UserSession.ip,
+            UserSession.user_agent,
+        )
+        .where(
+            (UserSession.user_id == user_id)
+            & UserSession.revoked_at.is_null()
+            & (UserSession.expires_at > now())
+        )
+        .order_by(UserSession.created_at, ascending=False)
+    )
+    return rows
+
+
+async def revoke_session(user_id: UserId, session_id: uuid.UUID) -> bool:
+    """Revoke one of the user's sessions; False when it is not theirs or already gone."""
+    revoked = (
+        await UserSession.update({UserSession.revoked_at: now()})
+        .where(
+            (UserSession.id == session_id)
+            & (UserSession.user_id == user_id)
+            & UserSession.revoked_at.is_null()
+        )
+        .returning(UserSession.id)
+    )
+    return bool(revoked)
+
+
+async def revoke_all_sessions(user_id: UserId) -> list[uuid.UUID]:
+    """Revoke every live session of the user; returns their ids."""
+    rows = (
+        await UserSession.update({UserSession.revoked_at: now()})
+        .where((UserSession.user_id == user_id) & UserSession.revoked_at.is_null())
+        .returning(UserSession.id)
+    )
+    return [row["id"] for row in rows]
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; they were written as UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

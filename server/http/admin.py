@@ -1,0 +1,71 @@
+"""``/api/admin``: service accounts, credit adjustments, the audit log (platform admins)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from litestar import Controller, get, post
+from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+
+from server.access import admin, audit
+from server.http.deps import Caller, ClientInfo, Ctx
+from server.http.schemas import (
+    AuditEntry,
+    CreditAdjustBody,
+    ServiceAccountCreateBody,
+    ServiceAccountCreated,
+    User,
+    to,
+)
+from server.types import UserId
+
+
+class AdminController(Controller):
+    path = "/api/admin"
+    tags = ["admin"]
+
+    @post("/service-accounts", status_code=HTTP_201_CREATED)
+    async def create_service_account(
+        self, data: JSONBody[ServiceAccountCreateBody], caller: Caller, ctx: Ctx, client: ClientInfo
+    ) -> ServiceAccountCreated:
+        """A worker's identity; its key is shown once and stored hashed."""
+        created = await admin.create_service_account(
+            ctx.engine, caller, name=data.name, ip=client.ip
+        )
+        return to(ServiceAccountCreated, created)
+
+    @post("/users/{user_id:uuid}/credits", status_code=HTTP_200_OK)
+    async def adjust_credits(
+        self,
+        user_id: FromPath[uuid.UUID],
+        data: JSONBody[CreditAdjustBody],
+        caller: Caller,
+        ctx: Ctx,
+        client: ClientInfo,
+    ) -> User:
+        """Add or remove credits, with a ledger row and an audit entry."""
+        user = await admin.adjust_credits(
+            ctx.engine,
+            caller,
+            UserId(user_id),
+            delta=data.delta,
+            reason=data.reason,
+            ip=client.ip,
+        )
+        return to(User, user)
+
+    @get("/audit")
+    async def audit_log(
+        self,
+        caller: Caller,
+        actor: Annotated[uuid.UUID | None, QueryParameter()] = None,
+        action: Annotated[str | None, QueryParameter(max_length=64)] = None,
+        after: Annotated[int, QueryParameter(ge=0)] = 0,
+        limit: Annotated[int, QueryParameter(ge=1, le=audit.AUDIT_PAGE_MAX)] = 100,
+    ) -> list[AuditEntry]:
+        """Audit entries with id > after, oldest first, filtered by actor and action."""
+        admin.require_admin(caller)
+        rows = await audit.search(actor=actor, action=action, after=after, limit=limit)
+        return to(list[AuditEntry], rows)

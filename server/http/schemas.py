@@ -1,0 +1,214 @@
+"""Request and response bodies of the REST API (PROTOCOL.md section 2), as msgspec Structs.
+
+Request bodies forbid unknown fields (PROTOCOL.md: never silently stored) and
+carry their limits, so a bad body fails in the decoder with a message naming
+the field. Responses are typed so the OpenAPI schema describes them exactly.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal, TypeVar
+
+import msgspec
+
+Email = Annotated[str, msgspec.Meta(min_length=3, max_length=320)]
+Password = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Description = Annotated[str, msgspec.Meta(max_length=10_000)]
+Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Version = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
+ProjectRoleName = Literal["owner", "editor", "viewer"]
+TeamRoleName = Literal["owner", "member"]
+
+
+class Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A request body: unknown fields are an error."""
+
+
+class RegisterBody(Body):
+    email: Email
+    password: Password
+    name: Name
+
+
+class LoginBody(Body):
+    email: Email
+    password: Password
+
+
+class PasswordBody(Body):
+    password: Password
+
+
+class ProjectCreateBody(Body):
+    name: Name
+    description: Description = ""
+    team_id: uuid.UUID | None = None
+
+
+class ProjectPatchBody(Body):
+    base_version: Version
+    name: Name | msgspec.UnsetType = msgspec.UNSET
+    description: Description | msgspec.UnsetType = msgspec.UNSET
+
+    def changes(self) -> dict[str, Any]:
+        return {
+            f: getattr(self, f)
+            for f in ("name", "description")
+            if getattr(self, f) is not msgspec.UNSET
+        }
+
+
+class MemberCreateBody(Body):
+    email: Email
+    role: ProjectRoleName
+
+
+class MemberPatchBody(Body):
+    role: ProjectRoleName
+
+
+class InvitationCreateBody(Body):
+    email: Email
+    role: ProjectRoleName
+
+
+class TeamCreateBody(Body):
+    name: Name
+
+
+class TeamMemberCreateBody(Body):
+    email: Email
+    role: TeamRoleName = "member"
+
+
+class TeamGrantBody(Body):
+    team_id: uuid.UUID
+    role: ProjectRoleName
+
+
+class ServiceAccountCreateBody(Body):
+    name: Name
+
+
+class CreditAdjustBody(Body):
+    delta: Annotated[int, msgspec.Meta(ge=-(10**9), le=10**9)]
+    reason: Reason
+
+
+# --- responses ---------------------------------------------------------------
+
+
+class User(msgspec.Struct):
+    id: uuid.UUID
+    email: str
+    name: str
+    role: Literal["user", "admin"]
+    credits: int
+    created_at: datetime
+
+
+class AuthResult(msgspec.Struct):
+    user: User
+    token: str
+
+
+class Session(msgspec.Struct):
+    id: uuid.UUID
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+    ip: str | None
+    user_agent: str | None
+    current: bool
+
+
+class Project(msgspec.Struct):
+    id: uuid.UUID
+    name: str
+    description: str
+    owner_id: uuid.UUID
+    team_id: uuid.UUID | None
+    version: int
+    seq: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class ProjectListed(Project):
+    role: ProjectRoleName
+
+
+class Member(msgspec.Struct):
+    user_id: uuid.UUID
+    name: str
+    email: str
+    role: ProjectRoleName
+    created_at: datetime
+
+
+class AcceptedInvitation(Member):
+    project_id: uuid.UUID
+
+
+class InvitationCreated(msgspec.Struct):
+    id: uuid.UUID
+    token: str
+    expires_at: datetime
+
+
+class Team(msgspec.Struct):
+    id: uuid.UUID
+    name: str
+    created_at: datetime
+    role: TeamRoleName
+
+
+class TeamMember(msgspec.Struct):
+    user_id: uuid.UUID
+    name: str
+    email: str
+    role: TeamRoleName
+
+
+class TeamDetail(Team):
+    members: list[TeamMember]
+
+
+class TeamMemberAdded(TeamMember):
+    team_id: uuid.UUID
+
+
+class TeamGrant(msgspec.Struct):
+    project_id: uuid.UUID
+    team_id: uuid.UUID
+    role: ProjectRoleName
+
+
+class ServiceAccountCreated(msgspec.Struct):
+    id: uuid.UUID
+    name: str
+    key: str
+
+
+class AuditEntry(msgspec.Struct):
+    id: int
+    at: datetime
+    actor_id: uuid.UUID | None
+    actor_kind: str
+    action: str
+    target_type: str | None
+    target_id: str | None
+    project_id: uuid.UUID | None
+    ip: str | None
+    details: dict[str, Any]
+
+
+T = TypeVar("T")
+
+
+def to(kind: type[T], value: Any) -> T:
+    """Convert a service's plain dict (or list) into its response type."""
+    return msgspec.convert(value, kind, strict=False)

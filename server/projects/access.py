@@ -1,0 +1,84 @@
+"""Reading a caller's role on a project from the database and asking the policy.
+
+A project the caller cannot read answers exactly like one that does not exist
+(403 ``forbidden``, PROTOCOL.md section 2), so ids cannot be probed.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from server.access import policy
+from server.errors import Forbidden
+from server.projects.tables import Project, ProjectMember
+from server.types import ProjectId, ProjectRole, UserId
+
+NO_ACCESS = "project not found, or you have no access to it"
+
+_ROLES_SQL = """
+SELECT 'direct' AS via, m.role AS role FROM project_member m
+WHERE m.project_id = {} AND m.user_id = {}
+UNION ALL
+SELECT 'team' AS via, g.role AS role FROM project_team_grant g
+JOIN team_member t ON t.team_id = g.team_id
+WHERE g.project_id = {} AND t.user_id = {}
+"""
+
+_READABLE_SQL = """
+SELECT m.project_id AS project_id, m.role AS role FROM project_member m WHERE m.user_id = {}
+UNION ALL
+SELECT g.project_id AS project_id, g.role AS role FROM project_team_grant g
+JOIN team_member t ON t.team_id = g.team_id WHERE t.user_id = {}
+"""
+
+
+async def role_on(project_id: ProjectId, user_id: UserId) -> ProjectRole | None:
+    """The user's effective role on a live project (None: no access or no such project)."""
+    project = await Project.select(Project.deleted_at).where(Project.id == project_id).first()
+    if project is None:
+        return None
+    rows = await Project.raw(_ROLES_SQL, project_id, user_id, project_id, user_id)
+    direct = next((row["role"] for row in rows if row["via"] == "direct"), None)
+    teams = [row["role"] for row in rows if row["via"] == "team"]
+    return policy.role_for(direct, teams, deleted=project["deleted_at"] is not None)
+
+
+async def require(project_id: ProjectId, user_id: UserId, action: policy.Action) -> ProjectRole:
+    """The caller's role if the policy lets them do ``action``; raises Forbidden otherwise.
+
+    A caller who can read the project but not do ``action`` is told which
+    role it needs; anyone else gets the same answer as for a missing project.
+    """
+    role = await role_on(project_id, user_id)
+    if role is None:
+        raise Forbidden(NO_ACCESS)
+    if not policy.can(role, action):
+        raise Forbidden(f"your role ({role}) does not allow {action}")
+    return role
+
+
+async def readable_roles(user_id: UserId) -> dict[uuid.UUID, ProjectRole]:
+    """Every project (live or not) the user has a role on, with the effective role."""
+    rows = await Project.raw(_READABLE_SQL, user_id, user_id)
+    by_project: dict[uuid.UUID, list[ProjectRole]] = {}
+    for row in rows:
+        key = (
+            row["project_id"]
+            if isinstance(row["project_id"], uuid.UUID)
+            else uuid.UUID(str(row["project_id"]))
+        )
+        by_project.setdefault(key, []).append(row["role"])
+    result: dict[uuid.UUID, ProjectRole] = {}
+    for project_id, roles in by_project.items():
+        best = policy.highest(roles)
+        if best is not None:
+            result[project_id] = best
+    return result
+
+
+async def direct_owner_count(project_id: ProjectId) -> int:
+    """How many direct owners the project has (the last one cannot leave, PROTOCOL.md 2)."""
+    count: int = await ProjectMember.count().where(
+        (ProjectMember.project_id == project_id) & (ProjectMember.role == "owner")
+    )
+    return count

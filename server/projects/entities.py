@@ -1,0 +1,48 @@
+"""The wire form of entities (PROTOCOL.md section 2): what REST, events and snapshots carry."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, overload
+
+PROJECT_FIELDS = (
+    "id",
+    "name",
+    "description",
+    "owner_id",
+    "team_id",
+    "version",
+    "seq",
+    "created_at",
+    "updated_at",
+)
+
+
+@overload
+def utc(value: datetime) -> datetime: ...
+@overload
+def utc(value: None) -> None: ...
+def utc(value: datetime | None) -> datetime | None:
+    """An aware UTC datetime (SQLite gives naive ones, written as UTC)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def rfc3339(value: datetime | None) -> str | None:
+    """RFC 3339 in UTC with a Z, as every time on the wire."""
+    aware = utc(value)
+    return None if aware is None else aware.isoformat().replace("+00:00", "Z")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return rfc3339(value)
+    if hasattr(value, "hex") and type(value).__name__ == "UUID":
+        return str(value)
+    return value
+
+
+def project_entity(row: dict[str, Any]) -> dict[str, Any]:
+    """A project row as PROTOCOL.md's project entity (JSON-ready)."""
+    return {name: _plain(row[name]) for name in PROJECT_FIELDS}

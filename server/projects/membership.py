@@ -1,0 +1,439 @@
+"""Who may work on a project: direct members, team grants and invitations.
+
+Only owners manage them (PROTOCOL.md section 2); any member may leave. The
+last direct owner can be neither removed nor demoted (409). Every change is
+an event in the project's log (``member.*``), an audit entry, and a
+notification so live sockets re-check access (DESIGN.md "Access and sessions").
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from piccolo.engine.base import Engine
+
+from server.access import audit
+from server.access.notify import Notifier
+from server.access.policy import RANK, Action
+from server.access.principal import Principal
+from server.access.tables import AppUser, Team, TeamMember
+from server.access.tokens import hash_token, new_token
+from server.access.users import normalize_email
+from server.db.engine import write_transaction
+from server.errors import Conflict, Forbidden, Gone, NotFound, ValidationFailed
+from server.events import log as event_log
+from server.events.log import EventRecord
+from server.projects import access
+from server.projects.entities import rfc3339, utc
+from server.projects.tables import Invitation, Project, ProjectMember, ProjectTeamGrant
+from server.types import PROJECT_ROLES, ProjectId, ProjectRole, UserId
+
+LAST_OWNER = "the project's last owner cannot be removed or demoted; add another owner first"
+
+
+def check_role(role: str) -> ProjectRole:
+    if role not in PROJECT_ROLES:
+        raise ValidationFailed("role: must be owner, editor or viewer", field="role")
+    return role
+
+
+def member_view(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "user_id": str(row["user_id"]),
+        "name": row["name"],
+        "email": row["email"],
+        "role": row["role"],
+        "created_at": rfc3339(row["created_at"]),
+    }
+
+
+async def list_members(project_id: ProjectId) -> list[dict[str, Any]]:
+    """The project's direct members, oldest first."""
+    rows = (
+        await ProjectMember.select(
+            ProjectMember.user_id,
+            ProjectMember.user_id.name.as_alias("name"),
+            ProjectMember.user_id.email.as_alias("email"),
+            ProjectMember.role,
+            ProjectMember.created_at,
+        )
+        .where(ProjectMember.project_id == project_id)
+        .order_by(ProjectMember.created_at)
+    )
+    return [member_view(row) for row in rows]
+
+
+async def _member(project_id: ProjectId, user_id: UserId) -> dict[str, Any] | None:
+    row: dict[str, Any] | None = (
+        await ProjectMember.select(
+            ProjectMember.id,
+            ProjectMember.user_id,
+            ProjectMember.user_id.name.as_alias("name"),
+            ProjectMember.user_id.email.as_alias("email"),
+            ProjectMember.role,
+            ProjectMember.created_at,
+        )
+        .where((ProjectMember.project_id == project_id) & (ProjectMember.user_id == user_id))
+        .first()
+    )
+    return row
+
+
+async def _member_event(
+    project_id: ProjectId, seq: int, kind: str, member: dict[str, Any], actor: UserId | None
+) -> EventRecord:
+    data = (
+        {}
+        if kind == "member.deleted"
+        else {"user_id": str(member["user_id"]), "name": member["name"], "role": member["role"]}
+    )
+    return await event_log.append(
+        project_id,
+        kind=kind,
+        entity="member",
+        entity_id=member["user_id"],
+        version=None,
+        data=data,
+        actor_id=actor,
+        seq=seq,
+    )
+
+
+async def add_member(
+    engine: Engine[Any],
+    notifier: Notifier,
+    caller: Principal,
+    project_id: ProjectId,
+    *,
+    email: str,
+    role: str,
+    ip: str | None,
+) -> dict[str, Any]:
+    """Add an existing user by email with ``role`` (owners only)."""
+    new_role = check_role(role)
+    address = normalize_email(email)
+    async with write_transaction(engine):
+        await access.require(project_id, caller.user_id, "members.manage")
+        user = (
+            await AppUser.select(AppUser.id)
+            .where((AppUser.email == address) & AppUser.deleted_at.is_null())
+            .first()
+        )
+        if user is None:
+            raise NotFound(
+                "email: no user has this e-mail; send an invitation instead", field="email"
+            )
+        seq = await event_log.next_seq(project_id)  # locks the project: changes serialise
+        if await _member(project_id, user["id"]) is not None:
+            raise Conflict("email: this user is already a member", field="email")
+        await ProjectMember.insert(
+            ProjectMember(
+                project_id=project_id, user_id=user["id"], role=new_role, added_by=caller.user_id
+            )
+        )
+        member = await _member(project_id, user["id"])
+        assert member is not None
+        event = await _member_event(project_id, seq, "member.created", member, caller.user_id)
+        await audit.record(
+            "member.added",
+            actor_id=caller.user_id,
+            target_type="user",
+            target_id=user["id"],
+            project_id=project_id,
+            ip=ip,
+            details={"role": new_role},
+        )
+    await notifier.events_committed([event])
+    await notifier.access_changed(project_id, [UserId(user["id"])])
+    return member_view(member)
+
+
+async def change_role(
+    engine: Engine[Any],
+    notifier: Notifier,
+    caller: Principal,
+    project_id: ProjectId,
+    user_id: UserId,
+    *,
+    role: str,
+    ip: str | None,
+) -> dict[str, Any]:
+    """Change a member's role (owners only); the last owner cannot be demoted (409)."""
+    new_role = check_role(role)
+    async with write_transaction(engine):
+        await access.require(project_id, caller.user_id, "members.manage")
+        seq = await event_log.next_seq(project_id)
+        member = await _member(project_id, user_id)
+        if member is None:
+            raise NotFound("this user is not a member of the project")
+        if member["role"] == new_role:
+            return member_view(member)
+        if member["role"] == "owner" and await access.direct_owner_count(project_id) <= 1:
+            raise Conflict(LAST_OWNER)
+        await ProjectMember.update({ProjectMember.role: new_role}).where(
+            ProjectMember.id == member["id"]
+        )
+        member = {**member, "role": new_role}
+        event = await _member_event(project_id, seq, "member.updated", member, caller.user_id)
+        await audit.record(
+            "member.role_changed",
+            actor_id=caller.user_id,
+            target_type="user",
+            target_id=user_id,
+            project_id=project_id,
+            ip=ip,
+            details={"role": new_role},
+        )
+    await notifier.events_committed([event])
+    await notifier.access_changed(project_id, [user_id])
+    return member_view(member)
+
+
+async def remove_member(
+    engine: Engine[Any],
+    notifier: Notifier,
+    caller: Principal,
+    project_id: ProjectId,
+    user_id: UserId,
+    *,
+    ip: str | None,
+) -> None:
+    """Remove a member (owners; or a member leaving); never the last owner (409)."""
+    async with write_transaction(engine):
+        action: Action = "project.read" if user_id == caller.user_id else "members.manage"
+        await access.require(project_id, caller.user_id, action)
+        seq = await event_log.next_seq(project_id)
+        member = await _member(project_id, user_id)
+        if member is None:
+            raise NotFound("this user is not a member of the project")
+        if member["role"] == "owner" and await access.direct_owner_count(project_id) <= 1:
+            raise Conflict(LAST_OWNER)
+        await ProjectMember.delete().where(ProjectMember.id == member["id"])
+        event = await _member_event(project_id, seq, "member.deleted", member, caller.user_id)
+        await audit.record(
+            "member.removed",
+            actor_id=caller.user_id,
+            target_type="user",
+            target_id=user_id,
+            project_id=project_id,
+            ip=ip,
+        )
+    await notifier.events_committed([event])
+    await notifier.access_changed(project_id, [user_id])
+
+
+async def invite(
+    engine: Engine[Any],
+    caller: Principal,
+    project_id: ProjectId,
+    *,
+    email: str,
+    role: str,
+    ttl_s: int,
+    ip: str | None,
+) -> dict[str, Any]:
+    """Create a single-use invitation; its token is in this answer only."""
+    new_role = check_role(role)
+    address = normalize_email(email)
+    token, token_hash = new_token("invitation")
+    invitation_id = uuid.uuid4()
+    expires_at = datetime.now(UTC) + timedelta(seconds=ttl_s)
+    async with write_transaction(engine):
+        await access.require(project_id, caller.user_id, "members.manage")
+        await Invitation.insert(
+            Invitation(
+                id=invitation_id,
+                project_id=project_id,
+                email=address,
+                role=new_role,
+                token_hash=token_hash,
+                invited_by=caller.user_id,
+                expires_at=expires_at,
+            )
+        )
+        await audit.record(
+            "invitation.created",
+            actor_id=caller.user_id,
+            target_type="invitation",
+            target_id=invitation_id,
+            project_id=project_id,
+            ip=ip,
+            details={"role": new_role},
+        )
+    return {"id": str(invitation_id), "token": token, "expires_at": rfc3339(expires_at)}
+
+
+async def accept_invitation(
+    engine: Engine[Any], notifier: Notifier, caller: Principal, token: str, *, ip: str | None
+) -> dict[str, Any]:
+    """Use an invitation: the caller becomes a member with its role (or keeps a higher one).
+
+    Raises:
+        NotFound: no invitation has this token (or its project is gone).
+        Gone: it expired or was already used (410).
+    """
+    now = datetime.now(UTC)
+    async with write_transaction(engine):
+        invitation = (
+            await Invitation.select().where(Invitation.token_hash == hash_token(token)).first()
+        )
+        if invitation is None:
+            raise NotFound("no invitation has this token")
+        project_id = ProjectId(invitation["project_id"])
+        if invitation["used_at"] is not None:
+            raise Gone("this invitation was already used")
+        if utc(invitation["expires_at"]) <= now:
+            raise Gone("this invitation has expired")
+        if not await Project.exists().where(
+            (Project.id == project_id) & Project.deleted_at.is_null()
+        ):
+            raise NotFound("no invitation has this token")
+        claimed = (
+            await Invitation.update({Invitation.used_at: now, Invitation.used_by: caller.user_id})
+            .where((Invitation.id == invitation["id"]) & Invitation.used_at.is_null())
+            .returning(Invitation.id)
+        )
+        if not claimed:  # someone else used it between our read and this write
+            raise Gone("this invitation was already used")
+        existing = await _member(project_id, caller.user_id)
+        role: ProjectRole = invitation["role"]
+        if existing is None:
+            await ProjectMember.insert(
+                ProjectMember(
+                    project_id=project_id,
+                    user_id=caller.user_id,
+                    role=role,
+                    added_by=invitation["invited_by"],
+                )
+            )
+            kind = "member.created"
+        elif RANK[role] > RANK[existing["role"]]:
+            await ProjectMember.update({ProjectMember.role: role}).where(
+                ProjectMember.id == existing["id"]
+            )
+            kind = "member.updated"
+        else:
+            kind = ""
+        member = await _member(project_id, caller.user_id)
+        assert member is not None
+        events = []
+        if kind:
+            seq = await event_log.next_seq(project_id)
+            events.append(await _member_event(project_id, seq, kind, member, caller.user_id))
+        await audit.record(
+            "invitation.accepted",
+            actor_id=caller.user_id,
+            target_type="invitation",
+            target_id=invitation["id"],
+            project_id=project_id,
+            ip=ip,
+        )
+    await notifier.events_committed(events)
+    await notifier.access_changed(project_id, [caller.user_id])
+    return {**member_view(member), "project_id": str(project_id)}
+
+
+async def _team_member_ids(team_id: uuid.UUID) -> list[UserId]:
+    rows = await TeamMember.select(TeamMember.user_id).where(TeamMember.team_id == team_id)
+    return [UserId(row["user_id"]) for row in rows]
+
+
+async def grant_team(
+    engine: Engine[Any],
+    notifier: Notifier,
+    caller: Principal,
+    project_id: ProjectId,
+    *,
+    team_id: uuid.UUID,
+    role: str,
+    ip: str | None,
+) -> tuple[dict[str, Any], bool]:
+    """Give every member of a team ``role`` on the project (project owners who are in the team).
+
+    Granting again changes the role. Returns the grant and whether it is new.
+    """
+    new_role = check_role(role)
+    async with write_transaction(engine):
+        await access.require(project_id, caller.user_id, "members.manage")
+        if not await Team.exists().where(Team.id == team_id):
+            raise NotFound("team_id: no such team", field="team_id")
+        if not await TeamMember.exists().where(
+            (TeamMember.team_id == team_id) & (TeamMember.user_id == caller.user_id)
+        ):
+            raise Forbidden(
+                "team_id: you can only grant access to teams you belong to", field="team_id"
+            )
+        existing = (
+            await ProjectTeamGrant.select(ProjectTeamGrant.id)
+            .where(
+                (ProjectTeamGrant.project_id == project_id) & (ProjectTeamGrant.team_id == team_id)
+            )
+            .first()
+        )
+        if existing is None:
+            await ProjectTeamGrant.insert(
+                ProjectTeamGrant(
+                    project_id=project_id, team_id=team_id, role=new_role, granted_by=caller.user_id
+                )
+            )
+        else:
+            await ProjectTeamGrant.update({ProjectTeamGrant.role: new_role}).where(
+                ProjectTeamGrant.id == existing["id"]
+            )
+        await audit.record(
+            "team_grant.set",
+            actor_id=caller.user_id,
+            target_type="team",
+            target_id=team_id,
+            project_id=project_id,
+            ip=ip,
+            details={"role": new_role},
+        )
+        affected = await _team_member_ids(team_id)
+    await notifier.access_changed(project_id, affected)
+    grant = {"project_id": str(project_id), "team_id": str(team_id), "role": new_role}
+    return grant, existing is None
+
+
+async def revoke_team_grant(
+    engine: Engine[Any],
+    notifier: Notifier,
+    caller: Principal,
+    project_id: ProjectId,
+    team_id: uuid.UUID,
+    *,
+    ip: str | None,
+) -> None:
+    """Take a team's grant away: its members keep only their own memberships."""
+    async with write_transaction(engine):
+        await access.require(project_id, caller.user_id, "members.manage")
+        removed = (
+            await ProjectTeamGrant.delete()
+            .where(
+                (ProjectTeamGrant.project_id == project_id) & (ProjectTeamGrant.team_id == team_id)
+            )
+            .returning(ProjectTeamGrant.id)
+        )
+        if not removed:
+            raise NotFound("this team has no grant on the project")
+        await audit.record(
+            "team_grant.removed",
+            actor_id=caller.user_id,
+            target_type="team",
+            target_id=team_id,
+            project_id=project_id,
+            ip=ip,
+        )
+        affected = await _team_member_ids(team_id)
+    await notifier.access_changed(project_id, affected)
+
+
+async def list_team_grants(project_id: ProjectId) -> list[dict[str, Any]]:
+    rows = await ProjectTeamGrant.select(
+        ProjectTeamGrant.team_id,
+        ProjectTeamGrant.team_id.name.as_alias("name"),
+        ProjectTeamGrant.role,
+    ).where(ProjectTeamGrant.project_id == project_id)
+    return [{"team_id": str(r["team_id"]), "name": r["name"], "role": r["role"]} for r in rows]

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Developer tasks, needing nothing but Python 3.11+.
 
-Usage: ``python3 dev.py serve|test|lint|types|load|lock [args...]``.
+Usage: ``python3 dev.py serve|test|lint|types|lock [args...]``.
 
 Each task makes (or reuses) the virtual environment ``.venv``, installs the
 locked dependencies it needs when the lock file changed, and runs.
@@ -72,11 +72,6 @@ def test(args: list[str]) -> int:
     return run(BIN / "python", "-m", "pytest", *args, check=False)
 
 
-def load(args: list[str]) -> int:
-    ensure_env("load")
-    return run(BIN / "locust", "-f", "load_tests/locustfile.py", *args, check=False)
-
-
 def lock(_args: list[str]) -> int:
     """Re-resolve the lock files from pyproject.toml (needs the package index)."""
     ensure_env("test")
@@ -98,7 +93,7 @@ def lock(_args: list[str]) -> int:
     return 0
 
 
-TASKS = {"serve": serve, "test": test, "lint": lint, "types": types, "load": load, "lock": lock}
+TASKS = {"serve": serve, "test": test, "lint": lint, "types": types, "lock": lock}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in TASKS:

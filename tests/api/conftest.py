@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
-from litestar.testing import AsyncTestClient
+from litestar import Litestar
 
 from server.access.users import create_or_promote_admin
 from server.app import create_app
@@ -36,12 +39,13 @@ class Account:
 class Api:
     """An in-process client of the app plus shortcuts for test set-up."""
 
-    def __init__(self, client: AsyncTestClient[Any]) -> None:
+    def __init__(self, app: Litestar, client: httpx.AsyncClient) -> None:
+        self.app = app
         self.client = client
 
     @property
     def ctx(self) -> AppContext:
-        ctx: AppContext = self.client.app.state.ctx
+        ctx: AppContext = self.app.state.ctx
         return ctx
 
     async def register(self, name: str = "user", **extra: str) -> Account:
@@ -82,8 +86,46 @@ def app_for(database_url: str, **env: str) -> Any:
     )
 
 
+@asynccontextmanager
+async def serving(
+    app: Litestar, base_url: str = "http://testserver.local"
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Run ``app`` (lifespan included) in the test's own event loop, with a client for it.
+
+    Unlike litestar's AsyncTestClient, which runs the app in a thread with its own
+    loop, this lets a test query the tables (bound to the app's engine) directly.
+    """
+    started, stop = asyncio.Event(), asyncio.Event()
+
+    async def lifespan() -> None:
+        # Entered and left in this one task: the lifespan's cancel scopes need that,
+        # and pytest may set a fixture up and tear it down in different tasks.
+        async with app.lifespan():
+            started.set()
+            await stop.wait()
+
+    task = asyncio.create_task(lifespan())
+    waiter = asyncio.create_task(started.wait())
+    await asyncio.wait({task, waiter}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+    if not started.is_set():
+        waiter.cancel()
+        task.result() if task.done() else task.cancel()  # startup failed: raise its error
+        raise RuntimeError("the app did not start within 30 s")
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
+            yield client
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
 @pytest.fixture
 async def api(engine: Any, database_url: str) -> AsyncIterator[Api]:
-    """The app on this test's engine (tables emptied afterwards by ``engine``)."""
-    async with AsyncTestClient(app_for(database_url)) as client:
-        yield Api(client)
+    """The app on this test's engine (tables emptied afterwards by ``engine``).
+
+    Use ``serving(app_for(database_url, ...))`` for an app with other settings.
+    """
+    app = app_for(database_url)
+    async with serving(app) as client:
+        yield Api(app, client)

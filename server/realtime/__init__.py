@@ -1,1 +1,0 @@
-"""The WebSocket side: protocol, sessions, fan-out, presence."""

@@ -1,0 +1,1 @@
+"""The WebSocket side: the wire protocol, per-connection state, fan-out, presence."""

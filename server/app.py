@@ -11,7 +11,6 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from server import __version__
-from server.access.notify import LocalNotifier
 from server.access.throttle import LoginThrottle, MemoryLoginThrottle, RedisLoginThrottle
 from server.db.engine import create_engine, engine_lifespan
 from server.http.admin import AdminController
@@ -22,10 +21,15 @@ from server.http.health import healthz, readyz
 from server.http.me import MeController
 from server.http.members import InvitationController, MemberController
 from server.http.middleware import RequestContextMiddleware
+from server.http.openapi import document_problems
 from server.http.problems import EXCEPTION_HANDLERS
 from server.http.projects import ProjectController
 from server.http.teams import TeamController
 from server.log import get_logger
+from server.realtime.bus import Broker, MemoryBroker, RedisBroker
+from server.realtime.endpoint import new_instance_id, ws_endpoint
+from server.realtime.hub import Realtime
+from server.realtime.presence import MemoryPresence, PresenceStore, RedisPresence
 from server.settings import Settings
 
 log = get_logger(__name__)
@@ -48,14 +52,29 @@ def create_app(settings: Settings) -> Litestar:
                 if redis is not None
                 else MemoryLoginThrottle(settings.login_failures_per_minute)
             )
+            instance_id = new_instance_id()
+            broker: Broker = RedisBroker(redis) if redis is not None else MemoryBroker()
+            presence: PresenceStore = (
+                RedisPresence(redis, instance_id, ttl_s=settings.presence_ttl_s)
+                if redis is not None
+                else MemoryPresence()
+            )
+            realtime = Realtime(
+                broker=broker,
+                presence=presence,
+                instance_id=instance_id,
+                max_sockets_per_user=settings.max_sockets_per_user,
+            )
+            await realtime.start()
             app.state.engine = engine
             app.state.redis = redis
+            app.state.realtime = realtime
             app.state.ctx = AppContext(
                 settings=settings,
                 engine=engine,
                 redis=redis,
                 throttle=throttle,
-                notifier=LocalNotifier(),
+                notifier=realtime,
             )
             log.info(
                 "server.started",
@@ -66,10 +85,12 @@ def create_app(settings: Settings) -> Litestar:
             try:
                 yield
             finally:
+                await realtime.drain(0.0)  # anything the SIGTERM drain did not close
+                await realtime.stop()
                 if redis is not None:
                     await redis.aclose()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             healthz,
             readyz,
@@ -80,6 +101,7 @@ def create_app(settings: Settings) -> Litestar:
             InvitationController,
             TeamController,
             AdminController,
+            ws_endpoint,
         ],
         dependencies=DEPENDENCIES,
         lifespan=[resources],
@@ -94,3 +116,5 @@ def create_app(settings: Settings) -> Litestar:
         logging_config=None,  # server/log.py configures logging, once, for everything
         debug=False,
     )
+    document_problems(app)  # errors are problem+json; Litestar's schema says otherwise
+    return app

@@ -73,6 +73,13 @@ class Settings:
     invitation_ttl_s: int = 7 * 24 * 3600
     login_failures_per_minute: int = 10
     cookie_secure: bool | None = None  # None: Secure when the request came over https
+    max_joins_per_socket: int = 20
+    max_sockets_per_user: int = 50
+    socket_rate: int = 50
+    socket_burst: int = 100
+    outbox_frames: int = 1024
+    drain_window_s: float = 5.0
+    presence_ttl_s: float = 15.0
 
     @property
     def embedded(self) -> bool:
@@ -247,4 +254,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         invitation_ttl_s=3600 * _int(env, "MOODBOARD_INVITATION_TTL_HOURS", 7 * 24, 1, 24 * 90),
         login_failures_per_minute=_int(env, "MOODBOARD_LOGIN_FAILURES_PER_MINUTE", 10, 1, 10_000),
         cookie_secure=_optional_bool(env, "MOODBOARD_COOKIE_SECURE"),
+        max_joins_per_socket=_int(env, "MOODBOARD_MAX_JOINS_PER_SOCKET", 20, 1, 10_000),
+        max_sockets_per_user=_int(env, "MOODBOARD_MAX_SOCKETS_PER_USER", 50, 1, 100_000),
+        socket_rate=_int(env, "MOODBOARD_SOCKET_RATE", 50, 1, 100_000),
+        socket_burst=_int(env, "MOODBOARD_SOCKET_BURST", 100, 1, 1_000_000),
+        outbox_frames=_int(env, "MOODBOARD_OUTBOX_FRAMES", 1024, 8, 1_000_000),
+        drain_window_s=_int(env, "MOODBOARD_DRAIN_WINDOW_MS", 5000, 0, 60_000) / 1000,
+        presence_ttl_s=_int(env, "MOODBOARD_PRESENCE_TTL_S", 15, 2, 25),
     )

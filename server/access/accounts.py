@@ -230,6 +230,8 @@ async def erase(
         for project_id in await _solely_owned(caller.user_id):
             events.append(await _hand_over_or_delete(project_id, caller))
             changed_projects.append(project_id)
+        departures = await _leave_projects(caller.user_id)
+        events.extend(departures)
         await ProjectMember.delete().where(ProjectMember.user_id == caller.user_id)
         await TeamMember.delete().where(TeamMember.user_id == caller.user_id)
         await UserSettings.delete().where(UserSettings.user_id == caller.user_id)
@@ -257,11 +259,39 @@ async def erase(
     await notifier.events_committed(events)
     for project_id in changed_projects:
         await notifier.access_changed(project_id, None)
+    for event in departures:
+        await notifier.access_changed(event.project_id, [caller.user_id])
+
+
+async def _leave_projects(user_id: UserId) -> list[EventRecord]:
+    """A ``member.deleted`` event in each live project the user is leaving (PROTOCOL.md 3.2).
+
+    Removing a membership is a change of the project's state like any other, so
+    its subscribers (and later replays) must learn of it.
+    """
+    rows = await ProjectMember.select(ProjectMember.project_id).where(
+        (ProjectMember.user_id == user_id) & ProjectMember.project_id.deleted_at.is_null()
+    )
+    return [
+        await event_log.append(
+            ProjectId(row["project_id"]),
+            kind="member.deleted",
+            entity="member",
+            entity_id=user_id,
+            version=None,
+            data={},
+            actor_id=user_id,
+        )
+        for row in rows
+    ]
 
 
 async def _solely_owned(user_id: UserId) -> list[ProjectId]:
+    # Live projects only: a deleted one is neither handed over nor deleted again.
     owned = await ProjectMember.select(ProjectMember.project_id).where(
-        (ProjectMember.user_id == user_id) & (ProjectMember.role == "owner")
+        (ProjectMember.user_id == user_id)
+        & (ProjectMember.role == "owner")
+        & ProjectMember.project_id.deleted_at.is_null()
     )
     result = []
     for row in owned:

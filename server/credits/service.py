@@ -16,11 +16,12 @@ from piccolo.engine.base import Engine
 from server.access.tables import AppUser
 from server.credits.tables import CreditLedger
 from server.db.engine import write_transaction
-from server.errors import NotFound, PaymentRequired
+from server.errors import NotFound, PaymentRequired, ValidationFailed
 from server.projects.entities import rfc3339
 from server.types import UserId
 
 MAX_REASON = 64
+MAX_BALANCE = 2**31 - 1  # balances are 32-bit INTEGER columns on PostgreSQL
 
 
 class InsufficientCredits(PaymentRequired):
@@ -38,20 +39,26 @@ async def apply_change(
     """Change a balance by ``delta`` and write its ledger row; call inside a transaction.
 
     Returns the new balance. Raises InsufficientCredits when it would go below
-    zero and NotFound for an unknown (or erased) user; nothing is written then.
+    zero, ValidationFailed when it would pass MAX_BALANCE, and NotFound for an
+    unknown (or erased) user; nothing is written then.
     """
+    matches = (
+        (AppUser.id == user_id)
+        & AppUser.deleted_at.is_null()
+        & (AppUser.credits >= -delta)  # i.e. credits + delta >= 0
+    )
+    if delta > 0:  # only then: MAX_BALANCE - delta must itself fit in 32 bits
+        matches &= AppUser.credits <= MAX_BALANCE - delta
     rows = (
         await AppUser.update({AppUser.credits: AppUser.credits + delta})
-        .where(
-            (AppUser.id == user_id)
-            & AppUser.deleted_at.is_null()
-            & (AppUser.credits >= -delta)  # i.e. credits + delta >= 0
-        )
+        .where(matches)
         .returning(AppUser.credits)
     )
     if not rows:
         if not await AppUser.exists().where((AppUser.id == user_id) & AppUser.deleted_at.is_null()):
             raise NotFound("no such user")
+        if delta > 0:
+            raise ValidationFailed(f"delta: the balance would exceed {MAX_BALANCE}", field="delta")
         raise InsufficientCredits(f"not enough credits: this needs {-delta}", needed=-delta)
     balance: int = rows[0]["credits"]
     await CreditLedger.insert(

@@ -19,6 +19,8 @@ from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 from server.db.tables import TABLES
 from server.settings import DatabaseUrl
 
+SQLITE_BUSY_TIMEOUT_S = 30.0
+
 
 def create_engine(database: DatabaseUrl) -> Engine[Any]:
     """Build the Piccolo engine for ``database`` (no connection is opened yet)."""
@@ -28,7 +30,9 @@ def create_engine(database: DatabaseUrl) -> Engine[Any]:
         return PostgresEngine(config={"dsn": database.url}, extensions=(), log_queries=False)
     assert database.sqlite_path is not None
     Path(database.sqlite_path).parent.mkdir(parents=True, exist_ok=True)
-    return SQLiteEngine(path=database.sqlite_path)
+    # IMMEDIATE write transactions queue on SQLite's busy handler; its 5 s default
+    # turns a burst of concurrent writers into "database is locked" errors.
+    return SQLiteEngine(path=database.sqlite_path, timeout=SQLITE_BUSY_TIMEOUT_S)
 
 
 def bind_tables(engine: Engine[Any]) -> None:

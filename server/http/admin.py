@@ -12,6 +12,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from server.access import admin, audit
 from server.http.deps import Caller, ClientInfo, Ctx
 from server.http.schemas import (
+    NO_NUL,
     AuditEntry,
     CreditAdjustBody,
     ServiceAccountCreateBody,
@@ -61,8 +62,8 @@ class AdminController(Controller):
         self,
         caller: Caller,
         actor: Annotated[uuid.UUID | None, QueryParameter()] = None,
-        action: Annotated[str | None, QueryParameter(max_length=64)] = None,
-        after: Annotated[int, QueryParameter(ge=0)] = 0,
+        action: Annotated[str | None, QueryParameter(max_length=64, pattern=NO_NUL)] = None,
+        after: Annotated[int, QueryParameter(ge=0, le=2**53 - 1)] = 0,  # exact in JSON numbers
         limit: Annotated[int, QueryParameter(ge=1, le=audit.AUDIT_PAGE_MAX)] = 100,
     ) -> list[AuditEntry]:
         """Audit entries with id > after, oldest first, filtered by actor and action."""

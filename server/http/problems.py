@@ -70,6 +70,8 @@ def validation_error_handler(
         key = first.get("key")
         field = _field_from(str(first.get("message", ""))) if key in (None, "data") else key
         message = str(first.get("message", "")).split(" - at `")[0]
+        if key == "data" and message == "'data'":  # Litestar's KeyError text: no body at all
+            field, message = "body", "a JSON object is required"
         detail = f"{field}: {message}" if field else message or detail
     return problem(400, "Bad request", detail, "bad_request", errors=errors)
 
@@ -92,7 +94,9 @@ def http_error_handler(_request: Request[Any, Any, Any], exc: HTTPException) -> 
         PermissionDeniedException: "Forbidden",
     }
     title = titles.get(type(exc), "Error")
-    return problem(exc.status_code, title, exc.detail, code)
+    response = problem(exc.status_code, title, exc.detail, code)
+    response.headers.update(exc.headers or {})  # a 405's Allow (RFC 9110 15.5.6)
+    return response
 
 
 def unexpected_error_handler(_request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

@@ -13,11 +13,14 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 
-Email = Annotated[str, msgspec.Meta(min_length=3, max_length=320)]
-Password = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-Description = Annotated[str, msgspec.Meta(max_length=10_000)]
-Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+# PostgreSQL text and jsonb cannot hold U+0000 (SQLite can): every string that
+# is stored refuses it in the decoder, so both engines answer 400, never 500.
+NO_NUL = r"^[^\x00]*$"
+Email = Annotated[str, msgspec.Meta(min_length=3, max_length=320, pattern=NO_NUL)]
+Password = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]  # hashed, never stored
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=NO_NUL)]
+Description = Annotated[str, msgspec.Meta(max_length=10_000, pattern=NO_NUL)]
+Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=NO_NUL)]
 Version = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
 ProjectRoleName = Literal["owner", "editor", "viewer"]
 TeamRoleName = Literal["owner", "member"]

@@ -46,3 +46,54 @@ def _plain(value: Any) -> Any:
 def project_entity(row: dict[str, Any]) -> dict[str, Any]:
     """A project row as PROTOCOL.md's project entity (JSON-ready)."""
     return {name: _plain(row[name]) for name in PROJECT_FIELDS}
+
+
+ROOM_FIELDS = ("id", "project_id", "name", "room_type", "attributes", "position", "version")
+ITEM_FIELDS = (
+    "id",
+    "project_id",
+    "room_id",
+    "kind",
+    "x",
+    "y",
+    "w",
+    "h",
+    "rotation",
+    "z",
+    "data",
+    "version",
+)
+GENERATION_FIELDS = (
+    "id",
+    "project_id",
+    "room_id",
+    "requested_by",
+    "prompt",
+    "params",
+    "status",
+    "progress",
+    "stage",
+    "cost",
+    "result",
+    "error",
+    "attempts",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "version",
+)
+
+
+def room_entity(row: dict[str, Any]) -> dict[str, Any]:
+    """A room row as PROTOCOL.md's room entity (JSON columns already loaded)."""
+    return {name: _plain(row[name]) for name in ROOM_FIELDS}
+
+
+def item_entity(row: dict[str, Any]) -> dict[str, Any]:
+    """An item row as PROTOCOL.md's item entity (JSON columns already loaded)."""
+    return {name: _plain(row[name]) for name in ITEM_FIELDS}
+
+
+def generation_entity(row: dict[str, Any]) -> dict[str, Any]:
+    """A generation row as PROTOCOL.md's generation entity (JSON columns already loaded)."""
+    return {name: _plain(row[name]) for name in GENERATION_FIELDS}

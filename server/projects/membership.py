@@ -162,13 +162,14 @@ async def change_role(
 ) -> dict[str, Any]:
     """Change a member's role (owners only); the last owner cannot be demoted (409)."""
     new_role = check_role(role)
-    async with write_transaction(engine):
+    async with write_transaction(engine) as transaction:
         await access.require(project_id, caller.user_id, "members.manage")
         seq = await event_log.next_seq(project_id)
         member = await _member(project_id, user_id)
         if member is None:
             raise NotFound("this user is not a member of the project")
         if member["role"] == new_role:
+            await transaction.rollback()  # no change, no event: give the seq back (no gap)
             return member_view(member)
         if member["role"] == "owner" and await access.direct_owner_count(project_id) <= 1:
             raise Conflict(LAST_OWNER)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
-from collections.abc import AsyncIterator
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -13,10 +16,13 @@ import httpx
 import pytest
 from litestar import Litestar
 
+from server.access.notify import Notifier
 from server.access.users import create_or_promote_admin
+from server.events.log import EventRecord
 from server.app import create_app
 from server.http.context import AppContext
 from server.settings import load_settings
+from server.types import ProjectId, UserId
 
 SECRET = "t" * 40
 PASSWORD = "correct horse battery"
@@ -120,6 +126,30 @@ async def serving(
         await asyncio.wait_for(task, 30)
 
 
+class RecordingNotifier:
+    """Forwards to the app's real notifier and remembers what it was told (bounded)."""
+
+    def __init__(self, inner: Notifier) -> None:
+        self.inner = inner
+        self.revoked: deque[uuid.UUID] = deque(maxlen=1000)
+        self.access: deque[tuple[ProjectId, tuple[UserId, ...] | None]] = deque(maxlen=1000)
+        self.events: deque[EventRecord] = deque(maxlen=1000)
+
+    async def sessions_revoked(self, session_ids: Sequence[uuid.UUID]) -> None:
+        self.revoked.extend(session_ids)
+        await self.inner.sessions_revoked(session_ids)
+
+    async def access_changed(
+        self, project_id: ProjectId, user_ids: Sequence[UserId] | None
+    ) -> None:
+        self.access.append((project_id, None if user_ids is None else tuple(user_ids)))
+        await self.inner.access_changed(project_id, user_ids)
+
+    async def events_committed(self, events: Sequence[EventRecord]) -> None:
+        self.events.extend(events)
+        await self.inner.events_committed(events)
+
+
 @pytest.fixture
 async def api(engine: Any, database_url: str) -> AsyncIterator[Api]:
     """The app on this test's engine (tables emptied afterwards by ``engine``).
@@ -128,4 +158,6 @@ async def api(engine: Any, database_url: str) -> AsyncIterator[Api]:
     """
     app = app_for(database_url)
     async with serving(app) as client:
+        ctx: AppContext = app.state.ctx
+        app.state.ctx = dataclasses.replace(ctx, notifier=RecordingNotifier(ctx.notifier))
         yield Api(app, client)

@@ -1,0 +1,184 @@
+"""The broker seam: an in-process bus (embedded mode) or Redis pub/sub (REDIS_URL).
+
+Backends move bytes only: ``publish(channel, payload)``; ``subscribe`` and
+``unsubscribe`` per channel; every received payload goes to the one
+``on_message`` callback the hub installs. The hub subscribes upstream on a
+project's first local subscriber and unsubscribes on its last (STYLE.md,
+encode/broadcaster). Redis may drop messages or restart: that may delay an
+event, never lose it, because the receiving side fills gaps from the event
+log (``on_reconnect`` tells it when to look).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from server.log import get_logger
+
+log = get_logger(__name__)
+OnMessage = Callable[[str, bytes], None]
+OnReconnect = Callable[[], Coroutine[Any, Any, None]]
+
+
+class BrokerUnavailable(RuntimeError):
+    """The broker did not confirm a subscription in time (Redis down?)."""
+
+
+class Broker(Protocol):
+    """Moves payloads between instances (or within one)."""
+
+    on_message: OnMessage | None
+    on_reconnect: OnReconnect | None
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def subscribe(self, channel: str) -> None: ...
+    async def unsubscribe(self, channel: str) -> None: ...
+    async def publish(self, channel: str, payload: bytes) -> None: ...
+
+
+class MemoryBroker:
+    """One process, no network: publishing calls the subscribers' callback directly."""
+
+    def __init__(self) -> None:
+        self.on_message: OnMessage | None = None
+        self.on_reconnect: OnReconnect | None = None
+        self._channels: set[str] = set()
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        self._channels.clear()
+
+    async def subscribe(self, channel: str) -> None:
+        self._channels.add(channel)
+
+    async def unsubscribe(self, channel: str) -> None:
+        self._channels.discard(channel)
+
+    async def publish(self, channel: str, payload: bytes) -> None:
+        if channel in self._channels and self.on_message is not None:
+            self.on_message(channel, payload)
+
+
+class RedisBroker:
+    """Redis pub/sub: one subscriber connection per instance, one reader task.
+
+    ``subscribe`` returns once Redis confirmed the subscription, so a caller
+    that subscribes and then reads the database cannot miss an event
+    published after that read. When the connection drops, the reader
+    reconnects with backoff, subscribes again to every channel and calls
+    ``on_reconnect`` (events published meanwhile must come from the log).
+    """
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        reconnect_max_s: float = 5.0,
+        confirm_timeout_s: float = 5.0,
+    ) -> None:
+        self.on_message: OnMessage | None = None
+        self.on_reconnect: OnReconnect | None = None
+        self.reconnects = 0
+        self._client = client
+        self._reconnect_max_s = reconnect_max_s
+        self._confirm_timeout_s = confirm_timeout_s
+        self._channels: set[str] = set()
+        self._pending: dict[str, list[asyncio.Future[None]]] = {}
+        self._pubsub: Any = None
+        self._reader: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._pubsub = self._client.pubsub()
+        self._reader = asyncio.create_task(self._read(), name="redis-bus-reader")
+
+    async def stop(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        if self._pubsub is not None:
+            with contextlib.suppress(Exception):
+                await self._pubsub.aclose()
+        for futures in self._pending.values():
+            for future in futures:
+                future.cancel()
+
+    async def subscribe(self, channel: str) -> None:
+        self._channels.add(channel)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.setdefault(channel, []).append(future)
+        # On a connection error the reader reconnects and subscribes to every channel again.
+        with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
+            await self._pubsub.subscribe(channel)
+        try:
+            await asyncio.wait_for(future, self._confirm_timeout_s)
+        except TimeoutError:
+            # The channel stays wanted: the reader subscribes to it when Redis is back.
+            raise BrokerUnavailable(f"Redis did not confirm {channel}") from None
+
+    async def unsubscribe(self, channel: str) -> None:
+        self._channels.discard(channel)
+        with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
+            await self._pubsub.unsubscribe(channel)
+
+    async def publish(self, channel: str, payload: bytes) -> None:
+        await self._client.publish(channel, payload)
+
+    def _confirm(self, channel: str) -> None:
+        for future in self._pending.pop(channel, []):
+            if not future.done():
+                future.set_result(None)
+
+    async def _read(self) -> None:
+        delay = 0.05
+        while True:
+            try:
+                if not self._pubsub.subscribed:
+                    if self._channels:  # a resubscription failed: try again
+                        raise RedisConnectionError("not subscribed")
+                    await asyncio.sleep(0.05)  # nothing to read until a first subscribe
+                    continue
+                message = await self._pubsub.get_message(timeout=1.0)
+                delay = 0.05
+                if message is None:
+                    continue
+                kind = message["type"]
+                channel = message["channel"].decode()
+                if kind == "message" and self.on_message is not None:
+                    self.on_message(channel, message["data"])
+                elif kind == "subscribe":
+                    self._confirm(channel)
+            except asyncio.CancelledError:
+                raise
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                log.warning("bus.disconnected", error=repr(exc), retry_in_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._reconnect_max_s)
+                await self._resubscribe()
+
+    async def _resubscribe(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._pubsub.aclose()
+        self._pubsub = self._client.pubsub()
+        try:
+            if self._channels:
+                await self._pubsub.subscribe(*self._channels)
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            return  # still down: the reader loop retries
+        self.reconnects += 1
+        log.info("bus.reconnected", channels=len(self._channels))
+        if self.on_reconnect is not None:
+            task = asyncio.get_running_loop().create_task(self.on_reconnect())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)

@@ -1,0 +1,296 @@
+"""One socket at work: it pumps frames through the state machine and runs its effects.
+
+The reader loop decodes each frame and feeds ``ConnectionSession``; the
+effects it returns are carried out here (sending, authenticating, joining,
+leaving, presence). A writer task drains the bounded outbox onto the socket;
+when the outbox is full the socket closes with 4503 (the client resumes with
+``last_seq``), never an unbounded queue, never a silent drop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from litestar import WebSocket
+
+from server.access.principal import Principal
+from server.access.sessions import authenticate
+from server.errors import CloseCode
+from server.log import get_logger
+from server.projects.access import NO_ACCESS, role_on
+from server.realtime import protocol as p
+from server.realtime.hub import Realtime
+from server.realtime.outbox import Outbox
+from server.realtime.session import (
+    ApplyEdit,
+    Authenticate,
+    Close,
+    ConnectionSession,
+    Effect,
+    JoinProject,
+    LeaveProject,
+    Send,
+    SetPresence,
+)
+from server.realtime.snapshot import current_seq, read_replay, read_snapshot
+from server.types import ProjectId, UserId
+
+log = get_logger(__name__)
+
+
+@dataclass(slots=True)
+class Stream:
+    """A joined project on this socket: the last seq delivered, and the join-time buffer."""
+
+    last_seq: int = 0
+    buffer: list[tuple[int | None, str]] | None = field(default_factory=list)
+
+
+class Connection:
+    """The server side of one WebSocket."""
+
+    def __init__(
+        self,
+        socket: WebSocket[Any, Any, Any],
+        session: ConnectionSession,
+        realtime: Realtime,
+        *,
+        engine: Any,
+        session_ttl_s: int,
+        outbox_frames: int,
+    ) -> None:
+        self.socket = socket
+        self.session = session
+        self.realtime = realtime
+        self.engine = engine
+        self.session_ttl_s = session_ttl_s
+        self.outbox = Outbox(max_frames=outbox_frames)
+        self.streams: dict[uuid.UUID, Stream] = {}
+        self.closed = False
+        self._writer: asyncio.Task[None] | None = None
+        self._auth_timer: asyncio.TimerHandle | None = None
+
+    @property
+    def id(self) -> str:
+        return self.session.connection_id
+
+    @property
+    def user(self) -> p.UserInfo | None:
+        return self.session.user
+
+    @property
+    def user_id(self) -> uuid.UUID | None:
+        return None if self.session.user is None else self.session.user.id
+
+    @property
+    def session_id(self) -> uuid.UUID | None:
+        return self.session.session_id
+
+    # --- the pump -------------------------------------------------------------------------
+
+    async def run(self, handshake: Principal | None, handshake_failed: bool) -> None:
+        """Serve the socket until it closes (it is already accepted)."""
+        self._writer = asyncio.create_task(self._write_loop(), name=f"ws-writer-{self.id}")
+        try:
+            if handshake_failed:
+                await self.execute(self.session.authentication_failed())
+            elif handshake is not None:
+                await self._authenticated(handshake, None)
+            else:
+                loop = asyncio.get_running_loop()
+                self._auth_timer = loop.call_later(
+                    self.session.limits.auth_timeout_s,
+                    lambda: self.realtime.spawn(self.execute(self.session.auth_deadline())),
+                )
+            while not self.closed:
+                message = await self.socket.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                now = time.monotonic()
+                text = message.get("text")
+                if not isinstance(text, str):
+                    effects = self.session.receive_invalid(p.binary_frame_error(), now)
+                else:
+                    try:
+                        frame = p.decode(text)
+                    except p.ProtocolError as exc:
+                        effects = self.session.receive_invalid(exc, now)
+                    else:
+                        effects = self.session.receive(frame, now)
+                await self.execute(effects)
+        finally:
+            await self._cleanup()
+
+    async def execute(self, effects: list[Effect]) -> None:
+        for effect in effects:
+            if isinstance(effect, Send):
+                self.send_frame(effect.frame)
+            elif isinstance(effect, Close):
+                await self.close(effect.code, effect.reason)
+            elif isinstance(effect, Authenticate):
+                principal = await authenticate(effect.token, ttl_s=self.session_ttl_s, via="bearer")
+                if principal is None:
+                    await self.execute(self.session.authentication_failed())
+                else:
+                    await self._authenticated(principal, effect.ref)
+            elif isinstance(effect, JoinProject):
+                await self._join(effect.project_id, effect.last_seq, effect.ref)
+            elif isinstance(effect, LeaveProject):
+                await self._leave(effect.project_id)
+                self.send_frame(p.Left(ref=effect.ref, project_id=effect.project_id))
+            elif isinstance(effect, SetPresence):
+                self.realtime.presence_update(self, effect.project_id, effect.state)
+            elif isinstance(effect, ApplyEdit):
+                self.send_frame(
+                    p.Error(
+                        ref=effect.edit.ref,
+                        code="bad_request",
+                        message="edits over the socket are not served yet; use the REST API",
+                    )
+                )
+
+    async def _authenticated(self, principal: Principal, ref: str | None) -> None:
+        if self._auth_timer is not None:
+            self._auth_timer.cancel()
+        user = p.UserInfo(id=principal.user_id, name=principal.name, email=principal.email)
+        if self.session.user is None and not self.realtime.register(self, principal.user_id):
+            await self.close(CloseCode.RATE_LIMITED, "too many sockets for this user")
+            return
+        await self.execute(self.session.authenticated(user, principal.session_id, ref))
+
+    # --- output ---------------------------------------------------------------------------
+
+    def send_frame(self, frame: p.ServerFrame) -> None:
+        self.send_text(p.encode(frame).decode())
+
+    def send_text(self, text: str) -> None:
+        """Queue a frame; a full outbox closes the socket with 4503 (it resumes later)."""
+        if self.closed:
+            return
+        if not self.outbox.offer(text):
+            log.info("ws.too_slow", connection_id=self.id, queued=len(self.outbox))
+            self.realtime.spawn(self.close(CloseCode.TOO_SLOW, "too slow to keep up; resume"))
+
+    def deliver_event(self, project_id: uuid.UUID, seq: int, text: str) -> None:
+        """An event from the bus: once, in order, after the join's own read (DESIGN.md)."""
+        stream = self.streams.get(project_id)
+        if stream is None:
+            return
+        if stream.buffer is not None:
+            self._buffer(stream, seq, text)
+        elif seq > stream.last_seq:
+            stream.last_seq = seq
+            self.send_text(text)
+
+    def deliver_presence(self, project_id: uuid.UUID, text: str) -> None:
+        stream = self.streams.get(project_id)
+        if stream is None:
+            return
+        if stream.buffer is not None:
+            self._buffer(stream, None, text)
+        else:
+            self.send_text(text)
+
+    def _buffer(self, stream: Stream, seq: int | None, text: str) -> None:
+        assert stream.buffer is not None
+        if len(stream.buffer) >= self.outbox.max_frames:
+            self.realtime.spawn(self.close(CloseCode.TOO_SLOW, "too slow to keep up; resume"))
+            return
+        stream.buffer.append((seq, text))
+
+    async def _write_loop(self) -> None:
+        with contextlib.suppress(Exception):
+            while (text := await self.outbox.next()) is not None:
+                await self.socket.send_text(text)
+
+    # --- joining and leaving -----------------------------------------------------------------
+
+    async def _join(self, project_id: uuid.UUID, last_seq: int | None, ref: str | None) -> None:
+        user = self.session.user
+        assert user is not None
+        if await role_on(ProjectId(project_id), UserId(user.id)) is None:
+            self.session.join_failed(project_id)
+            self.send_frame(p.Error(ref=ref, code="forbidden", message=NO_ACCESS))
+            return
+        stream = self.streams[project_id] = Stream()
+        # Subscribe first, then read at a known seq S, then hand over what came after S.
+        await self.realtime.subscribe(self, project_id)
+        presence = await self.realtime.presence_enter(
+            self, project_id, p.PresenceEntry(user_id=user.id, name=user.name, state={})
+        )
+        replay: list[p.EventFrame] | None = None
+        seq = await current_seq(project_id)
+        if last_seq is not None and seq is not None:
+            replay = await read_replay(project_id, last_seq, seq)
+        snapshot = None
+        if replay is None:
+            taken = await read_snapshot(self.engine, project_id)
+            seq, snapshot = taken.seq, taken.state
+        assert seq is not None
+        self.send_frame(
+            p.Joined(
+                ref=ref,
+                project_id=project_id,
+                seq=seq,
+                mode="snapshot" if replay is None else "replay",
+                presence=presence,
+                snapshot=snapshot,
+            )
+        )
+        for frame in replay or ():
+            self.send_frame(frame)
+        stream.last_seq = seq
+        buffered, stream.buffer = stream.buffer or [], None
+        for event_seq, text in buffered:
+            if event_seq is None:
+                self.send_text(text)
+            elif event_seq > stream.last_seq:
+                stream.last_seq = event_seq
+                self.send_text(text)
+        self.session.join_done(project_id)
+
+    async def _leave(self, project_id: uuid.UUID) -> None:
+        self.session.left(project_id)
+        if self.streams.pop(project_id, None) is None:
+            return
+        await self.realtime.unsubscribe(self, project_id)
+        await self.realtime.presence_exit(self, project_id)
+
+    async def revoke(self, project_id: uuid.UUID) -> None:
+        """The user lost access while joined: ``left`` with reason access_revoked."""
+        if project_id in self.streams:
+            await self._leave(project_id)
+            self.send_frame(p.Left(project_id=project_id, reason="access_revoked"))
+
+    async def session_ended(self, revoked: set[uuid.UUID]) -> None:
+        await self.execute(self.session.session_revoked(revoked))
+
+    # --- closing ------------------------------------------------------------------------
+
+    async def close(self, code: CloseCode, reason: str) -> None:
+        """Close the socket with ``code`` (once)."""
+        if self.closed:
+            return
+        self.session.close(code, reason)
+        self.closed = True
+        self.outbox.close()
+        if self._writer is not None:
+            self._writer.cancel()
+        with contextlib.suppress(Exception):
+            await self.socket.close(code=int(code), reason=reason)
+
+    async def _cleanup(self) -> None:
+        self.closed = True
+        if self._auth_timer is not None:
+            self._auth_timer.cancel()
+        if self._writer is not None:
+            self._writer.cancel()
+        for project_id in list(self.streams):
+            with contextlib.suppress(Exception):
+                await self._leave(project_id)
+        self.realtime.unregister(self)

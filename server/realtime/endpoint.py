@@ -1,0 +1,103 @@
+"""``GET /ws``: the Litestar socket handler, a thin pump around ``Connection``.
+
+Origin is checked before the upgrade (403; cross-site WebSocket hijacking
+defence, STACK-NOTES.md); a missing Origin (a non-browser client) is allowed.
+Credentials at the handshake (cookie or Bearer) are checked after accepting,
+so a bad one closes with 4401 that a browser can see.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from typing import Any
+
+from litestar import WebSocket, websocket
+from litestar.connection import ASGIConnection
+from litestar.exceptions import PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
+
+from server.access.cookies import COOKIE_NAME, unsign
+from server.access.origins import origin_allowed
+from server.access.principal import Principal
+from server.access.sessions import authenticate
+from server.access.tokens import token_kind
+from server.errors import CloseCode
+from server.http.context import AppContext
+from server.realtime.connection import Connection
+from server.realtime.hub import Realtime
+from server.realtime.session import ConnectionSession, Limits
+
+_ids = itertools.count(1)
+
+
+def origin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Refuse the upgrade (HTTP 403) when a browser's Origin is not allowed."""
+    origin = connection.headers.get("origin")
+    if origin is None:
+        return
+    ctx: AppContext = connection.app.state.ctx
+    if not origin_allowed(
+        origin,
+        scheme=connection.url.scheme,
+        host=connection.headers.get("host"),
+        allowed=ctx.settings.allowed_origins,
+    ):
+        raise PermissionDeniedException("this Origin may not open sockets here")
+
+
+async def _handshake(
+    socket: WebSocket[Any, Any, Any], ctx: AppContext
+) -> tuple[Principal | None, bool]:
+    """The principal of the handshake's credentials; (None, True) when they are bad."""
+    ttl = ctx.settings.session_ttl_s
+    header = socket.headers.get("authorization")
+    if header is not None:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or token_kind(token.strip()) == "service":
+            return None, True
+        principal = await authenticate(token.strip(), ttl_s=ttl, via="bearer")
+        return principal, principal is None
+    cookie = socket.cookies.get(COOKIE_NAME)
+    if cookie is not None:
+        token_value = unsign(cookie, ctx.settings.secret_key)
+        principal = (
+            None
+            if token_value is None
+            else await authenticate(token_value, ttl_s=ttl, via="cookie")
+        )
+        return principal, principal is None
+    return None, False
+
+
+@websocket("/ws", guards=[origin_guard])
+async def ws_endpoint(socket: WebSocket[Any, Any, Any]) -> None:
+    """One socket: any number of project subscriptions (PROTOCOL.md section 3)."""
+    ctx: AppContext = socket.app.state.ctx
+    realtime: Realtime = socket.app.state.realtime
+    await socket.accept()
+    if realtime.draining:
+        await socket.close(code=int(CloseCode.SERVICE_RESTART), reason="server restarting")
+        return
+    settings = ctx.settings
+    limits = Limits(
+        max_joins=settings.max_joins_per_socket,
+        rate=float(settings.socket_rate),
+        burst=float(settings.socket_burst),
+    )
+    session = ConnectionSession(f"{realtime.instance_id}.{next(_ids)}", limits)
+    connection = Connection(
+        socket,
+        session,
+        realtime,
+        engine=ctx.engine,
+        session_ttl_s=settings.session_ttl_s,
+        outbox_frames=settings.outbox_frames,
+    )
+    principal, failed = await _handshake(socket, ctx)
+    await connection.run(principal, failed)
+
+
+def new_instance_id() -> str:
+    """A short id for this server process (presence entries, connection ids)."""
+    return uuid.uuid4().hex[:10]

@@ -1,0 +1,66 @@
+"""What instances tell each other over the bus (DESIGN.md: fan-out bus, control).
+
+Event and presence envelopes carry the already-encoded client frame as raw
+JSON (``msgspec.Raw``): the publishing instance encodes it once, and every
+receiving instance writes those bytes to its sockets without re-encoding.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import msgspec
+
+
+class Envelope(msgspec.Struct, tag_field="k", kw_only=True):
+    """A bus message."""
+
+
+class EventEnvelope(Envelope, tag="ev"):
+    """A committed event of a project: its seq and the encoded ``event`` frame."""
+
+    project_id: uuid.UUID
+    seq: int
+    frame: msgspec.Raw
+
+
+class PresenceEnvelope(Envelope, tag="pr"):
+    """A ``presence_diff`` frame, not to be echoed to the connection that caused it."""
+
+    project_id: uuid.UUID
+    source: str | None
+    frame: msgspec.Raw
+
+
+class SessionsRevoked(Envelope, tag="sr"):
+    """These sessions ended (logout, revocation, erasure): close their sockets with 4401."""
+
+    session_ids: list[uuid.UUID]
+
+
+class AccessChanged(Envelope, tag="ac"):
+    """Re-check these users' access to the project (None: everyone's)."""
+
+    project_id: uuid.UUID
+    user_ids: list[uuid.UUID] | None
+
+
+AnyEnvelope = EventEnvelope | PresenceEnvelope | SessionsRevoked | AccessChanged
+
+_decoder: msgspec.json.Decoder[AnyEnvelope] = msgspec.json.Decoder(AnyEnvelope)
+_encoder = msgspec.json.Encoder()
+
+CONTROL_CHANNEL = "mb:control"
+
+
+def project_channel(project_id: uuid.UUID) -> str:
+    return f"mb:p:{project_id}"
+
+
+def encode(envelope: AnyEnvelope) -> bytes:
+    return _encoder.encode(envelope)
+
+
+def decode(payload: bytes) -> AnyEnvelope:
+    """Decode a bus payload (raises msgspec errors on garbage: the bus is ours)."""
+    return _decoder.decode(payload)

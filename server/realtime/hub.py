@@ -1,0 +1,285 @@
+"""The instance's realtime runtime: local fan-out, the bus, presence and control messages.
+
+One ``Realtime`` per server instance. It keeps the local sockets by project,
+subscribes upstream on a project's first local subscriber and unsubscribes on
+its last, decodes each bus message once and hands the same text to every
+local subscriber's bounded outbox (DESIGN.md "delivery path"). It is also the
+``Notifier`` the services call after they commit: committed events, revoked
+sessions and access changes go out on the bus to every instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from server.events.log import EventRecord
+from server.log import get_logger
+from server.projects.access import role_on
+from server.projects.entities import rfc3339
+from server.realtime import envelope as env
+from server.realtime import protocol as p
+from server.realtime.bus import Broker, BrokerUnavailable
+from server.realtime.presence import PresenceStore
+from server.types import ProjectId, UserId
+
+if TYPE_CHECKING:
+    from server.realtime.connection import Connection
+
+log = get_logger(__name__)
+PRESENCE_FLUSH_S = 0.05  # presence updates are coalesced (latest wins) over this period
+
+
+class Realtime:
+    """Local sockets, their subscriptions, and the instance's side of the bus."""
+
+    def __init__(
+        self,
+        *,
+        broker: Broker,
+        presence: PresenceStore,
+        instance_id: str,
+        max_sockets_per_user: int = 50,
+    ) -> None:
+        self.broker = broker
+        self.presence = presence
+        self.instance_id = instance_id
+        self.max_sockets_per_user = max_sockets_per_user
+        self.connections: dict[str, Connection] = {}
+        self.draining = False
+        self._by_user: dict[uuid.UUID, set[Connection]] = {}
+        self._subscribers: dict[uuid.UUID, set[Connection]] = {}
+        self._upstream: dict[uuid.UUID, asyncio.Lock] = {}
+        self._pending_presence: dict[tuple[uuid.UUID, str], tuple[Connection, dict[str, Any]]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._flusher: asyncio.Task[None] | None = None
+
+    # --- lifetime ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.broker.on_message = self._on_bus
+        self.presence.on_orphans = self._announce_leaves
+        await self.broker.start()
+        self.spawn(self._subscribe_control())  # Redis may be down at start: /readyz says so
+        await self.presence.start()
+        self._flusher = asyncio.create_task(self._flush_presence_loop(), name="presence-flush")
+
+    async def stop(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        for task in list(self._tasks):
+            task.cancel()
+        await self.presence.stop()
+        await self.broker.stop()
+
+    async def _subscribe_control(self) -> None:
+        while True:
+            try:
+                await self.broker.subscribe(env.CONTROL_CHANNEL)
+                return
+            except BrokerUnavailable:
+                log.warning("realtime.control_subscription_pending")
+
+    def spawn(self, coro: Any) -> None:
+        """Run ``coro`` in the background, keeping a reference until it ends."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self, window_s: float, batches: int = 10) -> None:
+        """Close every socket with 1012, in batches spread over ``window_s`` (PROTOCOL.md 1)."""
+        from server.errors import CloseCode
+
+        self.draining = True
+        connections = list(self.connections.values())
+        if not connections:
+            return
+        size = max(1, -(-len(connections) // batches))
+        pause = window_s / max(1, -(-len(connections) // size))
+        log.info("realtime.draining", sockets=len(connections), window_s=window_s)
+        for start in range(0, len(connections), size):
+            await asyncio.gather(
+                *(
+                    c.close(CloseCode.SERVICE_RESTART, "server restarting")
+                    for c in connections[start : start + size]
+                )
+            )
+            if start + size < len(connections):
+                await asyncio.sleep(pause)
+
+    # --- local registry -----------------------------------------------------------------
+
+    def register(self, connection: Connection, user_id: uuid.UUID) -> bool:
+        """Count a socket against its user's limit; False when the user has too many."""
+        sockets = self._by_user.setdefault(user_id, set())
+        if connection not in sockets and len(sockets) >= self.max_sockets_per_user:
+            return False
+        sockets.add(connection)
+        self.connections[connection.id] = connection
+        return True
+
+    def unregister(self, connection: Connection) -> None:
+        self.connections.pop(connection.id, None)
+        if connection.user_id is not None:
+            sockets = self._by_user.get(connection.user_id)
+            if sockets is not None:
+                sockets.discard(connection)
+                if not sockets:
+                    del self._by_user[connection.user_id]
+
+    async def subscribe(self, connection: Connection, project_id: uuid.UUID) -> None:
+        """Follow a project; the first local follower subscribes this instance upstream."""
+        async with self._upstream.setdefault(project_id, asyncio.Lock()):
+            followers = self._subscribers.setdefault(project_id, set())
+            first = not followers
+            followers.add(connection)
+            if first:
+                await self.broker.subscribe(env.project_channel(project_id))
+
+    async def unsubscribe(self, connection: Connection, project_id: uuid.UUID) -> None:
+        """Stop following; the last local follower unsubscribes this instance upstream."""
+        async with self._upstream.setdefault(project_id, asyncio.Lock()):
+            followers = self._subscribers.get(project_id)
+            if followers is None or connection not in followers:
+                return
+            followers.discard(connection)
+            if not followers:
+                del self._subscribers[project_id]
+                await self.broker.unsubscribe(env.project_channel(project_id))
+
+    def followers(self, project_id: uuid.UUID) -> int:
+        return len(self._subscribers.get(project_id, ()))
+
+    # --- the Notifier the services call after commit -----------------------------------------
+
+    async def events_committed(self, events: Sequence[EventRecord]) -> None:
+        for record in events:
+            frame = p.EventFrame(
+                project_id=record.project_id,
+                seq=record.seq,
+                kind=record.kind,
+                entity=record.entity,
+                id=record.id,
+                version=record.version,
+                data=record.data,
+                actor_id=record.actor_id,
+                op_id=record.op_id,
+                at=rfc3339(record.at) or "",
+            )
+            envelope = env.EventEnvelope(
+                project_id=record.project_id, seq=record.seq, frame=msgspec.Raw(p.encode(frame))
+            )
+            await self.broker.publish(env.project_channel(record.project_id), env.encode(envelope))
+
+    async def sessions_revoked(self, session_ids: Sequence[uuid.UUID]) -> None:
+        if session_ids:
+            envelope = env.SessionsRevoked(session_ids=list(session_ids))
+            await self.broker.publish(env.CONTROL_CHANNEL, env.encode(envelope))
+
+    async def access_changed(
+        self, project_id: ProjectId, user_ids: Sequence[UserId] | None
+    ) -> None:
+        envelope = env.AccessChanged(
+            project_id=project_id, user_ids=None if user_ids is None else list(user_ids)
+        )
+        await self.broker.publish(env.CONTROL_CHANNEL, env.encode(envelope))
+
+    # --- presence ------------------------------------------------------------------------
+
+    async def presence_enter(
+        self, connection: Connection, project_id: uuid.UUID, entry: p.PresenceEntry
+    ) -> dict[str, p.PresenceEntry]:
+        """Add the socket to the project's presence; returns the full map (itself included)."""
+        await self.presence.put(project_id, connection.id, entry)
+        await self._publish_diff(project_id, connection.id, {connection.id: entry}, {})
+        return await self.presence.members(project_id)
+
+    def presence_update(
+        self, connection: Connection, project_id: uuid.UUID, state: dict[str, Any]
+    ) -> None:
+        """Queue a state change; the flusher sends the latest one per socket and project."""
+        self._pending_presence[(project_id, connection.id)] = (connection, state)
+
+    async def presence_exit(self, connection: Connection, project_id: uuid.UUID) -> None:
+        self._pending_presence.pop((project_id, connection.id), None)
+        entry = await self.presence.remove(project_id, connection.id)
+        if entry is not None:
+            await self._publish_diff(project_id, connection.id, {}, {connection.id: entry})
+
+    async def _publish_diff(
+        self,
+        project_id: uuid.UUID,
+        source: str | None,
+        joins: dict[str, p.PresenceEntry],
+        leaves: dict[str, p.PresenceEntry],
+    ) -> None:
+        frame = p.PresenceDiff(project_id=project_id, joins=joins, leaves=leaves)
+        envelope = env.PresenceEnvelope(
+            project_id=project_id, source=source, frame=msgspec.Raw(p.encode(frame))
+        )
+        await self.broker.publish(env.project_channel(project_id), env.encode(envelope))
+
+    async def _announce_leaves(
+        self, project_id: uuid.UUID, leaves: dict[str, p.PresenceEntry]
+    ) -> None:
+        await self._publish_diff(project_id, None, {}, leaves)
+
+    async def _flush_presence_loop(self) -> None:
+        while True:
+            await asyncio.sleep(PRESENCE_FLUSH_S)
+            if not self._pending_presence:
+                continue
+            pending, self._pending_presence = self._pending_presence, {}
+            for (project_id, _), (connection, state) in pending.items():
+                if project_id not in connection.streams or connection.user is None:
+                    continue
+                entry = p.PresenceEntry(
+                    user_id=connection.user.id, name=connection.user.name, state=state
+                )
+                try:
+                    await self.presence.put(project_id, connection.id, entry)
+                    await self._publish_diff(project_id, connection.id, {connection.id: entry}, {})
+                except Exception as exc:  # Redis hiccup: presence is ephemeral, try next time
+                    log.warning("presence.flush_failed", error=repr(exc))
+
+    # --- the bus -----------------------------------------------------------------------
+
+    def _on_bus(self, _channel: str, payload: bytes) -> None:
+        try:
+            message = env.decode(payload)
+        except msgspec.MsgspecError as exc:
+            log.error("bus.undecodable", error=str(exc))
+            return
+        if isinstance(message, env.EventEnvelope):
+            text = bytes(message.frame).decode()  # decoded once, written to N sockets
+            for connection in tuple(self._subscribers.get(message.project_id, ())):
+                connection.deliver_event(message.project_id, message.seq, text)
+        elif isinstance(message, env.PresenceEnvelope):
+            text = bytes(message.frame).decode()
+            for connection in tuple(self._subscribers.get(message.project_id, ())):
+                if connection.id != message.source:
+                    connection.deliver_presence(message.project_id, text)
+        elif isinstance(message, env.SessionsRevoked):
+            revoked = set(message.session_ids)
+            for connection in tuple(self.connections.values()):
+                if connection.session_id in revoked:
+                    self.spawn(connection.session_ended(revoked))
+        else:
+            self.spawn(self._recheck(message.project_id, message.user_ids))
+
+    async def _recheck(self, project_id: uuid.UUID, user_ids: list[uuid.UUID] | None) -> None:
+        """Access changed: sockets that lost it get ``left`` (access_revoked)."""
+        wanted = None if user_ids is None else set(user_ids)
+        for connection in tuple(self._subscribers.get(project_id, ())):
+            user_id = connection.user_id
+            if user_id is None or (wanted is not None and user_id not in wanted):
+                continue
+            if await role_on(ProjectId(project_id), UserId(user_id)) is None:
+                await connection.revoke(project_id)

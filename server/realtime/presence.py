@@ -1,0 +1,185 @@
+"""Who is in a project right now (PROTOCOL.md 3.4, DESIGN.md "Presence").
+
+A map per project: connection id -> ``{user_id, name, state}``. In embedded
+mode it lives in memory. With Redis it is a hash per project shared by every
+instance; each instance heartbeats a key with a TTL and indexes its own
+entries, so when an instance dies (its key expires) any survivor removes its
+entries and announces them as leaves: within ``ttl_s + sweep`` seconds
+(default 15 + 5, inside PROTOCOL.md's 30).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
+
+import msgspec
+import redis.asyncio as aioredis
+
+from server.log import get_logger
+from server.realtime.protocol import PresenceEntry
+
+log = get_logger(__name__)
+OnOrphans = Callable[[uuid.UUID, dict[str, PresenceEntry]], Coroutine[Any, Any, None]]
+
+_entry_decoder = msgspec.json.Decoder(PresenceEntry)
+_encoder = msgspec.json.Encoder()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class PresenceStore(Protocol):
+    """Shared presence maps."""
+
+    on_orphans: OnOrphans | None
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def put(
+        self, project_id: uuid.UUID, connection_id: str, entry: PresenceEntry
+    ) -> None: ...
+    async def remove(self, project_id: uuid.UUID, connection_id: str) -> PresenceEntry | None: ...
+    async def members(self, project_id: uuid.UUID) -> dict[str, PresenceEntry]: ...
+
+
+class MemoryPresence:
+    """One instance: plain dictionaries (nothing can die without taking them along)."""
+
+    def __init__(self) -> None:
+        self.on_orphans: OnOrphans | None = None
+        self._maps: dict[uuid.UUID, dict[str, PresenceEntry]] = {}
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        self._maps.clear()
+
+    async def put(self, project_id: uuid.UUID, connection_id: str, entry: PresenceEntry) -> None:
+        self._maps.setdefault(project_id, {})[connection_id] = entry
+
+    async def remove(self, project_id: uuid.UUID, connection_id: str) -> PresenceEntry | None:
+        members = self._maps.get(project_id)
+        if members is None:
+            return None
+        entry = members.pop(connection_id, None)
+        if not members:
+            del self._maps[project_id]
+        return entry
+
+    async def members(self, project_id: uuid.UUID) -> dict[str, PresenceEntry]:
+        return dict(self._maps.get(project_id, {}))
+
+
+class RedisPresence:
+    """Presence in Redis, with instance heartbeats and a reaper for dead instances."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        instance_id: str,
+        *,
+        ttl_s: float = 15.0,
+        prefix: str = "mb:",
+    ) -> None:
+        self.on_orphans: OnOrphans | None = None
+        self._client = client
+        self._instance = instance_id
+        self._ttl_s = ttl_s
+        self._period_s = ttl_s / 3
+        self._prefix = prefix
+        self._task: asyncio.Task[None] | None = None
+
+    def _map(self, project_id: uuid.UUID | str) -> str:
+        return f"{self._prefix}presence:{project_id}"
+
+    def _index(self, instance: str) -> str:
+        return f"{self._prefix}instance:{instance}:presence"
+
+    def _alive(self, instance: str) -> str:
+        return f"{self._prefix}instance:{instance}:alive"
+
+    @property
+    def _registry(self) -> str:
+        return f"{self._prefix}instances"
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="presence-heartbeat")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        # A clean stop removes our entries now rather than in ttl_s.
+        with contextlib.suppress(Exception):
+            await self._reap(self._instance)
+
+    async def put(self, project_id: uuid.UUID, connection_id: str, entry: PresenceEntry) -> None:
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.hset(self._map(project_id), connection_id, _encoder.encode(entry))
+            pipe.sadd(self._index(self._instance), f"{project_id}:{connection_id}")
+            await pipe.execute()
+
+    async def remove(self, project_id: uuid.UUID, connection_id: str) -> PresenceEntry | None:
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.hget(self._map(project_id), connection_id)
+            pipe.hdel(self._map(project_id), connection_id)
+            pipe.srem(self._index(self._instance), f"{project_id}:{connection_id}")
+            raw, _, _ = await pipe.execute()
+        return None if raw is None else _entry_decoder.decode(raw)
+
+    async def members(self, project_id: uuid.UUID) -> dict[str, PresenceEntry]:
+        raw = await self._client.hgetall(self._map(project_id))
+        return {_text(k): _entry_decoder.decode(v) for k, v in raw.items()}
+
+    async def _heartbeat(self) -> None:
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.set(self._alive(self._instance), b"1", px=int(self._ttl_s * 1000))
+            pipe.sadd(self._registry, self._instance)
+            await pipe.execute()
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self._heartbeat()
+                await self._sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis down: keep trying; presence is ephemeral
+                log.warning("presence.heartbeat_failed", error=repr(exc))
+            await asyncio.sleep(self._period_s)
+
+    async def _sweep(self) -> None:
+        for raw in await self._client.smembers(self._registry):
+            instance = _text(raw)
+            if instance == self._instance or await self._client.exists(self._alive(instance)):
+                continue
+            lock = f"{self._prefix}reap:{instance}"
+            if await self._client.set(lock, self._instance, nx=True, ex=30):
+                await self._reap(instance)
+
+    async def _reap(self, instance: str) -> None:
+        """Remove every entry of ``instance`` and announce them as leaves."""
+        members = await self._client.smembers(self._index(instance))
+        orphans: dict[str, dict[str, PresenceEntry]] = {}
+        for member in members:
+            project, _, connection_id = _text(member).partition(":")
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.hget(self._map(project), connection_id)
+                pipe.hdel(self._map(project), connection_id)
+                raw, _ = await pipe.execute()
+            if raw is not None:
+                orphans.setdefault(project, {})[connection_id] = _entry_decoder.decode(raw)
+        await self._client.delete(self._index(instance))
+        await self._client.srem(self._registry, instance)
+        if orphans:
+            log.info("presence.reaped", instance=instance, entries=sum(map(len, orphans.values())))
+        if self.on_orphans is not None:
+            for project, entries in orphans.items():
+                await self.on_orphans(uuid.UUID(project), entries)

@@ -1,0 +1,116 @@
+"""What a joining socket receives first (PROTOCOL.md 3.2): a snapshot at seq S, or a replay.
+
+The snapshot is read in one transaction that sees one consistent state
+(REPEATABLE READ on PostgreSQL; a read transaction in SQLite's WAL mode), and
+S is the project's seq inside it: every event up to S is in the snapshot and
+none after it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from piccolo.engine.base import Engine
+
+from server.events.tables import Event
+from server.generations.tables import Generation
+from server.projects.entities import (
+    generation_entity,
+    item_entity,
+    project_entity,
+    rfc3339,
+    room_entity,
+)
+from server.projects.membership import list_members
+from server.projects.tables import Item, Project, Room
+from server.realtime import protocol as p
+from server.types import ProjectId
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    seq: int
+    state: dict[str, Any]
+
+
+async def read_snapshot(engine: Engine[Any], project_id: uuid.UUID) -> Snapshot:
+    """Project, rooms, items, generations and members, all as of one seq."""
+    async with engine.transaction():
+        if engine.engine_type == "postgres":
+            await engine.run_ddl("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        project = await Project.select().where(Project.id == project_id).first()
+        if project is None:
+            raise LookupError(f"project {project_id} does not exist")
+        rooms = (
+            await Room.select()
+            .where(Room.project_id == project_id)
+            .order_by(Room.position)
+            .output(load_json=True)
+        )
+        items = (
+            await Item.select()
+            .where(Item.project_id == project_id)
+            .order_by(Item.z)
+            .output(load_json=True)
+        )
+        generations = (
+            await Generation.select()
+            .where(Generation.project_id == project_id)
+            .order_by(Generation.created_at)
+            .output(load_json=True)
+        )
+        members = await list_members(ProjectId(project_id))
+    return Snapshot(
+        seq=int(project["seq"]),
+        state={
+            "project": project_entity(project),
+            "rooms": [room_entity(r) for r in rooms],
+            "items": [item_entity(i) for i in items],
+            "generations": [generation_entity(g) for g in generations],
+            "members": members,
+        },
+    )
+
+
+async def current_seq(project_id: uuid.UUID) -> int | None:
+    row = await Project.select(Project.seq).where(Project.id == project_id).first()
+    return None if row is None else int(row["seq"])
+
+
+def event_frame(row: dict[str, Any]) -> p.EventFrame:
+    """An event row (JSON loaded) as the event frame of PROTOCOL.md 3.2."""
+    return p.EventFrame(
+        project_id=row["project_id"],
+        seq=int(row["seq"]),
+        kind=row["kind"],
+        entity=row["entity"],
+        id=row["entity_id"],
+        version=row["version"],
+        data=row["data"],
+        actor_id=row["actor_id"],
+        op_id=row["op_id"],
+        at=rfc3339(row["at"]) or "",
+    )
+
+
+async def read_events(project_id: uuid.UUID, after: int, upto: int) -> list[p.EventFrame]:
+    """The logged events with ``after < seq <= upto``, in order."""
+    rows = (
+        await Event.select()
+        .where((Event.project_id == project_id) & (Event.seq > after) & (Event.seq <= upto))
+        .order_by(Event.seq)
+        .output(load_json=True)
+    )
+    return [event_frame(row) for row in rows]
+
+
+async def read_replay(project_id: uuid.UUID, last_seq: int, seq: int) -> list[p.EventFrame] | None:
+    """Exactly the events ``last_seq + 1 .. seq``, or None when the log no longer holds them all."""
+    if last_seq > seq:
+        return None
+    frames = await read_events(project_id, last_seq, seq)
+    if len(frames) != seq - last_seq:
+        return None  # retention removed some: the client needs a snapshot
+    return frames

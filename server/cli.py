@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 from collections.abc import Sequence
 
@@ -20,10 +19,8 @@ EXIT_BAD_SETTINGS = 2
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from server.app import create_app
     from server.db.migrate import migrate
+    from server.serve import run_server
 
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
@@ -35,22 +32,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         )
     if not args.no_migrate:
         asyncio.run(migrate(settings.database))
-    # uvicorn handles SIGTERM/SIGINT itself (graceful shutdown), then re-raises
-    # the signal to the handler that was there before it. Ours makes that a
-    # normal exit: a requested, completed shutdown exits 0.
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: None)
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_config=None,  # ours (server/log.py): structured, secrets redacted
-        access_log=False,  # it prints query strings; our middleware logs requests
-        ws="auto",
-        ws_max_size=64 * 1024,
-        timeout_graceful_shutdown=10,
-        server_header=False,
-    )
+    run_server(settings, host=host, port=port)
     return 0
 
 

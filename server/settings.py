@@ -80,6 +80,8 @@ class Settings:
     outbox_frames: int = 1024
     drain_window_s: float = 5.0
     presence_ttl_s: float = 15.0
+    auth_timeout_s: float = 10.0
+    forwarded_allow_ips: str = "127.0.0.1"
 
     @property
     def embedded(self) -> bool:
@@ -261,4 +263,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         outbox_frames=_int(env, "MOODBOARD_OUTBOX_FRAMES", 1024, 8, 1_000_000),
         drain_window_s=_int(env, "MOODBOARD_DRAIN_WINDOW_MS", 5000, 0, 60_000) / 1000,
         presence_ttl_s=_int(env, "MOODBOARD_PRESENCE_TTL_S", 15, 2, 25),
+        auth_timeout_s=_int(env, "MOODBOARD_AUTH_TIMEOUT_MS", 10_000, 100, 600_000) / 1000,
+        forwarded_allow_ips=env.get("MOODBOARD_FORWARDED_ALLOW_IPS", "").strip() or "127.0.0.1",
     )

@@ -41,6 +41,7 @@ from server.realtime.snapshot import current_seq, read_replay, read_snapshot
 from server.types import ProjectId, UserId
 
 log = get_logger(__name__)
+FLUSH_ON_CLOSE_S = 1.0
 
 
 @dataclass(slots=True)
@@ -273,14 +274,24 @@ class Connection:
     # --- closing ------------------------------------------------------------------------
 
     async def close(self, code: CloseCode, reason: str) -> None:
-        """Close the socket with ``code`` (once)."""
+        """Close the socket with ``code`` (once).
+
+        Frames already queued (an error explaining the close, say) are written
+        first, for at most ``FLUSH_ON_CLOSE_S``; a client too slow to keep up
+        (4503) gets no such grace: its queue is what is wrong.
+        """
         if self.closed:
             return
         self.session.close(code, reason)
         self.closed = True
         self.outbox.close()
         if self._writer is not None:
-            self._writer.cancel()
+            if code is CloseCode.TOO_SLOW:
+                self._writer.cancel()
+            else:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.shield(self._writer), FLUSH_ON_CLOSE_S)
+                self._writer.cancel()
         with contextlib.suppress(Exception):
             await self.socket.close(code=int(code), reason=reason)
 

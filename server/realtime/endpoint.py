@@ -84,6 +84,7 @@ async def ws_endpoint(socket: WebSocket[Any, Any, Any]) -> None:
         max_joins=settings.max_joins_per_socket,
         rate=float(settings.socket_rate),
         burst=float(settings.socket_burst),
+        auth_timeout_s=settings.auth_timeout_s,
     )
     session = ConnectionSession(f"{realtime.instance_id}.{next(_ids)}", limits)
     connection = Connection(

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 
 from tests.conftest import create_pg_database, drop_pg_database
 from tests.servers import ServerProcess, running_server, server_env
@@ -57,6 +58,16 @@ async def shared_project(
     return created, owner, editor
 
 
+async def subscribers(redis_url: str, project_id: str) -> int:
+    """How many instances subscribe to the project's channel (PUBSUB NUMSUB)."""
+    client = aioredis.from_url(redis_url)
+    try:
+        [(_, count)] = await client.pubsub_numsub(f"mb:p:{project_id}")
+        return int(count)
+    finally:
+        await client.aclose()
+
+
 async def joined(sock: Ws, project_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Wait for ready, join the project; (ready, joined) frames."""
     ready = await sock.expect("ready")
@@ -96,10 +107,14 @@ async def test_two_instances_share_events_presence_and_revocation(
                 event = await sock.expect("event")
                 assert (event["kind"], event["seq"]) == ("project.updated", patched.json()["seq"])
 
+            async with ws(a.url, owner[1]) as second_on_a:  # same project, same instance
+                await joined(second_on_a, pid)
+                assert await subscribers(redis_url, pid) == 2  # one per instance, not per socket
             removed = await call(a, "DELETE", f"/api/projects/{pid}/members/{editor[0]}", owner[1])
             assert removed.status_code == 204
             left = await on_b.expect("left", timeout=1.0)  # evicted on the other instance
             assert left["reason"] == "access_revoked"
+            assert await subscribers(redis_url, pid) == 1  # b's last local follower left
 
             async with ws(b.url, owner[1]) as second_on_b:
                 await second_on_b.expect("ready")

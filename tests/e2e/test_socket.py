@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -32,6 +33,7 @@ async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Serv
         MOODBOARD_SOCKET_RATE="20",
         MOODBOARD_SOCKET_BURST="20",
         MOODBOARD_ALLOWED_ORIGINS="https://app.example.com",
+        MOODBOARD_MAX_SOCKETS_PER_USER="3",
     )
     async with running_server(env, tmp) as process:
         yield process
@@ -360,3 +362,60 @@ async def test_removed_member_is_told_and_logout_closes(server: ServerProcess) -
         assert (await rest(server, "POST", "/api/auth/logout", editor)).status_code == 204
         assert await sock.closed(timeout=2) == 4401
     assert PASSWORD
+
+
+async def test_sockets_per_user_are_limited(server: ServerProcess) -> None:
+    """A user's fourth socket (limit three) is closed with 4429; others are not affected."""
+    _, token = await user(server)
+    _, other = await user(server)
+    async with contextlib.AsyncExitStack() as stack:
+        for _ in range(3):
+            sock = await stack.enter_async_context(ws(server.url, token))
+            assert (await sock.recv())["type"] == "ready"
+        async with ws(server.url, token) as fourth:
+            assert await fourth.closed() == 4429
+        async with ws(server.url, other) as sock:
+            assert (await sock.recv())["type"] == "ready"
+    async with ws(server.url, token) as again:  # the earlier three closed: room again
+        assert (await again.recv())["type"] == "ready"
+
+
+async def test_deleting_a_project_evicts_its_sockets(server: ServerProcess) -> None:
+    """When the owner deletes the project, joined sockets get left (access_revoked)."""
+    _, owner = await user(server, "owner")
+    created = await project(server, owner)
+    async with ws(server.url, owner) as sock:
+        await sock.expect("ready")
+        await sock.request({"type": "join", "ref": "j", "project_id": created["id"]})
+        assert (
+            await rest(server, "DELETE", f"/api/projects/{created['id']}", owner)
+        ).status_code == 204
+        left = await sock.expect("left", timeout=2)
+        assert left == {"type": "left", "project_id": created["id"], "reason": "access_revoked"}
+        reply = await sock.request({"type": "join", "ref": "j2", "project_id": created["id"]})
+        assert (reply["type"], reply["code"]) == ("error", "forbidden")
+
+
+async def test_revoking_a_session_closes_its_socket_only(server: ServerProcess) -> None:
+    """DELETE /api/me/sessions/{id} closes that session's sockets with 4401, not the others'."""
+    _, first = await user(server)
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        me = (await client.get("/api/me", headers={"Authorization": f"Bearer {first}"})).json()
+        login = await client.post(
+            "/api/auth/login", json={"email": me["email"], "password": PASSWORD}
+        )
+        second = login.json()["token"]
+        sessions = (
+            await client.get("/api/me/sessions", headers={"Authorization": f"Bearer {first}"})
+        ).json()
+    second_id = next(s["id"] for s in sessions if not s["current"])
+    async with ws(server.url, first) as keep, ws(server.url, second) as drop:
+        await keep.expect("ready")
+        await drop.expect("ready")
+        revoked = await rest(server, "DELETE", f"/api/me/sessions/{second_id}", first)
+        assert revoked.status_code == 204
+        assert await drop.closed(timeout=2) == 4401
+        assert await keep.request({"type": "ping", "ref": "still"}) == {
+            "type": "pong",
+            "ref": "still",
+        }

@@ -162,3 +162,19 @@ def test_revoked_session_closes_only_its_sockets() -> None:
     session = ready()
     assert session.session_revoked({uuid.uuid4()}) == []
     assert session.session_revoked({SESSION}) == [Close(CloseCode.UNAUTHORIZED, "session revoked")]
+
+
+def test_outbox_is_bounded_by_frames_and_size() -> None:
+    """The outbound queue refuses frames past its frame or size bound and queues nothing then."""
+    from server.realtime.outbox import Outbox
+
+    box = Outbox(max_frames=3, max_bytes=10)
+    assert [box.offer("ab") for _ in range(3)] == [True, True, True]
+    assert box.offer("x") is False  # frame bound
+    assert (len(box), box.size) == (3, 6)
+    small = Outbox(max_frames=100, max_bytes=10)
+    assert small.offer("123456") is True
+    assert small.offer("12345") is False  # size bound
+    assert (len(small), small.size) == (1, 6)
+    small.close()
+    assert small.offer("1") is False

@@ -15,6 +15,7 @@ from server.access.throttle import LoginThrottle, MemoryLoginThrottle, RedisLogi
 from server.db.engine import create_engine, engine_lifespan
 from server.http.admin import AdminController
 from server.http.auth import AuthController
+from server.http.content import ContentController
 from server.http.context import AppContext
 from server.http.deps import DEPENDENCIES
 from server.http.health import healthz, readyz
@@ -101,6 +102,7 @@ def create_app(settings: Settings) -> Litestar:
             InvitationController,
             TeamController,
             AdminController,
+            ContentController,
             ws_endpoint,
         ],
         dependencies=DEPENDENCIES,

@@ -145,6 +145,13 @@ INDEXES: tuple[IndexSpec, ...] = (
         "idempotency: a retried op_id finds its first outcome.",
         unique=True,
     ),
+    IndexSpec(
+        "operation",
+        ("project_id", "op_id"),
+        "a retried op_id finds its first outcome (acks and conflicts).",
+        unique=True,
+    ),
+    IndexSpec("operation", ("at",), "maintenance forgets outcomes older than the retry window."),
     IndexSpec("credit_ledger", ("user_id", "at"), "a user's ledger in order (export, audits)."),
     IndexSpec("audit_log", ("at",), "GET /api/admin/audit pages by time."),
     IndexSpec("audit_log", ("actor_id", "at"), "audit filtered by actor."),

@@ -63,16 +63,26 @@ async def ping(engine: Engine[Any]) -> None:
     await engine.run_ddl("SELECT 1")
 
 
-def write_transaction(engine: Engine[Any]) -> Any:
-    """A transaction for read-then-write work.
+SERVER_WRITER = "SET LOCAL moodboard.writer = 'server'"
+
+
+@asynccontextmanager
+async def write_transaction(engine: Engine[Any]) -> AsyncIterator[None]:
+    """The transaction of every server write.
 
     SQLite's default DEFERRED transactions fail with "database is locked" when
     two of them read and then both try to write; IMMEDIATE takes the write lock
-    up front. PostgreSQL needs nothing special (row locks do the work).
+    up front. On PostgreSQL the transaction is marked as the server's own, so
+    the outside-writer triggers (see the migration "operation indexes and
+    outside-writer triggers") leave its changes to the server's write path.
     """
     if isinstance(engine, SQLiteEngine):
-        return engine.transaction(transaction_type=TransactionType.immediate)
-    return engine.transaction()
+        async with engine.transaction(transaction_type=TransactionType.immediate):
+            yield
+        return
+    async with engine.transaction():
+        await engine.run_ddl(SERVER_WRITER)
+        yield
 
 
 def is_unique_violation(exc: BaseException) -> bool:

@@ -14,7 +14,7 @@ from server.access.tables import (
     UserSettings,
 )
 from server.credits.tables import CreditLedger
-from server.events.tables import Event
+from server.events.tables import Event, Operation
 from server.generations.tables import Generation
 from server.projects.tables import (
     Invitation,
@@ -43,5 +43,6 @@ TABLES: tuple[type[Table], ...] = (
     ProjectResource,
     Generation,
     Event,
+    Operation,
     CreditLedger,
 )

@@ -120,3 +120,16 @@ async def fields_changed_since(
     for row in rows:
         changed.update(row["data"])
     return changed, len({row["version"] for row in rows})
+
+
+async def lock_project(project_id: ProjectId) -> dict[str, Any] | None:
+    """Lock the project's row until commit (its writers serialise); its seq and deleted_at.
+
+    On SQLite the IMMEDIATE write transaction already holds the database's
+    write lock, so a plain read is enough there.
+    """
+    query = Project.select(Project.seq, Project.deleted_at).where(Project.id == project_id)
+    if Project._meta.db.engine_type == "postgres":
+        query = query.lock_rows("UPDATE")
+    row: dict[str, Any] | None = await query.first()
+    return row

@@ -36,3 +36,18 @@ class Event(Table, tablename="event"):
     )
     op_id = Varchar(length=64, null=True, default=None, help_text="Client operation id.")
     at = Timestamptz(default=TimestamptzNow())
+
+
+class Operation(Table, tablename="operation"):
+    """The outcome of a client operation (an ``op_id``), so a retry gets it again (PROTOCOL.md 3.3).
+
+    Acks and conflicts alike: a conflict writes no event, but its retry must
+    still answer the same conflict and apply nothing.
+    """
+
+    id = BigSerial(primary_key=True)
+    project_id = ForeignKey(Project, on_delete=OnDelete.cascade, null=False)
+    op_id = Varchar(length=64)
+    user_id = UUID(help_text="Who sent it: the same op_id from someone else is refused.")
+    outcome = JSONB(help_text="The ack or conflict frame, without its ref.")
+    at = Timestamptz(default=TimestamptzNow())

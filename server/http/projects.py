@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from litestar import Controller, delete, get, patch, post
+from litestar import Controller, Request, delete, get, patch, post
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
+from server.errors import ValidationFailed
+from server.http.content import op_id_of, write
 from server.http.deps import Caller, Ctx
 from server.http.schemas import Project, ProjectCreateBody, ProjectListed, ProjectPatchBody, to
 from server.projects import service
+from server.projects.edits import EditRequest
 from server.types import ProjectId
 
 
@@ -44,21 +48,30 @@ class ProjectController(Controller):
     @patch("/{project_id:uuid}")
     async def update(
         self,
+        request: Request[Any, Any, Any],
         project_id: FromPath[uuid.UUID],
         data: JSONBody[ProjectPatchBody],
         caller: Caller,
         ctx: Ctx,
     ) -> Project:
         """Versioned change of name/description: 409 with the current project on conflict."""
-        updated = await service.update_project(
-            ctx.engine,
-            ctx.notifier,
+        changes = data.changes()
+        if not changes:
+            raise ValidationFailed("no field to change: send at least one of name, description")
+        entity = await write(
+            ctx,
             caller,
-            ProjectId(project_id),
-            base_version=data.base_version,
-            changes=data.changes(),
+            EditRequest(
+                project_id=project_id,
+                action="update",
+                entity="project",
+                id=project_id,
+                base_version=data.base_version,
+                data=changes,
+                op_id=op_id_of(request),
+            ),
         )
-        return to(Project, updated.entity)
+        return to(Project, entity)
 
     @delete("/{project_id:uuid}", status_code=HTTP_204_NO_CONTENT)
     async def remove(self, project_id: FromPath[uuid.UUID], caller: Caller, ctx: Ctx) -> None:

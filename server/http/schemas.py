@@ -215,3 +215,76 @@ T = TypeVar("T")
 def to(kind: type[T], value: Any) -> T:
     """Convert a service's plain dict (or list) into its response type."""
     return msgspec.convert(value, kind, strict=False)
+
+
+class RoomCreateBody(Body):
+    name: Name
+    room_type: Literal[
+        "living_room",
+        "bedroom",
+        "kitchen",
+        "bathroom",
+        "dining_room",
+        "office",
+        "outdoor",
+        "other",
+    ] = "other"
+    attributes: dict[str, Any] = msgspec.field(default_factory=dict)
+    position: float = 0.0
+    id: uuid.UUID | None = None
+
+
+class ItemCreateBody(Body):
+    kind: Literal["image", "note", "color", "asset", "generation"]
+    x: float = 0.0
+    y: float = 0.0
+    w: float = 200.0
+    h: float = 200.0
+    rotation: float = 0.0
+    z: float = 0.0
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
+    id: uuid.UUID | None = None
+
+
+class Room(msgspec.Struct):
+    id: uuid.UUID
+    project_id: uuid.UUID
+    name: str
+    room_type: str
+    attributes: dict[str, Any]
+    position: float
+    version: int
+
+
+class Item(msgspec.Struct):
+    id: uuid.UUID
+    project_id: uuid.UUID
+    room_id: uuid.UUID
+    kind: str
+    x: float
+    y: float
+    w: float
+    h: float
+    rotation: float
+    z: float
+    data: dict[str, Any]
+    version: int
+
+
+class Event(msgspec.Struct):
+    type: Literal["event"]
+    project_id: uuid.UUID
+    seq: int
+    kind: str
+    entity: str
+    id: uuid.UUID
+    version: int | None
+    data: dict[str, Any]
+    actor_id: uuid.UUID | None
+    op_id: str | None
+    at: str
+
+
+class EventPage(msgspec.Struct):
+    events: list[Event]
+    seq: int

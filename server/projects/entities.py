@@ -43,6 +43,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def plain(fields: dict[str, Any]) -> dict[str, Any]:
+    """Field values as JSON-ready values (UUIDs and times as strings)."""
+    return {name: _plain(value) for name, value in fields.items()}
+
+
 def project_entity(row: dict[str, Any]) -> dict[str, Any]:
     """A project row as PROTOCOL.md's project entity (JSON-ready)."""
     return {name: _plain(row[name]) for name in PROJECT_FIELDS}

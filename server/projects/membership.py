@@ -162,21 +162,21 @@ async def change_role(
 ) -> dict[str, Any]:
     """Change a member's role (owners only); the last owner cannot be demoted (409)."""
     new_role = check_role(role)
-    async with write_transaction(engine) as transaction:
+    async with write_transaction(engine):
         await access.require(project_id, caller.user_id, "members.manage")
-        seq = await event_log.next_seq(project_id)
+        await event_log.lock_project(project_id)  # membership changes serialise
         member = await _member(project_id, user_id)
         if member is None:
             raise NotFound("this user is not a member of the project")
         if member["role"] == new_role:
-            await transaction.rollback()  # no change, no event: give the seq back (no gap)
-            return member_view(member)
+            return member_view(member)  # no change: no event, no seq taken
         if member["role"] == "owner" and await access.direct_owner_count(project_id) <= 1:
             raise Conflict(LAST_OWNER)
         await ProjectMember.update({ProjectMember.role: new_role}).where(
             ProjectMember.id == member["id"]
         )
         member = {**member, "role": new_role}
+        seq = await event_log.next_seq(project_id)
         event = await _member_event(project_id, seq, "member.updated", member, caller.user_id)
         await audit.record(
             "member.role_changed",

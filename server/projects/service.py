@@ -1,4 +1,4 @@
-"""Projects: create, list, read, versioned update with field-level merge, delete.
+"""Projects: create, list, read, delete (updates are edits: server/projects/edits.py).
 
 Every change follows DESIGN.md's write path in one transaction: permission
 check, next seq (which locks the project row), version-checked write, event
@@ -8,7 +8,6 @@ row; then, after commit, the events go to the notifier.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,43 +17,16 @@ from server.access.notify import Notifier
 from server.access.principal import Principal
 from server.access.tables import TeamMember
 from server.db.engine import write_transaction
-from server.errors import Conflict, Forbidden, ValidationFailed
+from server.errors import Forbidden
 from server.events import log as event_log
 from server.events.log import EventRecord
 from server.projects import access
 from server.projects.entities import project_entity
-from server.projects.merge import Apply, decide
 from server.projects.tables import Project, ProjectMember, ProjectTeamGrant
+from server.projects.validation import clean
 from server.types import ProjectId
 
-EDITABLE_FIELDS = ("name", "description")
-MAX_NAME = 200
-MAX_DESCRIPTION = 10_000
 TEAM_PROJECT_ROLE = "editor"  # what a team gets on a project created for it
-
-
-@dataclass(frozen=True, slots=True)
-class Updated:
-    """A committed versioned write: the entity after it, and whether it merged."""
-
-    entity: dict[str, Any]
-    merged: bool
-    event: EventRecord
-
-
-def check_fields(changes: dict[str, Any]) -> None:
-    """Validate project fields; raises ValidationFailed naming the first bad one."""
-    if "name" in changes:
-        name = changes["name"]
-        if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME:
-            raise ValidationFailed(f"name: must be 1..{MAX_NAME} characters", field="name")
-    if "description" in changes:
-        description = changes["description"]
-        if not isinstance(description, str) or len(description) > MAX_DESCRIPTION:
-            raise ValidationFailed(
-                f"description: must be a string of at most {MAX_DESCRIPTION} characters",
-                field="description",
-            )
 
 
 async def _project_row(project_id: ProjectId) -> dict[str, Any]:
@@ -74,7 +46,7 @@ async def create_project(
     team_id: uuid.UUID | None = None,
 ) -> dict[str, Any]:
     """Create a project owned by the caller (and granted to ``team_id``'s members as editors)."""
-    check_fields({"name": name, "description": description})
+    clean("project", {"name": name, "description": description}, creating=True)
     project_id = ProjectId(uuid.uuid4())
     events: list[EventRecord] = []
     async with write_transaction(engine):
@@ -153,81 +125,6 @@ async def get_project(caller: Principal, project_id: ProjectId) -> dict[str, Any
     """The project, if the caller can read it (403 otherwise, missing or not)."""
     await access.require(project_id, caller.user_id, "project.read")
     return project_entity(await _project_row(project_id))
-
-
-async def update_project(
-    engine: Engine[Any],
-    notifier: Notifier,
-    caller: Principal,
-    project_id: ProjectId,
-    *,
-    base_version: int,
-    changes: dict[str, Any],
-    op_id: str | None = None,
-) -> Updated:
-    """A versioned write of project fields (PROTOCOL.md 3.3).
-
-    Raises:
-        Forbidden: the caller may not edit (or see) the project.
-        ValidationFailed: an unknown or invalid field.
-        Conflict: a field was changed after ``base_version`` (carries the
-            conflict members of 3.3: entity, id, versions, current, fields).
-    """
-    unknown = sorted(set(changes) - set(EDITABLE_FIELDS))
-    if unknown:
-        raise ValidationFailed(f"{unknown[0]}: not an editable project field", field=unknown[0])
-    if not changes:
-        raise ValidationFailed("no field to change: send at least one of name, description")
-    check_fields(changes)
-    if "name" in changes:
-        changes = {**changes, "name": changes["name"].strip()}
-    async with write_transaction(engine):
-        await access.require(project_id, caller.user_id, "project.edit")
-        seq = await event_log.next_seq(project_id)  # locks the row: no writer in between
-        row = await _project_row(project_id)
-        current = int(row["version"])
-        changed, known = await event_log.fields_changed_since(
-            project_id, "project", project_id, base_version
-        )
-        decision = decide(
-            action="update",
-            fields=changes,
-            base_version=base_version,
-            current_version=current,
-            changed_since_base=changed,
-            versions_known=known,
-        )
-        if not isinstance(decision, Apply):
-            raise Conflict(
-                f"project changed since version {base_version}: {', '.join(decision.fields)}",
-                entity="project",
-                id=str(project_id),
-                base_version=base_version,
-                current_version=current,
-                current=project_entity(row),
-                fields=list(decision.fields),
-            )
-        now = datetime.now(UTC)
-        values: dict[Any, Any] = {
-            Project._meta.get_column_by_name(k): v for k, v in changes.items()
-        }
-        values[Project.version] = current + 1
-        values[Project.updated_at] = now
-        await Project.update(values).where(Project.id == project_id)
-        event = await event_log.append(
-            project_id,
-            kind="project.updated",
-            entity="project",
-            entity_id=project_id,
-            version=current + 1,
-            data=dict(changes),
-            actor_id=caller.user_id,
-            op_id=op_id,
-            seq=seq,
-        )
-        row = await _project_row(project_id)
-    await notifier.events_committed([event])
-    return Updated(entity=project_entity(row), merged=decision.merged, event=event)
 
 
 async def delete_project(

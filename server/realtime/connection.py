@@ -20,9 +20,11 @@ from litestar import WebSocket
 
 from server.access.principal import Principal
 from server.access.sessions import authenticate
-from server.errors import CloseCode
+from server.errors import CloseCode, ServerError
 from server.log import get_logger
+from server.projects import edits
 from server.projects.access import NO_ACCESS, role_on
+from server.projects.edits import EditRequest
 from server.realtime import protocol as p
 from server.realtime.hub import Realtime
 from server.realtime.outbox import Outbox
@@ -147,13 +149,52 @@ class Connection:
             elif isinstance(effect, SetPresence):
                 self.realtime.presence_update(self, effect.project_id, effect.state)
             elif isinstance(effect, ApplyEdit):
-                self.send_frame(
-                    p.Error(
-                        ref=effect.edit.ref,
-                        code="bad_request",
-                        message="edits over the socket are not served yet; use the REST API",
-                    )
+                await self._edit(effect.edit)
+
+    async def _edit(self, edit: p.Edit) -> None:
+        """An ``edit`` frame: ack or conflict to the author; the event goes to everyone."""
+        assert self.user_id is not None
+        request = EditRequest(
+            project_id=edit.project_id,
+            action=edit.action,
+            entity=edit.entity,
+            id=edit.id,
+            base_version=edit.base_version,
+            room_id=edit.room_id,
+            data=edit.data,
+            op_id=edit.op_id,
+        )
+        try:
+            outcome, _ = await edits.apply(
+                self.engine, self.realtime, UserId(self.user_id), request
+            )
+        except ServerError as exc:
+            self.send_frame(p.Error(ref=edit.ref, code=exc.code, message=exc.detail))
+            return
+        if isinstance(outcome, edits.Acked):
+            self.send_frame(
+                p.Ack(
+                    ref=edit.ref,
+                    op_id=edit.op_id,
+                    id=outcome.id,
+                    version=outcome.version,
+                    seq=outcome.seq,
+                    merged=outcome.merged,
                 )
+            )
+        else:
+            self.send_frame(
+                p.Conflict(
+                    ref=edit.ref,
+                    op_id=edit.op_id,
+                    entity=outcome.entity,
+                    id=outcome.id,
+                    base_version=outcome.base_version,
+                    current_version=outcome.current_version,
+                    current=outcome.current,
+                    fields=outcome.fields,
+                )
+            )
 
     async def _authenticated(self, principal: Principal, ref: str | None) -> None:
         if self._auth_timer is not None:

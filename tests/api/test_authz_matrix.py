@@ -74,6 +74,17 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("DELETE", "/api/projects/{project_id}/members/{user_id}"):   "401 401 403 403 403 403 204 403",
     ("POST",   "/api/projects/{project_id}/invitations"):         "401 401 403 403 403 403 201 403",
     ("GET",    "/api/projects/{project_id}/teams"):               "401 401 403 403 403 403 200 403",
+    ("GET",    "/api/projects/{project_id}/rooms"):               "401 401 403 200 200 200 200 403",
+    ("POST",   "/api/projects/{project_id}/rooms"):               "401 401 403 403 201 201 201 403",
+    ("PATCH",  "/api/projects/{project_id}/rooms/{room_id}"):     "401 401 403 403 200 200 200 403",
+    ("DELETE", "/api/projects/{project_id}/rooms/{room_id}"):     "401 401 403 403 204 204 204 403",
+    ("GET",    "/api/projects/{project_id}/rooms/{room_id}/items"):
+                                                                  "401 401 403 200 200 200 200 403",
+    ("POST",   "/api/projects/{project_id}/rooms/{room_id}/items"):
+                                                                  "401 401 403 403 201 201 201 403",
+    ("PATCH",  "/api/projects/{project_id}/items/{item_id}"):     "401 401 403 403 200 200 200 403",
+    ("DELETE", "/api/projects/{project_id}/items/{item_id}"):     "401 401 403 403 204 204 204 403",
+    ("GET",    "/api/projects/{project_id}/events"):              "401 401 403 200 200 200 200 403",
     ("POST",   "/api/projects/{project_id}/teams"):               "401 401 403 403 403 403 201 403",
     ("DELETE", "/api/projects/{project_id}/teams/{team_id}"):     "401 401 403 403 403 403 204 403",
     ("POST",   "/api/invitations/{token}/accept"):                "401 401 200 200 200 200 200 200",
@@ -110,6 +121,7 @@ class Call:
     params: dict[str, str] = field(default_factory=dict)
     json: Any = None
     token: str | None = None  # replaces the caller's usual token (a fresh session of theirs)
+    query: dict[str, str] = field(default_factory=dict)
 
 
 def ok(response: httpx.Response, status: int) -> Any:
@@ -128,6 +140,7 @@ class World:
     service_key: str
     team_id: str  # owned by owner; team_editor is a member; granted editor on projects
     project_id: str  # read-only calls use this one
+    cache: dict[str, Any] = field(default_factory=dict)  # set-up shared by read-only calls
 
     @property
     def owner(self) -> Account:
@@ -309,6 +322,101 @@ async def _delete_project(w: World, caller: str) -> Call:
     return Call({"project_id": await w.fresh_project()})
 
 
+async def fresh_room(w: World) -> tuple[str, dict[str, Any]]:
+    """A fresh project of owner's (as fresh_project) with one room; (project id, room)."""
+    project_id = await w.fresh_project()
+    room = ok(
+        await w.api.client.post(
+            f"/api/projects/{project_id}/rooms",
+            json={"name": "Kitchen", "room_type": "kitchen"},
+            headers=w.owner.auth,
+        ),
+        201,
+    )
+    return project_id, room
+
+
+async def fresh_item(w: World) -> tuple[str, dict[str, Any]]:
+    """A fresh project with a room holding one note; (project id, item)."""
+    project_id, room = await fresh_room(w)
+    item = ok(
+        await w.api.client.post(
+            f"/api/projects/{project_id}/rooms/{room['id']}/items",
+            json={"kind": "note"},
+            headers=w.owner.auth,
+        ),
+        201,
+    )
+    return project_id, item
+
+
+@request_for("GET", "/api/projects/{project_id}/rooms")
+@request_for("GET", "/api/projects/{project_id}/events")
+async def _read_content(w: World, caller: str) -> Call:
+    return Call({"project_id": w.project_id})
+
+
+@request_for("POST", "/api/projects/{project_id}/rooms")
+async def _create_room(w: World, caller: str) -> Call:
+    return Call(
+        {"project_id": await w.fresh_project()}, {"name": "Bedroom", "room_type": "bedroom"}
+    )
+
+
+@request_for("PATCH", "/api/projects/{project_id}/rooms/{room_id}")
+async def _patch_room(w: World, caller: str) -> Call:
+    project_id, room = await fresh_room(w)
+    return Call(
+        {"project_id": project_id, "room_id": room["id"]},
+        {"base_version": room["version"], "name": "Pantry"},
+    )
+
+
+@request_for("DELETE", "/api/projects/{project_id}/rooms/{room_id}")
+async def _delete_room(w: World, caller: str) -> Call:
+    project_id, room = await fresh_room(w)
+    return Call(
+        {"project_id": project_id, "room_id": room["id"]},
+        query={"base_version": str(room["version"])},
+    )
+
+
+@request_for("GET", "/api/projects/{project_id}/rooms/{room_id}/items")
+async def _list_items(w: World, caller: str) -> Call:
+    if "room" not in w.cache:
+        w.cache["room"] = ok(
+            await w.api.client.post(
+                f"/api/projects/{w.project_id}/rooms", json={"name": "Hall"}, headers=w.owner.auth
+            ),
+            201,
+        )
+    return Call({"project_id": w.project_id, "room_id": w.cache["room"]["id"]})
+
+
+@request_for("POST", "/api/projects/{project_id}/rooms/{room_id}/items")
+async def _create_item(w: World, caller: str) -> Call:
+    project_id, room = await fresh_room(w)
+    return Call({"project_id": project_id, "room_id": room["id"]}, {"kind": "color", "x": 5})
+
+
+@request_for("PATCH", "/api/projects/{project_id}/items/{item_id}")
+async def _patch_item(w: World, caller: str) -> Call:
+    project_id, item = await fresh_item(w)
+    return Call(
+        {"project_id": project_id, "item_id": item["id"]},
+        {"base_version": item["version"], "x": 42},
+    )
+
+
+@request_for("DELETE", "/api/projects/{project_id}/items/{item_id}")
+async def _delete_item(w: World, caller: str) -> Call:
+    project_id, item = await fresh_item(w)
+    return Call(
+        {"project_id": project_id, "item_id": item["id"]},
+        query={"base_version": str(item["version"])},
+    )
+
+
 @request_for("POST", "/api/projects/{project_id}/members")
 async def _add_member(w: World, caller: str) -> Call:
     project_id = await w.fresh_project()
@@ -404,7 +512,7 @@ async def send(api: Api, method: str, path: str, call: Call, token: str | None) 
     headers = {} if token is None else {"Authorization": f"Bearer {token}"}
     api.client.cookies.clear()
     response = await api.client.request(
-        method, path.format(**call.params), json=call.json, headers=headers
+        method, path.format(**call.params), json=call.json, headers=headers, params=call.query
     )
     api.client.cookies.clear()
     return response
@@ -489,7 +597,7 @@ async def test_authorization_matrix(api: Api) -> None:
         # does not exist, so even its owner gets 403 once it is deleted.
         call = await prepare(world, "owner")
         for gone, project_id in (("missing", str(uuid.uuid4())), ("deleted", deleted)):
-            on_gone = Call({**call.params, "project_id": project_id}, call.json)
+            on_gone = Call({**call.params, "project_id": project_id}, call.json, query=call.query)
             response = await send(api, method, path, on_gone, world.owner.token)
             problem = mismatch(response, 403)
             if problem is not None:

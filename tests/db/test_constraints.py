@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from server.access.tables import AppUser
+from server.db.engine import write_transaction
 from server.events.tables import Event
 from server.generations.tables import Generation
 from server.projects.tables import Item, Project, Room
@@ -20,11 +21,13 @@ async def _user(email: str = "owner@example.com") -> uuid.UUID:
 
 
 async def _project_with_item() -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
+    """Rows written as the server writes them (the outside-writer triggers stay quiet)."""
     owner = await _user()
     project, room, item = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    await Project.insert(Project(id=project, name="Flat", owner_id=owner))
-    await Room.insert(Room(id=room, project_id=project, name="Kitchen", room_type="kitchen"))
-    await Item.insert(Item(id=item, project_id=project, room_id=room, kind="note"))
+    async with write_transaction(Project._meta.db):
+        await Project.insert(Project(id=project, name="Flat", owner_id=owner))
+        await Room.insert(Room(id=room, project_id=project, name="Kitchen", room_type="kitchen"))
+        await Item.insert(Item(id=item, project_id=project, room_id=room, kind="note"))
     return project, room, item
 
 
@@ -83,7 +86,8 @@ async def test_event_seq_and_op_id_are_unique_per_project(engine: Any) -> None:
     project, _, _ = await _project_with_item()
     other = uuid.uuid4()
     owner = (await Project.select(Project.owner_id).first())["owner_id"]
-    await Project.insert(Project(id=other, name="Other", owner_id=owner))
+    async with write_transaction(Project._meta.db):
+        await Project.insert(Project(id=other, name="Other", owner_id=owner))
     await Event.insert(_event(project, 1, "op-1"), _event(project, 2, None))
     await Event.insert(_event(project, 3, None))  # several events without an op
     await Event.insert(_event(other, 1, "op-1"))  # same seq and op_id, other project

@@ -51,7 +51,7 @@ async def test_three_instances_starting_at_once_migrate_once(
             finally:
                 await conn.close()
             migrations = MIGRATIONS
-            assert len(rows) == len(migrations) == 2
+            assert len(rows) == len(migrations) >= 2
             assert len({row["name"] for row in rows}) == len(rows)
             async with httpx.AsyncClient() as client:
                 for server in (a, b, c):

@@ -1,0 +1,265 @@
+"""Rooms, items and the event log over REST (PROTOCOL.md section 2).
+
+Writes go through the same service as socket edits (server/projects/edits.py):
+PATCH and DELETE carry ``base_version`` and answer 409 with the conflict body
+of PROTOCOL.md 3.3. An ``Idempotency-Key`` header plays the socket's ``op_id``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, delete, get, patch, post
+from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
+
+from server.errors import BadRequest, Conflict
+from server.http.deps import Caller, Ctx
+from server.http.schemas import (
+    EventPage,
+    Item,
+    ItemCreateBody,
+    Room,
+    RoomCreateBody,
+    to,
+)
+from server.projects import access, edits
+from server.projects.edits import EditRequest
+from server.projects.entities import item_entity, room_entity
+from server.projects.tables import Item as ItemTable
+from server.projects.tables import Room as RoomTable
+from server.realtime.snapshot import current_seq, read_events
+from server.types import ProjectId, UserId
+
+MAX_OP_ID = 64
+
+
+def op_id_of(request: Request[Any, Any, Any]) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is not None and not 0 < len(key) <= MAX_OP_ID:
+        raise BadRequest(f"Idempotency-Key: 1..{MAX_OP_ID} characters", field="Idempotency-Key")
+    return key
+
+
+async def write(ctx: Any, caller: Any, request: EditRequest) -> dict[str, Any] | None:
+    """Apply an edit for a REST call: the entity after it, or 409 with the conflict body."""
+    outcome, entity = await edits.apply(ctx.engine, ctx.notifier, UserId(caller.user_id), request)
+    if isinstance(outcome, edits.Conflicted):
+        raise Conflict(
+            f"{outcome.entity} changed since version {outcome.base_version}",
+            **msgspec.to_builtins(outcome),
+        )
+    if entity is None and request.action != "delete":  # a retried op: read it again
+        entity = await edits.read_entity(request.entity, outcome.id, ProjectId(request.project_id))
+    return entity
+
+
+def base_version_of(data: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    fields = dict(data)
+    version = fields.pop("base_version", None)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise BadRequest("base_version: required, an integer >= 1", field="base_version")
+    return version, fields
+
+
+class ContentController(Controller):
+    path = "/api/projects/{project_id:uuid}"
+    tags = ["content"]
+
+    @get("/rooms")
+    async def list_rooms(self, project_id: FromPath[uuid.UUID], caller: Caller) -> list[Room]:
+        """The project's rooms in tab order."""
+        await access.require(ProjectId(project_id), caller.user_id, "project.read")
+        rows = (
+            await RoomTable.select()
+            .where(RoomTable.project_id == project_id)
+            .order_by(RoomTable.position)
+            .output(load_json=True)
+        )
+        return to(list[Room], [room_entity(r) for r in rows])
+
+    @post("/rooms", status_code=HTTP_201_CREATED)
+    async def create_room(
+        self,
+        request: Request[Any, Any, Any],
+        project_id: FromPath[uuid.UUID],
+        data: JSONBody[RoomCreateBody],
+        caller: Caller,
+        ctx: Ctx,
+    ) -> Room:
+        """Add a room (editors and owners)."""
+        fields = msgspec.to_builtins(data)
+        room_id = fields.pop("id", None)
+        entity = await write(
+            ctx,
+            caller,
+            EditRequest(
+                project_id=project_id,
+                action="create",
+                entity="room",
+                id=None if room_id is None else uuid.UUID(room_id),
+                data=fields,
+                op_id=op_id_of(request),
+            ),
+        )
+        return to(Room, entity)
+
+    @patch("/rooms/{room_id:uuid}")
+    async def update_room(
+        self,
+        request: Request[Any, Any, Any],
+        project_id: FromPath[uuid.UUID],
+        room_id: FromPath[uuid.UUID],
+        data: JSONBody[dict[str, Any]],
+        caller: Caller,
+        ctx: Ctx,
+    ) -> Room:
+        """Versioned change of a room: 409 with the current room on conflict."""
+        base, fields = base_version_of(data)
+        entity = await write(
+            ctx,
+            caller,
+            EditRequest(
+                project_id=project_id,
+                action="update",
+                entity="room",
+                id=room_id,
+                base_version=base,
+                data=fields,
+                op_id=op_id_of(request),
+            ),
+        )
+        return to(Room, entity)
+
+    @delete("/rooms/{room_id:uuid}", status_code=HTTP_204_NO_CONTENT)
+    async def delete_room(
+        self,
+        request: Request[Any, Any, Any],
+        project_id: FromPath[uuid.UUID],
+        room_id: FromPath[uuid.UUID],
+        caller: Caller,
+        ctx: Ctx,
+        base_version: Annotated[int, QueryParameter(ge=1)],
+    ) -> None:
+        """Delete a room and its items (``?base_version=``); 409 when stale."""
+        await write(
+            ctx,
+            caller,
+            EditRequest(
+                project_id=project_id,
+                action="delete",
+                entity="room",
+                id=room_id,
+                base_version=base_version,
+                op_id=op_id_of(request),
+            ),
+        )
+
+    @get("/rooms/{room_id:uuid}/items")
+    async def list_items(
+        self, project_id: FromPath[uuid.UUID], room_id: FromPath[uuid.UUID], caller: Caller
+    ) -> list[Item]:
+        """A room's items in stacking order."""
+        await access.require(ProjectId(project_id), caller.user_id, "project.read")
+        rows = (
+            await ItemTable.select()
+            .where((ItemTable.project_id == project_id) & (ItemTable.room_id == room_id))
+            .order_by(ItemTable.z)
+            .output(load_json=True)
+        )
+        return to(list[Item], [item_entity(r) for r in rows])
+
+    @post("/rooms/{room_id:uuid}/items", status_code=HTTP_201_CREATED)
+    async def create_item(
+        self,
+        request: Request[Any, Any, Any],
+        project_id: FromPath[uuid.UUID],
+        room_id: FromPath[uuid.UUID],
+        data: JSONBody[ItemCreateBody],
+        caller: Caller,
+        ctx: Ctx,
+    ) -> Item:
+        """Place an item on a room's board (editors and owners)."""
+        fields = msgspec.to_builtins(data)
+        item_id = fields.pop("id", None)
+        entity = await write(
+            ctx,
+            caller,
+            EditRequest(
+                project_id=project_id,
+                action="create",
+                entity="item",
+                id=None if item_id is None else uuid.UUID(item_id),
+                room_id=room_id,
+                data=fields,
+                op_id=op_id_of(request),
+            ),
+        )
+        return to(Item, entity)
+
+    @patch("/items/{item_id:uuid}")
+    async def update_item(
+        self,
+        request: Request[Any, Any, Any],
+        project_id: FromPath[uuid.UUID],
+        item_id: FromPath[uuid.UUID],
+        data: JSONBody[dict[str, Any]],
+        caller: Caller,
+        ctx: Ctx,
+    ) -> Item:
+        """Versioned change of an item: 409 with the current item on conflict."""
+        base, fields = base_version_of(data)
+        entity = await write(
+            ctx,
+            caller,
+            EditRequest(
+                project_id=project_id,
+                action="update",
+                entity="item",
+                id=item_id,
+                base_version=base,
+                data=fields,
+                op_id=op_id_of(request),
+            ),
+        )
+        return to(Item, entity)
+
+    @delete("/items/{item_id:uuid}", status_code=HTTP_204_NO_CONTENT)
+    async def delete_item(
+        self,
+        request: Request[Any, Any, Any],
+        project_id: FromPath[uuid.UUID],
+        item_id: FromPath[uuid.UUID],
+        caller: Caller,
+        ctx: Ctx,
+        base_version: Annotated[int, QueryParameter(ge=1)],
+    ) -> None:
+        """Delete an item (``?base_version=``); 409 when stale."""
+        await write(
+            ctx,
+            caller,
+            EditRequest(
+                project_id=project_id,
+                action="delete",
+                entity="item",
+                id=item_id,
+                base_version=base_version,
+                op_id=op_id_of(request),
+            ),
+        )
+
+    @get("/events")
+    async def events(
+        self,
+        project_id: FromPath[uuid.UUID],
+        caller: Caller,
+        after: Annotated[int, QueryParameter(ge=0)] = 0,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+    ) -> EventPage:
+        """Events with seq > after, in order (at most ``limit``), and the project's seq."""
+        await access.require(ProjectId(project_id), caller.user_id, "project.read")
+        seq = await current_seq(project_id) or 0
+        frames = await read_events(project_id, after, min(seq, after + limit))
+        return to(EventPage, {"events": [msgspec.to_builtins(f) for f in frames], "seq": seq})

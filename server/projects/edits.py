@@ -1,0 +1,360 @@
+"""Versioned edits of projects, rooms and items: the write path of DESIGN.md.
+
+One transaction per change: permission check, project row lock, the op_id's
+earlier outcome if any, the version-checked write (field-level merge of
+PROTOCOL.md 3.3), the event row with the next seq, the op's outcome; commit;
+then the events go to the notifier. Socket ``edit`` frames and REST writes
+both come through :func:`apply`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import msgspec
+from piccolo.engine.base import Engine
+from piccolo.table import Table
+
+from server.access.notify import Notifier
+from server.db.engine import write_transaction
+from server.errors import BadRequest, NotFound
+from server.events import log as event_log
+from server.events.log import EventRecord
+from server.events.tables import Event, Operation
+from server.projects import access
+from server.projects.entities import item_entity, plain, project_entity, room_entity
+from server.projects.merge import Apply, decide
+from server.projects.tables import Item, Project, Room
+from server.projects.validation import EditableEntity, clean
+from server.types import ProjectId, UserId
+
+Action = Literal["create", "update", "delete"]
+
+
+@dataclass(frozen=True, slots=True)
+class EditRequest:
+    """One edit, as the socket's ``edit`` frame or a REST write describes it."""
+
+    project_id: uuid.UUID
+    action: Action
+    entity: EditableEntity
+    id: uuid.UUID | None = None
+    base_version: int | None = None
+    room_id: uuid.UUID | None = None
+    data: dict[str, Any] | None = None
+    op_id: str | None = None
+
+
+class Acked(msgspec.Struct, tag="ack", frozen=True):
+    """The edit committed (``merged`` when its base was stale but nothing overlapped)."""
+
+    id: uuid.UUID
+    version: int
+    seq: int
+    merged: bool
+
+
+class Conflicted(msgspec.Struct, tag="conflict", frozen=True):
+    """Nothing was written: the fields another version changed, and the entity now."""
+
+    entity: str
+    id: uuid.UUID
+    base_version: int | None
+    current_version: int | None
+    current: dict[str, Any] | None
+    fields: list[str]
+
+
+Outcome = Acked | Conflicted
+_outcomes: msgspec.json.Decoder[Outcome] = msgspec.json.Decoder(Outcome)
+
+_TABLES: dict[str, tuple[type[Table], Callable[[dict[str, Any]], dict[str, Any]]]] = {
+    "project": (Project, project_entity),
+    "room": (Room, room_entity),
+    "item": (Item, item_entity),
+}
+
+
+@dataclass(slots=True)
+class _Work:
+    """What one edit produced inside its transaction."""
+
+    outcome: Outcome
+    entity: dict[str, Any] | None
+    events: list[EventRecord]
+
+
+async def apply(
+    engine: Engine[Any], notifier: Notifier, user_id: UserId, request: EditRequest
+) -> tuple[Outcome, dict[str, Any] | None]:
+    """Apply one edit; the outcome (ack or conflict) and the entity after it (None if gone).
+
+    Raises:
+        Forbidden: the caller may not edit the project (or cannot see it).
+        BadRequest / ValidationFailed: a bad field, naming it; nothing written.
+        NotFound: the id is not an entity of this project.
+    """
+    project_id = ProjectId(request.project_id)
+    async with write_transaction(engine):
+        await access.require(project_id, user_id, "project.edit")
+        await event_log.lock_project(project_id)
+        if request.op_id is not None:
+            earlier = await _earlier_outcome(project_id, request.op_id, user_id)
+            if earlier is not None:
+                return earlier, None
+        work = await _dispatch(project_id, user_id, request)
+        if request.op_id is not None:
+            await Operation.insert(
+                Operation(
+                    project_id=project_id,
+                    op_id=request.op_id,
+                    user_id=user_id,
+                    outcome=msgspec.json.decode(msgspec.json.encode(work.outcome)),
+                )
+            )
+    if work.events:
+        await notifier.events_committed(work.events)
+    return work.outcome, work.entity
+
+
+async def _earlier_outcome(project_id: ProjectId, op_id: str, user_id: UserId) -> Outcome | None:
+    row = (
+        await Operation.select(Operation.user_id, Operation.outcome)
+        .where((Operation.project_id == project_id) & (Operation.op_id == op_id))
+        .first()
+    )
+    if row is None:
+        return None
+    if str(row["user_id"]) != str(user_id):
+        raise BadRequest("op_id: already used by another client; use a fresh UUID", field="op_id")
+    raw = row["outcome"]
+    return _outcomes.decode(raw if isinstance(raw, str | bytes) else msgspec.json.encode(raw))
+
+
+async def _dispatch(project_id: ProjectId, user_id: UserId, request: EditRequest) -> _Work:
+    if request.entity == "project":
+        if request.action != "update":
+            raise BadRequest(
+                "action: projects are only updated here; create and delete them over REST",
+                field="action",
+            )
+        if request.id is not None and request.id != project_id:
+            raise BadRequest("id: must be the project's own id", field="id")
+        return await _update(project_id, user_id, request, project_id)
+    if request.action == "create":
+        return await _create(project_id, user_id, request)
+    if request.id is None:
+        raise BadRequest("id: required to update or delete", field="id")
+    if request.action == "update":
+        return await _update(project_id, user_id, request, request.id)
+    return await _delete(project_id, user_id, request, request.id)
+
+
+async def _room_of_project(project_id: ProjectId, room_id: Any) -> uuid.UUID:
+    if room_id is None:
+        raise BadRequest("room_id: required for an item", field="room_id")
+    try:
+        room = uuid.UUID(str(room_id))
+    except ValueError:
+        raise BadRequest("room_id: must be a UUID", field="room_id") from None
+    if not await Room.exists().where((Room.id == room) & (Room.project_id == project_id)):
+        raise BadRequest("room_id: not a room of this project", field="room_id")
+    return room
+
+
+async def read_entity(
+    entity: EditableEntity, entity_id: uuid.UUID, project_id: ProjectId
+) -> dict[str, Any] | None:
+    """The wire form of an entity of the project, or None."""
+    row = await _read(entity, entity_id, project_id)
+    return None if row is None else _TABLES[entity][1](row)
+
+
+async def _read(entity: str, entity_id: uuid.UUID, project_id: ProjectId) -> dict[str, Any] | None:
+    table, _ = _TABLES[entity]
+    where: Any = table._meta.primary_key == entity_id
+    if entity != "project":
+        where = where & (table._meta.get_column_by_name("project_id") == project_id)
+    row: dict[str, Any] | None = await table.select().where(where).output(load_json=True).first()
+    return row
+
+
+async def _gone(
+    project_id: ProjectId, request: EditRequest, entity_id: uuid.UUID, fields: list[str]
+) -> _Work:
+    """The entity is not there: a conflict if it was deleted, else it never was ours."""
+    deleted = await Event.exists().where(
+        (Event.project_id == project_id)
+        & (Event.entity_id == entity_id)
+        & (Event.kind == f"{request.entity}.deleted")
+    )
+    if not deleted:
+        raise NotFound(f"id: no {request.entity} with this id in this project", field="id")
+    conflict = Conflicted(
+        entity=request.entity,
+        id=entity_id,
+        base_version=request.base_version,
+        current_version=None,
+        current=None,
+        fields=sorted(fields),
+    )
+    return _Work(outcome=conflict, entity=None, events=[])
+
+
+async def _create(project_id: ProjectId, user_id: UserId, request: EditRequest) -> _Work:
+    data = dict(request.data or {})
+    if request.entity == "item" and request.room_id is not None:
+        data.setdefault("room_id", str(request.room_id))
+    fields = clean(request.entity, data, creating=True)
+    entity_id = request.id or uuid.uuid4()
+    table, to_entity = _TABLES[request.entity]
+    if await table.exists().where(table._meta.primary_key == entity_id):
+        raise BadRequest("id: an entity with this id already exists", field="id")
+    values: dict[str, Any] = {"id": entity_id, "project_id": project_id, "version": 1, **fields}
+    if request.entity == "item":
+        values["room_id"] = await _room_of_project(project_id, fields.get("room_id"))
+        values["created_by"] = user_id
+    await table.insert(table(**values))
+    row = await _read(request.entity, entity_id, project_id)
+    assert row is not None
+    entity = to_entity(row)
+    event = await event_log.append(
+        project_id,
+        kind=f"{request.entity}.created",
+        entity=request.entity,
+        entity_id=entity_id,
+        version=1,
+        data=entity,
+        actor_id=user_id,
+        op_id=request.op_id,
+    )
+    return _Work(
+        outcome=Acked(id=entity_id, version=1, seq=event.seq, merged=False),
+        entity=entity,
+        events=[event],
+    )
+
+
+async def _update(
+    project_id: ProjectId, user_id: UserId, request: EditRequest, entity_id: uuid.UUID
+) -> _Work:
+    fields = clean(request.entity, request.data or {}, creating=False)
+    if request.base_version is None:
+        raise BadRequest("base_version: required to update", field="base_version")
+    row = await _read(request.entity, entity_id, project_id)
+    if row is None or (request.entity == "project" and row["deleted_at"] is not None):
+        return await _gone(project_id, request, entity_id, list(fields))
+    table, to_entity = _TABLES[request.entity]
+    if "room_id" in fields:
+        fields["room_id"] = await _room_of_project(project_id, fields["room_id"])
+    current = int(row["version"])
+    changed, known = await event_log.fields_changed_since(
+        project_id, request.entity, entity_id, request.base_version
+    )
+    decision = decide(
+        action="update",
+        fields=fields,
+        base_version=request.base_version,
+        current_version=current,
+        changed_since_base=changed,
+        versions_known=known,
+    )
+    if not isinstance(decision, Apply):
+        conflict = Conflicted(
+            entity=request.entity,
+            id=entity_id,
+            base_version=request.base_version,
+            current_version=current,
+            current=to_entity(row),
+            fields=list(decision.fields),
+        )
+        return _Work(outcome=conflict, entity=None, events=[])
+    values: dict[Any, Any] = {table._meta.get_column_by_name(k): v for k, v in fields.items()}
+    values[table._meta.get_column_by_name("version")] = current + 1
+    values[table._meta.get_column_by_name("updated_at")] = datetime.now(UTC)
+    await table.update(values).where(table._meta.primary_key == entity_id)
+    event = await event_log.append(
+        project_id,
+        kind=f"{request.entity}.updated",
+        entity=request.entity,
+        entity_id=entity_id,
+        version=current + 1,
+        data=plain(fields),
+        actor_id=user_id,
+        op_id=request.op_id,
+    )
+    after = await _read(request.entity, entity_id, project_id)
+    assert after is not None
+    return _Work(
+        outcome=Acked(id=entity_id, version=current + 1, seq=event.seq, merged=decision.merged),
+        entity=to_entity(after),
+        events=[event],
+    )
+
+
+async def _delete(
+    project_id: ProjectId, user_id: UserId, request: EditRequest, entity_id: uuid.UUID
+) -> _Work:
+    if request.base_version is None:
+        raise BadRequest("base_version: required to delete", field="base_version")
+    row = await _read(request.entity, entity_id, project_id)
+    if row is None:
+        return await _gone(project_id, request, entity_id, [])
+    table, to_entity = _TABLES[request.entity]
+    current = int(row["version"])
+    decision = decide(
+        action="delete",
+        fields=(),
+        base_version=request.base_version,
+        current_version=current,
+        changed_since_base=(),
+        versions_known=0,
+    )
+    if not isinstance(decision, Apply):
+        conflict = Conflicted(
+            entity=request.entity,
+            id=entity_id,
+            base_version=request.base_version,
+            current_version=current,
+            current=to_entity(row),
+            fields=[],
+        )
+        return _Work(outcome=conflict, entity=None, events=[])
+    events: list[EventRecord] = []
+    if request.entity == "room":
+        # A room's items go with it: each gets its own event, so every client's
+        # materialised state drops them too.
+        for item in await Item.select(Item.id, Item.version).where(Item.room_id == entity_id):
+            await Item.delete().where(Item.id == item["id"])
+            events.append(
+                await event_log.append(
+                    project_id,
+                    kind="item.deleted",
+                    entity="item",
+                    entity_id=item["id"],
+                    version=int(item["version"]) + 1,
+                    data={},
+                    actor_id=user_id,
+                )
+            )
+    await table.delete().where(table._meta.primary_key == entity_id)
+    event = await event_log.append(
+        project_id,
+        kind=f"{request.entity}.deleted",
+        entity=request.entity,
+        entity_id=entity_id,
+        version=current + 1,
+        data={},
+        actor_id=user_id,
+        op_id=request.op_id,
+    )
+    events.append(event)
+    return _Work(
+        outcome=Acked(id=entity_id, version=current + 1, seq=event.seq, merged=False),
+        entity=None,
+        events=events,
+    )

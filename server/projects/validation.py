@@ -1,0 +1,128 @@
+"""Field rules of rooms, items and projects (PROTOCOL.md section 2), as pure functions.
+
+Each check returns the cleaned fields or raises ValidationFailed whose
+message starts with the offending field's name, so a socket ``error`` or a
+REST problem says exactly what to fix. Unknown fields are refused, never
+stored.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from typing import Any, Literal
+
+import msgspec
+
+from server.errors import BadRequest, ValidationFailed
+from server.types import ITEM_KINDS, ROOM_TYPES
+
+MAX_JSON_BYTES = 16 * 1024
+MAX_NAME = 200
+MAX_DESCRIPTION = 10_000
+EditableEntity = Literal["project", "room", "item"]
+
+ROOM_DEFAULTS: dict[str, Any] = {"room_type": "other", "attributes": {}, "position": 0.0}
+ITEM_DEFAULTS: dict[str, Any] = {
+    "x": 0.0,
+    "y": 0.0,
+    "w": 200.0,
+    "h": 200.0,
+    "rotation": 0.0,
+    "z": 0.0,
+    "data": {},
+}
+EDITABLE: dict[EditableEntity, frozenset[str]] = {
+    "project": frozenset({"name", "description"}),
+    "room": frozenset({"name", "room_type", "attributes", "position"}),
+    "item": frozenset({"room_id", "kind", "x", "y", "w", "h", "rotation", "z", "data"}),
+}
+REQUIRED_ON_CREATE: dict[EditableEntity, frozenset[str]] = {
+    "project": frozenset(),
+    "room": frozenset({"name"}),
+    "item": frozenset({"kind"}),
+}
+
+
+def _fail(field: str, message: str) -> ValidationFailed:
+    return ValidationFailed(f"{field}: {message}", field=field)
+
+
+def _number(field: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _fail(field, "must be a number")
+    if not math.isfinite(value):
+        raise _fail(field, "must be a finite number")
+    return float(value)
+
+
+def _name(field: str, value: Any, limit: int) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > limit:
+        raise _fail(field, f"must be a non-empty string of at most {limit} characters")
+    return value.strip()
+
+
+def _json_object(field: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _fail(field, "must be a JSON object")
+    size = len(msgspec.json.encode(value))
+    if size > MAX_JSON_BYTES:
+        raise _fail(field, f"is {size} bytes; the limit is {MAX_JSON_BYTES}")
+    return value
+
+
+def _check(entity: EditableEntity, field: str, value: Any) -> Any:
+    if field == "name":
+        return _name(field, value, MAX_NAME)
+    if field == "description":
+        if not isinstance(value, str) or len(value) > MAX_DESCRIPTION:
+            raise _fail(field, f"must be a string of at most {MAX_DESCRIPTION} characters")
+        return value
+    if field == "room_type":
+        if value not in ROOM_TYPES:
+            raise _fail(field, f"must be one of {', '.join(ROOM_TYPES)}")
+        return value
+    if field == "kind":
+        if value not in ITEM_KINDS:
+            raise _fail(field, f"must be one of {', '.join(ITEM_KINDS)}")
+        return value
+    if field in ("attributes", "data"):
+        return _json_object(field, value)
+    if field == "room_id":
+        try:
+            return uuid.UUID(str(value))
+        except ValueError:
+            raise _fail(field, "must be a UUID") from None
+    number = _number(field, value)
+    if field in ("w", "h") and number <= 0:
+        raise _fail(field, "must be greater than 0")
+    return number
+
+
+def clean(entity: EditableEntity, data: dict[str, Any], *, creating: bool) -> dict[str, Any]:
+    """Check ``data`` for ``entity``; the cleaned fields (defaults added when creating).
+
+    Raises:
+        BadRequest: an unknown field (400, like any unknown field).
+        ValidationFailed: a missing required field or a bad value, naming it (422).
+    """
+    if not isinstance(data, dict):
+        raise BadRequest("data: must be a JSON object", field="data")
+    allowed = EDITABLE[entity]
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise BadRequest(
+            f"{unknown[0]}: not a field of {entity} you can set "
+            f"(allowed: {', '.join(sorted(allowed))})",
+            field=unknown[0],
+        )
+    cleaned = {field: _check(entity, field, value) for field, value in data.items()}
+    if creating:
+        missing = sorted(REQUIRED_ON_CREATE[entity] - set(cleaned))
+        if missing:
+            raise _fail(missing[0], "is required")
+        defaults = ROOM_DEFAULTS if entity == "room" else ITEM_DEFAULTS if entity == "item" else {}
+        cleaned = {**defaults, **cleaned}
+    elif not cleaned:
+        raise ValidationFailed("data: no field to change")
+    return cleaned

@@ -13,6 +13,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from server import __version__
 from server.access.throttle import LoginThrottle, MemoryLoginThrottle, RedisLoginThrottle
 from server.db.engine import create_engine, engine_lifespan
+from server.events.listener import Listener
 from server.http.admin import AdminController
 from server.http.auth import AuthController
 from server.http.content import ContentController
@@ -67,6 +68,13 @@ def create_app(settings: Settings) -> Litestar:
                 max_sockets_per_user=settings.max_sockets_per_user,
             )
             await realtime.start()
+            listener = (
+                Listener(settings.database.url, realtime.notice, realtime.heal)
+                if settings.database.kind == "postgres"
+                else None
+            )
+            if listener is not None:
+                await listener.start()
             app.state.engine = engine
             app.state.redis = redis
             app.state.realtime = realtime
@@ -87,6 +95,8 @@ def create_app(settings: Settings) -> Litestar:
                 yield
             finally:
                 await realtime.drain(0.0)  # anything the SIGTERM drain did not close
+                if listener is not None:
+                    await listener.stop()
                 await realtime.stop()
                 if redis is not None:
                     await redis.aclose()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -16,37 +16,56 @@ PASSWORD = "correct horse battery"
 
 
 class Ws:
-    """A connected socket with JSON helpers; every wait has a timeout."""
+    """A connected socket with JSON helpers; every wait has a timeout.
+
+    Frames passed over while waiting for a particular one are kept, in order,
+    for the next ``recv``/``expect``: an event that arrives before an ack is
+    not lost to a test waiting for the ack.
+    """
 
     def __init__(self, connection: ClientConnection) -> None:
         self.connection = connection
+        self.backlog: list[dict[str, Any]] = []
 
     async def send(self, frame: Mapping[str, Any]) -> None:
         await self.connection.send(json.dumps(frame))
 
-    async def recv(self, timeout: float = TIMEOUT_S) -> dict[str, Any]:
+    async def _recv_wire(self, timeout: float) -> dict[str, Any]:
         raw = await asyncio.wait_for(self.connection.recv(), timeout)
         frame: dict[str, Any] = json.loads(raw)
         return frame
 
-    async def expect(self, kind: str, timeout: float = TIMEOUT_S, **match: Any) -> dict[str, Any]:
-        """The next frame of ``type`` kind (and matching fields), skipping others."""
+    async def recv(self, timeout: float = TIMEOUT_S) -> dict[str, Any]:
+        """The next frame (the oldest kept one first)."""
+        if self.backlog:
+            return self.backlog.pop(0)
+        return await self._recv_wire(timeout)
+
+    async def first(
+        self, matches: Callable[[dict[str, Any]], bool], timeout: float = TIMEOUT_S
+    ) -> dict[str, Any]:
+        """The first frame that ``matches``; the others are kept for later."""
+        for index, frame in enumerate(self.backlog):
+            if matches(frame):
+                return self.backlog.pop(index)
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             left = deadline - asyncio.get_running_loop().time()
-            frame = await self.recv(max(left, 0.001))
-            if frame["type"] == kind and all(frame.get(k) == v for k, v in match.items()):
+            frame = await self._recv_wire(max(left, 0.001))
+            if matches(frame):
                 return frame
+            self.backlog.append(frame)
+
+    async def expect(self, type_: str, timeout: float = TIMEOUT_S, **match: Any) -> dict[str, Any]:
+        """The first frame of type ``type_`` (and matching fields)."""
+        return await self.first(
+            lambda f: f["type"] == type_ and all(f.get(k) == v for k, v in match.items()), timeout
+        )
 
     async def request(self, frame: Mapping[str, Any], timeout: float = TIMEOUT_S) -> dict[str, Any]:
         """Send a frame with a ref and wait for the reply carrying it."""
         await self.send(frame)
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            left = deadline - asyncio.get_running_loop().time()
-            reply = await self.recv(max(left, 0.001))
-            if reply.get("ref") == frame["ref"]:
-                return reply
+        return await self.first(lambda f: f.get("ref") == frame["ref"], timeout)
 
     async def closed(self, timeout: float = TIMEOUT_S) -> int | None:
         """Wait for the server to close; the close code."""

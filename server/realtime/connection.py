@@ -287,7 +287,10 @@ class Connection:
         for frame in replay or ():
             self.send_frame(frame)
         stream.last_seq = seq
+        self.realtime.feed_start(project_id, seq)
         buffered, stream.buffer = stream.buffer or [], None
+        # Presence diffs first (they have no seq), then events in seq order.
+        buffered.sort(key=lambda entry: -1 if entry[0] is None else entry[0])
         for event_seq, text in buffered:
             if event_seq is None:
                 self.send_text(text)

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -26,6 +27,7 @@ from server.realtime import envelope as env
 from server.realtime import protocol as p
 from server.realtime.bus import Broker, BrokerUnavailable
 from server.realtime.presence import PresenceStore
+from server.realtime.snapshot import project_seqs, read_events
 from server.types import ProjectId, UserId
 
 if TYPE_CHECKING:
@@ -33,6 +35,20 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 PRESENCE_FLUSH_S = 0.05  # presence updates are coalesced (latest wins) over this period
+HEAL_S = 2.0  # how often the log's head is compared with what this instance delivered
+
+
+@dataclass(slots=True)
+class Feed:
+    """One project's events on this instance: delivered up to ``head``, in order, once.
+
+    Events from the bus (or found in the log) that arrive early wait in
+    ``pending`` until the gap before them is filled from the event log.
+    """
+
+    head: int | None = None
+    pending: dict[int, str] = field(default_factory=dict)
+    filling: bool = False
 
 
 class Realtime:
@@ -54,10 +70,13 @@ class Realtime:
         self.draining = False
         self._by_user: dict[uuid.UUID, set[Connection]] = {}
         self._subscribers: dict[uuid.UUID, set[Connection]] = {}
+        self._feeds: dict[uuid.UUID, Feed] = {}
+        self.gap_fills = 0
         self._upstream: dict[uuid.UUID, asyncio.Lock] = {}
         self._pending_presence: dict[tuple[uuid.UUID, str], tuple[Connection, dict[str, Any]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._flusher: asyncio.Task[None] | None = None
+        self._healer: asyncio.Task[None] | None = None
 
     # --- lifetime ---------------------------------------------------------------------
 
@@ -68,12 +87,15 @@ class Realtime:
         self.spawn(self._subscribe_control())  # Redis may be down at start: /readyz says so
         await self.presence.start()
         self._flusher = asyncio.create_task(self._flush_presence_loop(), name="presence-flush")
+        self._healer = asyncio.create_task(self._heal_loop(), name="feed-heal")
+        self.broker.on_reconnect = self.heal
 
     async def stop(self) -> None:
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
+        for task in (self._flusher, self._healer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for task in list(self._tasks):
             task.cancel()
         await self.presence.stop()
@@ -141,6 +163,7 @@ class Realtime:
             first = not followers
             followers.add(connection)
             if first:
+                self._feeds[project_id] = Feed()
                 await self.broker.subscribe(env.project_channel(project_id))
 
     async def unsubscribe(self, connection: Connection, project_id: uuid.UUID) -> None:
@@ -152,6 +175,7 @@ class Realtime:
             followers.discard(connection)
             if not followers:
                 del self._subscribers[project_id]
+                self._feeds.pop(project_id, None)
                 await self.broker.unsubscribe(env.project_channel(project_id))
 
     def followers(self, project_id: uuid.UUID) -> int:
@@ -258,9 +282,8 @@ class Realtime:
             log.error("bus.undecodable", error=str(exc))
             return
         if isinstance(message, env.EventEnvelope):
-            text = bytes(message.frame).decode()  # decoded once, written to N sockets
-            for connection in tuple(self._subscribers.get(message.project_id, ())):
-                connection.deliver_event(message.project_id, message.seq, text)
+            # decoded once, written to N sockets
+            self._arrive(message.project_id, message.seq, bytes(message.frame).decode())
         elif isinstance(message, env.PresenceEnvelope):
             text = bytes(message.frame).decode()
             for connection in tuple(self._subscribers.get(message.project_id, ())):
@@ -283,3 +306,86 @@ class Realtime:
                 continue
             if await role_on(ProjectId(project_id), UserId(user_id)) is None:
                 await connection.revoke(project_id)
+
+    # --- gap-free delivery (DESIGN.md "delivery path") -------------------------------
+
+    def feed_start(self, project_id: uuid.UUID, seq: int) -> None:
+        """A join read the project at ``seq``: the feed delivers in order from there."""
+        feed = self._feeds.get(project_id)
+        if feed is not None and feed.head is None:
+            feed.head = seq
+            feed.pending = {s: t for s, t in feed.pending.items() if s > seq}
+            self._drain(project_id, feed)
+
+    def _dispatch(self, project_id: uuid.UUID, seq: int, text: str) -> None:
+        for connection in tuple(self._subscribers.get(project_id, ())):
+            connection.deliver_event(project_id, seq, text)
+
+    def _arrive(self, project_id: uuid.UUID, seq: int, text: str) -> None:
+        feed = self._feeds.get(project_id)
+        if feed is None:
+            return
+        if feed.head is None:  # no join has finished its read yet: joiners buffer and sort
+            self._dispatch(project_id, seq, text)
+            return
+        if seq <= feed.head:
+            return  # delivered already (a duplicate from the bus, the log or NOTIFY)
+        feed.pending[seq] = text
+        self._drain(project_id, feed)
+        if feed.pending:
+            self.notice(project_id, max(feed.pending))
+
+    def _drain(self, project_id: uuid.UUID, feed: Feed) -> None:
+        assert feed.head is not None
+        while feed.head + 1 in feed.pending:
+            feed.head += 1
+            self._dispatch(project_id, feed.head, feed.pending.pop(feed.head))
+
+    def notice(self, project_id: uuid.UUID, seq: int) -> None:
+        """The log holds events up to ``seq`` (NOTIFY, the heal loop, a later event)."""
+        feed = self._feeds.get(project_id)
+        if feed is None or feed.head is None or seq <= feed.head or feed.filling:
+            return
+        feed.filling = True
+        self.spawn(self._fill(project_id, feed, seq))
+
+    async def _fill(self, project_id: uuid.UUID, feed: Feed, upto: int) -> None:
+        """Read the missing events from the log and deliver everything in order."""
+        try:
+            assert feed.head is not None
+            frames = await read_events(project_id, feed.head, upto)
+            if frames:
+                self.gap_fills += 1
+                log.info(
+                    "feed.gap_filled",
+                    project_id=str(project_id),
+                    after=feed.head,
+                    upto=upto,
+                    events=len(frames),
+                )
+            for frame in frames:
+                if feed.head is not None and frame.seq > feed.head:
+                    feed.pending.setdefault(frame.seq, p.encode(frame).decode())
+            self._drain(project_id, feed)
+        except Exception as exc:  # the database hiccuped: the heal loop tries again
+            log.warning("feed.fill_failed", project_id=str(project_id), error=repr(exc))
+        finally:
+            feed.filling = False
+
+    async def heal(self) -> None:
+        """Compare every followed project's seq in the database with what was delivered."""
+        followed = [pid for pid, feed in self._feeds.items() if feed.head is not None]
+        if not followed:
+            return
+        for project_id, seq in (await project_seqs(followed)).items():
+            self.notice(project_id, seq)
+
+    async def _heal_loop(self) -> None:
+        # Catches what no later event reveals: the last event of a burst lost by the
+        # bus, a NOTIFY lost while the listener reconnected.
+        while True:
+            await asyncio.sleep(HEAL_S)
+            try:
+                await self.heal()
+            except Exception as exc:
+                log.warning("feed.heal_failed", error=repr(exc))

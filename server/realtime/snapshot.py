@@ -74,6 +74,12 @@ async def read_snapshot(engine: Engine[Any], project_id: uuid.UUID) -> Snapshot:
     )
 
 
+async def project_seqs(project_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """The current seq of each of these projects (one query)."""
+    rows = await Project.select(Project.id, Project.seq).where(Project.id.is_in(project_ids))
+    return {row["id"]: int(row["seq"]) for row in rows}
+
+
 async def current_seq(project_id: uuid.UUID) -> int | None:
     row = await Project.select(Project.seq).where(Project.id == project_id).first()
     return None if row is None else int(row["seq"])

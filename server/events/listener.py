@@ -1,0 +1,94 @@
+"""LISTEN for the outside writers' doorbell (PostgreSQL only; DESIGN.md write path).
+
+The triggers of the "outside-writer triggers" migration ``pg_notify`` the
+channel ``moodboard_events`` with ``<project_id>:<seq>`` after logging a
+change made outside the server. One dedicated connection per instance (not a
+pool connection: LISTEN needs its own session) receives them; the realtime
+feed then reads the events from the log. When the connection drops (a
+PostgreSQL restart), it reconnects with backoff and asks for a full heal,
+since notifications sent meanwhile are gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import asyncpg
+
+from server.log import get_logger
+
+CHANNEL = "moodboard_events"
+log = get_logger(__name__)
+
+
+class Listener:
+    """Keeps one LISTEN connection alive and forwards each doorbell."""
+
+    def __init__(
+        self,
+        dsn: str,
+        on_notify: Callable[[uuid.UUID, int], None],
+        on_reconnect: Callable[[], Coroutine[Any, Any, None]],
+        *,
+        reconnect_max_s: float = 5.0,
+    ) -> None:
+        self.reconnects = 0
+        self._dsn = dsn
+        self._on_notify = on_notify
+        self._on_reconnect = on_reconnect
+        self._reconnect_max_s = reconnect_max_s
+        self._task: asyncio.Task[None] | None = None
+        self.connected = asyncio.Event()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="pg-listener")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def _notified(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        project, _, seq = payload.partition(":")
+        try:
+            self._on_notify(uuid.UUID(project), int(seq))
+        except ValueError:
+            log.warning("listener.bad_payload", payload=payload[:100])
+
+    async def _run(self) -> None:
+        delay = 0.1
+        first = True
+        while True:
+            connection = None
+            try:
+                connection = await asyncpg.connect(self._dsn)
+                lost = asyncio.Event()
+                connection.add_termination_listener(lambda _c, lost=lost: lost.set())
+                await connection.add_listener(CHANNEL, self._notified)
+                self.connected.set()
+                delay = 0.1
+                if not first:
+                    self.reconnects += 1
+                    log.info("listener.reconnected")
+                    await self._on_reconnect()
+                first = False
+                await lost.wait()
+                self.connected.clear()
+                log.warning("listener.connection_lost")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.connected.clear()
+                log.warning("listener.connect_failed", error=repr(exc), retry_in_s=delay)
+                first = False
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._reconnect_max_s)
+            finally:
+                if connection is not None and not connection.is_closed():
+                    with contextlib.suppress(Exception):
+                        await connection.close(timeout=1)

@@ -70,6 +70,22 @@ def _create_admin(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def _maintenance(settings: Settings, _args: argparse.Namespace) -> int:
+    from server.db.engine import create_engine, engine_lifespan
+    from server.events.retention import prune
+
+    async def run() -> int:
+        engine = create_engine(settings.database)
+        async with engine_lifespan(engine, pool_size=1):
+            pruned = await prune(
+                keep_events=settings.event_retention_events, keep_days=settings.event_retention_days
+            )
+        print(f"event log: {pruned.events} events and {pruned.operations} op outcomes pruned")
+        return 0
+
+    return asyncio.run(run())
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every ``moodboard`` command."""
     parser = argparse.ArgumentParser(
@@ -100,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_argument("--email", required=True)
     admin.add_argument("--password", required=True, help="used only when the user is new")
     admin.set_defaults(handler=_create_admin)
+    maintenance = commands.add_parser(
+        "maintenance",
+        help="prune the event log (keeps MOODBOARD_EVENT_RETENTION_EVENTS per project and "
+        "everything younger than MOODBOARD_EVENT_RETENTION_DAYS)",
+    )
+    maintenance.set_defaults(handler=_maintenance)
     return parser
 
 

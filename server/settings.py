@@ -81,6 +81,8 @@ class Settings:
     drain_window_s: float = 5.0
     presence_ttl_s: float = 15.0
     auth_timeout_s: float = 10.0
+    event_retention_events: int = 10_000
+    event_retention_days: int = 30
     forwarded_allow_ips: str = "127.0.0.1"
 
     @property
@@ -264,5 +266,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         drain_window_s=_int(env, "MOODBOARD_DRAIN_WINDOW_MS", 5000, 0, 60_000) / 1000,
         presence_ttl_s=_int(env, "MOODBOARD_PRESENCE_TTL_S", 15, 2, 25),
         auth_timeout_s=_int(env, "MOODBOARD_AUTH_TIMEOUT_MS", 10_000, 100, 600_000) / 1000,
+        event_retention_events=_int(env, "MOODBOARD_EVENT_RETENTION_EVENTS", 10_000, 0, 10**9),
+        event_retention_days=_int(env, "MOODBOARD_EVENT_RETENTION_DAYS", 30, 0, 36_500),
         forwarded_allow_ips=env.get("MOODBOARD_FORWARDED_ALLOW_IPS", "").strip() or "127.0.0.1",
     )

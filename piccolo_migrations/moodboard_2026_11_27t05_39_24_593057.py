@@ -7,10 +7,10 @@ gives its changes: the version bump, the next per-project seq, an event row in
 the same transaction, and a NOTIFY doorbell (moodboard_events, payload
 <project_id>:<seq>) that every instance LISTENs to.
 
-How a trigger tells the server's own writes apart: every server write
-transaction starts with SET LOCAL moodboard.writer = 'server'
-(server/db/engine.py, write_transaction). Without that setting a change is an
-outside one. SQLite (embedded mode) has no outside writers: no triggers there.
+How a trigger tells the server's own writes apart: every connection of the
+server sets moodboard.writer = 'server' when it opens (server/db/engine.py,
+create_engine). Without that setting a change is an outside one. SQLite
+(embedded mode) has no outside writers: no triggers there.
 """
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager

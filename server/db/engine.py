@@ -19,6 +19,8 @@ from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 from server.db.tables import TABLES
 from server.settings import DatabaseUrl
 
+SERVER_WRITER_SETTING = "moodboard.writer"
+
 SQLITE_BUSY_TIMEOUT_S = 30.0
 
 
@@ -27,7 +29,11 @@ def create_engine(database: DatabaseUrl) -> Engine[Any]:
     if database.kind == "postgres":
         # extensions=(): UUIDs come from gen_random_uuid() (built in since PG 13)
         # or from Python, so no CREATE EXTENSION privilege is needed.
-        return PostgresEngine(config={"dsn": database.url}, extensions=(), log_queries=False)
+        # Every connection of the server says so at its start: the outside-writer
+        # triggers leave the server's own writes to its write path (see the
+        # migration "operation indexes and outside-writer triggers").
+        config = {"dsn": database.url, "server_settings": {SERVER_WRITER_SETTING: "server"}}
+        return PostgresEngine(config=config, extensions=(), log_queries=False)
     assert database.sqlite_path is not None
     Path(database.sqlite_path).parent.mkdir(parents=True, exist_ok=True)
     # IMMEDIATE write transactions queue on SQLite's busy handler; its 5 s default
@@ -63,26 +69,16 @@ async def ping(engine: Engine[Any]) -> None:
     await engine.run_ddl("SELECT 1")
 
 
-SERVER_WRITER = "SET LOCAL moodboard.writer = 'server'"
-
-
-@asynccontextmanager
-async def write_transaction(engine: Engine[Any]) -> AsyncIterator[None]:
+def write_transaction(engine: Engine[Any]) -> Any:
     """The transaction of every server write.
 
     SQLite's default DEFERRED transactions fail with "database is locked" when
     two of them read and then both try to write; IMMEDIATE takes the write lock
-    up front. On PostgreSQL the transaction is marked as the server's own, so
-    the outside-writer triggers (see the migration "operation indexes and
-    outside-writer triggers") leave its changes to the server's write path.
+    up front. PostgreSQL needs nothing special (row locks do the work).
     """
     if isinstance(engine, SQLiteEngine):
-        async with engine.transaction(transaction_type=TransactionType.immediate):
-            yield
-        return
-    async with engine.transaction():
-        await engine.run_ddl(SERVER_WRITER)
-        yield
+        return engine.transaction(transaction_type=TransactionType.immediate)
+    return engine.transaction()
 
 
 def is_unique_violation(exc: BaseException) -> bool:

@@ -15,7 +15,11 @@ from server.types import ProjectId, ProjectRole, UserId
 
 NO_ACCESS = "project not found, or you have no access to it"
 
+# One round trip: the project's state, the direct role, every team grant's role.
 _ROLES_SQL = """
+SELECT 'project' AS via, CASE WHEN p.deleted_at IS NULL THEN 'live' ELSE 'deleted' END AS role
+FROM project p WHERE p.id = {}
+UNION ALL
 SELECT 'direct' AS via, m.role AS role FROM project_member m
 WHERE m.project_id = {} AND m.user_id = {}
 UNION ALL
@@ -34,13 +38,13 @@ JOIN team_member t ON t.team_id = g.team_id WHERE t.user_id = {}
 
 async def role_on(project_id: ProjectId, user_id: UserId) -> ProjectRole | None:
     """The user's effective role on a live project (None: no access or no such project)."""
-    project = await Project.select(Project.deleted_at).where(Project.id == project_id).first()
-    if project is None:
+    rows = await Project.raw(_ROLES_SQL, project_id, project_id, user_id, project_id, user_id)
+    state = next((row["role"] for row in rows if row["via"] == "project"), None)
+    if state is None:
         return None
-    rows = await Project.raw(_ROLES_SQL, project_id, user_id, project_id, user_id)
     direct = next((row["role"] for row in rows if row["via"] == "direct"), None)
     teams = [row["role"] for row in rows if row["via"] == "team"]
-    return policy.role_for(direct, teams, deleted=project["deleted_at"] is not None)
+    return policy.role_for(direct, teams, deleted=state == "deleted")
 
 
 async def require(project_id: ProjectId, user_id: UserId, action: policy.Action) -> ProjectRole:

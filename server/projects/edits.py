@@ -26,7 +26,7 @@ from server.events import log as event_log
 from server.events.log import EventRecord
 from server.events.tables import Event, Operation
 from server.projects import access
-from server.projects.entities import item_entity, plain, project_entity, room_entity
+from server.projects.entities import item_entity, plain, project_entity, rfc3339, room_entity
 from server.projects.merge import Apply, decide
 from server.projects.tables import Item, Project, Room
 from server.projects.validation import EditableEntity, clean
@@ -252,9 +252,12 @@ async def _update(
     if "room_id" in fields:
         fields["room_id"] = await _room_of_project(project_id, fields["room_id"])
     current = int(row["version"])
-    changed, known = await event_log.fields_changed_since(
-        project_id, request.entity, entity_id, request.base_version
-    )
+    changed: set[str] = set()
+    known = 0
+    if request.base_version != current:  # only a stale write needs the history
+        changed, known = await event_log.fields_changed_since(
+            project_id, request.entity, entity_id, request.base_version
+        )
     decision = decide(
         action="update",
         fields=fields,
@@ -275,7 +278,8 @@ async def _update(
         return _Work(outcome=conflict, entity=None, events=[])
     values: dict[Any, Any] = {table._meta.get_column_by_name(k): v for k, v in fields.items()}
     values[table._meta.get_column_by_name("version")] = current + 1
-    values[table._meta.get_column_by_name("updated_at")] = datetime.now(UTC)
+    now = datetime.now(UTC)
+    values[table._meta.get_column_by_name("updated_at")] = now
     await table.update(values).where(table._meta.primary_key == entity_id)
     event = await event_log.append(
         project_id,
@@ -287,11 +291,12 @@ async def _update(
         actor_id=user_id,
         op_id=request.op_id,
     )
-    after = await _read(request.entity, entity_id, project_id)
-    assert after is not None
+    entity = {**to_entity(row), **plain(fields), "version": current + 1}
+    if "updated_at" in entity:
+        entity["updated_at"] = rfc3339(now)
     return _Work(
         outcome=Acked(id=entity_id, version=current + 1, seq=event.seq, merged=decision.merged),
-        entity=to_entity(after),
+        entity=entity,
         events=[event],
     )
 

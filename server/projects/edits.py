@@ -294,6 +294,8 @@ async def _update(
     entity = {**to_entity(row), **plain(fields), "version": current + 1}
     if "updated_at" in entity:
         entity["updated_at"] = rfc3339(now)
+    if "seq" in entity:  # the project's own seq moved with this event
+        entity["seq"] = event.seq
     return _Work(
         outcome=Acked(id=entity_id, version=current + 1, seq=event.seq, merged=decision.merged),
         entity=entity,

@@ -88,3 +88,16 @@ async def test_deleted_project_disappears_everywhere(api: Api) -> None:
     kinds = [row["kind"] for row in await Event.select(Event.kind).order_by(Event.seq)]
     assert kinds[-1] == "project.deleted"
     assert project["id"] in {str(pid) for pid, _ in api.ctx.notifier.access}  # type: ignore[attr-defined]
+
+
+async def test_patch_answers_the_project_as_it_now_is(api: Api) -> None:
+    """A PATCH's answer is the project after it: new version, new seq, new updated_at."""
+    owner = await api.register("owner")
+    project = await api.project(owner)
+    url = f"/api/projects/{project['id']}"
+    patched = (
+        await api.client.patch(url, json={"base_version": 1, "name": "N"}, headers=owner.auth)
+    ).json()
+    fetched = (await api.client.get(url, headers=owner.auth)).json()
+    assert patched == fetched
+    assert (patched["version"], patched["seq"]) == (2, project["seq"] + 1)

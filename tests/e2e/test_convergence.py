@@ -24,7 +24,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from tests.conftest import create_pg_database, drop_pg_database
 from tests.servers import ServerProcess, running_server, server_env
@@ -122,8 +122,8 @@ class Client:
             try:
                 await self.connect()
                 return
-            except (OSError, ConnectionClosed, TimeoutError):
-                await asyncio.sleep(0.1)
+            except (OSError, ConnectionClosed, TimeoutError, InvalidHandshake):
+                await asyncio.sleep(0.1)  # an instance dying under us: try a live one
         raise AssertionError("could not reconnect")
 
     async def disconnect(self) -> None:

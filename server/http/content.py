@@ -34,6 +34,7 @@ from server.realtime.snapshot import current_seq, read_events
 from server.types import ProjectId, UserId
 
 MAX_OP_ID = 64
+MAX_VERSION = 2**31 - 1  # versions are 32-bit INTEGER columns, as in the socket protocol
 
 
 def op_id_of(request: Request[Any, Any, Any]) -> str | None:
@@ -59,8 +60,10 @@ async def write(ctx: Any, caller: Any, request: EditRequest) -> dict[str, Any] |
 def base_version_of(data: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     fields = dict(data)
     version = fields.pop("base_version", None)
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise BadRequest("base_version: required, an integer >= 1", field="base_version")
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= MAX_VERSION:
+        raise BadRequest(
+            f"base_version: required, an integer 1..{MAX_VERSION}", field="base_version"
+        )
     return version, fields
 
 
@@ -255,7 +258,7 @@ class ContentController(Controller):
         self,
         project_id: FromPath[uuid.UUID],
         caller: Caller,
-        after: Annotated[int, QueryParameter(ge=0)] = 0,
+        after: Annotated[int, QueryParameter(ge=0, le=2**53 - 1)] = 0,  # beyond: no such seq
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     ) -> EventPage:
         """Events with seq > after, in order (at most ``limit``), and the project's seq."""

@@ -68,12 +68,26 @@ def validation_error_handler(
     first = errors[0] if errors and isinstance(errors[0], dict) else None
     if first is not None:
         key = first.get("key")
-        field = _field_from(str(first.get("message", ""))) if key in (None, "data") else key
+        field = key
+        if key in (None, "data"):
+            # "data" is Litestar's name for the whole body, and also an item's field:
+            # msgspec's own path, kept as the cause, tells the two apart.
+            field = _body_field(str(exc.__cause__ or "")) or _field_from(
+                str(first.get("message", ""))
+            )
         message = str(first.get("message", "")).split(" - at `")[0]
         if key == "data" and message == "'data'":  # Litestar's KeyError text: no body at all
             field, message = "body", "a JSON object is required"
         detail = f"{field}: {message}" if field else message or detail
     return problem(400, "Bad request", detail, "bad_request", errors=errors)
+
+
+def _body_field(cause: str) -> str | None:
+    """The body field in msgspec's path: "... - at `$.data.<field>...`" (data is the body)."""
+    marker = " - at `$.data."
+    if marker not in cause:
+        return None
+    return cause.split(marker, 1)[1].split("`", 1)[0].split(".", 1)[0].split("[", 1)[0]
 
 
 def _field_from(message: str) -> str | None:
@@ -99,6 +113,13 @@ def http_error_handler(_request: Request[Any, Any, Any], exc: HTTPException) -> 
     return response
 
 
+def recursion_error_handler(request: Request[Any, Any, Any], exc: RecursionError) -> Response[Any]:
+    """JSON nested past the decoder's stack: Litestar decodes a body before any check."""
+    if "deserializing" not in str(exc):  # msgspec's words; anything else is a bug of ours
+        return unexpected_error_handler(request, exc)
+    return problem(400, "Bad request", "body: JSON nested too deeply", "bad_request")
+
+
 def unexpected_error_handler(_request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """A bug: log it with its traceback, tell the client nothing internal."""
     log.error("http.unhandled_error", exc_info=exc)
@@ -114,5 +135,6 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     ServerError: server_error_handler,
     ValidationException: validation_error_handler,
     HTTPException: http_error_handler,
+    RecursionError: recursion_error_handler,
     Exception: unexpected_error_handler,
 }

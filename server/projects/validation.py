@@ -18,6 +18,9 @@ from server.errors import BadRequest, ValidationFailed
 from server.types import ITEM_KINDS, ROOM_TYPES
 
 MAX_JSON_BYTES = 16 * 1024
+# Nesting of attributes/data: ample for any design note, and far below the depth
+# at which a JSON codec runs out of stack (msgspec fails near 1000, in any caller).
+MAX_JSON_DEPTH = 32
 MAX_NAME = 200
 MAX_DESCRIPTION = 10_000
 EditableEntity = Literal["project", "room", "item"]
@@ -56,18 +59,40 @@ def _number(field: str, value: Any) -> float:
     return float(value)
 
 
+def _shape(value: Any) -> tuple[int, bool]:
+    """How deeply ``value`` nests, and whether a string in it (keys too) holds U+0000."""
+    depth, nul = 0, False
+    pending = [(value, 0)]
+    while pending:  # a loop, not recursion: the client chooses the nesting
+        item, level = pending.pop()
+        if isinstance(item, str):
+            nul = nul or "\x00" in item
+        elif isinstance(item, dict | list):
+            depth = max(depth, level + 1)
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            pending.extend((child, level + 1) for child in children)
+    return depth, nul
+
+
 def _name(field: str, value: Any, limit: int) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > limit:
         raise _fail(field, f"must be a non-empty string of at most {limit} characters")
+    if "\x00" in value:  # PostgreSQL text cannot hold it (SQLite can): same answer on both
+        raise _fail(field, "must not contain U+0000")
     return value.strip()
 
 
 def _json_object(field: str, value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise _fail(field, "must be a JSON object")
+    depth, nul = _shape(value)
+    if depth > MAX_JSON_DEPTH:  # checked first: encoding it could exhaust the stack
+        raise _fail(field, f"nests {depth} levels deep; the limit is {MAX_JSON_DEPTH}")
     size = len(msgspec.json.encode(value))
     if size > MAX_JSON_BYTES:
         raise _fail(field, f"is {size} bytes; the limit is {MAX_JSON_BYTES}")
+    if nul:  # PostgreSQL jsonb cannot hold it (SQLite can): same answer on both
+        raise _fail(field, "must not contain U+0000 in any key or string")
     return value
 
 
@@ -77,6 +102,8 @@ def _check(entity: EditableEntity, field: str, value: Any) -> Any:
     if field == "description":
         if not isinstance(value, str) or len(value) > MAX_DESCRIPTION:
             raise _fail(field, f"must be a string of at most {MAX_DESCRIPTION} characters")
+        if "\x00" in value:
+            raise _fail(field, "must not contain U+0000")
         return value
     if field == "room_type":
         if value not in ROOM_TYPES:

@@ -179,7 +179,7 @@ def _salvage_ref(raw: bytes | str) -> str | None:
     """The ``ref`` of a frame that failed validation, when it is itself valid."""
     try:
         value = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return None
     ref = value.get("ref") if isinstance(value, dict) else None
     return ref if isinstance(ref, str) and len(ref) <= 64 else None
@@ -206,6 +206,9 @@ def decode(raw: bytes | str) -> ClientFrame:
         raise ProtocolError("bad_request", text, _salvage_ref(raw)) from None
     except msgspec.DecodeError as exc:
         raise ProtocolError("bad_request", f"not a JSON object: {exc}") from None
+    except RecursionError:
+        # msgspec gives up on very deep nesting; the frame is refused, the socket lives.
+        raise ProtocolError("bad_request", "JSON nested too deeply") from None
     if isinstance(message, Presence):
         size = len(_encoder.encode(message.state))
         if size > MAX_PRESENCE_STATE_BYTES:

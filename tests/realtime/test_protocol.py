@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from server.realtime import protocol as p
 
 PID = uuid.UUID("6d5c1f5e-0b1e-4c55-9d7c-8f2f4c9b1a11")
+DEEP = '{"a":' * 9000 + "1" + "}" * 9000  # deeper than msgspec's decoder goes
 
 json_values = st.recursive(
     st.none()
@@ -130,6 +131,11 @@ def test_valid_frames_round_trip(message: p.ClientFrame) -> None:
             "limit is 2048",
         ),
         ('{"type":"ping","pad":"%s"}' % ("x" * 70_000), "too_large", "65536"),
+        (
+            f'{{"type":"presence","project_id":"{PID}","state":{DEEP}}}',
+            "bad_request",
+            "nested too deeply",
+        ),
     ],
 )
 def test_malformed_frames_say_what_is_wrong(raw: str, code: str, fragment: str) -> None:

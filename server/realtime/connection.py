@@ -26,6 +26,7 @@ from server.projects import edits
 from server.projects.access import NO_ACCESS, role_on
 from server.projects.edits import EditRequest
 from server.realtime import protocol as p
+from server.realtime.bus import BrokerUnavailable
 from server.realtime.hub import Realtime
 from server.realtime.outbox import Outbox
 from server.realtime.session import (
@@ -261,7 +262,19 @@ class Connection:
             return
         stream = self.streams[project_id] = Stream()
         # Subscribe first, then read at a known seq S, then hand over what came after S.
-        await self.realtime.subscribe(self, project_id)
+        try:
+            await self.realtime.subscribe(self, project_id)
+        except BrokerUnavailable:
+            await self._leave(project_id)
+            self.session.join_failed(project_id)
+            self.send_frame(
+                p.Error(
+                    ref=ref,
+                    code="internal",
+                    message="the message bus is unavailable; join again later",
+                )
+            )
+            return
         presence = await self.realtime.presence_enter(
             self, project_id, p.PresenceEntry(user_id=user.id, name=user.name, state={})
         )

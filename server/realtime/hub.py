@@ -183,6 +183,18 @@ class Realtime:
 
     # --- the Notifier the services call after commit -----------------------------------------
 
+    async def _publish(self, channel: str, payload: bytes) -> None:
+        """Publish, never failing the caller: its change is committed already.
+
+        A lost event is delayed, not lost: the feeds of every instance find it
+        in the log (gap fill, heal loop). A lost control message delays a
+        revocation until the next one; it is logged loudly.
+        """
+        try:
+            await self.broker.publish(channel, payload)
+        except Exception as exc:
+            log.error("bus.publish_failed", channel=channel, error=repr(exc))
+
     async def events_committed(self, events: Sequence[EventRecord]) -> None:
         for record in events:
             frame = p.EventFrame(
@@ -200,12 +212,12 @@ class Realtime:
             envelope = env.EventEnvelope(
                 project_id=record.project_id, seq=record.seq, frame=msgspec.Raw(p.encode(frame))
             )
-            await self.broker.publish(env.project_channel(record.project_id), env.encode(envelope))
+            await self._publish(env.project_channel(record.project_id), env.encode(envelope))
 
     async def sessions_revoked(self, session_ids: Sequence[uuid.UUID]) -> None:
         if session_ids:
             envelope = env.SessionsRevoked(session_ids=list(session_ids))
-            await self.broker.publish(env.CONTROL_CHANNEL, env.encode(envelope))
+            await self._publish(env.CONTROL_CHANNEL, env.encode(envelope))
 
     async def access_changed(
         self, project_id: ProjectId, user_ids: Sequence[UserId] | None
@@ -213,7 +225,7 @@ class Realtime:
         envelope = env.AccessChanged(
             project_id=project_id, user_ids=None if user_ids is None else list(user_ids)
         )
-        await self.broker.publish(env.CONTROL_CHANNEL, env.encode(envelope))
+        await self._publish(env.CONTROL_CHANNEL, env.encode(envelope))
 
     # --- presence ------------------------------------------------------------------------
 
@@ -248,7 +260,7 @@ class Realtime:
         envelope = env.PresenceEnvelope(
             project_id=project_id, source=source, frame=msgspec.Raw(p.encode(frame))
         )
-        await self.broker.publish(env.project_channel(project_id), env.encode(envelope))
+        await self._publish(env.project_channel(project_id), env.encode(envelope))
 
     async def _announce_leaves(
         self, project_id: uuid.UUID, leaves: dict[str, p.PresenceEntry]

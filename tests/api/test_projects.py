@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from server.events.tables import Event
-from tests.api.conftest import Api
+from tests.api.conftest import PASSWORD, Api, app_for, serving
+from tests.conftest import free_port
 
 
 async def test_stale_patch_merges_or_conflicts_by_field(api: Api) -> None:
@@ -101,3 +103,28 @@ async def test_patch_answers_the_project_as_it_now_is(api: Api) -> None:
     fetched = (await api.client.get(url, headers=owner.auth)).json()
     assert patched == fetched
     assert (patched["version"], patched["seq"]) == (2, project["seq"] + 1)
+
+
+async def test_writes_succeed_while_the_bus_is_down(engine: Any, database_url: str) -> None:
+    """With Redis unreachable a committed write still answers success (delivery comes later)."""
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    async with serving(app_for(database_url, REDIS_URL=dead)) as client:
+        response = await client.post(
+            "/api/auth/register",
+            json={"email": "bus@example.com", "password": PASSWORD, "name": "Bus"},
+        )
+        assert response.status_code == 201
+        auth = {"Authorization": f"Bearer {response.json()['token']}"}
+        created = await client.post("/api/projects", json={"name": "Offline bus"}, headers=auth)
+        assert created.status_code == 201
+        pid = created.json()["id"]
+        patched = await client.patch(
+            f"/api/projects/{pid}", json={"base_version": 1, "name": "B"}, headers=auth
+        )
+        assert patched.status_code == 200
+        events = (await client.get(f"/api/projects/{pid}/events", headers=auth)).json()
+        assert [e["kind"] for e in events["events"]] == [
+            "project.created",
+            "member.created",
+            "project.updated",
+        ]

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Controller, get, post
+from litestar import Controller, Request, get, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from server.access import admin, audit
-from server.http.deps import Caller, ClientInfo, Ctx
+from server.http.deps import Caller, ClientInfo, Ctx, strictly
 from server.http.schemas import (
     NO_NUL,
     AuditEntry,
@@ -40,6 +40,7 @@ class AdminController(Controller):
     @post("/users/{user_id:uuid}/credits", status_code=HTTP_200_OK)
     async def adjust_credits(
         self,
+        request: Request[Any, Any, Any],
         user_id: FromPath[uuid.UUID],
         data: JSONBody[CreditAdjustBody],
         caller: Caller,
@@ -47,6 +48,7 @@ class AdminController(Controller):
         client: ClientInfo,
     ) -> User:
         """Add or remove credits, with a ledger row and an audit entry."""
+        data = await strictly(request, data)
         user = await admin.adjust_credits(
             ctx.engine,
             caller,

@@ -16,7 +16,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from server.errors import BadRequest, Conflict
-from server.http.deps import Caller, Ctx
+from server.http.deps import Caller, Ctx, strictly
 from server.http.schemas import (
     EventPage,
     Item,
@@ -93,7 +93,7 @@ class ContentController(Controller):
         ctx: Ctx,
     ) -> Room:
         """Add a room (editors and owners)."""
-        fields = msgspec.to_builtins(data)
+        fields = msgspec.to_builtins(await strictly(request, data))
         room_id = fields.pop("id", None)
         entity = await write(
             ctx,
@@ -185,7 +185,7 @@ class ContentController(Controller):
         ctx: Ctx,
     ) -> Item:
         """Place an item on a room's board (editors and owners)."""
-        fields = msgspec.to_builtins(data)
+        fields = msgspec.to_builtins(await strictly(request, data))
         item_id = fields.pop("id", None)
         entity = await write(
             ctx,

@@ -8,8 +8,9 @@ worker API only, never these calls.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
+import msgspec
 from litestar import Request
 from litestar.di import NamedDependency, Provide
 
@@ -19,10 +20,11 @@ from server.access.origins import origin_allowed
 from server.access.principal import Principal
 from server.access.sessions import authenticate
 from server.access.tokens import token_kind
-from server.errors import Forbidden, Unauthorized
+from server.errors import BadRequest, Forbidden, Unauthorized
 from server.http.context import AppContext
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+T = TypeVar("T")
 
 
 def provide_ctx(request: Request[Any, Any, Any]) -> AppContext:
@@ -83,3 +85,18 @@ DEPENDENCIES = {
 Ctx = NamedDependency[AppContext]
 Caller = NamedDependency[Principal]
 ClientInfo = NamedDependency[Client]
+
+
+async def strictly(request: Request[Any, Any, Any], data: T) -> T:
+    """``data`` decoded again from the raw body, strictly: ``"1"`` is not the integer 1.
+
+    Litestar converts typed bodies leniently (numeric strings pass for numbers);
+    PROTOCOL.md wants wrong types refused, so bodies with numeric fields pass
+    through here. The first decode already checked everything else.
+    """
+    try:
+        return msgspec.json.decode(await request.body(), type=type(data))
+    except msgspec.ValidationError as exc:
+        message, _, path = str(exc).partition(" - at `$.")
+        field = path.split("`", 1)[0].split(".", 1)[0].split("[", 1)[0] or "body"
+        raise BadRequest(f"{field}: {message}", field=field) from None

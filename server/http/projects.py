@@ -11,7 +11,7 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from server.errors import ValidationFailed
 from server.http.content import op_id_of, write
-from server.http.deps import Caller, Ctx
+from server.http.deps import Caller, Ctx, strictly
 from server.http.schemas import Project, ProjectCreateBody, ProjectListed, ProjectPatchBody, to
 from server.projects import service
 from server.projects.edits import EditRequest
@@ -55,6 +55,7 @@ class ProjectController(Controller):
         ctx: Ctx,
     ) -> Project:
         """Versioned change of name/description: 409 with the current project on conflict."""
+        data = await strictly(request, data)
         changes = data.changes()
         if not changes:
             raise ValidationFailed("no field to change: send at least one of name, description")

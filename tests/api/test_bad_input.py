@@ -430,19 +430,35 @@ async def test_bad_query_parameters_are_refused(api: Api) -> None:
         assert problem_mismatch(response, field, (400,)) is None, (path, query, response.text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Litestar converts handler arguments with msgspec strict=False, so a numeric "
-    "string passes as an integer; refusing it needs the body decoded strictly",
-)
-async def test_numeric_string_for_an_integer_is_refused(api: Api) -> None:
-    """base_version "1" (a string) is a wrong type: 400 naming base_version, project unchanged."""
+async def test_numeric_string_for_a_number_is_refused(api: Api) -> None:
+    """Numbers sent as strings are wrong types: 400 naming the field, nothing written."""
     world = await make_world(api)
-    before = await snapshot()
-    response = await api.client.patch(
-        f"/api/projects/{world.project_id}",
-        json={"base_version": "1", "name": "Renamed"},
-        headers=world.owner.auth,
+    room = await api.client.post(
+        f"/api/projects/{world.project_id}/rooms", json={"name": "R"}, headers=world.owner.auth
     )
-    assert problem_mismatch(response, "base_version", (400, 422)) is None, response.text
+    assert room.status_code == 201
+    before = await snapshot()
+    cases = [
+        (
+            "PATCH",
+            f"/api/projects/{world.project_id}",
+            {"base_version": "1", "name": "N"},
+            "base_version",
+        ),
+        (
+            "POST",
+            f"/api/projects/{world.project_id}/rooms",
+            {"name": "X", "position": "2"},
+            "position",
+        ),
+        (
+            "POST",
+            f"/api/projects/{world.project_id}/rooms/{room.json()['id']}/items",
+            {"kind": "note", "x": "5"},
+            "x",
+        ),
+    ]
+    for method, path, body, field in cases:
+        response = await api.client.request(method, path, json=body, headers=world.owner.auth)
+        assert problem_mismatch(response, field, (400, 422)) is None, response.text
     assert await snapshot() == before

@@ -19,6 +19,7 @@ from server.http.auth import AuthController
 from server.http.content import ContentController
 from server.http.context import AppContext
 from server.http.deps import DEPENDENCIES
+from server.http.generations import GenerationController, ProjectGenerationController
 from server.http.health import healthz, readyz
 from server.http.me import MeController
 from server.http.members import InvitationController, MemberController
@@ -113,6 +114,8 @@ def create_app(settings: Settings) -> Litestar:
             TeamController,
             AdminController,
             ContentController,
+            ProjectGenerationController,
+            GenerationController,
             ws_endpoint,
         ],
         dependencies=DEPENDENCIES,

@@ -288,3 +288,29 @@ class Event(msgspec.Struct):
 class EventPage(msgspec.Struct):
     events: list[Event]
     seq: int
+
+
+class GenerationRequestBody(Body):
+    room_id: uuid.UUID
+    prompt: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+    params: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class Generation(msgspec.Struct):
+    id: uuid.UUID
+    project_id: uuid.UUID
+    room_id: uuid.UUID | None
+    requested_by: uuid.UUID | None
+    prompt: str
+    params: dict[str, Any]
+    status: Literal["queued", "running", "succeeded", "failed", "canceled"]
+    progress: int
+    stage: str | None
+    cost: int
+    result: dict[str, Any] | None
+    error: str | None
+    attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    version: int

@@ -74,7 +74,8 @@ def _shape(value: Any) -> tuple[int, bool]:
     return depth, nul
 
 
-def _name(field: str, value: Any, limit: int) -> str:
+def clean_text(field: str, value: Any, limit: int) -> str:
+    """A non-empty stripped string of at most ``limit`` characters, without U+0000."""
     if not isinstance(value, str) or not value.strip() or len(value) > limit:
         raise _fail(field, f"must be a non-empty string of at most {limit} characters")
     if "\x00" in value:  # PostgreSQL text cannot hold it (SQLite can): same answer on both
@@ -82,7 +83,8 @@ def _name(field: str, value: Any, limit: int) -> str:
     return value.strip()
 
 
-def _json_object(field: str, value: Any) -> dict[str, Any]:
+def clean_json(field: str, value: Any) -> dict[str, Any]:
+    """A JSON object within the size and nesting limits, without U+0000."""
     if not isinstance(value, dict):
         raise _fail(field, "must be a JSON object")
     depth, nul = _shape(value)
@@ -98,7 +100,7 @@ def _json_object(field: str, value: Any) -> dict[str, Any]:
 
 def _check(entity: EditableEntity, field: str, value: Any) -> Any:
     if field == "name":
-        return _name(field, value, MAX_NAME)
+        return clean_text(field, value, MAX_NAME)
     if field == "description":
         if not isinstance(value, str) or len(value) > MAX_DESCRIPTION:
             raise _fail(field, f"must be a string of at most {MAX_DESCRIPTION} characters")
@@ -114,7 +116,7 @@ def _check(entity: EditableEntity, field: str, value: Any) -> Any:
             raise _fail(field, f"must be one of {', '.join(ITEM_KINDS)}")
         return value
     if field in ("attributes", "data"):
-        return _json_object(field, value)
+        return clean_json(field, value)
     if field == "room_id":
         try:
             return uuid.UUID(str(value))

@@ -37,6 +37,7 @@ import httpx
 from litestar.routes import HTTPRoute
 
 from server.access.sessions import NewSession, start_session
+from server.credits.service import change_balance
 from server.types import UserId
 from tests.api.conftest import PASSWORD, Account, Api, app_for
 
@@ -85,6 +86,10 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("PATCH",  "/api/projects/{project_id}/items/{item_id}"):     "401 401 403 403 200 200 200 403",
     ("DELETE", "/api/projects/{project_id}/items/{item_id}"):     "401 401 403 403 204 204 204 403",
     ("GET",    "/api/projects/{project_id}/events"):              "401 401 403 200 200 200 200 403",
+    ("POST",   "/api/projects/{project_id}/generations"):         "401 401 403 403 202 202 202 403",
+    ("GET",    "/api/projects/{project_id}/generations"):         "401 401 403 200 200 200 200 403",
+    ("GET",    "/api/generations/{generation_id}"):               "401 401 403 200 200 200 200 403",
+    ("POST",   "/api/generations/{generation_id}/cancel"):        "401 401 403 403 200 200 200 403",
     ("POST",   "/api/projects/{project_id}/teams"):               "401 401 403 403 403 403 201 403",
     ("DELETE", "/api/projects/{project_id}/teams/{team_id}"):     "401 401 403 403 403 403 204 403",
     ("POST",   "/api/invitations/{token}/accept"):                "401 401 200 200 200 200 200 200",
@@ -350,8 +355,45 @@ async def fresh_item(w: World) -> tuple[str, dict[str, Any]]:
     return project_id, item
 
 
+async def fresh_generation(w: World) -> str:
+    """A queued generation in a fresh project of owner's (paid from a topped-up balance)."""
+    if "topped_up" not in w.cache:
+        await change_balance(w.api.ctx.engine, UserId(uuid.UUID(w.owner.id)), 10_000, "test")
+        w.cache["topped_up"] = True
+    project_id, room = await fresh_room(w)
+    generation = ok(
+        await w.api.client.post(
+            f"/api/projects/{project_id}/generations",
+            json={"room_id": room["id"], "prompt": "a reading nook"},
+            headers=w.owner.auth,
+        ),
+        202,
+    )
+    generation_id: str = generation["id"]
+    return generation_id
+
+
+@request_for("POST", "/api/projects/{project_id}/generations")
+async def _request_generation(w: World, caller: str) -> Call:
+    project_id, room = await fresh_room(w)
+    return Call({"project_id": project_id}, {"room_id": room["id"], "prompt": "a sunny desk"})
+
+
+@request_for("GET", "/api/generations/{generation_id}")
+async def _read_generation(w: World, caller: str) -> Call:
+    if "generation" not in w.cache:
+        w.cache["generation"] = await fresh_generation(w)
+    return Call({"generation_id": w.cache["generation"]})
+
+
+@request_for("POST", "/api/generations/{generation_id}/cancel")
+async def _cancel_generation(w: World, caller: str) -> Call:
+    return Call({"generation_id": await fresh_generation(w)})
+
+
 @request_for("GET", "/api/projects/{project_id}/rooms")
 @request_for("GET", "/api/projects/{project_id}/events")
+@request_for("GET", "/api/projects/{project_id}/generations")
 async def _read_content(w: World, caller: str) -> Call:
     return Call({"project_id": w.project_id})
 

@@ -15,7 +15,9 @@ from litestar import Controller, Request, delete, get, patch, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
+from server.access.principal import Principal
 from server.errors import BadRequest, Conflict
+from server.http.context import AppContext
 from server.http.deps import Caller, Ctx, strictly
 from server.http.schemas import (
     EventPage,
@@ -31,7 +33,7 @@ from server.projects.entities import item_entity, room_entity
 from server.projects.tables import Item as ItemTable
 from server.projects.tables import Room as RoomTable
 from server.realtime.snapshot import current_seq, read_events
-from server.types import ProjectId, UserId
+from server.types import ProjectId
 
 MAX_OP_ID = 64
 MAX_VERSION = 2**31 - 1  # versions are 32-bit INTEGER columns, as in the socket protocol
@@ -44,9 +46,9 @@ def op_id_of(request: Request[Any, Any, Any]) -> str | None:
     return key
 
 
-async def write(ctx: Any, caller: Any, request: EditRequest) -> dict[str, Any] | None:
+async def write(ctx: AppContext, caller: Principal, request: EditRequest) -> dict[str, Any] | None:
     """Apply an edit for a REST call: the entity after it, or 409 with the conflict body."""
-    outcome, entity = await edits.apply(ctx.engine, ctx.notifier, UserId(caller.user_id), request)
+    outcome, entity = await edits.apply(ctx.engine, ctx.notifier, caller.user_id, request)
     if isinstance(outcome, edits.Conflicted):
         raise Conflict(
             f"{outcome.entity} changed since version {outcome.base_version}",

@@ -1,5 +1,41 @@
 """The Python client: one implementation of the protocol on the client side.
 
 Used by the worker (``worker_api``), by tests and by the load tests; it speaks
-the same msgspec protocol module as the server (PROTOCOL.md).
+the same msgspec protocol module as the server (PROTOCOL.md). ``RestClient``
+is the REST half, ``Client`` the realtime half; docs/python-client.md shows
+both at work.
 """
+
+from server.client.backoff import Backoff
+from server.client.errors import (
+    ApiError,
+    ClientError,
+    Closed,
+    EditConflict,
+    EventsOverflow,
+    QueueFull,
+    ServerRefused,
+    Unauthorized,
+)
+from server.client.realtime import Client, EditResult, EventStream, new_op_id
+from server.client.rest import RestClient
+from server.client.state import Applied, ProjectState
+
+__all__ = [
+    "ApiError",
+    "Applied",
+    "Backoff",
+    "Client",
+    "ClientError",
+    "Closed",
+    "EditConflict",
+    "EditResult",
+    "EventStream",
+    "EventsOverflow",
+    "ProjectState",
+    "QueueFull",
+    "RestClient",
+    "ServerRefused",
+    "Unauthorized",
+    "new_op_id",
+]

@@ -171,6 +171,7 @@ class ProtocolError(Exception):
 
 
 _decoder: msgspec.json.Decoder[ClientFrame] = msgspec.json.Decoder(ClientFrame)
+_server_decoder: msgspec.json.Decoder[ServerFrame] = msgspec.json.Decoder(ServerFrame)
 _encoder = msgspec.json.Encoder()
 _TYPES = ("auth", "join", "leave", "edit", "presence", "ping")
 
@@ -230,3 +231,23 @@ def binary_frame_error() -> ProtocolError:
 def encode(message: ServerFrame) -> bytes:
     """Encode a server message once; the bytes go to every subscriber as they are."""
     return _encoder.encode(message)
+
+
+# --- the client side (server/client/) --------------------------------------------------
+
+
+def encode_client(message: ClientFrame) -> bytes:
+    """Encode a client message (the Python client's half of the contract)."""
+    return _encoder.encode(message)
+
+
+def decode_server(raw: bytes | str) -> ServerFrame:
+    """Decode one server text frame (for clients).
+
+    Fields a later server adds are ignored, so an older client keeps working.
+
+    Raises:
+        msgspec.ValidationError: the frame breaks the contract of PROTOCOL.md 3.
+        msgspec.DecodeError: the frame is not JSON.
+    """
+    return _server_decoder.decode(raw)

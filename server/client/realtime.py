@@ -20,6 +20,7 @@ import itertools
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
@@ -180,6 +181,7 @@ class Client:
         self.duplicates_dropped = 0
         self.gaps = 0
         self.last_close_code: int | None = None
+        self.join_modes: dict[uuid.UUID, list[p.JoinMode]] = {}  # each ``joined``'s mode
 
         self._joined: set[uuid.UUID] = set()  # projects to (re)join on every socket
         self._pending: dict[str, _Pending] = {}
@@ -313,15 +315,28 @@ class Client:
         """Wait until the local state of ``project_id`` has applied every event up to ``seq``."""
         pid = uuid.UUID(str(project_id))
 
-        async def reached() -> None:
-            while (state := self.states.get(pid)) is None or state.seq < seq:
+        def reached() -> bool:
+            state = self.states.get(pid)
+            return state is not None and state.seq >= seq
+
+        await self.wait_until(reached, timeout_s)
+
+    async def wait_until(self, condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
+        """Wait until ``condition()`` holds; it is checked after every state or connection change.
+
+        Raises:
+            TimeoutError: not within ``timeout_s``.
+            Closed, Unauthorized: the client stopped first.
+        """
+
+        async def wait() -> None:
+            while not condition():
                 self._raise_if_failed()
                 if self._closing:
                     raise Closed("the client was closed")
-                changed = self._changed
-                await changed.wait()
+                await self._changed.wait()
 
-        await asyncio.wait_for(reached(), timeout_s)
+        await asyncio.wait_for(wait(), timeout_s)
 
     # --- edits ---------------------------------------------------------------------------------
 
@@ -491,6 +506,7 @@ class Client:
             finally:
                 self._ws = None
                 self._ready.clear()
+                self._notify()
             if self.last_close_code == CLOSE_UNAUTHORIZED:
                 self._failure = Unauthorized("the server refused the credentials (4401)")
                 break
@@ -541,6 +557,7 @@ class Client:
             if frame.ref is None:  # the handshake's ready: a fresh socket, resume on it
                 self.connects += 1
                 self._ready.set()
+                self._notify()
                 await self._resume()
         elif isinstance(frame, p.Error):
             await self._on_error(frame)
@@ -560,6 +577,7 @@ class Client:
 
     def _on_joined(self, frame: p.Joined) -> None:
         state = self.states.setdefault(frame.project_id, ProjectState(frame.project_id))
+        self.join_modes.setdefault(frame.project_id, []).append(frame.mode)
         if frame.mode == "snapshot":
             state.load_snapshot(frame.seq, frame.snapshot or {})
         self.presence[frame.project_id] = dict(frame.presence)

@@ -189,6 +189,7 @@ class Client:
         self._streams: set[EventStream] = set()
         self._presence_latest: dict[uuid.UUID, dict[str, Any]] = {}
         self._presence_sent_at: dict[uuid.UUID, float] = {}
+        self._presence_mine: dict[uuid.UUID, dict[str, Any]] = {}  # restored after a rejoin
         self._presence_timers: dict[uuid.UUID, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._refs = itertools.count(1)
@@ -298,6 +299,7 @@ class Client:
         """Stop following a project (its state stays as it was)."""
         pid = uuid.UUID(str(project_id))
         self._joined.discard(pid)
+        self._presence_mine.pop(pid, None)
         if self.connected:
             await self._request(p.Leave(project_id=pid, ref=f"leave:{pid}"), timeout_s)
 
@@ -501,7 +503,7 @@ class Client:
                     self._failure = ClientError(f"the server refused the socket: {exc}")
                     break
                 log.info("client.connect_failed", url=self.url, error=str(exc))
-            except (OSError, TimeoutError, InvalidHandshake) as exc:
+            except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed) as exc:
                 log.info("client.connect_failed", url=self.url, error=str(exc))
             finally:
                 self._ws = None
@@ -549,6 +551,7 @@ class Client:
             for connection_id in frame.leaves:
                 here.pop(connection_id, None)
             here.update(frame.joins)
+            self._notify()
         elif isinstance(frame, p.Left):
             if frame.reason == "access_revoked":
                 self._joined.discard(frame.project_id)
@@ -581,6 +584,10 @@ class Client:
         if frame.mode == "snapshot":
             state.load_snapshot(frame.seq, frame.snapshot or {})
         self.presence[frame.project_id] = dict(frame.presence)
+        mine = self._presence_mine.get(frame.project_id)
+        if mine is not None and frame.project_id not in self._presence_latest:
+            # A new socket joined with an empty state: put the cursor back where it was.
+            self.set_presence(frame.project_id, mine)
         self._notify()
 
     def _on_event(self, ws: ClientConnection, event: p.EventFrame) -> None:
@@ -702,6 +709,7 @@ class Client:
         if state is None or pid not in self._joined:
             return
         self._presence_sent_at[pid] = time.monotonic()
+        self._presence_mine[pid] = state
         self._spawn(self._send(p.Presence(project_id=pid, state=state)))
 
     # --- helpers --------------------------------------------------------------------------------

@@ -183,6 +183,32 @@ async def test_a_conflict_on_a_deleted_item_reaches_the_caller(
         assert refused.value.conflict.current is None
 
 
+async def test_presence_is_throttled_and_the_latest_state_wins(
+    server: ServerProcess, stack: AsyncExitStack
+) -> None:
+    """A burst of cursor moves reaches the others as presence, ending with the last one."""
+    owner, editor, pid, _ = await shared_project(stack, server.url)
+    assert owner.token
+    assert editor.token
+    async with (
+        Client(server.url, token=owner.token, presence_interval_s=0.05) as a,
+        Client(server.url, token=editor.token) as b,
+    ):
+        await a.join(pid)
+        await b.join(pid)
+        assert a.connection_id in b.presence[pid]
+        for x in range(50):
+            a.set_presence(pid, {"cursor": {"x": x, "y": 0}, "selection": []})
+
+        def sees_last() -> bool:
+            entry = b.presence[pid].get(a.connection_id or "")
+            return entry is not None and entry.state.get("cursor") == {"x": 49, "y": 0}
+
+        await b.wait_until(sees_last, TIMEOUT_S)
+        await a.leave(pid)
+        await b.wait_until(lambda: a.connection_id not in b.presence[pid], TIMEOUT_S)
+
+
 async def test_a_dropped_socket_resumes_and_sees_every_event_once(
     server: ServerProcess, proxy: Proxy, stack: AsyncExitStack
 ) -> None:

@@ -17,9 +17,11 @@ from server.client.errors import (
     ServerRefused,
     Unauthorized,
 )
-from server.client.realtime import Client, EditResult, EventStream, new_op_id
+from server.client.pending import EditResult, new_op_id
+from server.client.realtime import Client
 from server.client.rest import RestClient
 from server.client.state import Applied, ProjectState
+from server.client.stream import EventStream
 
 __all__ = [
     "ApiError",

@@ -19,9 +19,7 @@ import contextlib
 import itertools
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 
@@ -29,107 +27,23 @@ import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from server.client import rebase
 from server.client.backoff import Backoff
 from server.client.errors import (
     ClientError,
     Closed,
-    EditConflict,
-    EventsOverflow,
-    QueueFull,
     ServerRefused,
     Unauthorized,
 )
+from server.client.pending import EditResult, PendingEdits, new_op_id
+from server.client.presence import PresenceThrottle
 from server.client.state import Applied, ProjectState
+from server.client.stream import EventStream
 from server.log import get_logger
 from server.realtime import protocol as p
 
 log = get_logger(__name__)
 CLOSE_UNAUTHORIZED = 4401  # PROTOCOL.md 3.5: the only close after which retrying is pointless
 Id = uuid.UUID | str
-
-
-@dataclass(frozen=True, slots=True)
-class EditResult:
-    """A committed edit: the server's ack, plus how many rebases it took."""
-
-    op_id: str
-    id: uuid.UUID
-    version: int | None
-    seq: int
-    merged: bool
-    rebased: int = 0
-
-
-@dataclass(slots=True)
-class _Pending:
-    """An edit waiting for its ack: the caller's intent and the attempt on the wire."""
-
-    edit: p.Edit
-    future: asyncio.Future[EditResult]
-    rebase: bool = True
-    rebased: int = 0
-    conflicts: list[p.Conflict] = field(default_factory=list)
-
-
-class EventStream:
-    """Events as an async iterator, in seq order, each once (``Client.events``).
-
-    The buffer is bounded: a consumer more than ``maxsize`` events behind gets
-    the events it has, then :class:`EventsOverflow`, never a silent skip.
-    """
-
-    def __init__(self, client: Client, project_id: uuid.UUID | None, maxsize: int) -> None:
-        self._client = client
-        self.project_id = project_id
-        self.maxsize = maxsize
-        self._items: deque[p.EventFrame] = deque()
-        self._wake = asyncio.Event()
-        self._ended = False
-        self._error: ClientError | None = None
-
-    def __aiter__(self) -> Self:
-        return self
-
-    async def __anext__(self) -> p.EventFrame:
-        while not self._items:
-            if self._ended:
-                if self._error is not None:
-                    raise self._error
-                raise StopAsyncIteration
-            self._wake.clear()
-            await self._wake.wait()
-        return self._items.popleft()
-
-    async def next(self, timeout_s: float) -> p.EventFrame:
-        """The next event, or TimeoutError after ``timeout_s`` seconds."""
-        return await asyncio.wait_for(self.__anext__(), timeout_s)
-
-    def close(self) -> None:
-        """Stop receiving; the iteration ends after what is buffered."""
-        self._client._streams.discard(self)
-        self._finish(None)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _offer(self, event: p.EventFrame) -> None:
-        if self.project_id is not None and event.project_id != self.project_id:
-            return
-        if len(self._items) >= self.maxsize:
-            self._client._streams.discard(self)
-            self._finish(EventsOverflow(f"more than {self.maxsize} events not consumed"))
-            return
-        self._items.append(event)
-        self._wake.set()
-
-    def _finish(self, error: ClientError | None) -> None:
-        if not self._ended:
-            self._ended, self._error = True, error
-            self._wake.set()
 
 
 class Client:
@@ -167,9 +81,7 @@ class Client:
             self._headers["Cookie"] = f"moodboard_session={cookie}"
         self.origin = origin
         self.backoff = backoff or Backoff()
-        self.max_pending = max_pending
         self.event_buffer = event_buffer
-        self.presence_interval_s = presence_interval_s
         self.open_timeout_s = open_timeout_s
         self.max_frame_bytes = max_frame_bytes
 
@@ -184,13 +96,10 @@ class Client:
         self.join_modes: dict[uuid.UUID, list[p.JoinMode]] = {}  # each ``joined``'s mode
 
         self._joined: set[uuid.UUID] = set()  # projects to (re)join on every socket
-        self._pending: dict[str, _Pending] = {}
+        self._edits = PendingEdits(max_pending)
         self._requests: dict[str, asyncio.Future[p.ServerFrame]] = {}
         self._streams: set[EventStream] = set()
-        self._presence_latest: dict[uuid.UUID, dict[str, Any]] = {}
-        self._presence_sent_at: dict[uuid.UUID, float] = {}
-        self._presence_mine: dict[uuid.UUID, dict[str, Any]] = {}  # restored after a rejoin
-        self._presence_timers: dict[uuid.UUID, asyncio.TimerHandle] = {}
+        self._presence = PresenceThrottle(presence_interval_s, self._send_presence)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._refs = itertools.count(1)
         self._ws: ClientConnection | None = None
@@ -203,7 +112,11 @@ class Client:
     # --- lifecycle -----------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            await self.close()  # no connection task left running behind a failed start
+            raise
         return self
 
     async def __aexit__(
@@ -246,8 +159,7 @@ class Client:
     async def close(self) -> None:
         """Close the socket (1000) and stop; waiting edits and joins fail with ``Closed``."""
         self._closing = True
-        for timer in self._presence_timers.values():
-            timer.cancel()
+        self._presence.cancel()
         if self._ws is not None:
             with contextlib.suppress(Exception):
                 await self._ws.close()
@@ -299,16 +211,16 @@ class Client:
         """Stop following a project (its state stays as it was)."""
         pid = uuid.UUID(str(project_id))
         self._joined.discard(pid)
-        self._presence_mine.pop(pid, None)
+        self._presence.forget(pid)
         if self.connected:
             await self._request(p.Leave(project_id=pid, ref=f"leave:{pid}"), timeout_s)
 
     def events(self, project_id: Id | None = None, *, maxsize: int | None = None) -> EventStream:
         """Applied events from now on (of one project, or all), each once, in seq order."""
         stream = EventStream(
-            self,
             None if project_id is None else uuid.UUID(str(project_id)),
             maxsize or self.event_buffer,
+            self._streams.discard,
         )
         self._streams.add(stream)
         return stream
@@ -369,8 +281,6 @@ class Client:
             QueueFull: ``max_pending`` edits are already waiting.
         """
         self._raise_if_failed()
-        if len(self._pending) >= self.max_pending:
-            raise QueueFull(f"{self.max_pending} edits are waiting for an answer")
         pid = uuid.UUID(str(project_id))
         op = op_id or new_op_id()
         message = p.Edit(
@@ -384,9 +294,7 @@ class Client:
             room_id=None if room_id is None else uuid.UUID(str(room_id)),
             data=data,
         )
-        future: asyncio.Future[EditResult] = asyncio.get_running_loop().create_future()
-        pending = _Pending(edit=message, future=future, rebase=rebase_conflicts)
-        self._pending[op] = pending
+        future = self._edits.add(message, rebase_conflicts=rebase_conflicts)
         await self._send_edit(message)
         result = await future
         if sync and pid in self._joined:
@@ -459,21 +367,13 @@ class Client:
     @property
     def pending(self) -> int:
         """Edits sent or queued and not answered yet."""
-        return len(self._pending)
+        return len(self._edits)
 
     # --- presence and liveness -----------------------------------------------------------------
 
     def set_presence(self, project_id: Id, state: dict[str, Any]) -> None:
         """Publish this connection's cursor/selection; throttled, the latest state wins."""
-        pid = uuid.UUID(str(project_id))
-        self._presence_latest[pid] = state
-        if pid in self._presence_timers:
-            return  # a send is already scheduled; it will carry this latest state
-        due = self._presence_sent_at.get(pid, -1e9) + self.presence_interval_s
-        delay = max(0.0, due - time.monotonic())
-        self._presence_timers[pid] = asyncio.get_running_loop().call_later(
-            delay, self._flush_presence, pid
-        )
+        self._presence.set(uuid.UUID(str(project_id)), state)
 
     async def ping(self, timeout_s: float = 10.0) -> float:
         """Round trip of an application ``ping`` in seconds."""
@@ -541,9 +441,11 @@ class Client:
         if isinstance(frame, p.EventFrame):
             self._on_event(ws, frame)
         elif isinstance(frame, p.Ack):
-            self._on_ack(frame)
+            self._edits.acked(frame)
         elif isinstance(frame, p.Conflict):
-            await self._on_conflict(frame)
+            retry = self._edits.conflicted(frame)
+            if retry is not None:
+                await self._send_edit(retry)
         elif isinstance(frame, p.Joined):
             self._on_joined(frame)
         elif isinstance(frame, p.PresenceDiff):
@@ -573,8 +475,8 @@ class Client:
             await self._send(
                 p.Join(project_id=pid, last_seq=self._resume_seq(state), ref=_join_ref(pid))
             )
-        for pending in list(self._pending.values()):
-            await self._send(pending.edit)
+        for edit in self._edits.unanswered():
+            await self._send(edit)
 
     # --- frames in ------------------------------------------------------------------------------
 
@@ -584,10 +486,7 @@ class Client:
         if frame.mode == "snapshot":
             state.load_snapshot(frame.seq, frame.snapshot or {})
         self.presence[frame.project_id] = dict(frame.presence)
-        mine = self._presence_mine.get(frame.project_id)
-        if mine is not None and frame.project_id not in self._presence_latest:
-            # A new socket joined with an empty state: put the cursor back where it was.
-            self.set_presence(frame.project_id, mine)
+        self._presence.restore(frame.project_id)  # a new socket's presence starts empty
         self._notify()
 
     def _on_event(self, ws: ClientConnection, event: p.EventFrame) -> None:
@@ -597,7 +496,7 @@ class Client:
         outcome = state.apply(event)
         if outcome is Applied.APPLIED:
             for stream in list(self._streams):
-                stream._offer(event)
+                stream.offer(event)
             self._notify()
         elif outcome is Applied.DUPLICATE:
             self.duplicates_dropped += 1
@@ -609,57 +508,17 @@ class Client:
             )
             ws.transport.abort()
 
-    def _on_ack(self, frame: p.Ack) -> None:
-        pending = self._pending.pop(frame.op_id, None)
-        if pending is None or pending.future.done():
-            return
-        pending.future.set_result(
-            EditResult(
-                op_id=frame.op_id,
-                id=frame.id,
-                version=frame.version,
-                seq=frame.seq,
-                merged=frame.merged,
-                rebased=len(pending.conflicts),
-            )
-        )
-
-    async def _on_conflict(self, frame: p.Conflict) -> None:
-        pending = self._pending.pop(frame.op_id, None)
-        if pending is None or pending.future.done():
-            return
-        decision: rebase.Decision = rebase.Surface("rebasing was not asked for")
-        if pending.rebase:
-            decision = rebase.decide(
-                pending.edit, frame, attempt=pending.rebased, new_op_id=new_op_id()
-            )
-        if isinstance(decision, rebase.Surface):
-            pending.future.set_exception(EditConflict(frame, decision.reason))
-            return
-        retry = msgspec.structs.replace(decision.edit, ref=decision.edit.op_id)
-        pending.edit = retry
-        pending.rebased += 1
-        pending.conflicts.append(frame)
-        self._pending[retry.op_id] = pending
-        await self._send_edit(retry)
-
     async def _on_error(self, frame: p.Error) -> None:
-        pending = None if frame.ref is None else self._pending.get(frame.ref)
-        if pending is None:
-            if frame.ref is None:
-                log.info("client.error", code=frame.code, message=frame.message)
-            elif frame.ref.startswith("join:"):
-                self._joined.discard(uuid.UUID(frame.ref.removeprefix("join:")))
-            return
-        if frame.code == "rate_limited":
-            # Not applied: send it again after a pause (same op_id, so at most once).
-            asyncio.get_running_loop().call_later(
-                self.backoff.ceiling(1), lambda: self._spawn(self._send_edit(pending.edit))
-            )
-            return
-        del self._pending[frame.ref or ""]
-        if not pending.future.done():
-            pending.future.set_exception(ServerRefused(frame))
+        if frame.ref is not None and frame.ref in self._edits:
+            again = self._edits.refused(frame)
+            if again is not None:  # rate limited, not applied: the same op_id after a pause
+                asyncio.get_running_loop().call_later(
+                    self.backoff.ceiling(1), lambda: self._spawn(self._send_edit(again))
+                )
+        elif frame.ref is None:
+            log.info("client.error", code=frame.code, message=frame.message)
+        elif frame.ref.startswith("join:"):
+            self._joined.discard(uuid.UUID(frame.ref.removeprefix("join:")))
 
     def _answer(self, frame: p.ServerFrame) -> None:
         ref = getattr(frame, "ref", None)
@@ -686,7 +545,7 @@ class Client:
         return True
 
     async def _send_edit(self, edit: p.Edit) -> None:
-        if edit.op_id in self._pending:
+        if edit.op_id in self._edits:
             await self._send(edit)
 
     async def _request(self, message: p.ClientFrame, timeout_s: float) -> p.ServerFrame:
@@ -703,14 +562,9 @@ class Client:
         finally:
             self._requests.pop(message.ref, None)
 
-    def _flush_presence(self, pid: uuid.UUID) -> None:
-        self._presence_timers.pop(pid, None)
-        state = self._presence_latest.pop(pid, None)
-        if state is None or pid not in self._joined:
-            return
-        self._presence_sent_at[pid] = time.monotonic()
-        self._presence_mine[pid] = state
-        self._spawn(self._send(p.Presence(project_id=pid, state=state)))
+    def _send_presence(self, pid: uuid.UUID, state: dict[str, Any]) -> None:
+        if pid in self._joined:
+            self._spawn(self._send(p.Presence(project_id=pid, state=state)))
 
     # --- helpers --------------------------------------------------------------------------------
 
@@ -740,22 +594,14 @@ class Client:
             raise Closed("the connection task ended")
 
     def _fail_all(self, error: ClientError) -> None:
-        for pending in self._pending.values():
-            if not pending.future.done():
-                pending.future.set_exception(error)
-        self._pending.clear()
+        self._edits.fail_all(error)
         for future in self._requests.values():
             if not future.done():
                 future.set_exception(error)
         for stream in list(self._streams):
-            stream._finish(None if isinstance(error, Closed) else error)
+            stream.finish(None if isinstance(error, Closed) else error)
         self._streams.clear()
         self._notify()
-
-
-def new_op_id() -> str:
-    """A fresh client operation id (PROTOCOL.md 3.3: at most 64 characters)."""
-    return f"c-{uuid.uuid4().hex}"
 
 
 def _join_ref(project_id: uuid.UUID) -> str:

@@ -8,8 +8,10 @@ again, so a resent edit is applied once, 3.3), then reads frames until the
 socket closes, and reconnects after an exponential backoff with full jitter.
 Only a refused credential (4401) or :meth:`Client.close` stops it.
 
-The pure parts live beside it: ``state.py`` (applying snapshot and events
-exactly once), ``rebase.py`` (what a conflict turns into), ``backoff.py``.
+The parts without I/O live beside it: ``state.py`` (snapshot and events
+applied exactly once), ``pending.py`` and ``rebase.py`` (unanswered edits and
+what a conflict turns into), ``presence.py`` (the throttle), ``stream.py``
+(the events iterator) and ``backoff.py``.
 """
 
 from __future__ import annotations
@@ -94,6 +96,7 @@ class Client:
         self.gaps = 0
         self.last_close_code: int | None = None
         self.join_modes: dict[uuid.UUID, list[p.JoinMode]] = {}  # each ``joined``'s mode
+        self.revoked: set[uuid.UUID] = set()  # projects the server made us leave (3.2)
 
         self._joined: set[uuid.UUID] = set()  # projects to (re)join on every socket
         self._edits = PendingEdits(max_pending)
@@ -189,8 +192,12 @@ class Client:
 
         Raises:
             ServerRefused: ``forbidden`` (no access) or another refusal.
+            ClientError: the project is already joined (leave it first).
         """
         pid = uuid.UUID(str(project_id))
+        if pid in self._joined:
+            raise ClientError(f"project {pid} is already joined; leave it first")
+        self.revoked.discard(pid)
         state = self.states.get(pid)
         if state is None:
             state = self.states[pid] = ProjectState(pid, seq=last_seq or 0)
@@ -457,6 +464,8 @@ class Client:
         elif isinstance(frame, p.Left):
             if frame.reason == "access_revoked":
                 self._joined.discard(frame.project_id)
+                self.revoked.add(frame.project_id)
+                self._notify()
         elif isinstance(frame, p.Ready):
             self.user, self.connection_id = frame.user, frame.connection_id
             if frame.ref is None:  # the handshake's ready: a fresh socket, resume on it

@@ -182,6 +182,15 @@ class RestClient:
             json={"email": email, "role": role},
         )
 
+    async def change_member_role(self, project_id: Id, user_id: Id, role: str) -> s.Member:
+        return await self._call(
+            s.Member, "PATCH", f"/api/projects/{project_id}/members/{user_id}", json={"role": role}
+        )
+
+    async def remove_member(self, project_id: Id, user_id: Id) -> None:
+        """Remove a member (their sockets get ``left`` with ``access_revoked``)."""
+        await self.request("DELETE", f"/api/projects/{project_id}/members/{user_id}")
+
     # --- rooms and items ------------------------------------------------------------------
 
     async def rooms(self, project_id: Id) -> list[s.Room]:

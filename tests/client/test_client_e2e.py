@@ -209,6 +209,26 @@ async def test_presence_is_throttled_and_the_latest_state_wins(
         await b.wait_until(lambda: a.connection_id not in b.presence[pid], TIMEOUT_S)
 
 
+async def test_leave_and_join_again_replays_and_revocation_is_reported(
+    server: ServerProcess, stack: AsyncExitStack
+) -> None:
+    """A rejoin after leave replays what was missed; losing access ends the subscription."""
+    owner, editor, pid, room = await shared_project(stack, server.url)
+    assert editor.token
+    me = await editor.me()
+    async with Client(server.url, token=editor.token) as client:
+        state = await client.join(pid)
+        await client.leave(pid)
+        item = await owner.create_item(pid, room, "note", x=4)
+        with client.events(pid) as stream:
+            await client.join(pid)
+            assert client.join_modes[pid] == ["snapshot", "replay"]
+            assert [e.kind for e in await collect(stream, state.seq)] == ["item.created"]
+        assert state.items[item.id]["x"] == 4
+        await owner.remove_member(pid, me.id)
+        await client.wait_until(lambda: pid in client.revoked, TIMEOUT_S)
+
+
 async def test_a_dropped_socket_resumes_and_sees_every_event_once(
     server: ServerProcess, proxy: Proxy, stack: AsyncExitStack
 ) -> None:

@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
 from websockets.asyncio.client import ClientConnection, connect
+
+from server.client import RestClient
 
 TIMEOUT_S = 10.0
 PASSWORD = "correct horse battery"
@@ -92,10 +93,6 @@ async def ws(
 
 async def signup(base_url: str, name: str, email: str) -> tuple[str, str]:
     """Register a user over HTTP; (user id, token)."""
-    async with httpx.AsyncClient(base_url=base_url, timeout=TIMEOUT_S) as client:
-        response = await client.post(
-            "/api/auth/register", json={"email": email, "password": PASSWORD, "name": name}
-        )
-        response.raise_for_status()
-        body = response.json()
-        return body["user"]["id"], body["token"]
+    async with RestClient(base_url, timeout_s=TIMEOUT_S) as rest:
+        result = await rest.register(email, PASSWORD, name)
+        return str(result.user.id), result.token

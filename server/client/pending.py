@@ -49,8 +49,9 @@ def new_op_id() -> str:
 class PendingEdits:
     """The bounded set of unanswered edits (``max_pending``; no unbounded queue)."""
 
-    def __init__(self, max_pending: int) -> None:
+    def __init__(self, max_pending: int, *, max_rebases: int = rebase.MAX_REBASES) -> None:
         self.max_pending = max_pending
+        self.max_rebases = max_rebases
         self._ops: dict[str, _Pending] = {}
 
     def __len__(self) -> int:
@@ -99,7 +100,11 @@ class PendingEdits:
         decision: rebase.Decision = rebase.Surface("rebasing was not asked for")
         if pending.rebase:
             decision = rebase.decide(
-                pending.edit, frame, attempt=len(pending.conflicts), new_op_id=new_op_id()
+                pending.edit,
+                frame,
+                attempt=len(pending.conflicts),
+                new_op_id=new_op_id(),
+                max_rebases=self.max_rebases,
             )
         if isinstance(decision, rebase.Surface):
             pending.future.set_exception(EditConflict(frame, decision.reason))

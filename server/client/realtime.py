@@ -65,6 +65,7 @@ class Client:
         origin: str | None = None,
         backoff: Backoff | None = None,
         max_pending: int = 1000,
+        max_rebases: int = 5,
         event_buffer: int = 10_000,
         presence_interval_s: float = 0.05,
         open_timeout_s: float = 10.0,
@@ -99,7 +100,7 @@ class Client:
         self.revoked: set[uuid.UUID] = set()  # projects the server made us leave (3.2)
 
         self._joined: set[uuid.UUID] = set()  # projects to (re)join on every socket
-        self._edits = PendingEdits(max_pending)
+        self._edits = PendingEdits(max_pending, max_rebases=max_rebases)
         self._requests: dict[str, asyncio.Future[p.ServerFrame]] = {}
         self._streams: set[EventStream] = set()
         self._presence = PresenceThrottle(presence_interval_s, self._send_presence)

@@ -36,7 +36,14 @@ class Surface:
 Decision = Retry | Surface
 
 
-def decide(edit: p.Edit, conflict: p.Conflict, *, attempt: int, new_op_id: str) -> Decision:
+def decide(
+    edit: p.Edit,
+    conflict: p.Conflict,
+    *,
+    attempt: int,
+    new_op_id: str,
+    max_rebases: int = MAX_REBASES,
+) -> Decision:
     """The rebase of ``edit`` after ``conflict``; ``attempt`` rebases were already made.
 
     Args:
@@ -45,10 +52,11 @@ def decide(edit: p.Edit, conflict: p.Conflict, *, attempt: int, new_op_id: str) 
         attempt: how many times this intent was already rebased.
         new_op_id: the op_id for the retried edit (a conflict outcome is
             remembered under the old one, so it cannot be reused).
+        max_rebases: after this many, the conflict goes to the caller.
     """
     if conflict.current is None or conflict.current_version is None:
         return Surface(f"the {conflict.entity} was deleted by someone else")
-    if attempt >= MAX_REBASES:
+    if attempt >= max_rebases:
         return Surface(f"still conflicting after {attempt} rebases")
     if edit.action == "create":
         return Surface("a create cannot be rebased")

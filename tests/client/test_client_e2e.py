@@ -167,6 +167,53 @@ async def test_concurrent_edits_of_one_item_converge_with_the_rebase(
             assert (local["x"], local["w"], local["h"], local["version"]) == (winner, 50, 70, 3)
 
 
+async def test_three_editors_racing_on_one_item_all_land_and_converge(
+    server: ServerProcess, stack: AsyncExitStack
+) -> None:
+    """Many overlapping edits at once: each commits (rebased as needed); the last write wins."""
+    owner, editor, pid, room = await shared_project(stack, server.url)
+    third, third_email = await user(stack, server.url, "third")
+    await owner.add_member(pid, third_email, "editor")
+    item = await owner.create_item(pid, room, "note")
+    own_field = {0: "w", 1: "h", 2: "rotation"}
+    async with (
+        Client(server.url, token=owner.token or "", max_rebases=50) as a,
+        Client(server.url, token=editor.token or "", max_rebases=50) as b,
+        Client(server.url, token=third.token or "", max_rebases=50) as c,
+    ):
+        clients = (a, b, c)
+        for client in clients:
+            await client.join(pid)
+
+        rebases = 0
+
+        async def burst(k: int) -> list[tuple[int, dict[str, float]]]:
+            nonlocal rebases
+            done = []
+            for n in range(8):
+                value = float(100 * (k + 1) + n + 1)
+                fields = {"x": value, own_field[k]: value}
+                result = await clients[k].update(pid, "item", item.id, fields)
+                rebases += result.rebased
+                done.append((result.seq, fields))
+            return done
+
+        writes = sorted(w for ws in await asyncio.gather(*(burst(k) for k in range(3))) for w in ws)
+        assert len({seq for seq, _ in writes}) == 24  # every edit committed once
+        assert rebases > 0  # all three start from version 1: at least one lost the race
+        expected: dict[str, float] = {}
+        for _, fields in writes:  # in commit order: the last write of a field wins
+            expected.update(fields)
+        end = writes[-1][0]
+        [stored] = await owner.items(pid, room)
+        assert {f: getattr(stored, f) for f in expected} == expected
+        for client in clients:
+            await client.wait_for_seq(pid, end)
+            local = client.states[pid].items[item.id]
+            assert {f: local[f] for f in expected} == expected
+            assert local["version"] == stored.version == 25
+
+
 async def test_a_conflict_on_a_deleted_item_reaches_the_caller(
     server: ServerProcess, stack: AsyncExitStack
 ) -> None:

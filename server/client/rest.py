@@ -29,7 +29,9 @@ class RestClient:
     """REST calls of one user (or service account) against one server.
 
     Use as an async context manager, or call ``aclose``. Every non-2xx answer
-    raises :class:`ApiError` with the problem's ``code`` and body.
+    raises :class:`ApiError` with the problem's ``code`` and body. ``http``
+    reuses an httpx client (an in-process ASGI one, say); in bearer mode its
+    cookie jar is cleared after each call so no cookie rides along.
     """
 
     def __init__(

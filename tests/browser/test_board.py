@@ -1,0 +1,180 @@
+"""Two people on one board in real Chromium: live edits, races, offline edits (issue 7)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import Page, Rest, User, Users, expect
+
+pytestmark = pytest.mark.e2e
+
+
+async def open_board(user: User, project_id: str) -> Page:
+    """Open the project's page and wait until the socket is live and the board shown."""
+    page = user.page
+    await page.goto(f"/#/p/{project_id}")
+    await expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "live")
+    await expect(page.get_by_test_id("board")).to_be_visible()
+    return page
+
+
+async def shared_board(users: Users, rest: Rest) -> tuple[User, User, str, str]:
+    """Ann owns a project with one room; Ben is an editor of it. Neither page is open yet."""
+    ann, ben = await users("Ann"), await users("Ben")
+    project = await rest.call(ann, "POST", "/api/projects", {"name": "Flat"})
+    await rest.call(
+        ann,
+        "POST",
+        f"/api/projects/{project['id']}/members",
+        {"email": ben.email, "role": "editor"},
+    )
+    room = await rest.call(
+        ann,
+        "POST",
+        f"/api/projects/{project['id']}/rooms",
+        {"name": "Kitchen", "room_type": "kitchen"},
+    )
+    return ann, ben, project["id"], room["id"]
+
+
+async def add_note(rest: Rest, user: User, project_id: str, room_id: str, **fields: Any) -> str:
+    body = {"kind": "note", "x": 100, "y": 100, "w": 180, "h": 120, "data": {"text": "hello"}}
+    item = await rest.call(
+        user, "POST", f"/api/projects/{project_id}/rooms/{room_id}/items", {**body, **fields}
+    )
+    return str(item["id"])
+
+
+def item(page: Page, item_id: str) -> Any:
+    return page.locator(f'[data-testid="item"][data-id="{item_id}"]')
+
+
+async def drag(page: Page, item_id: str, dx: int, dy: int, *, release: bool = True) -> None:
+    """Press on the item's middle and move it by (dx, dy) in a few steps."""
+    box = await item(page, item_id).bounding_box()
+    assert box is not None
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    await page.mouse.move(x, y)
+    await page.mouse.down()
+    await page.mouse.move(x + dx, y + dy, steps=5)
+    if release:
+        await page.mouse.up()
+
+
+async def settled(page: Page) -> None:
+    """Wait until the page's client has no unconfirmed edits."""
+    await page.wait_for_function("window.moodboard.page.handle.pendingCount === 0")
+
+
+async def test_a_new_user_signs_up_shares_a_project_and_edits_live(users: Users) -> None:
+    """Sign up, make a project, room and note, add a member in the page; they see it all live."""
+    ben = await users("Ben")
+    ann = await users("Ann")
+    await ann.context.clear_cookies()  # Ann starts signed out and signs up in the page
+    page = ann.page
+    await page.goto("/")
+    await page.get_by_test_id("tab-signup").click()
+    form = page.get_by_test_id("signup-form")
+    await form.get_by_label("Name").fill("Ann")
+    await form.get_by_label("E-mail").fill(ann.email.replace("@", "+ui@"))
+    await form.get_by_label("Password").fill("correct horse battery")
+    await form.get_by_role("button", name="Create account").click()
+    await expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "live")
+
+    await page.get_by_test_id("project-form").get_by_role("textbox").fill("Summer house")
+    await page.get_by_role("button", name="Create project").click()
+    await expect(page.get_by_test_id("project-name")).to_have_text("Summer house")
+    await page.get_by_test_id("room-form").get_by_role("textbox").fill("Kitchen")
+    await page.get_by_role("button", name="+ Room").click()
+    await expect(page.get_by_test_id("room-tab")).to_have_text("Kitchen")
+    await page.get_by_test_id("add-note").click()
+    await expect(page.get_by_test_id("item")).to_have_count(1)
+    members = page.get_by_test_id("member-form")
+    await members.get_by_role("textbox").fill(ben.email)
+    await members.get_by_role("button", name="Add member").click()
+    await expect(page.get_by_test_id("members").get_by_text("Ben")).to_be_visible()
+    await settled(page)
+
+    project_id = re.search(r"#/p/([0-9a-f-]+)", page.url)
+    assert project_id is not None
+    other = await open_board(ben, project_id.group(1))
+    await expect(other.get_by_test_id("room-tab")).to_have_text("Kitchen")
+    await expect(other.get_by_test_id("note-text")).to_have_text("New note")
+    await expect(other.get_by_test_id("here-user")).to_have_count(2)
+    await expect(page.get_by_test_id("here-user")).to_have_count(2)
+
+    note_id = await page.get_by_test_id("item").get_attribute("data-id")
+    assert note_id is not None
+    start = int(await item(other, note_id).get_attribute("data-x") or "0")
+    await drag(page, note_id, 150, 60)
+    await expect(item(other, note_id)).to_have_attribute("data-x", str(start + 150))
+    # Ann's pointer shows on Ben's board while she moves over it.
+    await page.mouse.move(600, 500)
+    await expect(other.get_by_test_id("cursor")).to_have_count(1)
+    await expect(other.get_by_test_id("cursor")).to_contain_text("Ann")
+
+
+async def test_simultaneous_drags_converge_and_the_loser_is_told(users: Users, rest: Rest) -> None:
+    """Both drag one note at once: both end at one position; the one refused gets a notice."""
+    ann, ben, project_id, room_id = await shared_board(users, rest)
+    note = await add_note(rest, ann, project_id, room_id)
+    a, b = await open_board(ann, project_id), await open_board(ben, project_id)
+    await expect(item(b, note)).to_be_visible()
+    await expect(item(a, note)).to_be_visible()
+
+    await drag(a, note, 200, 40, release=False)
+    await drag(b, note, 40, 260, release=False)
+    await asyncio.gather(a.mouse.up(), b.mouse.up())  # both started from version 1
+    await settled(a)
+    await settled(b)
+
+    notices = [
+        await page.locator('[data-testid="notice"][data-kind="conflict"]').count()
+        for page in (a, b)
+    ]
+    assert sorted(notices) == [0, 1], f"conflict notices in (Ann, Ben): {notices}"
+    loser, winner = (a, b) if notices[0] else (b, a)
+    await expect(loser.get_by_test_id("notice")).to_contain_text("re-applied")
+    # The loser's move was re-applied on top: both show the loser's drop position.
+    want = (300, 140) if loser is a else (140, 360)
+    for page in (winner, loser):
+        await expect(item(page, note)).to_have_attribute("data-x", str(want[0]))
+        await expect(item(page, note)).to_have_attribute("data-y", str(want[1]))
+
+
+async def test_offline_edits_are_sent_on_reconnect_and_seen_once(users: Users, rest: Rest) -> None:
+    """Ann edits while offline; back online, Ben sees each of her edits exactly once."""
+    ann, ben, project_id, room_id = await shared_board(users, rest)
+    note = await add_note(rest, ann, project_id, room_id)
+    a, b = await open_board(ann, project_id), await open_board(ben, project_id)
+    await expect(item(b, note)).to_be_visible()
+
+    await ann.context.set_offline(True)
+    await expect(a.get_by_test_id("connection")).to_have_attribute("data-state", "offline")
+    await drag(a, note, 120, 80)
+    await a.get_by_test_id("add-note").click()
+    await expect(a.get_by_test_id("item")).to_have_count(2)
+    await expect(a.get_by_test_id("connection")).to_contain_text("2 unsent")
+    await expect(item(b, note)).to_have_attribute("data-x", "100")  # nothing left Ann yet
+
+    await ann.context.set_offline(False)
+    await expect(a.get_by_test_id("connection")).to_have_attribute("data-state", "live")
+    await settled(a)
+    await expect(item(b, note)).to_have_attribute("data-x", "220")
+    await expect(item(b, note)).to_have_attribute("data-y", "180")
+    await expect(b.get_by_test_id("item")).to_have_count(2)
+    await expect(a.get_by_test_id("item")).to_have_count(2)
+    applied = await b.evaluate(
+        "window.moodboard.page.handle.applied.map(e => [e.seq, e.kind, e.id])"
+    )
+    seqs = [seq for seq, _, _ in applied]
+    assert seqs == sorted(set(seqs)), f"an event applied twice or out of order: {applied}"
+    created = [e for e in applied if e[1] == "item.created"]
+    moved = [e for e in applied if e[1] == "item.updated" and e[2] == note]
+    assert (len(created), len(moved)) == (1, 1), applied
+    items = await rest.call(ben, "GET", f"/api/projects/{project_id}/rooms/{room_id}/items")
+    assert len(items) == 2

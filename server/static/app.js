@@ -233,10 +233,17 @@ function openProject(projectId, roomId) {
     on("conflict", (e) => conflictNotice(e.detail));
     on("rejected", (e) => notify(`Your change was refused: ${e.detail.message}`, { kind: "error" }));
     on("generation", (e) => generationChanged(e.detail.generation));
+    on("error", (e) => {
+      const message = e.detail.code === "forbidden" ? "You cannot open this project." : e.detail.message;
+      notify(message, { kind: "error" });
+      location.hash = "#/";
+    });
     on("left", (e) => {
-      notify(e.detail.reason === "access_revoked" ? "You no longer have access to this project." : "Left the project.", {
-        kind: "error",
-      });
+      const reasons = {
+        access_revoked: "You no longer have access to this project.",
+        project_deleted: "This project was deleted.",
+      };
+      notify(reasons[e.detail.reason] ?? "Left the project.", { kind: "error" });
       location.hash = "#/";
     });
   }

@@ -103,6 +103,12 @@ export class MoodboardClient extends EventTarget {
     this._setStatus("closed");
   }
 
+  /** Use a fresh token (same user): sent as `auth` on the open socket, and on every reconnect. */
+  setToken(token) {
+    this.token = token;
+    this._send({ type: "auth", token });
+  }
+
   /** Drop the current socket as if the network failed (it reconnects): for tests and debugging. */
   dropConnection() {
     this._drop(4000, "dropped by the client");
@@ -524,6 +530,12 @@ export class ProjectHandle extends EventTarget {
   }
 
   _owns(frame) {
+    if (frame.type === "error" && frame.ref && frame.ref === this._joinRef) {
+      this.state = "idle";
+      this._joinRef = null;
+      emit(this, "error", { code: frame.code, message: frame.message });
+      return true;
+    }
     const op = this.pending.find(
       (o) => (frame.op_id && o.op_id === frame.op_id) || (frame.ref && o.ref === frame.ref),
     );
@@ -558,19 +570,15 @@ export class ProjectHandle extends EventTarget {
   }
 
   _conflicted(op, conflict) {
+    // The confirmed state changes only through events (the one that beat us is on
+    // its way), so `current` serves the decision and the app, nothing else.
     const { entity, id } = op;
     const before = this.confirmed[entity].get(id) ?? null;
-    if (conflict.current && (!before || before.version < conflict.current_version)) {
-      this.confirmed[entity].set(id, conflict.current);
-    }
     const current = conflict.current;
     const mine = op.data ? { ...op.data } : null;
     const detail = { entity, id, fields: conflict.fields, mine, current, action: op.action };
     const drop = (resolution) => {
-      const index = this.pending.indexOf(op);
-      if (index >= 0) this.pending.splice(index, 1);
-      this._resolveNext(op, current ? conflict.current_version : null);
-      this._dropOrphans(op.key, current);
+      this._release(op, current ? conflict.current_version : null);
       emit(this, "conflict", { ...detail, resolution });
     };
     const retry = (data, resolution) => {
@@ -614,25 +622,31 @@ export class ProjectHandle extends EventTarget {
     return true;
   }
 
-  /** Ops chained behind a dropped one on an entity that no longer exists go too. */
-  _dropOrphans(key, current) {
-    if (current) return;
-    const orphans = this.pending.filter((o) => o.key === key && o.action !== "create");
-    for (const op of orphans) this.pending.splice(this.pending.indexOf(op), 1);
+  /**
+   * Forget an op the server did not apply. The next op on its entity was made on
+   * top of it: it now builds on `version` (the entity as it is), or goes too when
+   * the entity is gone.
+   */
+  _release(op, version) {
+    const index = this.pending.indexOf(op);
+    if (index >= 0) this.pending.splice(index, 1);
+    const exists = version !== null || this.confirmed[op.entity].has(op.id);
+    if (!exists) {
+      this.pending = this.pending.filter((o) => o.key !== op.key || o.action === "create");
+      return;
+    }
+    this._resolveNext(op, version ?? this.confirmed[op.entity].get(op.id).version);
   }
 
   _rejected(op, error) {
-    const index = this.pending.indexOf(op);
-    if (index >= 0) this.pending.splice(index, 1);
     if (error.code === "rate_limited") {
       // Not a verdict on the edit: try it again a little later.
       op.status = "queued";
       op.ref = null;
-      this.pending.splice(index, 0, op);
       setTimeout(() => this._flush(), 1000);
       return;
     }
-    this._dropOrphans(op.key, this.confirmed[op.entity].get(op.id) ?? null);
+    this._release(op, null);
     this._changed(op.entity, op.id);
     this._save();
     emit(this, "rejected", { code: error.code, message: error.message, op });
@@ -753,7 +767,10 @@ export class ProjectHandle extends EventTarget {
     const verb = ev.kind.slice(ev.kind.indexOf(".") + 1);
     if (verb === "deleted") {
       table.delete(ev.id);
-      if (ev.entity === "project") this.state = "idle";
+      if (ev.entity === "project") {
+        this.state = "idle";
+        emit(this, "left", { reason: "project_deleted" });
+      }
     } else if (verb === "updated") {
       const current = table.get(ev.id);
       const next = { ...(current ?? { id: ev.id }), ...ev.data };

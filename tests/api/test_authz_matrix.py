@@ -593,11 +593,8 @@ def app_routes(tmp_path: Path) -> set[tuple[str, str]]:
 
 
 def is_public(path: str) -> bool:
-    return (
-        path in PUBLIC_PATHS
-        or path == STATIC_ROUTE
-        or path == PUBLIC_PREFIX
-        or path.startswith(PUBLIC_PREFIX + "/")
+    return path in {*PUBLIC_PATHS, STATIC_ROUTE, PUBLIC_PREFIX} or path.startswith(
+        PUBLIC_PREFIX + "/"
     )
 
 

@@ -178,3 +178,21 @@ async def test_offline_edits_are_sent_on_reconnect_and_seen_once(users: Users, r
     assert (len(created), len(moved)) == (1, 1), applied
     items = await rest.call(ben, "GET", f"/api/projects/{project_id}/rooms/{room_id}/items")
     assert len(items) == 2
+
+
+async def test_a_requested_generation_is_queued_on_both_boards(users: Users, rest: Rest) -> None:
+    """The generate form queues a generation; its progress card shows on both boards at once."""
+    ann, ben, project_id, _ = await shared_board(users, rest)
+    a, b = await open_board(ann, project_id), await open_board(ben, project_id)
+    await a.get_by_test_id("generate-prompt").fill("A sunny kitchen with oak shelves")
+    await a.get_by_test_id("generate-submit").click()
+    await expect(a.get_by_test_id("generate-progress")).to_have_attribute("data-status", "queued")
+    for page in (a, b):
+        card = page.locator('[data-testid="item"][data-kind="generation"]')
+        await expect(card).to_have_count(1)
+        await expect(card.get_by_test_id("generation-progress")).to_have_attribute(
+            "aria-valuenow", "0"
+        )
+        await expect(card).to_contain_text("A sunny kitchen with oak shelves")
+    generations = await rest.call(ben, "GET", f"/api/projects/{project_id}/generations")
+    assert [g["status"] for g in generations] == ["queued"]

@@ -24,6 +24,7 @@ const page = {
   itemEls: new Map(),
   cursorEls: new Map(),
   dragging: null, // {id, ...} while the user drags or resizes an item
+  editing: null, // the id of the note whose text the user is editing
   myGeneration: null, // the generation this tab requested last
   listeners: [],
 };
@@ -380,7 +381,7 @@ function renderItem(item) {
     node.dataset.y = String(Math.round(item.y));
   }
   const signature = JSON.stringify([item.kind, item.data, generationOf(item)]);
-  if (node.dataset.signature === signature) return;
+  if (node.dataset.signature === signature || page.editing === item.id) return; // keep the editor
   node.dataset.signature = signature;
   node.replaceChildren(
     itemBody(item),
@@ -533,7 +534,9 @@ function editNote(node, item) {
   body.replaceWith(area);
   area.focus();
   const base = item.version || undefined;
+  page.editing = item.id;
   const finish = () => {
+    page.editing = null;
     const text = area.value;
     node.dataset.signature = ""; // render the text again, whatever happens
     if (text !== (item.data.text ?? "")) page.handle.update("item", item.id, { data: { ...item.data, text } }, { baseVersion: base });

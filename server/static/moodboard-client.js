@@ -79,6 +79,10 @@ export class MoodboardClient extends EventTarget {
     this._refs = 0;
     this._onOnline = () => this._networkChanged(true);
     this._onOffline = () => this._networkChanged(false);
+    // Stored state is written a moment after changes; a closing page writes it now.
+    this._onPageHide = () => {
+      for (const project of this.projects.values()) project._save(true);
+    };
   }
 
   // --- connection --------------------------------------------------------------------
@@ -89,6 +93,7 @@ export class MoodboardClient extends EventTarget {
     this._wanted = true;
     globalThis.addEventListener?.("online", this._onOnline);
     globalThis.addEventListener?.("offline", this._onOffline);
+    globalThis.addEventListener?.("pagehide", this._onPageHide);
     this._open();
   }
 
@@ -97,6 +102,7 @@ export class MoodboardClient extends EventTarget {
     this._wanted = false;
     globalThis.removeEventListener?.("online", this._onOnline);
     globalThis.removeEventListener?.("offline", this._onOffline);
+    globalThis.removeEventListener?.("pagehide", this._onPageHide);
     clearTimeout(this._retryTimer);
     for (const project of this.projects.values()) project._save(true);
     this._drop(1000, "client closed");
@@ -381,6 +387,7 @@ export class ProjectHandle extends EventTarget {
     this.peers = new Map(); // connection_id -> {user_id, name, state}
     this.applied = []; // the last events applied: {seq, kind, id, op_id} (for apps and tests)
     this.lastPresence = null;
+    this.mode = null; // how the last join caught up: "replay" or "snapshot"
     this._joinRef = null;
     this._target = null;
     this._saveTimer = null;
@@ -478,6 +485,8 @@ export class ProjectHandle extends EventTarget {
     }
     this.pending.push({
       op_id: uuid4(),
+      // What the user saw when deleting: a conflict compares it with the current entity.
+      seen: action === "delete" ? this.get(entity, id) : null,
       key,
       action,
       entity,
@@ -593,7 +602,7 @@ export class ProjectHandle extends EventTarget {
 
     if (op.action === "delete") {
       if (!current) drop("already_deleted");
-      else if (this._onlyPlacementChanged(before, current)) retry(null, "reapplied");
+      else if (this._onlyPlacementChanged(op.seen ?? before, current)) retry(null, "reapplied");
       else drop("kept_theirs");
     } else if (op.action === "update" && current) {
       const contested = conflict.fields.filter((f) => !REAPPLY_FIELDS.has(f));
@@ -696,6 +705,7 @@ export class ProjectHandle extends EventTarget {
 
   _joined(frame) {
     if (this.state !== "joining") return;
+    this.mode = frame.mode;
     this.peers = new Map(
       Object.entries(frame.presence).filter(([cid]) => cid !== this.client.connectionId),
     );

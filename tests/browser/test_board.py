@@ -116,6 +116,8 @@ async def test_a_new_user_signs_up_shares_a_project_and_edits_live(users: Users)
     await page.mouse.move(600, 500)
     await expect(other.get_by_test_id("cursor")).to_have_count(1)
     await expect(other.get_by_test_id("cursor")).to_contain_text("Ann")
+    await other.close()  # Ben leaves: Ann's list of who is here follows
+    await expect(page.get_by_test_id("here-user")).to_have_count(1)
 
 
 async def test_simultaneous_drags_converge_and_the_loser_is_told(users: Users, rest: Rest) -> None:
@@ -160,24 +162,62 @@ async def test_offline_edits_are_sent_on_reconnect_and_seen_once(users: Users, r
     await expect(a.get_by_test_id("item")).to_have_count(2)
     await expect(a.get_by_test_id("connection")).to_contain_text("2 unsent")
     await expect(item(b, note)).to_have_attribute("data-x", "100")  # nothing left Ann yet
+    await b.get_by_test_id("add-color").click()  # Ben goes on working meanwhile
+    await expect(b.get_by_test_id("item")).to_have_count(2)
+    await settled(b)
 
     await ann.context.set_offline(False)
     await expect(a.get_by_test_id("connection")).to_have_attribute("data-state", "live")
     await settled(a)
     await expect(item(b, note)).to_have_attribute("data-x", "220")
     await expect(item(b, note)).to_have_attribute("data-y", "180")
-    await expect(b.get_by_test_id("item")).to_have_count(2)
-    await expect(a.get_by_test_id("item")).to_have_count(2)
-    applied = await b.evaluate(
-        "window.moodboard.page.handle.applied.map(e => [e.seq, e.kind, e.id])"
-    )
-    seqs = [seq for seq, _, _ in applied]
-    assert seqs == sorted(set(seqs)), f"an event applied twice or out of order: {applied}"
-    created = [e for e in applied if e[1] == "item.created"]
-    moved = [e for e in applied if e[1] == "item.updated" and e[2] == note]
-    assert (len(created), len(moved)) == (1, 1), applied
+    await expect(b.get_by_test_id("item")).to_have_count(3)
+    await expect(a.get_by_test_id("item")).to_have_count(3)
+    assert await a.evaluate("window.moodboard.page.handle.mode") == "replay"
+    for page in (a, b):
+        applied = await page.evaluate(
+            "window.moodboard.page.handle.applied.map(e => [e.seq, e.kind, e.id])"
+        )
+        seqs = [seq for seq, _, _ in applied]
+        assert seqs == sorted(set(seqs)), f"an event applied twice or out of order: {applied}"
+        created = [e for e in applied if e[1] == "item.created"]
+        moved = [e for e in applied if e[1] == "item.updated" and e[2] == note]
+        assert (len(created), len(moved)) == (2, 1), applied
     items = await rest.call(ben, "GET", f"/api/projects/{project_id}/rooms/{room_id}/items")
-    assert len(items) == 2
+    assert len(items) == 3
+
+    # A reload resumes from the seq this browser stored for the project: a replay.
+    await a.reload()
+    await expect(a.get_by_test_id("connection")).to_have_attribute("data-state", "live")
+    await a.wait_for_function("window.moodboard.page.handle?.state === 'live'")
+    assert await a.evaluate("window.moodboard.page.handle.mode") == "replay"
+    await expect(a.get_by_test_id("item")).to_have_count(3)
+
+
+async def test_concurrent_note_edits_keep_the_first_and_show_the_other_text(
+    users: Users, rest: Rest
+) -> None:
+    """Two people retype one note: the first text stays; the other gets a notice with theirs."""
+    ann, ben, project_id, room_id = await shared_board(users, rest)
+    note = await add_note(rest, ann, project_id, room_id)
+    a, b = await open_board(ann, project_id), await open_board(ben, project_id)
+    for page, text in ((a, "Oak shelves"), (b, "Walnut shelves")):
+        await item(page, note).dblclick()
+        await page.get_by_test_id("note-edit").fill(text)
+    await a.keyboard.press("Control+Enter")
+    await expect(item(b, note)).to_have_attribute("data-pending", "false")
+    await b.wait_for_function(
+        f"window.moodboard.page.handle.confirmed.item.get('{note}').version === 2"
+    )
+    await expect(b.get_by_test_id("note-edit")).to_have_value("Walnut shelves")  # not wiped
+    await b.keyboard.press("Control+Enter")
+    await settled(b)
+    notice = b.locator('[data-testid="notice"][data-kind="conflict"]')
+    await expect(notice).to_contain_text("Their version was kept")
+    await expect(notice).to_contain_text("Walnut shelves")
+    for page in (a, b):
+        await expect(item(page, note).get_by_test_id("note-text")).to_have_text("Oak shelves")
+    await expect(a.locator('[data-testid="notice"]')).to_have_count(0)
 
 
 async def test_a_requested_generation_is_queued_on_both_boards(users: Users, rest: Rest) -> None:

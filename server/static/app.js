@@ -429,6 +429,8 @@ function generationBody(gen, data) {
   box.append(el("div", { class: "gen-prompt", text: data.prompt ?? gen?.prompt ?? "" }));
   if (status === "failed" || status === "canceled") {
     box.append(el("div", { class: "gen-error", text: status === "failed" ? gen.error || "generation failed" : "canceled" }));
+  } else if (status === "succeeded") {
+    box.append(el("div", { class: "muted", text: "done (no picture)" }));
   } else {
     box.append(progressBar(gen?.progress ?? 0, status));
   }
@@ -558,10 +560,22 @@ function editColour(item) {
 
 // --- adding things ----------------------------------------------------------------------
 
-function freeSpot() {
+/** The first place in the visible part of the board where a w x h box overlaps nothing. */
+function freeSpot(w, h) {
   const wrap = $("#board-wrap");
-  const n = roomItems().length;
-  return { x: wrap.scrollLeft + 40 + (n % 6) * 36, y: wrap.scrollTop + 40 + (n % 6) * 28 };
+  const items = roomItems();
+  const gap = 16;
+  const overlaps = (x, y) =>
+    items.some((i) => x < i.x + i.w + gap && i.x < x + w + gap && y < i.y + i.h + gap && i.y < y + h + gap);
+  const left = wrap.scrollLeft + 40;
+  const top = wrap.scrollTop + 40;
+  for (let y = top; y + h <= top + Math.max(wrap.clientHeight, h + 80); y += 40) {
+    for (let x = left; x + w <= left + Math.max(wrap.clientWidth - 80, w); x += 40) {
+      if (!overlaps(x, y)) return { x, y };
+    }
+  }
+  const n = items.length;
+  return { x: left + (n % 6) * 36, y: top + (n % 6) * 28 };
 }
 
 function addItem(kind, data, size = { w: 200, h: 150 }) {
@@ -569,7 +583,8 @@ function addItem(kind, data, size = { w: 200, h: 150 }) {
     notify("Create a room first.", { kind: "info" });
     return null;
   }
-  return page.handle.create("item", { room_id: page.roomId, kind, ...freeSpot(), ...size, z: maxZ() + 1, data });
+  const spot = freeSpot(size.w, size.h);
+  return page.handle.create("item", { room_id: page.roomId, kind, ...spot, ...size, z: maxZ() + 1, data });
 }
 
 $("#add-note").addEventListener("click", () => addItem("note", { text: "New note" }));

@@ -469,8 +469,10 @@ export class ProjectHandle extends EventTarget {
     const key = keyOf(entity, id);
     const earlier = this.pending.filter((op) => op.key === key);
     const last = earlier[earlier.length - 1];
-    // Several unsent changes to one entity travel as one (the latest values win).
-    if (last && last.status === "queued" && action === "update" && last.action !== "delete") {
+    // Several unsent changes to one entity travel as one (the latest values win). Never
+    // into an op sent before: if it was applied, its op_id stands for what it was then.
+    const mergeable = last && last.status === "queued" && !last.sentOnce;
+    if (mergeable && action === "update" && last.action !== "delete") {
       Object.assign(last.data, data);
       this._changed(entity, id);
       this._flush();
@@ -480,8 +482,8 @@ export class ProjectHandle extends EventTarget {
     if (action === "create") baseVersion = 0;
     else if (!last) {
       const current = this.confirmed[entity].get(id);
-      if (!current && entity !== "project") return; // nothing to change
-      baseVersion = base ?? current?.version ?? null;
+      if (!current) return; // nothing to change
+      baseVersion = base ?? current.version;
     }
     this.pending.push({
       op_id: uuid4(),
@@ -494,6 +496,7 @@ export class ProjectHandle extends EventTarget {
       data,
       base_version: baseVersion,
       status: "queued", // queued -> sent -> acked (until its event arrives)
+      sentOnce: false,
       ref: null,
       version: null,
       seq: null,
@@ -534,6 +537,7 @@ export class ProjectHandle extends EventTarget {
     }
     if (this.client._send(frame)) {
       op.status = "sent";
+      op.sentOnce = true;
       op.ref = frame.ref;
     }
   }
@@ -593,6 +597,7 @@ export class ProjectHandle extends EventTarget {
     const retry = (data, resolution) => {
       // A new operation: the server answers a repeated op_id with its first outcome.
       op.op_id = uuid4();
+      op.sentOnce = false;
       op.data = data;
       op.base_version = conflict.current_version;
       op.status = "queued";
@@ -721,7 +726,10 @@ export class ProjectHandle extends EventTarget {
       for (const m of snap.members) this.confirmed.member.set(m.user_id ?? m.id, m);
       this.seq = frame.seq;
       // Acked ops whose events the snapshot already holds are settled.
-      this.pending = this.pending.filter((op) => !(op.status === "acked" && op.seq <= this.seq));
+      for (const op of this.pending.filter((o) => o.status === "acked" && o.seq <= this.seq)) {
+        this._resolveNext(op, op.version);
+        this.pending.splice(this.pending.indexOf(op), 1);
+      }
       for (const key of new Set([...before, ...this._allKeys()])) {
         const [entity, id] = key.split(/:(.*)/s);
         this._changed(entity, id);

@@ -49,6 +49,11 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+/** A colour from item data, only if it is plainly one (the data comes from other people). */
+function safeColour(value) {
+  return typeof value === "string" && /^#[0-9a-f]{3,8}$/i.test(value) ? value : "#cccccc";
+}
+
 function colourFor(userId) {
   let hash = 0;
   for (const ch of String(userId)) hash = (hash * 31 + ch.charCodeAt(0)) | 0;
@@ -403,7 +408,7 @@ function itemBody(item) {
     case "color":
       return el(
         "div",
-        { class: "swatch", style: `background:${data.color ?? "#ccc"}` },
+        { class: "swatch", style: `background:${safeColour(data.color)}` },
         el("span", { class: "swatch-label", text: data.label || data.color || "" }),
       );
     case "image":
@@ -721,10 +726,23 @@ function renderGenerations() {
         row.append(el("div", { class: "gen-error", text: g.status === "failed" ? g.error || "failed" : "canceled" }));
       } else {
         row.append(progressBar(g.progress ?? 0, g.status, mine ? "generate-progress" : "generation-progress"));
+        if (g.requested_by === page.me?.id && (g.status === "queued" || g.status === "running")) {
+          row.append(
+            el("button", { class: "link", "data-testid": "generation-cancel", text: "Cancel", onclick: () => cancelGeneration(g.id) }),
+          );
+        }
       }
       return row;
     }),
   );
+}
+
+async function cancelGeneration(id) {
+  try {
+    await client.api("POST", `/generations/${id}/cancel`);
+  } catch (err) {
+    notify(problem(err), { kind: "error" });
+  }
 }
 
 // --- conflicts --------------------------------------------------------------------------

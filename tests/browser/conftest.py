@@ -66,9 +66,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def browser() -> AsyncIterator[Browser]:
-    """One Chromium for the whole run; each test opens its own contexts (users)."""
+    """One Chromium for the browser tests; each test opens its own contexts (users)."""
     problem = _unavailable()
     if problem is not None:
         if IN_CI:

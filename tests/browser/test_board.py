@@ -164,7 +164,7 @@ async def test_concurrent_note_edits_keep_the_first_and_show_the_other_text(
 
 
 async def test_a_requested_generation_is_queued_on_both_boards(users: Users, rest: Rest) -> None:
-    """The generate form queues a generation; its progress card shows on both boards at once."""
+    """A generation asked for in one page shows queued, then canceled, on both boards."""
     ann, ben, project_id, _ = await shared_board(users, rest)
     a, b = await open_board(ann, project_id), await open_board(ben, project_id)
     await a.get_by_test_id("generate-prompt").fill("A sunny kitchen with oak shelves")
@@ -179,3 +179,11 @@ async def test_a_requested_generation_is_queued_on_both_boards(users: Users, res
         await expect(card).to_contain_text("A sunny kitchen with oak shelves")
     generations = await rest.call(ben, "GET", f"/api/projects/{project_id}/generations")
     assert [g["status"] for g in generations] == ["queued"]
+
+    await a.get_by_test_id("generation-cancel").click()  # its events reach both boards
+    for page in (a, b):
+        card = page.locator('[data-testid="item"][data-kind="generation"]')
+        await expect(card.get_by_test_id("generation-item")).to_have_attribute(
+            "data-status", "canceled"
+        )
+    assert (await rest.call(ann, "GET", "/api/me"))["credits"] == 100  # refunded

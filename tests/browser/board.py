@@ -60,5 +60,9 @@ async def drag(page: Page, item_id: str, dx: int, dy: int, *, release: bool = Tr
 
 
 async def settled(page: Page) -> None:
-    """Wait until the page's client has no unconfirmed edits."""
-    await page.wait_for_function("window.moodboard.page.handle.pendingCount === 0")
+    """Wait until the page's client has no unconfirmed edits.
+
+    Predicates are written as functions: the page's Content-Security-Policy
+    forbids eval, which Playwright uses for bare expression strings.
+    """
+    await page.wait_for_function("() => window.moodboard.page.handle.pendingCount === 0")

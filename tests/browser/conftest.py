@@ -148,6 +148,15 @@ async def users(
             (ARTIFACTS / f"{stem}-{user.name}.log").write_text("\n".join(user.console))
     for user in made:
         await user.context.close()
+    if not any(r.failed for r in reports.values()):
+        # A page must never throw, nor break its own Content-Security-Policy.
+        broken = [
+            f"{user.name}: {line}"
+            for user in made
+            for line in user.console
+            if line.startswith("pageerror") or "Content Security Policy" in line
+        ]
+        assert not broken, "\n".join(broken)
 
 
 class Rest:

@@ -132,7 +132,7 @@ async def test_offline_edits_are_sent_on_reconnect_and_seen_once(users: Users, r
     # A reload resumes from the seq this browser stored for the project: a replay.
     await a.reload()
     await expect(a.get_by_test_id("connection")).to_have_attribute("data-state", "live")
-    await a.wait_for_function("window.moodboard.page.handle?.state === 'live'")
+    await a.wait_for_function("() => window.moodboard.page.handle?.state === 'live'")
     assert await a.evaluate("window.moodboard.page.handle.mode") == "replay"
     await expect(a.get_by_test_id("item")).to_have_count(3)
 
@@ -150,7 +150,7 @@ async def test_concurrent_note_edits_keep_the_first_and_show_the_other_text(
     await a.keyboard.press("Control+Enter")
     await expect(item(b, note)).to_have_attribute("data-pending", "false")
     await b.wait_for_function(
-        f"window.moodboard.page.handle.confirmed.item.get('{note}').version === 2"
+        "(id) => window.moodboard.page.handle.confirmed.item.get(id).version === 2", arg=note
     )
     await expect(b.get_by_test_id("note-edit")).to_have_value("Walnut shelves")  # not wiped
     await b.keyboard.press("Control+Enter")

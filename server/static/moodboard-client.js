@@ -701,6 +701,8 @@ export class ProjectHandle extends EventTarget {
       case "presence_diff":
         return this._presenceDiff(frame);
       case "left":
+        // A reply to a leave (it has our ref) may reach a handle opened again since.
+        if (frame.ref) return;
         this.state = "idle";
         emit(this, "left", { reason: frame.reason ?? null });
         return;

@@ -62,6 +62,13 @@ async def test_a_new_user_signs_up_shares_a_project_and_edits_live(users: Users)
     await other.close()  # Ben leaves: Ann's list of who is here follows
     await expect(page.get_by_test_id("here-user")).to_have_count(1)
 
+    # Back to the list and into the project again: it is joined afresh, quietly.
+    await page.get_by_role("link", name="Moodboard").click()
+    await page.get_by_test_id("project-link").click()
+    await expect(page.get_by_test_id("item")).to_have_count(1)
+    await page.wait_for_function("() => window.moodboard.page.handle.state === 'live'")
+    await expect(page.locator('[data-testid="notice"][data-kind="error"]')).to_have_count(0)
+
 
 async def test_simultaneous_drags_converge_and_the_loser_is_told(users: Users, rest: Rest) -> None:
     """Both drag one note at once: both end at one position; the one refused gets a notice."""

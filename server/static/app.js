@@ -162,7 +162,8 @@ window.addEventListener("hashchange", () => page.me && route());
 
 function route() {
   const [, kind, projectId, roomId] = location.hash.split("/");
-  if (kind === "p" && projectId) openProject(projectId, roomId || null);
+  if (kind === "invite" && projectId) acceptInvitation(projectId);
+  else if (kind === "p" && projectId) openProject(projectId, roomId || null);
   else {
     closeProject();
     showProjects();
@@ -667,14 +668,52 @@ function renderMembers() {
 $("#member-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const form = event.target;
+  const body = { email: form.email.value.trim(), role: form.role.value };
+  $("#invite").hidden = true;
   try {
-    await client.api("POST", `/projects/${page.handle.id}/members`, { email: form.email.value.trim(), role: form.role.value });
+    await client.api("POST", `/projects/${page.handle.id}/members`, body);
     form.reset();
     notify("Member added.");
   } catch (err) {
-    notify(problem(err), { kind: "error" });
+    if (!(err instanceof ApiError) || err.status !== 404) {
+      notify(problem(err), { kind: "error" });
+      return;
+    }
+    // No account with that e-mail yet: an invitation link they can sign up through.
+    try {
+      const invitation = await client.api("POST", `/projects/${page.handle.id}/invitations`, body);
+      $("#invite-link").value = `${location.origin}/#/invite/${invitation.token}`;
+      $("#invite-for").textContent = body.email;
+      $("#invite").hidden = false;
+      form.reset();
+    } catch (err2) {
+      notify(problem(err2), { kind: "error" });
+    }
   }
 });
+
+$("#invite-copy").addEventListener("click", async () => {
+  const link = $("#invite-link");
+  link.select();
+  try {
+    await navigator.clipboard.writeText(link.value);
+    notify("Invitation link copied.");
+  } catch {
+    notify("Select the link and copy it.");
+  }
+});
+
+async function acceptInvitation(token) {
+  closeProject();
+  try {
+    const member = await client.api("POST", `/invitations/${token}/accept`);
+    location.replace(`#/p/${member.project_id}`);
+  } catch (err) {
+    const message = err instanceof ApiError && err.status === 410 ? "This invitation was already used or has expired." : problem(err);
+    notify(message, { kind: "error" });
+    location.replace("#/");
+  }
+}
 
 // --- generations ------------------------------------------------------------------------
 

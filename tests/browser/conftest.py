@@ -106,29 +106,32 @@ class User:
     console: list[str] = field(default_factory=list)
 
 
-Users = Callable[[str], Awaitable[User]]
+Users = Callable[..., Awaitable[User]]
 
 
 @pytest.fixture
 async def users(
     browser: Browser, server: ServerProcess, request: pytest.FixtureRequest
 ) -> AsyncIterator[Users]:
-    """Make signed-in browser users (cookie set by the real register call)."""
+    """Make browser users: signed up (cookie set by the real register call) unless told not."""
     made: list[User] = []
 
-    async def make(name: str) -> User:
+    async def make(name: str, *, signed_up: bool = True) -> User:
         context = await browser.new_context(
             base_url=server.url, viewport={"width": 1280, "height": 860}
         )
         context.set_default_timeout(TIMEOUT_MS)
         email = f"{name.lower()}-{uuid.uuid4().hex[:8]}@example.com"
-        response = await context.request.post(
-            "/api/auth/register", data={"email": email, "password": PASSWORD, "name": name}
-        )
-        assert response.status == 201, await response.text()
-        body = await response.json()
+        user_id = token = ""
+        if signed_up:
+            response = await context.request.post(
+                "/api/auth/register", data={"email": email, "password": PASSWORD, "name": name}
+            )
+            assert response.status == 201, await response.text()
+            body = await response.json()
+            user_id, token = body["user"]["id"], body["token"]
         page = await context.new_page()
-        user = User(name, email, body["user"]["id"], body["token"], context, page)
+        user = User(name, email, user_id, token, context, page)
         page.on("console", lambda m: user.console.append(f"{m.type}: {m.text}"))
         page.on("pageerror", lambda e: user.console.append(f"pageerror: {e}"))
         made.append(user)

@@ -70,6 +70,33 @@ async def test_a_new_user_signs_up_shares_a_project_and_edits_live(users: Users)
     await expect(page.locator('[data-testid="notice"][data-kind="error"]')).to_have_count(0)
 
 
+async def test_an_invitation_link_brings_a_new_person_into_the_project(
+    users: Users, rest: Rest
+) -> None:
+    """An owner adds an e-mail nobody uses: the link shown lets that person sign up and join."""
+    ann, _, project_id, _ = await shared_board(users, rest)
+    cleo = await users("Cleo", signed_up=False)
+    a = await open_board(ann, project_id)
+    members = a.get_by_test_id("member-form")
+    await members.get_by_role("textbox").fill(cleo.email)
+    await members.get_by_role("button", name="Add member").click()
+    await expect(a.get_by_test_id("invite")).to_contain_text(cleo.email)
+    link = await a.get_by_test_id("invite-link").input_value()
+
+    page = cleo.page
+    await page.goto(link)
+    await page.get_by_test_id("tab-signup").click()
+    form = page.get_by_test_id("signup-form")
+    await form.get_by_label("Name").fill("Cleo")
+    await form.get_by_label("E-mail").fill(cleo.email)
+    await form.get_by_label("Password").fill("correct horse battery")
+    await form.get_by_role("button", name="Create account").click()
+    await expect(page.get_by_test_id("project-name")).to_have_text("Flat")
+    await expect(page.get_by_test_id("room-tab")).to_have_text("Kitchen")
+    await expect(a.get_by_test_id("members").get_by_text("Cleo")).to_be_visible()
+    await expect(a.get_by_test_id("here-user")).to_have_count(2)
+
+
 async def test_simultaneous_drags_converge_and_the_loser_is_told(users: Users, rest: Rest) -> None:
     """Both drag one note at once: both end at one position; the one refused gets a notice."""
     ann, ben, project_id, room_id = await shared_board(users, rest)

@@ -221,3 +221,25 @@ async def test_a_requested_generation_is_queued_on_both_boards(users: Users, res
             "data-status", "canceled"
         )
     assert (await rest.call(ann, "GET", "/api/me"))["credits"] == 100  # refunded
+
+
+async def test_resizes_and_deletes_show_on_the_other_board(users: Users, rest: Rest) -> None:
+    """A resize in one page and a delete in the other reach both boards."""
+    ann, ben, project_id, room_id = await shared_board(users, rest)
+    note = await add_note(rest, ann, project_id, room_id)
+    a, b = await open_board(ann, project_id), await open_board(ben, project_id)
+    handle = item(a, note).get_by_test_id("item-resize")
+    box = await handle.bounding_box()
+    assert box is not None
+    await a.mouse.move(box["x"] + 8, box["y"] + 8)
+    await a.mouse.down()
+    await a.mouse.move(box["x"] + 108, box["y"] + 58, steps=4)
+    await a.mouse.up()
+    await expect(item(b, note)).to_have_css("width", "280px")
+    await expect(item(b, note)).to_have_css("height", "170px")
+
+    await item(b, note).hover()
+    await item(b, note).get_by_test_id("item-delete").click()
+    await expect(item(a, note)).to_have_count(0)
+    await expect(item(b, note)).to_have_count(0)
+    assert await rest.call(ann, "GET", f"/api/projects/{project_id}/rooms/{room_id}/items") == []

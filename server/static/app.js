@@ -81,13 +81,15 @@ function problem(err) {
 
 // --- signing in ------------------------------------------------------------------------
 
+function authTab(name) {
+  for (const t of document.querySelectorAll("[data-auth-tab]")) t.classList.toggle("active", t.dataset.authTab === name);
+  $("#login-form").hidden = name !== "login";
+  $("#signup-form").hidden = name !== "signup";
+  $("#auth-error").textContent = "";
+}
+
 for (const tab of document.querySelectorAll("[data-auth-tab]")) {
-  tab.addEventListener("click", () => {
-    for (const t of document.querySelectorAll("[data-auth-tab]")) t.classList.toggle("active", t === tab);
-    $("#login-form").hidden = tab.dataset.authTab !== "login";
-    $("#signup-form").hidden = tab.dataset.authTab !== "signup";
-    $("#auth-error").textContent = "";
-  });
+  tab.addEventListener("click", () => authTab(tab.dataset.authTab));
 }
 
 async function submitAuth(event, path, fields) {
@@ -108,12 +110,14 @@ $("#signup-form").addEventListener("submit", (e) =>
 );
 
 $("#logout").addEventListener("click", async () => {
+  const userId = page.me?.id;
   try {
     await client.api("POST", "/auth/logout");
   } catch {
     // signed out either way
   }
   signedOut();
+  client.forgetUser(userId); // a shared computer keeps nothing of this user's boards
 });
 
 function signedIn(user) {
@@ -132,6 +136,8 @@ function signedOut() {
   page.me = null;
   for (const id of ["who", "logout", "connection"]) $(`#${id}`).hidden = true;
   $("#crumb").textContent = "";
+  for (const form of document.querySelectorAll("#auth-view form")) form.reset();
+  authTab("login");
   show("auth-view");
 }
 

@@ -109,6 +109,19 @@ export class MoodboardClient extends EventTarget {
     this._setStatus("closed");
   }
 
+  /** Erase what this browser stored for the user (call on an explicit log out). */
+  forgetUser(userId = this.userId) {
+    const storage = this.storage;
+    if (!storage || !userId) return;
+    const prefix = `${STORAGE_PREFIX}.${userId}.`;
+    const keys = [];
+    for (let i = 0; i < storage.length; i += 1) {
+      const key = storage.key(i);
+      if (key && key.startsWith(prefix)) keys.push(key);
+    }
+    for (const key of keys) storage.removeItem(key);
+  }
+
   /** Use a fresh token (same user): sent as `auth` on the open socket, and on every reconnect. */
   setToken(token) {
     this.token = token;
@@ -546,6 +559,7 @@ export class ProjectHandle extends EventTarget {
     if (frame.type === "error" && frame.ref && frame.ref === this._joinRef) {
       this.state = "idle";
       this._joinRef = null;
+      if (frame.code === "forbidden" || frame.code === "not_found") this._forget();
       emit(this, "error", { code: frame.code, message: frame.message });
       return true;
     }
@@ -839,6 +853,16 @@ export class ProjectHandle extends EventTarget {
     const restored = (saved.pending ?? []).filter((op) => !known.has(op.op_id));
     for (const op of restored) op.status = op.status === "acked" ? "acked" : "queued";
     this.pending = [...restored, ...this.pending];
+  }
+
+  /** Drop the stored copy (the project is gone or closed to this user). */
+  _forget() {
+    clearTimeout(this._saveTimer);
+    try {
+      this.client.storage?.removeItem(this._storageKey());
+    } catch {
+      // nothing stored, or storage disabled
+    }
   }
 
   _save(now = false) {

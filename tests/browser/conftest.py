@@ -50,6 +50,10 @@ except ImportError:  # pragma: no cover - the test group installs it
     async_playwright = None  # type: ignore[assignment]
 
 
+if async_playwright is not None:
+    expect.set_options(timeout=TIMEOUT_MS)  # not 5 s: two cores run many things in CI
+
+
 def _unavailable() -> str | None:
     if async_playwright is None:
         return "playwright is not installed (pip install the test group)"

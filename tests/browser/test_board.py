@@ -69,6 +69,14 @@ async def test_a_new_user_signs_up_shares_a_project_and_edits_live(users: Users)
     await page.wait_for_function("() => window.moodboard.page.handle.state === 'live'")
     await expect(page.locator('[data-testid="notice"][data-kind="error"]')).to_have_count(0)
 
+    # Logging out leaves nothing of Ann's boards in this browser.
+    assert await page.evaluate("Object.keys(localStorage).some(k => k.startsWith('moodboard.'))")
+    await page.get_by_test_id("logout").click()
+    await expect(page.get_by_test_id("login-form")).to_be_visible()
+    assert not await page.evaluate(
+        "Object.keys(localStorage).some(k => k.startsWith('moodboard.'))"
+    )
+
 
 async def test_an_invitation_link_brings_a_new_person_into_the_project(
     users: Users, rest: Rest

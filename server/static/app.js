@@ -629,12 +629,16 @@ function renderPresence() {
   const handle = page.handle;
   if (!handle) return;
   const here = new Map();
-  if (page.me) here.set(page.me.id, { name: `${page.me.name} (you)`, user_id: page.me.id });
+  if (page.me) here.set(page.me.id, { name: `${page.me.name} (you)`, user_id: page.me.id, where: null });
   const seen = new Set();
+  const selected = new Map(); // item id -> the colour of someone who holds it
   for (const [cid, peer] of handle.peers) {
-    if (!here.has(peer.user_id)) here.set(peer.user_id, { name: peer.name, user_id: peer.user_id });
     const state = peer.state || {};
-    if (state.room_id !== page.roomId || !state.cursor) continue;
+    const room = state.room_id ? handle.get("room", state.room_id) : null;
+    if (!here.has(peer.user_id)) here.set(peer.user_id, { name: peer.name, user_id: peer.user_id, where: room?.name ?? null });
+    if (state.room_id !== page.roomId) continue;
+    for (const id of Array.isArray(state.selection) ? state.selection : []) selected.set(id, colourFor(peer.user_id));
+    if (!state.cursor) continue;
     seen.add(cid);
     let cursor = page.cursorEls.get(cid);
     if (!cursor) {
@@ -646,7 +650,9 @@ function renderPresence() {
       $("#board").append(cursor);
       page.cursorEls.set(cid, cursor);
     }
-    cursor.style.transform = `translate(${state.cursor.x}px, ${state.cursor.y}px)`;
+    const x = Number(state.cursor.x) || 0;
+    const y = Number(state.cursor.y) || 0;
+    cursor.style.transform = `translate(${x}px, ${y}px)`;
   }
   for (const [cid, cursor] of page.cursorEls) {
     if (!seen.has(cid)) {
@@ -654,9 +660,20 @@ function renderPresence() {
       page.cursorEls.delete(cid);
     }
   }
+  for (const [id, node] of page.itemEls) {
+    const colour = selected.get(id);
+    node.style.outline = colour ? `2px solid ${colour}` : "";
+    node.classList.toggle("held", Boolean(colour));
+  }
   $("#here").replaceChildren(
     ...[...here.values()].map((p) =>
-      el("li", { "data-testid": "here-user" }, el("span", { class: "dot", style: `background:${colourFor(p.user_id)}` }), p.name),
+      el(
+        "li",
+        { "data-testid": "here-user" },
+        el("span", { class: "dot", style: `background:${colourFor(p.user_id)}` }),
+        p.name,
+        p.where && el("span", { class: "where", text: p.where }),
+      ),
     ),
   );
 }

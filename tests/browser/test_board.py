@@ -251,3 +251,23 @@ async def test_resizes_and_deletes_show_on_the_other_board(users: Users, rest: R
     await expect(item(a, note)).to_have_count(0)
     await expect(item(b, note)).to_have_count(0)
     assert await rest.call(ann, "GET", f"/api/projects/{project_id}/rooms/{room_id}/items") == []
+
+
+async def test_reconnect_delays_are_exponential_with_full_jitter(users: Users) -> None:
+    """The client's backoff: a uniform delay in [0, min(cap, base * 2^attempt)) (docs)."""
+    page = (await users("Ann")).page
+    await page.goto("/")
+    bounds = await page.evaluate(
+        """async () => {
+          const { backoffDelay } = await import("/static/moodboard-client.js");
+          return [...Array(8).keys()].map((n) => [
+            backoffDelay(n, 500, 15000, () => 0),
+            backoffDelay(n, 500, 15000, () => 0.5),
+            backoffDelay(n, 500, 15000, () => 0.999999),
+          ]);
+        }"""
+    )
+    caps = [min(15000, 500 * 2**n) for n in range(8)]
+    assert [low for low, _, _ in bounds] == [0] * 8
+    assert [mid for _, mid, _ in bounds] == [cap // 2 for cap in caps]
+    assert [high for _, _, high in bounds] == [cap - 1 for cap in caps]

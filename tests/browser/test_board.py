@@ -271,3 +271,35 @@ async def test_reconnect_delays_are_exponential_with_full_jitter(users: Users) -
     assert [low for low, _, _ in bounds] == [0] * 8
     assert [mid for _, mid, _ in bounds] == [cap // 2 for cap in caps]
     assert [high for _, _, high in bounds] == [cap - 1 for cap in caps]
+
+
+async def test_duplicate_events_are_dropped_and_a_gap_makes_the_client_resume(
+    users: Users, rest: Rest
+) -> None:
+    """Fed a seen event (ignored) and one past a gap (never applied: it resumes instead)."""
+    ann, ben, project_id, room_id = await shared_board(users, rest)
+    note = await add_note(rest, ann, project_id, room_id)
+    a, b = await open_board(ann, project_id), await open_board(ben, project_id)
+    await expect(item(a, note)).to_have_attribute("data-x", "100")
+    inject = """([id, ahead]) => {
+      const handle = window.moodboard.page.handle;
+      handle._frame({type: "event", project_id: handle.id, seq: handle.seq + ahead,
+        kind: "item.updated", entity: "item", id, version: 99, data: {x: 999},
+        actor_id: null, op_id: null, at: "2026-01-01T00:00:00Z"});
+      return handle.seq;
+    }"""
+    seq = await a.evaluate(inject, [note, 0])  # a replay of the last event: already applied
+    await expect(item(a, note)).to_have_attribute("data-x", "100")
+    first = await a.evaluate("window.moodboard.client.connectionId")
+    assert await a.evaluate(inject, [note, 2]) == seq  # a gap: dropped, and the socket too
+    await a.wait_for_function(  # a new connection, joined again
+        "(first) => { const c = window.moodboard.client;"
+        " return c.connectionId && c.connectionId !== first"
+        " && window.moodboard.page.handle.state === 'live'; }",
+        arg=first,
+    )
+    assert await a.evaluate("window.moodboard.page.handle.mode") == "replay"
+    await drag(b, note, 50, 0)
+    await expect(item(a, note)).to_have_attribute("data-x", "150")
+    applied = await a.evaluate("window.moodboard.page.handle.applied.map(e => e.seq)")
+    assert applied == list(range(applied[0], applied[0] + len(applied)))

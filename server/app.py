@@ -25,6 +25,7 @@ from server.http.me import MeController
 from server.http.members import InvitationController, MemberController
 from server.http.middleware import RequestContextMiddleware
 from server.http.openapi import document_problems
+from server.http.pages import index, static_files
 from server.http.problems import EXCEPTION_HANDLERS
 from server.http.projects import ProjectController
 from server.http.teams import TeamController
@@ -117,6 +118,8 @@ def create_app(settings: Settings) -> Litestar:
             ProjectGenerationController,
             GenerationController,
             ws_endpoint,
+            index,
+            static_files(),
         ],
         dependencies=DEPENDENCIES,
         lifespan=[resources],

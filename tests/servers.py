@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import sys
@@ -72,11 +73,20 @@ def server_env(database_url: str, **extra: str) -> dict[str, str]:
 
 @asynccontextmanager
 async def running_server(
-    env: Mapping[str, str], log_dir: Path, *, cwd: Path | None = None, wait: bool = True
+    env: Mapping[str, str],
+    log_dir: Path,
+    *,
+    cwd: Path | None = None,
+    wait: bool = True,
+    port: int | None = None,
 ) -> AsyncIterator[ServerProcess]:
-    """Start ``moodboard serve`` on a free port; stop it (SIGKILL if it hangs) on exit."""
-    port = free_port()
+    """Start ``moodboard serve`` on ``port`` (default: a free one); stop it (SIGKILL if hung)."""
+    port = port or free_port()
     log_path = log_dir / f"server-{port}.log"
+    for n in itertools.count(2):  # a restart on the same port keeps the first one's log
+        if not log_path.exists():
+            break
+        log_path = log_dir / f"server-{port}-{n}.log"
     with log_path.open("wb") as log_file:
         process = await asyncio.create_subprocess_exec(
             sys.executable,

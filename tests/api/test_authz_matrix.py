@@ -104,8 +104,10 @@ EXPECTED: dict[tuple[str, str], str] = {
 }
 # fmt: on
 
-# Answer without any credentials; not in the matrix (PROTOCOL.md 2: liveness, readiness).
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
+# Answer without any credentials; not in the matrix (PROTOCOL.md 2: liveness, readiness;
+# the moodboard page and its static files).
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/"})
+STATIC_ROUTE, STATIC_SAMPLE = "/static/{file_path}", "/static/moodboard-client.js"
 PUBLIC_PREFIX = "/schema"  # the OpenAPI document and its viewers
 
 
@@ -591,7 +593,9 @@ def app_routes(tmp_path: Path) -> set[tuple[str, str]]:
 
 
 def is_public(path: str) -> bool:
-    return path in PUBLIC_PATHS or path == PUBLIC_PREFIX or path.startswith(PUBLIC_PREFIX + "/")
+    return path in {*PUBLIC_PATHS, STATIC_ROUTE, PUBLIC_PREFIX} or path.startswith(
+        PUBLIC_PREFIX + "/"
+    )
 
 
 def test_matrix_covers_every_route(tmp_path: Path) -> None:
@@ -608,13 +612,13 @@ def test_matrix_covers_every_route(tmp_path: Path) -> None:
     )
     for key in EXPECTED:
         expected_statuses(key)  # well-formed: one status per caller
-    assert {p for _, p in routes} >= PUBLIC_PATHS
+    assert {p for _, p in routes} >= {*PUBLIC_PATHS, STATIC_ROUTE}
 
 
 async def test_public_endpoints_answer_without_credentials(api: Api) -> None:
-    """/healthz, /readyz and the OpenAPI document answer 200 to a caller with no credentials."""
+    """/healthz, /readyz, the page, its files and the OpenAPI document answer 200 to anyone."""
     api.client.cookies.clear()
-    for path in (*sorted(PUBLIC_PATHS), f"{PUBLIC_PREFIX}/openapi.json"):
+    for path in (*sorted(PUBLIC_PATHS), STATIC_SAMPLE, f"{PUBLIC_PREFIX}/openapi.json"):
         response = await api.client.get(path)
         assert response.status_code == 200, f"GET {path}: {response.status_code} {response.text}"
 

@@ -23,6 +23,7 @@ from server.http.generations import GenerationController, ProjectGenerationContr
 from server.http.health import healthz, readyz
 from server.http.me import MeController
 from server.http.members import InvitationController, MemberController
+from server.http.metrics import metrics_endpoint
 from server.http.middleware import RequestContextMiddleware
 from server.http.openapi import document_problems
 from server.http.problems import EXCEPTION_HANDLERS
@@ -106,6 +107,7 @@ def create_app(settings: Settings) -> Litestar:
         route_handlers=[
             healthz,
             readyz,
+            metrics_endpoint,
             AuthController,
             MeController,
             ProjectController,

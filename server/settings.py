@@ -84,6 +84,10 @@ class Settings:
     event_retention_events: int = 10_000
     event_retention_days: int = 30
     forwarded_allow_ips: str = "127.0.0.1"
+    metrics_token: str | None = None  # None: /metrics answers loopback peers only
+    backup_dir: str = "./backups"
+    backup_keep_daily: int = 7
+    backup_keep_weekly: int = 4
 
     @property
     def embedded(self) -> bool:
@@ -211,6 +215,13 @@ def _log_level(env: Mapping[str, str]) -> str:
     return raw
 
 
+def _metrics_token(env: Mapping[str, str]) -> str | None:
+    raw = env.get("MOODBOARD_METRICS_TOKEN", "").strip()
+    if raw and len(raw) < 16:
+        raise SettingsError("MOODBOARD_METRICS_TOKEN", "must be at least 16 characters")
+    return raw or None
+
+
 def database_from_env(environ: Mapping[str, str] | None = None) -> DatabaseUrl:
     """Only ``DATABASE_URL``: what Piccolo's own CLI needs (piccolo_conf.py)."""
     env = os.environ if environ is None else environ
@@ -269,4 +280,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         event_retention_events=_int(env, "MOODBOARD_EVENT_RETENTION_EVENTS", 10_000, 0, 10**9),
         event_retention_days=_int(env, "MOODBOARD_EVENT_RETENTION_DAYS", 30, 0, 36_500),
         forwarded_allow_ips=env.get("MOODBOARD_FORWARDED_ALLOW_IPS", "").strip() or "127.0.0.1",
+        metrics_token=_metrics_token(env),
+        backup_dir=env.get("MOODBOARD_BACKUP_DIR", "").strip() or "./backups",
+        backup_keep_daily=_int(env, "MOODBOARD_BACKUP_KEEP_DAILY", 7, 0, 3660),
+        backup_keep_weekly=_int(env, "MOODBOARD_BACKUP_KEEP_WEEKLY", 4, 0, 520),
     )

@@ -74,16 +74,24 @@ def _create_admin(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _maintenance(settings: Settings, _args: argparse.Namespace) -> int:
+    import redis.asyncio as aioredis
+
     from server.db.engine import create_engine, engine_lifespan
-    from server.events.retention import prune
+    from server.ops.maintenance import run_once
 
     async def run() -> int:
         engine = create_engine(settings.database)
-        async with engine_lifespan(engine, pool_size=1):
-            pruned = await prune(
-                keep_events=settings.event_retention_events, keep_days=settings.event_retention_days
-            )
-        print(f"event log: {pruned.events} events and {pruned.operations} op outcomes pruned")
+        redis = aioredis.from_url(settings.redis_url) if settings.redis_url else None
+        try:
+            async with engine_lifespan(engine, pool_size=2):
+                report = await run_once(engine, settings.maintenance_policy, redis=redis)
+        finally:
+            if redis is not None:
+                await redis.aclose()
+        if report is None:
+            print("maintenance: another instance is running it now; nothing done")
+        else:
+            print(f"maintenance: {report.summary()}")
         return 0
 
     return asyncio.run(run())
@@ -150,8 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
     admin.set_defaults(handler=_create_admin)
     maintenance = commands.add_parser(
         "maintenance",
-        help="prune the event log (keeps MOODBOARD_EVENT_RETENTION_EVENTS per project and "
-        "everything younger than MOODBOARD_EVENT_RETENTION_DAYS)",
+        help="run the maintenance jobs once: prune the event log (keeps "
+        "MOODBOARD_EVENT_RETENTION_EVENTS per project and everything younger than "
+        "MOODBOARD_EVENT_RETENTION_DAYS), delete sessions and invitations that ended more than "
+        "MOODBOARD_ENDED_RETENTION_DAYS ago and dead instances' presence, refresh statistics",
     )
     maintenance.set_defaults(handler=_maintenance)
 

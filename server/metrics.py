@@ -135,6 +135,36 @@ CREDITS = Counter(
     ["reason"],
 )
 
+ALL = (
+    HTTP_REQUESTS,
+    HTTP_SECONDS,
+    OPEN_SOCKETS,
+    JOINS,
+    FRAMES_IN,
+    FRAMES_OUT,
+    CLOSES,
+    FANOUT_SECONDS,
+    GAP_FILLS,
+    FEED_LAG,
+    EDITS,
+    EVENTS,
+    AUTH_FAILURES,
+    RATE_LIMITED,
+    BUS_RECONNECTS,
+    LISTEN_RECONNECTS,
+    BUS_PUBLISH_FAILURES,
+    DB_QUERY_SECONDS,
+    DB_POOL_SIZE,
+    DB_POOL_IDLE,
+    DB_POOL_MAX,
+    GENERATIONS_WAITING,
+    GENERATION_OLDEST_QUEUED,
+    GENERATION_OUTCOMES,
+    GENERATION_WAIT,
+    GENERATION_RUN,
+    CREDITS,
+)  # every series, in the order docs/operations.md lists them
+
 _STATEMENTS = frozenset({"select", "insert", "update", "delete", "with"})
 _FINISHED = frozenset({"succeeded", "failed", "canceled"})
 

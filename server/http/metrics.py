@@ -40,7 +40,7 @@ def check_scraper(request: Request[Any, Any, Any], token: str | None) -> None:
             )
         return
     scheme, _, sent = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(sent.strip(), token):
+    if scheme.lower() != "bearer" or not hmac.compare_digest(sent.strip().encode(), token.encode()):
         raise Unauthorized("send Authorization: Bearer <MOODBOARD_METRICS_TOKEN>")
 
 

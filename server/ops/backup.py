@@ -201,7 +201,8 @@ def restore(database: DatabaseUrl, source: Path, *, pg_bin: str | None = None) -
                 _tool("pg_restore", pg_bin),
                 "--exit-on-error",
                 "--single-transaction",
-                "--no-owner",
+                "--no-owner",  # objects belong to the restoring role...
+                "--no-acl",  # ...and grants to roles the target cluster may lack are skipped
                 "--no-password",
                 f"--dbname={url}",
                 str(source),

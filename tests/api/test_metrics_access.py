@@ -39,6 +39,11 @@ async def test_metrics_token_is_required_from_everyone_when_set(sqlite_url: str)
             async with client_at(app, peer) as client:
                 anonymous = await client.get("/metrics")
                 wrong = await client.get("/metrics", headers={"Authorization": "Bearer nope"})
+                odd = await client.get(
+                    "/metrics", headers={"Authorization": "Bearer caf\xe9".encode("latin-1")}
+                )
                 right = await client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
-            assert (anonymous.status_code, wrong.status_code, right.status_code) == (401, 401, 200)
+            statuses = (anonymous.status_code, wrong.status_code, odd.status_code)
+            assert statuses == (401, 401, 401)
+            assert right.status_code == 200
             assert "moodboard_http_requests_total" in right.text

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
+import redis.asyncio as aioredis
 from prometheus_client.parser import text_string_to_metric_families
+from redis.exceptions import ConnectionError as RedisConnectionError
 
-from tests.conftest import PG_ADMIN_URL, create_pg_database, drop_pg_database, require
+from tests.conftest import PG_ADMIN_URL, create_pg_database, drop_pg_database, free_port, require
 from tests.servers import ServerProcess, running_server, server_env
 from tests.wsclient import PASSWORD, Ws, signup, ws
 
-pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+pytestmark = pytest.mark.e2e
 
 SERIES = (
     "moodboard_http_requests_total",
@@ -95,6 +100,7 @@ async def edit(sock: Ws, ref: str, pid: str, **fields: Any) -> dict[str, Any]:
     return await sock.request(frame)
 
 
+@pytest.mark.postgres
 async def test_series_move_when_things_happen(pg_server: ServerProcess) -> None:
     """Joins, frames, applied/merged/conflicting edits, auth failures, generations, credits."""
     server = pg_server
@@ -195,6 +201,7 @@ async def test_series_move_when_things_happen(pg_server: ServerProcess) -> None:
     assert after("moodboard_db_pool_connections") >= 1
 
 
+@pytest.mark.postgres
 async def test_listen_reconnect_is_counted(pg_server: ServerProcess) -> None:
     """Killing the LISTEN connection moves moodboard_listen_reconnects_total."""
     before = await scrape(pg_server)
@@ -216,3 +223,53 @@ async def test_listen_reconnect_is_counted(pg_server: ServerProcess) -> None:
             return
         await asyncio.sleep(0.1)
     raise AssertionError("the listener did not reconnect within 15 s")
+
+
+@asynccontextmanager
+async def private_redis(port: int) -> AsyncIterator[asyncio.subprocess.Process]:
+    """A redis-server of this test alone (the shared one must not be restarted)."""
+    process = await asyncio.create_subprocess_exec(
+        "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        stdout=asyncio.subprocess.DEVNULL,
+    )
+    client = aioredis.from_url(f"redis://127.0.0.1:{port}/0")
+    try:
+        for _ in range(100):
+            try:
+                await client.ping()
+                break
+            except RedisConnectionError:
+                await asyncio.sleep(0.05)
+        yield process
+    finally:
+        await client.aclose()
+        if process.returncode is None:
+            process.terminate()
+            await process.wait()
+
+
+async def test_bus_reconnect_is_counted(tmp_path: Path) -> None:
+    """Restarting Redis under a server moves moodboard_bus_reconnects_total."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("needs redis-server to run a private Redis")
+    port = free_port()
+    env = server_env(f"sqlite:///{tmp_path / 'm.sqlite3'}", REDIS_URL=f"redis://127.0.0.1:{port}/0")
+    async with private_redis(port) as first, running_server(env, tmp_path) as server:
+        before = await scrape(server)
+        first.terminate()
+        await first.wait()
+        async with private_redis(port):
+            name = "moodboard_bus_reconnects_total"
+            for _ in range(150):
+                if (await scrape(server))(name) - before(name) >= 1:
+                    return
+                await asyncio.sleep(0.1)
+            raise AssertionError("the bus did not reconnect within 15 s")

@@ -20,6 +20,7 @@ from server.projects.tables import Invitation, Project
 from server.realtime.presence import RedisPresence
 from server.realtime.protocol import PresenceEntry
 from server.settings import MaintenancePolicy
+from tests.api.conftest import app_for, serving
 from tests.servers import server_env
 
 DAY = timedelta(days=1)
@@ -165,3 +166,18 @@ async def test_maintenance_command_reports_what_it_did(engine: Any, database_url
     out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, err.decode()
     assert "2 ended sessions, 2 ended invitations" in out.decode()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_running_server_runs_the_jobs_by_itself(database_url: str, engine: Any) -> None:
+    """With MOODBOARD_MAINTENANCE_INTERVAL_S=1 the server deletes ended sessions on its own."""
+    await seed(engine)
+    app = app_for(database_url, MOODBOARD_MAINTENANCE_INTERVAL_S="1")
+    async with serving(app):
+        for _ in range(100):  # the first round comes one interval after the start
+            if await UserSession.count() == 3:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("no maintenance round within 10 s")
+    assert await Invitation.count() == 3

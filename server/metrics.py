@@ -16,7 +16,7 @@ read from the database (the generation queue) are refreshed when scraped.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -188,10 +188,36 @@ def frame_type(frame: Any) -> str:
     return str(frame.__struct_config__.tag)
 
 
+def _children(metric: Counter) -> Callable[[str], Counter]:
+    """``metric.labels(value)``, looked up once per value: the socket paths are hot."""
+    cache: dict[str, Counter] = {}
+
+    def child(value: str) -> Counter:
+        found = cache.get(value)
+        if found is None:
+            found = cache[value] = metric.labels(value)
+        return found
+
+    return child
+
+
+_frame_in = _children(FRAMES_IN)
+_frame_out = _children(FRAMES_OUT)
+_event = _children(EVENTS)
+_edit = _children(EDITS)
+EVENT_FRAMES_SENT = FRAMES_OUT.labels("event")  # once per subscriber per event
+PRESENCE_FRAMES_SENT = FRAMES_OUT.labels("presence_diff")
+
+
+def received(frame: Any) -> None:
+    """A client frame decoded."""
+    _frame_in(frame_type(frame)).inc()
+
+
 def sent(frame: Any) -> None:
     """A frame was queued to a client; an ``error`` with code rate_limited is a rate limit hit."""
     kind = frame_type(frame)
-    FRAMES_OUT.labels(kind).inc()
+    _frame_out(kind).inc()
     if kind == "error" and getattr(frame, "code", None) == "rate_limited":
         RATE_LIMITED.labels("socket").inc()
 
@@ -205,9 +231,9 @@ def closed(code: int) -> None:
 def edit_outcome(outcome: Any) -> None:
     """An edit's outcome (server/projects/edits.py ``Acked`` or ``Conflicted``)."""
     if getattr(outcome, "merged", None) is None:
-        EDITS.labels("conflict").inc()
+        _edit("conflict").inc()
     else:
-        EDITS.labels("merged" if outcome.merged else "applied").inc()
+        _edit("merged" if outcome.merged else "applied").inc()
 
 
 def credit_change(delta: int, reason: str) -> None:
@@ -225,7 +251,7 @@ def credit_change(delta: int, reason: str) -> None:
 
 def event_committed(entity: str, data: Mapping[str, Any]) -> None:
     """An event committed here; a generation reaching a final status is an outcome."""
-    EVENTS.labels(entity).inc()
+    _event(entity).inc()
     if entity != "generation" or data.get("status") not in _FINISHED:
         return
     GENERATION_OUTCOMES.labels(str(data["status"])).inc()

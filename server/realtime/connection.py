@@ -126,7 +126,7 @@ class Connection:
                     except p.ProtocolError as exc:
                         effects = self.session.receive_invalid(exc, now)
                     else:
-                        metrics.FRAMES_IN.labels(metrics.frame_type(frame)).inc()
+                        metrics.received(frame)
                         effects = self.session.receive(frame, now)
                 await self.execute(effects)
         finally:
@@ -231,7 +231,7 @@ class Connection:
             self._buffer(stream, seq, text)
         elif seq > stream.last_seq:
             stream.last_seq = seq
-            metrics.FRAMES_OUT.labels("event").inc()
+            metrics.EVENT_FRAMES_SENT.inc()
             self.send_text(text)
 
     def deliver_presence(self, project_id: uuid.UUID, text: str) -> None:
@@ -241,7 +241,7 @@ class Connection:
         if stream.buffer is not None:
             self._buffer(stream, None, text)
         else:
-            metrics.FRAMES_OUT.labels("presence_diff").inc()
+            metrics.PRESENCE_FRAMES_SENT.inc()
             self.send_text(text)
 
     def _buffer(self, stream: Stream, seq: int | None, text: str) -> None:

@@ -26,7 +26,11 @@ ENV PATH=/opt/venv/bin:$PATH \
     MOODBOARD_HOST=0.0.0.0 \
     MOODBOARD_PORT=8000 \
     MOODBOARD_LOG_FORMAT=json
-RUN useradd --create-home --uid 10001 moodboard
+# pg_dump / pg_restore (PostgreSQL 15, Debian 12) for `moodboard backup` and `restore`.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends postgresql-client \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --create-home --uid 10001 moodboard
 COPY --from=build /opt/venv /opt/venv
 USER moodboard
 WORKDIR /home/moodboard

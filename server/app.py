@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -23,6 +25,7 @@ from server.http.generations import GenerationController, ProjectGenerationContr
 from server.http.health import healthz, readyz
 from server.http.me import MeController
 from server.http.members import InvitationController, MemberController
+from server.http.metrics import metrics_endpoint
 from server.http.middleware import RequestContextMiddleware
 from server.http.openapi import document_problems
 from server.http.pages import index, static_files
@@ -30,6 +33,7 @@ from server.http.problems import EXCEPTION_HANDLERS
 from server.http.projects import ProjectController
 from server.http.teams import TeamController
 from server.log import get_logger
+from server.ops.maintenance import run_periodically
 from server.realtime.bus import Broker, MemoryBroker, RedisBroker
 from server.realtime.endpoint import new_instance_id, ws_endpoint
 from server.realtime.hub import Realtime
@@ -77,6 +81,19 @@ def create_app(settings: Settings) -> Litestar:
             )
             if listener is not None:
                 await listener.start()
+            maintenance = (
+                asyncio.create_task(
+                    run_periodically(
+                        engine,
+                        settings.maintenance_policy,
+                        settings.maintenance_interval_s,
+                        redis,
+                    ),
+                    name="maintenance",
+                )
+                if settings.maintenance_interval_s > 0
+                else None
+            )
             app.state.engine = engine
             app.state.redis = redis
             app.state.realtime = realtime
@@ -97,6 +114,10 @@ def create_app(settings: Settings) -> Litestar:
                 yield
             finally:
                 await realtime.drain(0.0)  # anything the SIGTERM drain did not close
+                if maintenance is not None:
+                    maintenance.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await maintenance
                 if listener is not None:
                     await listener.stop()
                 await realtime.stop()
@@ -107,6 +128,7 @@ def create_app(settings: Settings) -> Litestar:
         route_handlers=[
             healthz,
             readyz,
+            metrics_endpoint,
             AuthController,
             MeController,
             ProjectController,

@@ -1,4 +1,6 @@
-"""The ``moodboard`` command: serve, migrate, create-admin (PROTOCOL.md section 1).
+"""The ``moodboard`` command: serve, migrate, create-admin, maintenance, backup, restore.
+
+PROTOCOL.md section 1; the operator's side is in docs/operations.md.
 
 Every command reads the settings once; an invalid setting ends the command
 with one line naming the variable (exit status 2), never a traceback.
@@ -10,6 +12,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from server.log import configure_logging, get_logger
 from server.settings import Settings, SettingsError, load_settings
@@ -71,19 +74,56 @@ def _create_admin(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _maintenance(settings: Settings, _args: argparse.Namespace) -> int:
+    import redis.asyncio as aioredis
+
     from server.db.engine import create_engine, engine_lifespan
-    from server.events.retention import prune
+    from server.ops.maintenance import run_once
 
     async def run() -> int:
         engine = create_engine(settings.database)
-        async with engine_lifespan(engine, pool_size=1):
-            pruned = await prune(
-                keep_events=settings.event_retention_events, keep_days=settings.event_retention_days
-            )
-        print(f"event log: {pruned.events} events and {pruned.operations} op outcomes pruned")
+        redis = aioredis.from_url(settings.redis_url) if settings.redis_url else None
+        try:
+            async with engine_lifespan(engine, pool_size=2):
+                report = await run_once(engine, settings.maintenance_policy, redis=redis)
+        finally:
+            if redis is not None:
+                await redis.aclose()
+        if report is None:
+            print("maintenance: another instance is running it now; nothing done")
+        else:
+            print(f"maintenance: {report.summary()}")
         return 0
 
     return asyncio.run(run())
+
+
+def _backup(settings: Settings, args: argparse.Namespace) -> int:
+    from server.ops.backup import BackupError, prune_backups, take_backup
+
+    directory = Path(args.dir or settings.backup_dir)
+    keep_daily = settings.backup_keep_daily if args.keep_daily is None else args.keep_daily
+    keep_weekly = settings.backup_keep_weekly if args.keep_weekly is None else args.keep_weekly
+    try:
+        backup = take_backup(settings.database, directory, pg_bin=args.pg_bin)
+    except BackupError as exc:
+        print(f"moodboard backup: {exc}", file=sys.stderr)
+        return 1
+    print(f"backup written: {backup.path} ({backup.path.stat().st_size} bytes)")
+    for removed in prune_backups(directory, keep_daily=keep_daily, keep_weekly=keep_weekly):
+        print(f"backup pruned: {removed.path}")
+    return 0
+
+
+def _restore(settings: Settings, args: argparse.Namespace) -> int:
+    from server.ops.backup import BackupError, restore
+
+    try:
+        restore(settings.database, Path(args.file), pg_bin=args.pg_bin)
+    except BackupError as exc:
+        print(f"moodboard restore: {exc}", file=sys.stderr)
+        return 1
+    print(f"restored {args.file} into {settings.database.redacted}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,10 +158,40 @@ def build_parser() -> argparse.ArgumentParser:
     admin.set_defaults(handler=_create_admin)
     maintenance = commands.add_parser(
         "maintenance",
-        help="prune the event log (keeps MOODBOARD_EVENT_RETENTION_EVENTS per project and "
-        "everything younger than MOODBOARD_EVENT_RETENTION_DAYS)",
+        help="run the maintenance jobs once: prune the event log (keeps "
+        "MOODBOARD_EVENT_RETENTION_EVENTS per project and everything younger than "
+        "MOODBOARD_EVENT_RETENTION_DAYS), delete sessions and invitations that ended more than "
+        "MOODBOARD_ENDED_RETENTION_DAYS ago and dead instances' presence, refresh statistics",
     )
     maintenance.set_defaults(handler=_maintenance)
+
+    backup = commands.add_parser(
+        "backup",
+        help="write a backup of the database (pg_dump custom format, or a SQLite copy) "
+        "into a directory, then delete the backups the retention policy does not keep",
+    )
+    backup.add_argument("--dir", help="backup directory (default: MOODBOARD_BACKUP_DIR)")
+    backup.add_argument(
+        "--keep-daily",
+        type=int,
+        help="keep the newest backup of each of the last N days (MOODBOARD_BACKUP_KEEP_DAILY)",
+    )
+    backup.add_argument(
+        "--keep-weekly",
+        type=int,
+        help="keep the newest backup of each of the last N weeks (MOODBOARD_BACKUP_KEEP_WEEKLY)",
+    )
+    backup.add_argument("--pg-bin", help="directory of pg_dump (default: found on PATH)")
+    backup.set_defaults(handler=_backup)
+
+    restore = commands.add_parser(
+        "restore",
+        help="restore a backup into DATABASE_URL, which must be an empty database "
+        "(PostgreSQL) or a file that does not exist yet (SQLite)",
+    )
+    restore.add_argument("file", help="a file written by moodboard backup")
+    restore.add_argument("--pg-bin", help="directory of pg_restore (default: found on PATH)")
+    restore.set_defaults(handler=_restore)
     return parser
 
 

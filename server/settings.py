@@ -53,6 +53,15 @@ class DatabaseUrl:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MaintenancePolicy:
+    """What the maintenance jobs keep: events (per project, and by age), ended rows."""
+
+    keep_events: int
+    keep_event_days: int
+    keep_ended_days: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     """Everything a deployment configures. Built by :func:`load_settings`."""
 
@@ -83,7 +92,22 @@ class Settings:
     auth_timeout_s: float = 10.0
     event_retention_events: int = 10_000
     event_retention_days: int = 30
+    ended_retention_days: int = 7
+    maintenance_interval_s: int = 3600
     forwarded_allow_ips: str = "127.0.0.1"
+    metrics_token: str | None = None  # None: /metrics answers loopback peers only
+    backup_dir: str = "./backups"
+    backup_keep_daily: int = 7
+    backup_keep_weekly: int = 4
+
+    @property
+    def maintenance_policy(self) -> MaintenancePolicy:
+        """What the maintenance jobs keep (server/ops/maintenance.py)."""
+        return MaintenancePolicy(
+            keep_events=self.event_retention_events,
+            keep_event_days=self.event_retention_days,
+            keep_ended_days=self.ended_retention_days,
+        )
 
     @property
     def embedded(self) -> bool:
@@ -211,6 +235,13 @@ def _log_level(env: Mapping[str, str]) -> str:
     return raw
 
 
+def _metrics_token(env: Mapping[str, str]) -> str | None:
+    raw = env.get("MOODBOARD_METRICS_TOKEN", "").strip()
+    if raw and len(raw) < 16:
+        raise SettingsError("MOODBOARD_METRICS_TOKEN", "must be at least 16 characters")
+    return raw or None
+
+
 def database_from_env(environ: Mapping[str, str] | None = None) -> DatabaseUrl:
     """Only ``DATABASE_URL``: what Piccolo's own CLI needs (piccolo_conf.py)."""
     env = os.environ if environ is None else environ
@@ -268,5 +299,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         auth_timeout_s=_int(env, "MOODBOARD_AUTH_TIMEOUT_MS", 10_000, 100, 600_000) / 1000,
         event_retention_events=_int(env, "MOODBOARD_EVENT_RETENTION_EVENTS", 10_000, 0, 10**9),
         event_retention_days=_int(env, "MOODBOARD_EVENT_RETENTION_DAYS", 30, 0, 36_500),
+        ended_retention_days=_int(env, "MOODBOARD_ENDED_RETENTION_DAYS", 7, 0, 36_500),
+        maintenance_interval_s=_int(env, "MOODBOARD_MAINTENANCE_INTERVAL_S", 3600, 0, 7 * 86_400),
         forwarded_allow_ips=env.get("MOODBOARD_FORWARDED_ALLOW_IPS", "").strip() or "127.0.0.1",
+        metrics_token=_metrics_token(env),
+        backup_dir=env.get("MOODBOARD_BACKUP_DIR", "").strip() or "./backups",
+        backup_keep_daily=_int(env, "MOODBOARD_BACKUP_KEEP_DAILY", 7, 0, 3660),
+        backup_keep_weekly=_int(env, "MOODBOARD_BACKUP_KEEP_WEEKLY", 4, 0, 520),
     )

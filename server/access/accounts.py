@@ -9,6 +9,7 @@ from typing import Any
 
 from piccolo.engine.base import Engine
 
+from server import metrics
 from server.access import audit
 from server.access.notify import Notifier
 from server.access.passwords import hash_password, needs_rehash, verify_password
@@ -103,6 +104,7 @@ async def login(
             ip=client.ip,
             details={"email": email.strip().lower()[:320]},
         )
+        metrics.RATE_LIMITED.labels("login").inc()
         raise RateLimited(f"too many failed logins; try again in {wait} s", retry_after=wait)
     row = (
         await AppUser.select(AppUser.id, AppUser.password_hash)
@@ -111,6 +113,7 @@ async def login(
     )
     ok = verify_password(row["password_hash"] if row else _DUMMY_HASH, password)
     if row is None or not ok:
+        metrics.AUTH_FAILURES.labels("password").inc()
         await throttle.record_failure(keys)
         await audit.record(
             "login.failed",

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from server import metrics
 from server.access.principal import Principal, ServicePrincipal, Via
 from server.access.tables import ServiceAccount, UserSession
 from server.access.tokens import hash_token, new_token
@@ -76,6 +77,7 @@ async def authenticate(token: str, *, ttl_s: int, via: Via) -> Principal | None:
         .first()
     )
     if row is None:
+        metrics.AUTH_FAILURES.labels("token").inc()
         return None
     if current - _aware(row["last_seen_at"]) >= TOUCH_INTERVAL:
         await UserSession.update(
@@ -102,6 +104,7 @@ async def authenticate_service(key: str) -> ServicePrincipal | None:
         .first()
     )
     if row is None:
+        metrics.AUTH_FAILURES.labels("service_key").inc()
         return None
     return ServicePrincipal(account_id=row["id"], name=row["name"])
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from piccolo.engine.base import Engine
 
+from server import metrics
 from server.access.tables import AppUser
 from server.credits.tables import CreditLedger
 from server.db.engine import write_transaction
@@ -61,6 +62,7 @@ async def apply_change(
             raise ValidationFailed(f"delta: the balance would exceed {MAX_BALANCE}", field="delta")
         raise InsufficientCredits(f"not enough credits: this needs {-delta}", needed=-delta)
     balance: int = rows[0]["credits"]
+    metrics.credit_change(delta, reason)
     await CreditLedger.insert(
         CreditLedger(
             user_id=user_id,

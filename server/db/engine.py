@@ -16,6 +16,7 @@ from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 
+from server import metrics
 from server.db.tables import TABLES
 from server.settings import DatabaseUrl
 
@@ -52,7 +53,7 @@ async def engine_lifespan(engine: Engine[Any], pool_size: int) -> AsyncIterator[
     """Open the pool (PostgreSQL) or set journal mode (SQLite); close on exit."""
     bind_tables(engine)
     if isinstance(engine, PostgresEngine):
-        await engine.start_connection_pool(min_size=1, max_size=pool_size)
+        await engine.start_connection_pool(min_size=1, max_size=pool_size, init=_observe_queries)
         try:
             yield engine
         finally:
@@ -62,6 +63,11 @@ async def engine_lifespan(engine: Engine[Any], pool_size: int) -> AsyncIterator[
         # reads snapshots while it writes events.
         await engine.run_ddl("PRAGMA journal_mode=WAL")
         yield engine
+
+
+async def _observe_queries(connection: Any) -> None:
+    """Every pool connection reports each statement's duration (moodboard_db_query_seconds)."""
+    connection.add_query_logger(metrics.query_logged)
 
 
 async def ping(engine: Engine[Any]) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 import asyncpg
 
+from server import metrics
 from server.log import get_logger
 
 CHANNEL = "moodboard_events"
@@ -74,6 +75,7 @@ class Listener:
                 delay = 0.1
                 if not first:
                     self.reconnects += 1
+                    metrics.LISTEN_RECONNECTS.inc()
                     log.info("listener.reconnected")
                     await self._on_reconnect()
                 first = False

@@ -15,6 +15,7 @@ import structlog
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from server import metrics
 from server.log import get_logger
 
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -58,6 +59,7 @@ class RequestContextMiddleware:
                 await self.app(scope, receive, send_with_id)
             finally:
                 if scope["type"] == ScopeType.HTTP:
+                    metrics.http_answered(scope.get("method"), status["code"], started)
                     log.info(
                         "http.request",
                         method=scope.get("method"),

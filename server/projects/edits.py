@@ -19,6 +19,7 @@ import msgspec
 from piccolo.engine.base import Engine
 from piccolo.table import Table
 
+from server import metrics
 from server.access.notify import Notifier
 from server.db.engine import write_transaction
 from server.errors import BadRequest, NotFound
@@ -116,6 +117,7 @@ async def apply(
                     outcome=msgspec.json.decode(msgspec.json.encode(work.outcome)),
                 )
             )
+    metrics.edit_outcome(work.outcome)
     if work.events:
         await notifier.events_committed(work.events)
     return work.outcome, work.entity

@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from server import metrics
 from server.log import get_logger
 
 log = get_logger(__name__)
@@ -177,6 +178,7 @@ class RedisBroker:
         except (RedisConnectionError, RedisTimeoutError, OSError):
             return  # still down: the reader loop retries
         self.reconnects += 1
+        metrics.BUS_RECONNECTS.inc()
         log.info("bus.reconnected", channels=len(self._channels))
         if self.on_reconnect is not None:
             task = asyncio.get_running_loop().create_task(self.on_reconnect())

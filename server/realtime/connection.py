@@ -18,6 +18,7 @@ from typing import Any
 
 from litestar import WebSocket
 
+from server import metrics
 from server.access.principal import Principal
 from server.access.sessions import authenticate
 from server.errors import CloseCode, ServerError
@@ -125,6 +126,7 @@ class Connection:
                     except p.ProtocolError as exc:
                         effects = self.session.receive_invalid(exc, now)
                     else:
+                        metrics.received(frame)
                         effects = self.session.receive(frame, now)
                 await self.execute(effects)
         finally:
@@ -209,6 +211,7 @@ class Connection:
     # --- output ---------------------------------------------------------------------------
 
     def send_frame(self, frame: p.ServerFrame) -> None:
+        metrics.sent(frame)
         self.send_text(p.encode(frame).decode())
 
     def send_text(self, text: str) -> None:
@@ -228,6 +231,7 @@ class Connection:
             self._buffer(stream, seq, text)
         elif seq > stream.last_seq:
             stream.last_seq = seq
+            metrics.EVENT_FRAMES_SENT.inc()
             self.send_text(text)
 
     def deliver_presence(self, project_id: uuid.UUID, text: str) -> None:
@@ -237,6 +241,7 @@ class Connection:
         if stream.buffer is not None:
             self._buffer(stream, None, text)
         else:
+            metrics.PRESENCE_FRAMES_SENT.inc()
             self.send_text(text)
 
     def _buffer(self, stream: Stream, seq: int | None, text: str) -> None:
@@ -287,6 +292,7 @@ class Connection:
             taken = await read_snapshot(self.engine, project_id)
             seq, snapshot = taken.seq, taken.state
         assert seq is not None
+        metrics.JOINS.labels("snapshot" if replay is None else "replay").inc()
         self.send_frame(
             p.Joined(
                 ref=ref,
@@ -340,6 +346,7 @@ class Connection:
         if self.closed:
             return
         self.session.close(code, reason)
+        metrics.closed(int(code))
         self.closed = True
         self.outbox.close()
         if self._writer is not None:

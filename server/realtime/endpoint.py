@@ -17,6 +17,7 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 
+from server import metrics
 from server.access.cookies import COOKIE_NAME, unsign
 from server.access.origins import origin_allowed
 from server.access.principal import Principal
@@ -96,7 +97,8 @@ async def ws_endpoint(socket: WebSocket[Any, Any, Any]) -> None:
         outbox_frames=settings.outbox_frames,
     )
     principal, failed = await _handshake(socket, ctx)
-    await connection.run(principal, failed)
+    with metrics.OPEN_SOCKETS.track_inprogress():
+        await connection.run(principal, failed)
 
 
 def new_instance_id() -> str:

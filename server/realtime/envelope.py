@@ -22,6 +22,7 @@ class EventEnvelope(Envelope, tag="ev"):
     project_id: uuid.UUID
     seq: int
     frame: msgspec.Raw
+    published_at: float = 0.0  # wall clock at publish: the fan-out latency metric
 
 
 class PresenceEnvelope(Envelope, tag="pr"):

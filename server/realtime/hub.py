@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from server import metrics
 from server.events.log import EventRecord
 from server.log import get_logger
 from server.projects.access import role_on
@@ -193,6 +194,7 @@ class Realtime:
         try:
             await self.broker.publish(channel, payload)
         except Exception as exc:
+            metrics.BUS_PUBLISH_FAILURES.inc()
             log.error("bus.publish_failed", channel=channel, error=repr(exc))
 
     async def events_committed(self, events: Sequence[EventRecord]) -> None:
@@ -209,8 +211,12 @@ class Realtime:
                 op_id=record.op_id,
                 at=rfc3339(record.at) or "",
             )
+            metrics.event_committed(record.entity, record.data)
             envelope = env.EventEnvelope(
-                project_id=record.project_id, seq=record.seq, frame=msgspec.Raw(p.encode(frame))
+                project_id=record.project_id,
+                seq=record.seq,
+                frame=msgspec.Raw(p.encode(frame)),
+                published_at=metrics.published_at(),
             )
             await self._publish(env.project_channel(record.project_id), env.encode(envelope))
 
@@ -296,6 +302,7 @@ class Realtime:
         if isinstance(message, env.EventEnvelope):
             # decoded once, written to N sockets
             self._arrive(message.project_id, message.seq, bytes(message.frame).decode())
+            metrics.fanned_out(message.published_at)
         elif isinstance(message, env.PresenceEnvelope):
             text = bytes(message.frame).decode()
             for connection in tuple(self._subscribers.get(message.project_id, ())):
@@ -368,6 +375,7 @@ class Realtime:
             frames = await read_events(project_id, feed.head, upto)
             if frames:
                 self.gap_fills += 1
+                metrics.GAP_FILLS.inc()
                 log.info(
                     "feed.gap_filled",
                     project_id=str(project_id),
@@ -388,8 +396,15 @@ class Realtime:
         """Compare every followed project's seq in the database with what was delivered."""
         followed = [pid for pid, feed in self._feeds.items() if feed.head is not None]
         if not followed:
+            metrics.FEED_LAG.set(0)
             return
-        for project_id, seq in (await project_seqs(followed)).items():
+        heads = await project_seqs(followed)
+        feeds = ((self._feeds.get(pid), seq) for pid, seq in heads.items())
+        lags = [
+            seq - feed.head for feed, seq in feeds if feed is not None and feed.head is not None
+        ]
+        metrics.FEED_LAG.set(max(lags, default=0))
+        for project_id, seq in heads.items():
             self.notice(project_id, seq)
 
     async def _heal_loop(self) -> None:

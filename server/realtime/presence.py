@@ -155,16 +155,22 @@ class RedisPresence:
                 log.warning("presence.heartbeat_failed", error=repr(exc))
             await asyncio.sleep(self._period_s)
 
-    async def _sweep(self) -> None:
+    async def reap_dead(self) -> int:
+        """Reap every instance whose heartbeat expired; how many entries went."""
+        return await self._sweep()
+
+    async def _sweep(self) -> int:
+        removed = 0
         for raw in await self._client.smembers(self._registry):
             instance = _text(raw)
             if instance == self._instance or await self._client.exists(self._alive(instance)):
                 continue
             lock = f"{self._prefix}reap:{instance}"
             if await self._client.set(lock, self._instance, nx=True, ex=30):
-                await self._reap(instance)
+                removed += await self._reap(instance)
+        return removed
 
-    async def _reap(self, instance: str) -> None:
+    async def _reap(self, instance: str) -> int:
         """Remove every entry of ``instance`` and announce them as leaves."""
         members = await self._client.smembers(self._index(instance))
         orphans: dict[str, dict[str, PresenceEntry]] = {}
@@ -183,3 +189,4 @@ class RedisPresence:
         if self.on_orphans is not None:
             for project, entries in orphans.items():
                 await self.on_orphans(uuid.UUID(project), entries)
+        return sum(map(len, orphans.values()))

@@ -101,6 +101,9 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("POST",   "/api/admin/service-accounts"):                    "401 401 403 403 403 403 403 201",
     ("POST",   "/api/admin/users/{user_id}/credits"):             "401 401 403 403 403 403 403 200",
     ("GET",    "/api/admin/audit"):                               "401 401 403 403 403 403 403 200",
+    # Decided by the peer address or MOODBOARD_METRICS_TOKEN, not by the caller's role:
+    # these in-process calls come from loopback (tests/api/test_metrics_access.py).
+    ("GET",    "/metrics"):                                       "200 200 200 200 200 200 200 200",
 }
 # fmt: on
 
@@ -288,6 +291,7 @@ async def _logout(w: World, caller: str) -> Call:
 @request_for("GET", "/api/projects")
 @request_for("GET", "/api/teams")
 @request_for("GET", "/api/admin/audit")
+@request_for("GET", "/metrics")
 async def _no_arguments(w: World, caller: str) -> Call:
     return Call()
 

@@ -1,0 +1,74 @@
+"""``GET /metrics``: the Prometheus exposition of server/metrics.py (docs/operations.md).
+
+Who may scrape: with ``MOODBOARD_METRICS_TOKEN`` set, a caller sending
+``Authorization: Bearer <that token>`` (from anywhere); without it, only a
+peer on the loopback interface (a Prometheus agent or sidecar on the host).
+Behind a reverse proxy on the same host the peer is the forwarded client
+(``MOODBOARD_FORWARDED_ALLOW_IPS``), so outside callers are refused there too.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from datetime import UTC, datetime
+from typing import Any
+
+from litestar import Request, Response, get
+from piccolo.engine.postgres import PostgresEngine
+from piccolo.query.functions.aggregate import Count, Min
+
+from server import metrics
+from server.errors import Forbidden, Unauthorized
+from server.generations.tables import Generation
+from server.http.context import AppContext
+
+
+def _loopback(host: str | None) -> bool:
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_scraper(request: Request[Any, Any, Any], token: str | None) -> None:
+    """Raise unless the caller may read the metrics (see the module docstring)."""
+    if token is None:
+        if not _loopback(request.client.host if request.client else None):
+            raise Forbidden(
+                "metrics are served to loopback peers only; set MOODBOARD_METRICS_TOKEN"
+            )
+        return
+    scheme, _, sent = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(sent.strip().encode(), token.encode()):
+        raise Unauthorized("send Authorization: Bearer <MOODBOARD_METRICS_TOKEN>")
+
+
+async def refresh(ctx: AppContext) -> None:
+    """Set the gauges read from state at scrape time: the generation queue, the pool."""
+    for status in ("queued", "running"):
+        rows = await Generation.select(Count().as_alias("n")).where(Generation.status == status)
+        metrics.GENERATIONS_WAITING.labels(status).set(rows[0]["n"])
+    oldest = await Generation.select(Min(Generation.created_at).as_alias("at")).where(
+        Generation.status == "queued"
+    )
+    at = oldest[0]["at"] if oldest else None
+    if at is not None and at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)  # SQLite hands back naive UTC
+    age = 0.0 if at is None else (datetime.now(UTC) - at).total_seconds()
+    metrics.GENERATION_OLDEST_QUEUED.set(max(0.0, age))
+    engine = ctx.engine
+    pool = getattr(engine, "pool", None) if isinstance(engine, PostgresEngine) else None
+    if pool is not None:
+        metrics.DB_POOL_SIZE.set(pool.get_size())
+        metrics.DB_POOL_IDLE.set(pool.get_idle_size())
+        metrics.DB_POOL_MAX.set(pool.get_max_size())
+
+
+@get("/metrics", include_in_schema=False)
+async def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """Prometheus text format, version 0.0.4."""
+    ctx: AppContext = request.app.state.ctx
+    check_scraper(request, ctx.settings.metrics_token)
+    await refresh(ctx)
+    return Response(metrics.render(), media_type=metrics.CONTENT_TYPE_LATEST)

@@ -1,0 +1,1 @@
+"""Operations: backups and restores, their retention, maintenance jobs (docs/operations.md)."""

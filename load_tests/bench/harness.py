@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -300,14 +300,47 @@ class Conn:
         self.ws.transport.abort()
 
 
-async def open_many(target: Target, count: int, concurrency: int = 100) -> list[Conn]:
+async def open_many(
+    target: Target,
+    count: int,
+    project_of: Callable[[int], str] | None = None,
+    *,
+    concurrency: int = 100,
+) -> list[Conn]:
+    """``count`` sockets, each joined to ``project_of(i)`` when given; ``concurrency`` at once.
+
+    Raises the first failure (the workload cannot go on without its sockets).
+    """
+    opened, failures = await try_open_many(target, count, project_of, concurrency=concurrency)
+    if failures:
+        raise RuntimeError(f"{len(failures)} of {count} sockets failed; first: {failures[0]!r}")
+    return opened
+
+
+async def try_open_many(
+    target: Target,
+    count: int,
+    project_of: Callable[[int], str] | None = None,
+    *,
+    concurrency: int = 100,
+) -> tuple[list[Conn], list[BaseException]]:
+    """Like open_many, but returns the sockets that made it and the failures."""
     sem = asyncio.Semaphore(concurrency)
 
-    async def one() -> Conn:
+    async def one(index: int) -> Conn:
         async with sem:
-            return await Conn.open(target)
+            conn = await Conn.open(target)
+            if project_of is not None:
+                try:
+                    await conn.join(project_of(index))
+                except BaseException:
+                    conn.abort()
+                    raise
+            return conn
 
-    return list(await asyncio.gather(*(one() for _ in range(count))))
+    results = await asyncio.gather(*(one(i) for i in range(count)), return_exceptions=True)
+    conns = [r for r in results if isinstance(r, Conn)]
+    return conns, [r for r in results if not isinstance(r, Conn)]
 
 
 def edit_frame(project: str, item: str, op_id: str, base_version: int) -> dict[str, Any]:

@@ -31,7 +31,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -93,6 +92,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--json", default="bench.json", help="where to write the results")
+    parser.add_argument("--logs", default="bench-logs", help="directory of the servers' logs")
     args = parser.parse_args(argv)
     if args.quick:
         for key, value in QUICK.items():
@@ -254,12 +254,12 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     }
     if not can_pin():
         print("warning: no taskset or one CPU: server and generator share CPUs", file=sys.stderr)
-    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        async with ours(args.admin_url, args.redis_url, Path(tmp)) as target:
-            results["ours"] = await run_target(target, args)
-        if not args.no_baseline:
-            async with baseline(Path(tmp)) as target:
-                results["baseline"] = await run_target(target, args)
+    logs = Path(args.logs)
+    async with ours(args.admin_url, args.redis_url, logs) as target:
+        results["ours"] = await run_target(target, args)
+    if not args.no_baseline:
+        async with baseline(logs) as target:
+            results["baseline"] = await run_target(target, args)
     results["summary"] = summarise(results)
     results["generator_saturated"] = saturated(results)
     return results
@@ -271,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         import uvloop  # the fastest loop available for the generator
 
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    Path(args.logs).mkdir(parents=True, exist_ok=True)
     results = asyncio.run(main_async(args))
     Path(args.json).write_text(json.dumps(results, indent=2))
     print(table(results["summary"]))

@@ -79,7 +79,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--rates",
         type=_floats,
         default=[10, 20, 50, 100, 200, 500, 1000, 2000, 5000],
-        help="W1 edit rates (edits/s), tried in order until one fails",
+        help="W1 edit rates (edits/s), tried in order until two in a row fail",
     )
     parser.add_argument("--step", type=float, default=5.0, help="W1 seconds per rate")
     parser.add_argument("--projects", type=int, default=50, help="W2/W3 projects")
@@ -132,7 +132,7 @@ async def run_target(target: Target, args: argparse.Namespace) -> dict[str, Any]
 
 
 def ratio(ours: float | None, base: float | None) -> float | None:
-    if not ours or not base:
+    if ours is None or not base:
         return None
     return round(ours / base, 2)
 

@@ -156,10 +156,10 @@ class RealtimeSocket:
 
     def close(self) -> None:
         self.closing = True
+        if self.reader is not None:  # first: two greenlets must not read one socket
+            self.reader.kill(block=True, timeout=1)
         if self.ws is not None:
-            self.ws.close()
-        if self.reader is not None:
-            self.reader.kill(block=False)
+            self.ws.close(timeout=1)
 
     @property
     def open(self) -> bool:
@@ -339,17 +339,22 @@ class RealtimeUser(User):
         self.socket = RealtimeSocket(
             self, socket_url(self.host or seed["host"]), self.account["token"]
         )
+        self.joined = False
         self.ensure_joined()
 
     def on_stop(self) -> None:
         self.socket.close()
 
     def ensure_joined(self) -> bool:
-        """Connect and join (resuming with last_seq) when the socket is not open."""
-        if self.socket.open:
+        """Connect and join (resuming with last_seq) unless already joined on an open socket."""
+        if self.socket.open and self.joined:
             return True
-        self.socket.closing = False
-        return self.socket.connect() and self.socket.join(self.project["id"]) is not None
+        if not self.socket.open:
+            self.socket.closing = False
+            if not self.socket.connect():
+                return False
+        self.joined = self.socket.join(self.project["id"]) is not None
+        return self.joined
 
 
 class Editor(RealtimeUser):

@@ -260,6 +260,8 @@ class Conn:
 
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
+        self.project_id: str | None = None  # the last project joined, and its seq then
+        self.joined_seq = 0
 
     @classmethod
     async def open(cls, target: Target) -> Conn:
@@ -293,6 +295,7 @@ class Conn:
             if reply.ref == "j":
                 if reply.type != "joined":
                     raise RuntimeError(f"join failed: {reply}")
+                self.project_id, self.joined_seq = project_id, reply.seq or 0
                 return reply
 
     def abort(self) -> None:

@@ -32,6 +32,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -102,31 +103,50 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def run_target(target: Target, args: argparse.Namespace) -> dict[str, Any]:
-    """Every selected workload against one server; what does not apply is left out."""
+    """Every selected workload against one server; a workload that fails is recorded, not fatal."""
     out: dict[str, Any] = {}
 
-    def say(text: str) -> None:
-        print(f"[{target.name}] {text}", file=sys.stderr, flush=True)
+    async def measure(key: str, label: str, work: Awaitable[dict[str, Any]]) -> None:
+        print(f"[{target.name}] {label}", file=sys.stderr, flush=True)
+        try:
+            out[key] = await work
+        except Exception as exc:
+            print(f"[{target.name}] {key} failed: {exc!r}", file=sys.stderr, flush=True)
+            out.setdefault("failed", {})[key] = repr(exc)
 
     if "W1" in args.only:
-        out["W1"] = {}
         for n in args.subscribers:
-            say(f"W1 fan-out to {n} subscribers")
-            out["W1"][str(n)] = await workloads.w1_fanout(target, n, args.rates, args.step)
+            await measure(
+                f"W1 N={n}",
+                f"W1 fan-out to {n} subscribers",
+                workloads.w1_fanout(target, n, args.rates, args.step),
+            )
     if not target.baseline and "W2" in args.only:
-        say(f"W2 closed-loop edits over {args.projects} projects")
-        out["W2"] = await workloads.w2_throughput(target, args.projects, args.duration)
-        if "W3" in args.only:
+        await measure(
+            "W2",
+            f"W2 closed-loop edits over {args.projects} projects",
+            workloads.w2_throughput(target, args.projects, args.duration),
+        )
+        if "W3" in args.only and "W2" in out:
             rate = max(1.0, out["W2"]["acked_edits_per_s"] / 2)
-            say(f"W3 latency at {rate:.0f} edits/s")
-            out["W3"] = await workloads.w3_latency(target, args.projects, rate, args.duration)
+            await measure(
+                "W3",
+                f"W3 latency at {rate:.0f} edits/s",
+                workloads.w3_latency(target, args.projects, rate, args.duration),
+            )
     if "W4" in args.only:
-        say(f"W4 memory of {args.connections} idle joined connections")
-        out["W4"] = await workloads.w4_memory(target, args.connections)
+        await measure(
+            "W4",
+            f"W4 memory of {args.connections} idle joined connections",
+            workloads.w4_memory(target, args.connections),
+        )
     if "W5" in args.only:
-        say(f"W5 reconnect storm of {args.storm} sockets")
-        out["W5"] = await workloads.w5_reconnect(
-            target, args.storm, args.storm_projects, args.storm_edits, args.storm_concurrency
+        await measure(
+            "W5",
+            f"W5 reconnect storm of {args.storm} sockets",
+            workloads.w5_reconnect(
+                target, args.storm, args.storm_projects, args.storm_edits, args.storm_concurrency
+            ),
         )
     return out
 
@@ -157,11 +177,13 @@ def summarise(results: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
 
-    for n, w1 in ours.get("W1", {}).items():
-        b = base.get("W1", {}).get(n, {}).get("best_deliveries_per_s")
+    for key, w1 in ours.items():
+        if not key.startswith("W1 "):
+            continue
+        b = base.get(key, {}).get("best_deliveries_per_s")
         r = ratio(w1["best_deliveries_per_s"], b)
         row(
-            f"W1 N={n}",
+            key,
             "deliveries/s, p99<=50ms, no loss",
             w1["best_deliveries_per_s"],
             b,
@@ -204,10 +226,17 @@ def saturated(results: dict[str, Any]) -> list[str]:
     flagged = []
     for name in ("ours", "baseline"):
         for workload, value in results.get(name, {}).items():
-            parts = value.values() if workload == "W1" else [value]
-            if any(p.get("generator_saturated") for p in parts):
+            if workload != "failed" and value.get("generator_saturated"):
                 flagged.append(f"{name} {workload}")
     return flagged
+
+
+def failed(results: dict[str, Any]) -> list[str]:
+    return [
+        f"{name} {workload}: {error}"
+        for name in ("ours", "baseline")
+        for workload, error in results.get(name, {}).get("failed", {}).items()
+    ]
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -281,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
             + ", ".join(results["generator_saturated"])
             + " (the server may be faster than measured there)"
         )
+    for line in failed(results):
+        print(f"FAILED {line}")
     print(f"details: {args.json}")
     return 0
 

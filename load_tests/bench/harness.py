@@ -28,6 +28,7 @@ import httpx
 import msgspec
 import psutil  # type: ignore[import-untyped]
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 ROOT = Path(__file__).resolve().parents[2]
 BASELINE = Path(__file__).resolve().parent / "baseline_server.py"
@@ -255,13 +256,43 @@ async def baseline(workdir: Path) -> AsyncIterator[Target]:
         _stop(process)
 
 
+Handler = Callable[[Frame, float], None]
+
+
+def ignore(frame: Frame, at: float) -> None:
+    """The default frame handler of a pumped socket: read and forget."""
+
+
 class Conn:
-    """One client socket: authenticated, optionally joined; frames decoded lean."""
+    """One client socket: authenticated, optionally joined; frames decoded lean.
+
+    A socket is read either by the caller (``recv``) or, once ``pump`` is
+    called, by a task handing every frame to ``handler`` (replaceable at any
+    time). A socket nobody reads would stop answering the server's pings and
+    fill its outbox, and be dropped: every socket a workload keeps open for a
+    while is pumped.
+    """
 
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
         self.project_id: str | None = None  # the last project joined, and its seq then
         self.joined_seq = 0
+        self.handler: Handler = ignore
+        self.closed = False
+        self._pump: asyncio.Task[None] | None = None
+
+    def pump(self, handler: Handler = ignore) -> None:
+        self.handler = handler
+        if self._pump is None:
+            self._pump = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        try:
+            while True:
+                raw = await self.ws.recv(decode=False)
+                self.handler(decode(raw), time.perf_counter())
+        except ConnectionClosed:
+            self.closed = True
 
     @classmethod
     async def open(cls, target: Target) -> Conn:
@@ -300,6 +331,8 @@ class Conn:
 
     def abort(self) -> None:
         """Drop the TCP connection without a closing handshake (a network cut)."""
+        if self._pump is not None:
+            self._pump.cancel()
         self.ws.transport.abort()
 
 
@@ -308,13 +341,17 @@ async def open_many(
     count: int,
     project_of: Callable[[int], str] | None = None,
     *,
+    pump: bool = True,
     concurrency: int = 100,
 ) -> list[Conn]:
     """``count`` sockets, each joined to ``project_of(i)`` when given; ``concurrency`` at once.
 
+    With ``pump``, each is pumped (frames ignored) as soon as it is open.
     Raises the first failure (the workload cannot go on without its sockets).
     """
-    opened, failures = await try_open_many(target, count, project_of, concurrency=concurrency)
+    opened, failures = await try_open_many(
+        target, count, project_of, pump=pump, concurrency=concurrency
+    )
     if failures:
         raise RuntimeError(f"{len(failures)} of {count} sockets failed; first: {failures[0]!r}")
     return opened
@@ -325,6 +362,7 @@ async def try_open_many(
     count: int,
     project_of: Callable[[int], str] | None = None,
     *,
+    pump: bool = True,
     concurrency: int = 100,
 ) -> tuple[list[Conn], list[BaseException]]:
     """Like open_many, but returns the sockets that made it and the failures."""
@@ -339,6 +377,8 @@ async def try_open_many(
                 except BaseException:
                     conn.abort()
                     raise
+            if pump:
+                conn.pump()
             return conn
 
     results = await asyncio.gather(*(one(i) for i in range(count)), return_exceptions=True)

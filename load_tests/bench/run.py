@@ -32,6 +32,7 @@ import os
 import platform
 import sys
 import time
+import traceback
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
@@ -111,7 +112,8 @@ async def run_target(target: Target, args: argparse.Namespace) -> dict[str, Any]
         try:
             out[key] = await work
         except Exception as exc:
-            print(f"[{target.name}] {key} failed: {exc!r}", file=sys.stderr, flush=True)
+            print(f"[{target.name}] {key} failed:", file=sys.stderr, flush=True)
+            traceback.print_exc()
             out.setdefault("failed", {})[key] = repr(exc)
 
     if "W1" in args.only:
@@ -253,7 +255,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         ]
         for r in rows
     ]
-    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(head)]
+    widths = [max([len(h), *(len(c[i]) for c in cells)]) for i, h in enumerate(head)]
 
     def line(values: list[str] | tuple[str, ...]) -> str:
         return "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()

@@ -11,7 +11,6 @@ import contextlib
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable
 from typing import Any
 
 from websockets.exceptions import ConnectionClosed
@@ -19,6 +18,7 @@ from websockets.exceptions import ConnectionClosed
 from load_tests.bench.harness import (
     Conn,
     CpuMeter,
+    Frame,
     ProjectRef,
     Target,
     edit_frame,
@@ -48,6 +48,7 @@ class Editor:
         self.inflight: dict[str, str] = {}  # op_id -> item
         self.acked = self.conflicts = self.errors = 0
         self.ack_latencies: list[float] = []
+        conn.pump(self.on_frame)
 
     async def try_send(self, op_id: str) -> bool:
         if not self.free:
@@ -58,25 +59,22 @@ class Editor:
         await self.conn.send(edit_frame(self.project.id, item, op_id, self.versions[item]))
         return True
 
-    async def read(self) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            while True:
-                frame = await self.conn.recv()
-                item = self.inflight.pop(frame.ref, None) if frame.ref else None
-                if item is None:
-                    continue
-                if frame.type == "ack":
-                    self.acked += 1
-                    started = self.sent.get(frame.ref or "")
-                    if started is not None:
-                        self.ack_latencies.append(time.perf_counter() - started)
-                    self.versions[item] = frame.version or self.versions[item]
-                elif frame.type == "conflict":
-                    self.conflicts += 1
-                    self.versions[item] = frame.current_version or self.versions[item]
-                else:
-                    self.errors += 1
-                self.free.append(item)
+    def on_frame(self, frame: Frame, at: float) -> None:
+        item = self.inflight.pop(frame.ref, None) if frame.ref else None
+        if item is None:
+            return
+        if frame.type == "ack":
+            self.acked += 1
+            started = self.sent.get(frame.ref or "")
+            if started is not None:
+                self.ack_latencies.append(at - started)
+            self.versions[item] = frame.version or self.versions[item]
+        elif frame.type == "conflict":
+            self.conflicts += 1
+            self.versions[item] = frame.current_version or self.versions[item]
+        else:
+            self.errors += 1
+        self.free.append(item)
 
 
 class Watcher:
@@ -86,25 +84,23 @@ class Watcher:
         self.conn, self.sent = conn, sent
         self.latencies: list[float] = []
         self.received = self.gaps = 0
-        self.closed = False
         self.last: int | None = None
+        conn.pump(self.on_frame)
 
-    async def read(self) -> None:
-        try:
-            while True:
-                frame = await self.conn.recv()
-                if frame.type != "event":
-                    continue
-                now = time.perf_counter()
-                if self.last is not None and frame.seq != self.last + 1:
-                    self.gaps += 1
-                self.last = frame.seq
-                started = self.sent.get(frame.op_id or "")
-                if started is not None:
-                    self.latencies.append(now - started)
-                    self.received += 1
-        except ConnectionClosed:
-            self.closed = True
+    @property
+    def closed(self) -> bool:
+        return self.conn.closed
+
+    def on_frame(self, frame: Frame, at: float) -> None:
+        if frame.type != "event":
+            return
+        if self.last is not None and frame.seq != self.last + 1:
+            self.gaps += 1
+        self.last = frame.seq
+        started = self.sent.get(frame.op_id or "")
+        if started is not None:
+            self.latencies.append(at - started)
+            self.received += 1
 
 
 async def pace(rate: float, seconds: float, tick: Any) -> int:
@@ -129,15 +125,9 @@ async def wait_until(done: Any, limit_s: float) -> None:
                 await asyncio.sleep(0.02)
 
 
-def drop(conns: list[Conn], tasks: list[asyncio.Task[Any]]) -> None:
-    for task in tasks:
-        task.cancel()
+def drop(conns: list[Conn]) -> None:
     for conn in conns:
         conn.abort()
-
-
-def background(coros: list[Awaitable[Any]]) -> list[asyncio.Task[Any]]:
-    return [asyncio.ensure_future(c) for c in coros]
 
 
 async def w1_fanout(
@@ -156,7 +146,6 @@ async def w1_fanout(
     subscribers = len(conns) - 1  # the server refused a few: measure the others, say so
     editor = Editor(conns[0], project, sent)
     watchers = [Watcher(c, sent) for c in conns[1:]]
-    tasks = background([editor.read(), *(w.read() for w in watchers)])
     steps: list[dict[str, Any]] = []
     try:
         # Warm up (first queries, caches) before anything is measured.
@@ -216,7 +205,7 @@ async def w1_fanout(
             ):
                 break  # past the knee (one failed step alone may be noise)
     finally:
-        drop(conns, tasks)
+        drop(conns)
     passing = [s for s in steps if s["ok"]]
     best = max(passing, key=lambda s: s["deliveries_per_s"]) if passing else None
     return {
@@ -234,7 +223,7 @@ async def w1_fanout(
 async def w2_throughput(target: Target, projects: int, seconds: float) -> dict[str, Any]:
     """W2: one editor per small project, closed loop (next edit on the ack): acked edits/s."""
     refs = await target.projects(projects, items=1)
-    conns = await open_many(target, projects, lambda i: refs[i].id)
+    conns = await open_many(target, projects, lambda i: refs[i].id, pump=False)
     counts = {"acked": 0, "conflicts": 0, "errors": 0}
     versions = {p.id: 1 for p in refs}  # kept across the warm-up and the measured run
 
@@ -267,7 +256,7 @@ async def w2_throughput(target: Target, projects: int, seconds: float) -> dict[s
             await run(seconds)
             wall = time.monotonic() - started
     finally:
-        drop(conns, [])
+        drop(conns)
     return {
         "projects": projects,
         "seconds": seconds,
@@ -285,7 +274,6 @@ async def w3_latency(target: Target, projects: int, rate: float, seconds: float)
     conns = await open_many(target, 2 * projects, lambda i: refs[i // 2].id)
     editors = [Editor(conns[2 * i], p, sent) for i, p in enumerate(refs)]
     watchers = [Watcher(conns[2 * i + 1], sent) for i in range(projects)]
-    tasks = background([*(e.read() for e in editors), *(w.read() for w in watchers)])
     starved = 0
 
     async def tick(n: int) -> None:
@@ -304,7 +292,7 @@ async def w3_latency(target: Target, projects: int, rate: float, seconds: float)
             DRAIN_TIMEOUT_S,
         )
     finally:
-        drop(conns, tasks)
+        drop(conns)
     acked = sum(e.acked for e in editors)
     return {
         "projects": projects,
@@ -329,7 +317,7 @@ async def w4_memory(target: Target, connections: int, projects: int = 10) -> dic
         conns, failures = await try_open_many(target, connections, lambda i: refs[i % projects].id)
     await asyncio.sleep(2.0)  # let the server settle (buffers freed, tasks idle)
     after = target.rss()
-    drop([*warm, *conns], [])
+    drop([*warm, *conns])
     return {
         "connections": len(conns),
         "failed": len(failures),
@@ -348,8 +336,8 @@ async def w5_reconnect(
     refs = await target.projects(projects, items=1)
     conns, failures = await try_open_many(target, connections, lambda i: refs[i % projects].id)
     where = [(c.project_id or "", c.joined_seq) for c in conns]
-    drop(conns, [])
-    writers = await open_many(target, projects)
+    drop(conns)
+    writers = await open_many(target, projects, pump=False)
     for writer, project in zip(writers, refs, strict=True):
         version = 1
         for n in range(edits):
@@ -360,7 +348,7 @@ async def w5_reconnect(
             if frame.type != "ack":
                 raise RuntimeError(f"W5 edit refused: {frame}")
             version = frame.version or version
-    drop(writers, [])
+    drop(writers)
     sem = asyncio.Semaphore(concurrency)
     tally = {"replayed": 0, "missing": 0, "duplicated": 0, "snapshots": 0, "failed": 0}
 
@@ -393,7 +381,7 @@ async def w5_reconnect(
         started = time.monotonic()
         resumed = await asyncio.gather(*(resume(pid, last) for pid, last in where))
         wall = time.monotonic() - started
-    drop([c for c in resumed if c is not None], [])
+    drop([c for c in resumed if c is not None])
     return {
         "connections": len(where),
         "failed_first_joins": len(failures),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import os
 import resource
 import shutil
@@ -18,10 +19,10 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import asyncpg
 import httpx
@@ -34,6 +35,8 @@ ROOT = Path(__file__).resolve().parents[2]
 BASELINE = Path(__file__).resolve().parent / "baseline_server.py"
 PASSWORD = "bench password 1"
 SERVER_CPU, GENERATOR_CPU = 0, 1
+OPEN_CONCURRENCY = 100  # sockets opening (and joining) at once
+T = TypeVar("T")
 
 
 class Frame(msgspec.Struct):
@@ -336,54 +339,100 @@ class Conn:
         self.ws.transport.abort()
 
 
-async def open_many(
-    target: Target,
-    count: int,
-    project_of: Callable[[int], str] | None = None,
-    *,
-    pump: bool = True,
-    concurrency: int = 100,
-) -> list[Conn]:
-    """``count`` sockets, each joined to ``project_of(i)`` when given; ``concurrency`` at once.
+class Socket(Protocol):
+    """What a pumped socket offers: ``Conn``, or ``FastConn`` when picows is installed."""
 
-    With ``pump``, each is pumped (frames ignored) as soon as it is open.
-    Raises the first failure (the workload cannot go on without its sockets).
-    """
-    opened, failures = await try_open_many(
-        target, count, project_of, pump=pump, concurrency=concurrency
-    )
-    if failures:
-        raise RuntimeError(f"{len(failures)} of {count} sockets failed; first: {failures[0]!r}")
-    return opened
+    project_id: str | None
+    joined_seq: int
+    closed: bool
+
+    async def send(self, frame: dict[str, Any]) -> None: ...
+
+    async def join(self, project_id: str, last_seq: int | None = None) -> Frame: ...
+
+    def pump(self, handler: Handler = ...) -> None: ...
+
+    def abort(self) -> None: ...
 
 
-async def try_open_many(
-    target: Target,
-    count: int,
-    project_of: Callable[[int], str] | None = None,
-    *,
-    pump: bool = True,
-    concurrency: int = 100,
-) -> tuple[list[Conn], list[BaseException]]:
-    """Like open_many, but returns the sockets that made it and the failures."""
+def fast_client() -> bool:
+    """Whether pumped sockets use picows (``pip install picows``)."""
+    return importlib.util.find_spec("picows") is not None
+
+
+async def _bounded(
+    count: int, concurrency: int, open_one: Callable[[int], Awaitable[T]]
+) -> tuple[list[T], list[BaseException]]:
     sem = asyncio.Semaphore(concurrency)
 
-    async def one(index: int) -> Conn:
+    async def one(index: int) -> T:
         async with sem:
-            conn = await Conn.open(target)
-            if project_of is not None:
-                try:
-                    await conn.join(project_of(index))
-                except BaseException:
-                    conn.abort()
-                    raise
-            if pump:
-                conn.pump()
-            return conn
+            return await open_one(index)
 
     results = await asyncio.gather(*(one(i) for i in range(count)), return_exceptions=True)
-    conns = [r for r in results if isinstance(r, Conn)]
-    return conns, [r for r in results if not isinstance(r, Conn)]
+    good = [r for r in results if not isinstance(r, BaseException)]
+    return good, [r for r in results if isinstance(r, BaseException)]
+
+
+async def open_many(
+    target: Target, count: int, project_of: Callable[[int], str] | None = None
+) -> list[Conn]:
+    """``count`` sockets read with ``recv``, each joined to ``project_of(i)`` when given.
+
+    Raises on the first failure (the workload cannot go on without them).
+    """
+
+    async def open_one(index: int) -> Conn:
+        conn = await Conn.open(target)
+        if project_of is not None:
+            await conn.join(project_of(index))
+        return conn
+
+    conns, failures = await _bounded(count, OPEN_CONCURRENCY, open_one)
+    if failures:
+        drop(conns)
+        raise RuntimeError(f"{len(failures)} of {count} sockets failed; first: {failures[0]!r}")
+    return conns
+
+
+async def try_open_pumped(
+    target: Target, count: int, project_of: Callable[[int], str]
+) -> tuple[list[Socket], list[BaseException]]:
+    """``count`` joined sockets, pumped from the moment they joined (frames ignored until a
+    workload sets a handler); the ones that made it, and the failures."""
+    if fast_client():
+        from load_tests.bench.fastclient import FastConn
+
+        opener: Callable[[Target], Awaitable[Socket]] = FastConn.open
+    else:
+        opener = Conn.open
+
+    async def open_one(index: int) -> Socket:
+        conn = await opener(target)
+        try:
+            await conn.join(project_of(index))
+        except BaseException:
+            conn.abort()
+            raise
+        conn.pump()
+        return conn
+
+    return await _bounded(count, OPEN_CONCURRENCY, open_one)
+
+
+async def open_pumped(target: Target, count: int, project_of: Callable[[int], str]) -> list[Socket]:
+    """Like try_open_pumped, but raises on the first failure."""
+    conns, failures = await try_open_pumped(target, count, project_of)
+    if failures:
+        drop(conns)
+        raise RuntimeError(f"{len(failures)} of {count} sockets failed; first: {failures[0]!r}")
+    return conns
+
+
+def drop(conns: Sequence[Socket]) -> None:
+    """Cut every socket (no closing handshake)."""
+    for conn in conns:
+        conn.abort()
 
 
 def edit_frame(project: str, item: str, op_id: str, base_version: int) -> dict[str, Any]:

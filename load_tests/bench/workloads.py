@@ -20,11 +20,14 @@ from load_tests.bench.harness import (
     CpuMeter,
     Frame,
     ProjectRef,
+    Socket,
     Target,
+    drop,
     edit_frame,
     open_many,
+    open_pumped,
     percentiles,
-    try_open_many,
+    try_open_pumped,
 )
 
 W1_P99_LIMIT_S = 0.050
@@ -41,7 +44,7 @@ class Editor:
     conflicts by itself; when no item is free the tick is counted as starved.
     """
 
-    def __init__(self, conn: Conn, project: ProjectRef, sent: dict[str, float]) -> None:
+    def __init__(self, conn: Socket, project: ProjectRef, sent: dict[str, float]) -> None:
         self.conn, self.project, self.sent = conn, project, sent
         self.free: deque[str] = deque(project.items)
         self.versions = dict.fromkeys(project.items, 1)
@@ -80,7 +83,7 @@ class Editor:
 class Watcher:
     """A joined socket that only receives: delivery latency, count, seq continuity."""
 
-    def __init__(self, conn: Conn, sent: dict[str, float]) -> None:
+    def __init__(self, conn: Socket, sent: dict[str, float]) -> None:
         self.conn, self.sent = conn, sent
         self.latencies: list[float] = []
         self.received = self.gaps = 0
@@ -125,11 +128,6 @@ async def wait_until(done: Any, limit_s: float) -> None:
                 await asyncio.sleep(0.02)
 
 
-def drop(conns: list[Conn]) -> None:
-    for conn in conns:
-        conn.abort()
-
-
 async def w1_fanout(
     target: Target, subscribers: int, rates: list[float], step_s: float
 ) -> dict[str, Any]:
@@ -140,7 +138,7 @@ async def w1_fanout(
     """
     project = (await target.projects(1, items=64))[0]
     sent: dict[str, float] = {}
-    conns, failures = await try_open_many(target, subscribers + 1, lambda _: project.id)
+    conns, failures = await try_open_pumped(target, subscribers + 1, lambda _: project.id)
     if len(conns) < 2:
         raise RuntimeError(f"no sockets could join: {failures[:1]!r}")
     subscribers = len(conns) - 1  # the server refused a few: measure the others, say so
@@ -223,7 +221,7 @@ async def w1_fanout(
 async def w2_throughput(target: Target, projects: int, seconds: float) -> dict[str, Any]:
     """W2: one editor per small project, closed loop (next edit on the ack): acked edits/s."""
     refs = await target.projects(projects, items=1)
-    conns = await open_many(target, projects, lambda i: refs[i].id, pump=False)
+    conns = await open_many(target, projects, lambda i: refs[i].id)
     counts = {"acked": 0, "conflicts": 0, "errors": 0}
     versions = {p.id: 1 for p in refs}  # kept across the warm-up and the measured run
 
@@ -271,7 +269,7 @@ async def w3_latency(target: Target, projects: int, rate: float, seconds: float)
     """W3: edits paced at ``rate`` over the projects; edit->ack and edit->peer latency."""
     refs = await target.projects(projects, items=8)
     sent: dict[str, float] = {}
-    conns = await open_many(target, 2 * projects, lambda i: refs[i // 2].id)
+    conns = await open_pumped(target, 2 * projects, lambda i: refs[i // 2].id)
     editors = [Editor(conns[2 * i], p, sent) for i, p in enumerate(refs)]
     watchers = [Watcher(conns[2 * i + 1], sent) for i in range(projects)]
     starved = 0
@@ -310,11 +308,13 @@ async def w3_latency(target: Target, projects: int, rate: float, seconds: float)
 async def w4_memory(target: Target, connections: int, projects: int = 10) -> dict[str, Any]:
     """W4: server RSS growth per idle joined connection."""
     refs = await target.projects(projects, items=0)
-    warm = await open_many(target, 20, lambda i: refs[i % projects].id)
+    warm = await open_pumped(target, 20, lambda i: refs[i % projects].id)
     await asyncio.sleep(1.0)
     before = target.rss()
     with CpuMeter(target.ps) as cpu:
-        conns, failures = await try_open_many(target, connections, lambda i: refs[i % projects].id)
+        conns, failures = await try_open_pumped(
+            target, connections, lambda i: refs[i % projects].id
+        )
     await asyncio.sleep(2.0)  # let the server settle (buffers freed, tasks idle)
     after = target.rss()
     drop([*warm, *conns])
@@ -334,10 +334,10 @@ async def w5_reconnect(
 ) -> dict[str, Any]:
     """W5: drop every socket, edit meanwhile, resume all at once with last_seq."""
     refs = await target.projects(projects, items=1)
-    conns, failures = await try_open_many(target, connections, lambda i: refs[i % projects].id)
+    conns, failures = await try_open_pumped(target, connections, lambda i: refs[i % projects].id)
     where = [(c.project_id or "", c.joined_seq) for c in conns]
     drop(conns)
-    writers = await open_many(target, projects, pump=False)
+    writers = await open_many(target, projects)
     for writer, project in zip(writers, refs, strict=True):
         version = 1
         for n in range(edits):

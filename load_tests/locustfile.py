@@ -89,6 +89,19 @@ def socket_url(host: str) -> str:
     return host.rstrip("/").replace("https://", "wss://", 1).replace("http://", "ws://", 1) + "/ws"
 
 
+def next_text(ws: websocket.WebSocket) -> bytes:
+    """The next text frame (pings are answered on the way).
+
+    Raises:
+        ConnectionError: the server closed the socket; the message has its close code.
+    """
+    opcode, data = ws.recv_data()
+    if opcode == websocket.ABNF.OPCODE_CLOSE:
+        code = int.from_bytes(data[:2], "big") if len(data) >= 2 else None
+        raise ConnectionError(f"closed by the server with {code}")
+    return bytes(data)
+
+
 def now_us() -> int:
     return time.time_ns() // 1000
 
@@ -142,7 +155,7 @@ class RealtimeSocket:
             self.ws = websocket.create_connection(
                 self.url, header=[f"Authorization: Bearer {self.token}"], timeout=REPLY_TIMEOUT_S
             )
-            first = _decoder.decode(self.ws.recv())
+            first = _decoder.decode(next_text(self.ws))
             if not isinstance(first, wire.Ready):
                 raise ConnectionError(f"expected ready, got {first!r}")
             self.ws.settimeout(None)
@@ -168,7 +181,8 @@ class RealtimeSocket:
     # -- requests ----------------------------------------------------------
 
     def send(self, message: Any) -> int:
-        assert self.ws is not None
+        if self.ws is None:
+            raise ConnectionError("the socket is closed")
         data = _encoder.encode(message)
         self.ws.send(data.decode())
         return len(data)
@@ -225,11 +239,13 @@ class RealtimeSocket:
 
     def move_cursor(self, project_id: str) -> None:
         state = {"cursor": {"x": random.randint(0, 2000), "y": random.randint(0, 1200)}}
-        self.send(
-            wire.Presence(
-                project_id=uuid.UUID(project_id), state={**state, "t": now_us(), "tag": self.tag}
-            )
+        message = wire.Presence(
+            project_id=uuid.UUID(project_id), state={**state, "t": now_us(), "tag": self.tag}
         )
+        try:
+            self.send(message)
+        except Exception as exc:  # the socket closed under us: reported, the user reconnects
+            self.report_ms("presence", 0, exc=exc)
 
     def ping(self) -> None:
         self.request(lambda ref: wire.Ping(ref=ref), "ping")
@@ -250,17 +266,10 @@ class RealtimeSocket:
     def _read(self, ws: websocket.WebSocket) -> None:
         while True:
             try:
-                raw = ws.recv()
+                raw = next_text(ws)
             except Exception as exc:
                 if not self.closing:
-                    code = getattr(ws, "status", None)
-                    self.report_ms("disconnect", 0, exc=ConnectionError(f"closed ({code}): {exc}"))
-                    self.ws = None
-                return
-            if not raw:  # websocket-client returns "" on a close frame
-                if not self.closing:
-                    code = ws.close_status if hasattr(ws, "close_status") else None
-                    self.report_ms("disconnect", 0, exc=ConnectionError(f"closed by server {code}"))
+                    self.report_ms("disconnect", 0, exc=ConnectionError(str(exc) or repr(exc)))
                     self.ws = None
                 return
             try:

@@ -208,7 +208,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 async def ours(admin_url: str, redis_url: str, workdir: Path) -> AsyncIterator[Target]:
     """``moodboard serve`` on a fresh PostgreSQL database (dropped after) and Redis."""
     admin = await asyncpg.connect(admin_url)
-    db = f"moodboard_bench_{uuid.uuid4().hex[:8]}"
+    db = f"moodboard_benchsuite_{uuid.uuid4().hex[:8]}"
     await admin.execute(f'CREATE DATABASE "{db}"')
     port = free_port()
     env = {

@@ -35,6 +35,7 @@ DRAIN_TIMEOUT_S = 5.0
 WARMUP_EDITS = 20
 WARMUP_S = 1.0
 FAILED_STEPS_TO_STOP = 2
+W4_SOCKETS_PER_PROJECT = 50  # a busy board; every join tells every member (presence)
 
 
 class Editor:
@@ -305,8 +306,9 @@ async def w3_latency(target: Target, projects: int, rate: float, seconds: float)
     }
 
 
-async def w4_memory(target: Target, connections: int, projects: int = 10) -> dict[str, Any]:
-    """W4: server RSS growth per idle joined connection."""
+async def w4_memory(target: Target, connections: int) -> dict[str, Any]:
+    """W4: server RSS growth per idle joined connection (50 sockets per project)."""
+    projects = max(1, connections // W4_SOCKETS_PER_PROJECT)
     refs = await target.projects(projects, items=0)
     warm = await open_pumped(target, 20, lambda i: refs[i % projects].id)
     await asyncio.sleep(1.0)
@@ -320,6 +322,7 @@ async def w4_memory(target: Target, connections: int, projects: int = 10) -> dic
     drop([*warm, *conns])
     return {
         "connections": len(conns),
+        "projects": projects,
         "failed": len(failures),
         "first_failure": repr(failures[0]) if failures else None,
         "rss_before_mib": round(before / 2**20, 1),

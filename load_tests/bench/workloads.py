@@ -157,6 +157,7 @@ async def w1_fanout(
             for w in watchers:
                 w.latencies, w.received = [], 0
             acked0, errors0 = editor.acked, editor.errors + editor.conflicts
+            gaps0 = sum(w.gaps for w in watchers)
             starved = 0
 
             async def tick(n: int, index: int = index) -> None:
@@ -185,7 +186,7 @@ async def w1_fanout(
                 "unanswered": len(editor.inflight),
                 "failed_edits": editor.errors + editor.conflicts - errors0,
                 "starved_ticks": starved,
-                "gaps": sum(w.gaps for w in watchers),
+                "gaps": sum(w.gaps for w in watchers) - gaps0,
                 "closed_sockets": sum(w.closed for w in watchers),
                 **cpu.as_dict(),
             }

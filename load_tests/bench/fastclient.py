@@ -10,6 +10,7 @@ calls back per frame; this class offers the same interface as
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -94,6 +95,31 @@ class FastConn(WSListener):
 
     def pump(self, handler: Handler = ignore) -> None:
         self.handler = handler
+
+    async def replay(
+        self, project_id: str, last_seq: int, limit_s: float
+    ) -> tuple[Frame, list[int]]:
+        """Join with ``last_seq``; ``joined`` and the seqs of the events that follow it."""
+        seqs: list[int] = []
+        until: list[int] = []  # the seq `joined` announces, once known
+        caught_up = asyncio.get_running_loop().create_future()
+
+        def collect(frame: Frame, at: float) -> None:
+            if frame.type == "event" and frame.seq is not None:
+                seqs.append(frame.seq)
+                if until and frame.seq >= until[0] and not caught_up.done():
+                    caught_up.set_result(None)
+
+        # Set before joining: the replayed events may arrive with `joined` itself.
+        self.handler = collect
+        reply = await self.join(project_id, last_seq)
+        want = reply.seq or 0
+        if reply.mode == "replay" and want > (seqs[-1] if seqs else last_seq):
+            until.append(want)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(caught_up, limit_s)
+        self.handler = ignore
+        return reply, seqs
 
     def abort(self) -> None:
         if self.transport is not None:

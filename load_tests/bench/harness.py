@@ -332,6 +332,22 @@ class Conn:
                 self.project_id, self.joined_seq = project_id, reply.seq or 0
                 return reply
 
+    async def replay(
+        self, project_id: str, last_seq: int, limit_s: float
+    ) -> tuple[Frame, list[int]]:
+        """Join with ``last_seq``; ``joined`` and the seqs of the events that follow it, read
+        until the one ``joined`` announced (or ``limit_s`` passed). Not on a pumped socket."""
+        reply = await self.join(project_id, last_seq)
+        want, seqs = reply.seq or 0, list[int]()
+        if reply.mode == "replay":
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(limit_s):
+                    while want > (seqs[-1] if seqs else last_seq):
+                        frame = await self.recv()
+                        if frame.type == "event" and frame.seq is not None:
+                            seqs.append(frame.seq)
+        return reply, seqs
+
     def abort(self) -> None:
         """Drop the TCP connection without a closing handshake (a network cut)."""
         if self._pump is not None:
@@ -352,12 +368,25 @@ class Socket(Protocol):
 
     def pump(self, handler: Handler = ...) -> None: ...
 
+    async def replay(
+        self, project_id: str, last_seq: int, limit_s: float
+    ) -> tuple[Frame, list[int]]: ...
+
     def abort(self) -> None: ...
 
 
 def fast_client() -> bool:
     """Whether pumped sockets use picows (``pip install picows``)."""
     return importlib.util.find_spec("picows") is not None
+
+
+def opener() -> Callable[[Target], Awaitable[Socket]]:
+    """How to open a socket that is pumped or replayed: picows when installed."""
+    if fast_client():
+        from load_tests.bench.fastclient import FastConn
+
+        return FastConn.open
+    return Conn.open
 
 
 async def _bounded(
@@ -400,15 +429,10 @@ async def try_open_pumped(
 ) -> tuple[list[Socket], list[BaseException]]:
     """``count`` joined sockets, pumped from the moment they joined (frames ignored until a
     workload sets a handler); the ones that made it, and the failures."""
-    if fast_client():
-        from load_tests.bench.fastclient import FastConn
-
-        opener: Callable[[Target], Awaitable[Socket]] = FastConn.open
-    else:
-        opener = Conn.open
+    open_socket = opener()
 
     async def open_one(index: int) -> Socket:
-        conn = await opener(target)
+        conn = await open_socket(target)
         try:
             await conn.join(project_of(index))
         except BaseException:

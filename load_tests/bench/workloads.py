@@ -13,8 +13,6 @@ import uuid
 from collections import deque
 from typing import Any
 
-from websockets.exceptions import ConnectionClosed
-
 from load_tests.bench.harness import (
     Conn,
     CpuMeter,
@@ -26,6 +24,7 @@ from load_tests.bench.harness import (
     edit_frame,
     open_many,
     open_pumped,
+    opener,
     percentiles,
     try_open_pumped,
 )
@@ -35,6 +34,7 @@ DRAIN_TIMEOUT_S = 5.0
 WARMUP_EDITS = 20
 WARMUP_S = 1.0
 FAILED_STEPS_TO_STOP = 2
+RESUME_LIMIT_S = 30.0
 W4_SOCKETS_PER_PROJECT = 50  # a busy board; every join tells every member (presence)
 
 
@@ -356,30 +356,24 @@ async def w5_reconnect(
     sem = asyncio.Semaphore(concurrency)
     tally = {"replayed": 0, "missing": 0, "duplicated": 0, "snapshots": 0, "failed": 0}
 
-    async def resume(pid: str, last: int) -> Conn | None:
+    open_socket = opener()
+
+    async def resume(pid: str, last: int) -> Socket | None:
         try:
             async with sem:
-                conn = await Conn.open(target)
-                reply = await conn.join(pid, last_seq=last)
-            if reply.mode != "replay":
-                tally["snapshots"] += 1
-                return conn
-            seqs: list[int] = []
-            want = reply.seq or 0
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(30):
-                    while not seqs or seqs[-1] < want:
-                        frame = await conn.recv()
-                        if frame.type == "event" and frame.seq is not None:
-                            seqs.append(frame.seq)
-            expected = set(range(last + 1, want + 1))
-            tally["missing"] += len(expected - set(seqs))
-            tally["duplicated"] += len(seqs) - len(set(seqs))
-            tally["replayed"] += len(seqs)
-            return conn
-        except (OSError, ConnectionClosed, RuntimeError, TimeoutError):
+                conn = await open_socket(target)
+                reply, seqs = await conn.replay(pid, last, RESUME_LIMIT_S)
+        except Exception:  # refused, reset, timed out: a failed resume, counted
             tally["failed"] += 1
             return None
+        if reply.mode != "replay":
+            tally["snapshots"] += 1
+            return conn
+        expected = set(range(last + 1, (reply.seq or 0) + 1))
+        tally["missing"] += len(expected - set(seqs))
+        tally["duplicated"] += len(seqs) - len(set(seqs))
+        tally["replayed"] += len(seqs)
+        return conn
 
     with CpuMeter(target.ps) as cpu:
         started = time.monotonic()

@@ -47,7 +47,12 @@ async def _run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
-    out, _ = await asyncio.wait_for(process.communicate(), LOCUST_TIMEOUT_S)
+    try:
+        out, _ = await asyncio.wait_for(process.communicate(), LOCUST_TIMEOUT_S)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
     assert process.returncode is not None
     return process.returncode, out.decode(errors="replace")
 

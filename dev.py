@@ -66,6 +66,7 @@ def types(_args: list[str]) -> int:
 def test(args: list[str]) -> int:
     """Lint, type-check, then the whole pytest suite (extra args go to pytest)."""
     ensure_env("test")
+    ensure_env("load")  # the Locust smoke run (tests/e2e/test_locust_smoke.py) needs locust
     for step in (lint, types):
         if step([]) != 0:
             return 1

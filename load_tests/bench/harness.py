@@ -1,0 +1,485 @@
+"""Servers under test, CPU pinning, CPU and memory meters, and a lean socket client.
+
+The server runs pinned to CPU 0 (``taskset``), the generator (this process)
+to CPU 1, when the machine has two CPUs or more. Both servers are measured
+with the same client code: ours (``moodboard serve`` on a fresh PostgreSQL
+database and Redis) and the bare baseline (baseline_server.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import asyncpg
+import httpx
+import msgspec
+import psutil  # type: ignore[import-untyped]
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+ROOT = Path(__file__).resolve().parents[2]
+BASELINE = Path(__file__).resolve().parent / "baseline_server.py"
+PASSWORD = "bench password 1"
+SERVER_CPU, GENERATOR_CPU = 0, 1
+OPEN_CONCURRENCY = 100  # sockets opening (and joining) at once
+T = TypeVar("T")
+
+
+class Frame(msgspec.Struct):
+    """The fields of a server frame the benchmark reads (the rest is skipped unparsed)."""
+
+    type: str
+    ref: str | None = None
+    seq: int | None = None
+    op_id: str | None = None
+    version: int | None = None
+    current_version: int | None = None
+    mode: str | None = None
+    project_id: str | None = None
+
+
+decode = msgspec.json.Decoder(Frame).decode
+encode = msgspec.json.Encoder().encode
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def raise_fd_limit() -> int:
+    """Raise this process's open-file limit to its hard limit (children inherit it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def can_pin() -> bool:
+    return bool(shutil.which("taskset")) and (os.cpu_count() or 1) > 1
+
+
+def pin_generator() -> bool:
+    """Pin this process (the load generator) to GENERATOR_CPU when the server gets its own."""
+    if not can_pin():
+        return False
+    os.sched_setaffinity(0, {GENERATOR_CPU})
+    return True
+
+
+class CpuMeter:
+    """CPU use (1.0 = one core) of this process and of the server between start and stop."""
+
+    def __init__(self, server: psutil.Process) -> None:
+        self.server = server
+
+    def __enter__(self) -> CpuMeter:
+        self.wall0 = time.monotonic()
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        self.self0 = usage.ru_utime + usage.ru_stime
+        times = self.server.cpu_times()
+        self.server0 = times.user + times.system
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        wall = max(time.monotonic() - self.wall0, 1e-9)
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        times = self.server.cpu_times()
+        self.generator = (usage.ru_utime + usage.ru_stime - self.self0) / wall
+        self.server_cpu = (times.user + times.system - self.server0) / wall
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "generator_cpu": round(self.generator, 2),
+            "server_cpu": round(self.server_cpu, 2),
+            "generator_saturated": self.generator > 0.8,
+        }
+
+
+@dataclass
+class ProjectRef:
+    id: str
+    items: list[str]
+
+
+@dataclass
+class Target:
+    """A server under test: where it listens, its process, and how to make projects."""
+
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    token: str = "bench"
+    baseline: bool = False
+    http: httpx.AsyncClient | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    @property
+    def ps(self) -> psutil.Process:
+        return psutil.Process(self.process.pid)
+
+    def rss(self) -> int:
+        return int(self.ps.memory_info().rss)
+
+    async def projects(self, count: int, items: int) -> list[ProjectRef]:
+        """``count`` projects with ``items`` items each (over REST on our server)."""
+        if self.baseline:
+            return [
+                ProjectRef(str(uuid.uuid4()), [str(uuid.uuid4()) for _ in range(items)])
+                for _ in range(count)
+            ]
+        assert self.http is not None
+        sem = asyncio.Semaphore(8)
+
+        async def post(path: str, body: dict[str, Any]) -> str:
+            async with sem:
+                reply = await self.http.post(path, json=body)  # type: ignore[union-attr]
+            reply.raise_for_status()
+            return str(reply.json()["id"])
+
+        async def one(n: int) -> ProjectRef:
+            pid = await post("/api/projects", {"name": f"bench {n}"})
+            room = await post(f"/api/projects/{pid}/rooms", {"name": "r"})
+            ids = await asyncio.gather(
+                *(
+                    post(f"/api/projects/{pid}/rooms/{room}/items", {"kind": "note"})
+                    for _ in range(items)
+                )
+            )
+            return ProjectRef(pid, list(ids))
+
+        return list(await asyncio.gather(*(one(n) for n in range(count))))
+
+
+def _spawn(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    pin = ["taskset", "-c", str(SERVER_CPU)] if can_pin() else []
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [*pin, *cmd], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+
+
+def _tail(log: Path) -> str:
+    return log.read_text(errors="replace")[-3000:]
+
+
+async def _wait_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    for _ in range(600):
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited {process.returncode}:\n{_tail(log)}")
+        with contextlib.suppress(OSError):
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"server did not listen on {port}:\n{_tail(log)}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextlib.asynccontextmanager
+async def ours(admin_url: str, redis_url: str, workdir: Path) -> AsyncIterator[Target]:
+    """``moodboard serve`` on a fresh PostgreSQL database (dropped after) and Redis."""
+    admin = await asyncpg.connect(admin_url)
+    db = f"moodboard_benchsuite_{uuid.uuid4().hex[:8]}"
+    await admin.execute(f'CREATE DATABASE "{db}"')
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("MOODBOARD_")},
+        "DATABASE_URL": admin_url.rsplit("/", 1)[0] + f"/{db}",
+        "REDIS_URL": redis_url,
+        "MOODBOARD_SECRET_KEY": "bench-" + "k" * 40,
+        "MOODBOARD_LOG_LEVEL": "warning",
+        "MOODBOARD_LOG_FORMAT": "json",
+        # The benchmark drives one socket far above a person's rate, and one
+        # account opens thousands of sockets: lift the per-socket/per-user limits.
+        "MOODBOARD_SOCKET_RATE": "100000",
+        "MOODBOARD_SOCKET_BURST": "100000",
+        "MOODBOARD_MAX_SOCKETS_PER_USER": "100000",
+        "MOODBOARD_DB_POOL_SIZE": "20",
+        "MOODBOARD_INPROCESS_WORKER": "false",
+    }
+    log = workdir / "ours.log"
+    process = _spawn([sys.executable, "-m", "server.cli", "serve", "--port", str(port)], env, log)
+    try:
+        await _wait_port(port, process, log)
+        base = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+            reply = await http.post(
+                "/api/auth/register",
+                json={"email": f"bench-{db}@example.com", "password": PASSWORD, "name": "Bench"},
+            )
+            reply.raise_for_status()
+            token = reply.json()["token"]
+            http.headers["Authorization"] = f"Bearer {token}"
+            yield Target("ours", port, process, token=token, http=http)
+    finally:
+        _stop(process)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        await admin.close()
+
+
+@contextlib.asynccontextmanager
+async def baseline(workdir: Path) -> AsyncIterator[Target]:
+    """The bare websockets broadcast server."""
+    port = free_port()
+    log = workdir / "baseline.log"
+    process = _spawn([sys.executable, str(BASELINE), "--port", str(port)], dict(os.environ), log)
+    try:
+        await _wait_port(port, process, log)
+        yield Target("baseline", port, process, baseline=True)
+    finally:
+        _stop(process)
+
+
+Handler = Callable[[Frame, float], None]
+
+
+def ignore(frame: Frame, at: float) -> None:
+    """The default frame handler of a pumped socket: read and forget."""
+
+
+class Conn:
+    """One client socket: authenticated, optionally joined; frames decoded lean.
+
+    A socket is read either by the caller (``recv``) or, once ``pump`` is
+    called, by a task handing every frame to ``handler`` (replaceable at any
+    time). A socket nobody reads would stop answering the server's pings and
+    fill its outbox, and be dropped: every socket a workload keeps open for a
+    while is pumped.
+    """
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.project_id: str | None = None  # the last project joined, and its seq then
+        self.joined_seq = 0
+        self.handler: Handler = ignore
+        self.closed = False
+        self._pump: asyncio.Task[None] | None = None
+
+    def pump(self, handler: Handler = ignore) -> None:
+        self.handler = handler
+        if self._pump is None:
+            self._pump = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        try:
+            while True:
+                raw = await self.ws.recv(decode=False)
+                self.handler(decode(raw), time.perf_counter())
+        except ConnectionClosed:
+            self.closed = True
+
+    @classmethod
+    async def open(cls, target: Target) -> Conn:
+        ws = await connect(
+            target.ws_url,
+            additional_headers={"Authorization": f"Bearer {target.token}"},
+            compression=None,
+            ping_interval=None,
+            max_queue=64,
+            open_timeout=60,
+        )
+        ready = decode(await ws.recv(decode=False))
+        if ready.type != "ready":
+            raise RuntimeError(f"expected ready, got {ready}")
+        return cls(ws)
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        await self.ws.send(encode(frame).decode())
+
+    async def recv(self) -> Frame:
+        return decode(await self.ws.recv(decode=False))
+
+    async def join(self, project_id: str, last_seq: int | None = None) -> Frame:
+        """Join; returns ``joined`` (the replayed events follow it on the socket)."""
+        frame: dict[str, Any] = {"type": "join", "ref": "j", "project_id": project_id}
+        if last_seq is not None:
+            frame["last_seq"] = last_seq
+        await self.send(frame)
+        while True:
+            reply = await self.recv()
+            if reply.ref == "j":
+                if reply.type != "joined":
+                    raise RuntimeError(f"join failed: {reply}")
+                self.project_id, self.joined_seq = project_id, reply.seq or 0
+                return reply
+
+    async def replay(
+        self, project_id: str, last_seq: int, limit_s: float
+    ) -> tuple[Frame, list[int]]:
+        """Join with ``last_seq``; ``joined`` and the seqs of the events that follow it, read
+        until the one ``joined`` announced (or ``limit_s`` passed). Not on a pumped socket."""
+        reply = await self.join(project_id, last_seq)
+        want, seqs = reply.seq or 0, list[int]()
+        if reply.mode == "replay":
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(limit_s):
+                    while want > (seqs[-1] if seqs else last_seq):
+                        frame = await self.recv()
+                        if frame.type == "event" and frame.seq is not None:
+                            seqs.append(frame.seq)
+        return reply, seqs
+
+    def abort(self) -> None:
+        """Drop the TCP connection without a closing handshake (a network cut)."""
+        if self._pump is not None:
+            self._pump.cancel()
+        self.ws.transport.abort()
+
+
+class Socket(Protocol):
+    """What a pumped socket offers: ``Conn``, or ``FastConn`` when picows is installed."""
+
+    project_id: str | None
+    joined_seq: int
+    closed: bool
+
+    async def send(self, frame: dict[str, Any]) -> None: ...
+
+    async def join(self, project_id: str, last_seq: int | None = None) -> Frame: ...
+
+    def pump(self, handler: Handler = ...) -> None: ...
+
+    async def replay(
+        self, project_id: str, last_seq: int, limit_s: float
+    ) -> tuple[Frame, list[int]]: ...
+
+    def abort(self) -> None: ...
+
+
+def fast_client() -> bool:
+    """Whether pumped sockets use picows (``pip install picows``)."""
+    return importlib.util.find_spec("picows") is not None
+
+
+def opener() -> Callable[[Target], Awaitable[Socket]]:
+    """How to open a socket that is pumped or replayed: picows when installed."""
+    if fast_client():
+        from load_tests.bench.fastclient import FastConn
+
+        return FastConn.open
+    return Conn.open
+
+
+async def _bounded(
+    count: int, concurrency: int, open_one: Callable[[int], Awaitable[T]]
+) -> tuple[list[T], list[BaseException]]:
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(index: int) -> T:
+        async with sem:
+            return await open_one(index)
+
+    results = await asyncio.gather(*(one(i) for i in range(count)), return_exceptions=True)
+    good = [r for r in results if not isinstance(r, BaseException)]
+    return good, [r for r in results if isinstance(r, BaseException)]
+
+
+async def open_many(
+    target: Target, count: int, project_of: Callable[[int], str] | None = None
+) -> list[Conn]:
+    """``count`` sockets read with ``recv``, each joined to ``project_of(i)`` when given.
+
+    Raises on the first failure (the workload cannot go on without them).
+    """
+
+    async def open_one(index: int) -> Conn:
+        conn = await Conn.open(target)
+        if project_of is not None:
+            await conn.join(project_of(index))
+        return conn
+
+    conns, failures = await _bounded(count, OPEN_CONCURRENCY, open_one)
+    if failures:
+        drop(conns)
+        raise RuntimeError(f"{len(failures)} of {count} sockets failed; first: {failures[0]!r}")
+    return conns
+
+
+async def try_open_pumped(
+    target: Target, count: int, project_of: Callable[[int], str]
+) -> tuple[list[Socket], list[BaseException]]:
+    """``count`` joined sockets, pumped from the moment they joined (frames ignored until a
+    workload sets a handler); the ones that made it, and the failures."""
+    open_socket = opener()
+
+    async def open_one(index: int) -> Socket:
+        conn = await open_socket(target)
+        try:
+            await conn.join(project_of(index))
+        except BaseException:
+            conn.abort()
+            raise
+        conn.pump()
+        return conn
+
+    return await _bounded(count, OPEN_CONCURRENCY, open_one)
+
+
+async def open_pumped(target: Target, count: int, project_of: Callable[[int], str]) -> list[Socket]:
+    """Like try_open_pumped, but raises on the first failure."""
+    conns, failures = await try_open_pumped(target, count, project_of)
+    if failures:
+        drop(conns)
+        raise RuntimeError(f"{len(failures)} of {count} sockets failed; first: {failures[0]!r}")
+    return conns
+
+
+def drop(conns: Sequence[Socket]) -> None:
+    """Cut every socket (no closing handshake)."""
+    for conn in conns:
+        conn.abort()
+
+
+def edit_frame(project: str, item: str, op_id: str, base_version: int) -> dict[str, Any]:
+    return {
+        "type": "edit",
+        "ref": op_id,
+        "project_id": project,
+        "op_id": op_id,
+        "action": "update",
+        "entity": "item",
+        "id": item,
+        "base_version": base_version,
+        "data": {"x": len(op_id)},
+    }
+
+
+def percentiles(values: list[float]) -> dict[str, float | None]:
+    """p50/p95/p99 in ms of ``values`` in seconds (None when there are none)."""
+    if not values:
+        return {"p50": None, "p95": None, "p99": None}
+    ordered = sorted(values)
+
+    def at(q: float) -> float:
+        return round(1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+
+    return {"p50": at(0.50), "p95": at(0.95), "p99": at(0.99)}

@@ -1,0 +1,322 @@
+"""Benchmark: fan-out, edit throughput, latency, memory and reconnect storms, against a baseline.
+
+Not a test: it prints a table and writes JSON. It starts our server
+(``moodboard serve`` on a fresh PostgreSQL database and Redis) and then the
+bare baseline (baseline_server.py, the ``websockets`` library alone), each
+pinned to CPU 0 with taskset while this process, the load generator, runs
+on CPU 1, and runs on the same harness:
+
+- W1 fan-out: one project, N subscribers, edits at stepped rates: the highest
+  deliveries/s with p99 <= 50 ms and nothing lost (ours and baseline);
+- W2 throughput: one editor per small project, closed loop: acked edits/s;
+- W3 latency: W2's workload paced at half W2's rate: ack and peer p50/p95/p99;
+- W4 memory: server RSS per idle joined connection (ours and baseline);
+- W5 reconnect storm: drop every socket, resume with last_seq: resumes/s,
+  missing and duplicated events (ours and baseline).
+
+A workload where the generator used over 80 % of its CPU is flagged: then
+the generator, not the server, may be the limit. Quick check (seconds):
+
+    python -m load_tests.bench --quick
+
+Full run (a quiet machine, about 10 minutes): ``python -m load_tests.bench``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import Any
+
+from load_tests.bench import workloads
+from load_tests.bench.harness import Target, baseline, can_pin, ours, pin_generator, raise_fd_limit
+
+TARGETS = {
+    "w1_ratio": 0.7,
+    "w2_acked_edits_per_s": 2000,
+    "w3_ack_p99_ms": 20,
+    "w3_peer_p99_ms": 25,
+    "w4_kib_per_connection": 40,
+    "w5_resumes_per_s": 1000,
+}
+QUICK = {
+    "subscribers": [20],
+    "rates": [5, 20, 50],
+    "step": 2.0,
+    "projects": 5,
+    "duration": 3.0,
+    "connections": 200,
+    "storm": 100,
+}
+
+
+def _floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x]
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m load_tests.bench", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the tool works")
+    parser.add_argument(
+        "--only", default="W1,W2,W3,W4,W5", help="comma list of workloads (W3 needs W2)"
+    )
+    parser.add_argument("--no-baseline", action="store_true", help="skip the baseline server")
+    parser.add_argument("--subscribers", type=_ints, default=[100, 1000], help="W1 N values")
+    parser.add_argument(
+        "--rates",
+        type=_floats,
+        default=[2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000],
+        help="W1 edit rates (edits/s), tried in order until two in a row fail",
+    )
+    parser.add_argument("--step", type=float, default=5.0, help="W1 seconds per rate")
+    parser.add_argument("--projects", type=int, default=50, help="W2/W3 projects")
+    parser.add_argument("--duration", type=float, default=10.0, help="W2/W3 seconds")
+    parser.add_argument("--connections", type=int, default=5000, help="W4 idle connections")
+    parser.add_argument("--storm", type=int, default=1000, help="W5 sockets dropped and resumed")
+    parser.add_argument("--storm-projects", type=int, default=10)
+    parser.add_argument("--storm-edits", type=int, default=5, help="W5 events missed per socket")
+    parser.add_argument("--storm-concurrency", type=int, default=200, help="W5 resumes in flight")
+    parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--json", default="bench.json", help="where to write the results")
+    parser.add_argument("--logs", default="bench-logs", help="directory of the servers' logs")
+    args = parser.parse_args(argv)
+    if args.quick:
+        for key, value in QUICK.items():
+            setattr(args, key, value)
+    args.only = {w.strip().upper() for w in args.only.split(",")}
+    return args
+
+
+async def run_target(target: Target, args: argparse.Namespace) -> dict[str, Any]:
+    """Every selected workload against one server; a workload that fails is recorded, not fatal."""
+    out: dict[str, Any] = {}
+
+    async def measure(key: str, label: str, work: Awaitable[dict[str, Any]]) -> None:
+        print(f"[{target.name}] {label}", file=sys.stderr, flush=True)
+        try:
+            out[key] = await work
+        except Exception as exc:
+            print(f"[{target.name}] {key} failed:", file=sys.stderr, flush=True)
+            traceback.print_exc()
+            out.setdefault("failed", {})[key] = repr(exc)
+
+    if "W1" in args.only:
+        for n in args.subscribers:
+            await measure(
+                f"W1 N={n}",
+                f"W1 fan-out to {n} subscribers",
+                workloads.w1_fanout(target, n, args.rates, args.step),
+            )
+    if not target.baseline and "W2" in args.only:
+        await measure(
+            "W2",
+            f"W2 closed-loop edits over {args.projects} projects",
+            workloads.w2_throughput(target, args.projects, args.duration),
+        )
+        if "W3" in args.only and "W2" in out:
+            rate = max(1.0, out["W2"]["acked_edits_per_s"] / 2)
+            await measure(
+                "W3",
+                f"W3 latency at {rate:.0f} edits/s",
+                workloads.w3_latency(target, args.projects, rate, args.duration),
+            )
+    if "W4" in args.only:
+        await measure(
+            "W4",
+            f"W4 memory of {args.connections} idle joined connections",
+            workloads.w4_memory(target, args.connections),
+        )
+    if "W5" in args.only:
+        await measure(
+            "W5",
+            f"W5 reconnect storm of {args.storm} sockets",
+            workloads.w5_reconnect(
+                target, args.storm, args.storm_projects, args.storm_edits, args.storm_concurrency
+            ),
+        )
+    return out
+
+
+def ratio(ours: float | None, base: float | None) -> float | None:
+    if ours is None or not base:
+        return None
+    return round(ours / base, 2)
+
+
+def summarise(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of the table: workload, metric, ours, baseline, ratio, target, met."""
+    ours, base = results["ours"], results.get("baseline", {})
+    rows: list[dict[str, Any]] = []
+
+    def row(workload: str, metric: str, value: Any, baseline: Any, target: str, met: Any) -> None:
+        rows.append(
+            {
+                "workload": workload,
+                "metric": metric,
+                "ours": value,
+                "baseline": baseline,
+                "ratio": ratio(value, baseline)
+                if isinstance(value, int | float) and isinstance(baseline, int | float)
+                else None,
+                "target": target,
+                "met": met,
+            }
+        )
+
+    for key, w1 in ours.items():
+        if not key.startswith("W1 "):
+            continue
+        b = base.get(key, {}).get("best_deliveries_per_s")
+        r = ratio(w1["best_deliveries_per_s"], b)
+        row(
+            key,
+            "deliveries/s, p99<=50ms, no loss",
+            w1["best_deliveries_per_s"],
+            b,
+            f">= {TARGETS['w1_ratio']}x baseline",
+            None if r is None else r >= TARGETS["w1_ratio"],
+        )
+    if "W2" in ours:
+        value = ours["W2"]["acked_edits_per_s"]
+        target = TARGETS["w2_acked_edits_per_s"]
+        row("W2", "acked edits/s", value, None, f">= {target}", value >= target)
+    if "W3" in ours:
+        for kind, key in (("ack", "w3_ack_p99_ms"), ("peer", "w3_peer_p99_ms")):
+            ms = ours["W3"][f"{kind}_ms"]
+            met = ms["p99"] is not None and ms["p99"] <= TARGETS[key]
+            text = f"{ms['p50']}/{ms['p95']}/{ms['p99']}"
+            row("W3", f"{kind} p50/p95/p99 ms", text, None, f"p99 <= {TARGETS[key]}", met)
+    if "W4" in ours:
+        value = ours["W4"]["kib_per_connection"]
+        b = base.get("W4", {}).get("kib_per_connection")
+        target = TARGETS["w4_kib_per_connection"]
+        row("W4", "KiB per idle joined connection", value, b, f"<= {target}", value <= target)
+    if "W5" in ours:
+        w5 = ours["W5"]
+        b = base.get("W5", {}).get("resumes_per_s")
+        clean = not (w5["missing"] or w5["duplicated"] or w5["snapshots"] or w5["failed"])
+        target = TARGETS["w5_resumes_per_s"]
+        row(
+            "W5",
+            f"resumes/s (missing {w5['missing']}, duplicated {w5['duplicated']})",
+            w5["resumes_per_s"],
+            b,
+            f">= {target}, nothing lost",
+            clean and w5["resumes_per_s"] >= target,
+        )
+    return rows
+
+
+def saturated(results: dict[str, Any]) -> list[str]:
+    """Where the generator used over 80 % of its CPU."""
+    flagged = []
+    for name in ("ours", "baseline"):
+        for workload, value in results.get(name, {}).items():
+            if workload != "failed" and value.get("generator_saturated"):
+                flagged.append(f"{name} {workload}")
+    return flagged
+
+
+def failed(results: dict[str, Any]) -> list[str]:
+    return [
+        f"{name} {workload}: {error}"
+        for name in ("ours", "baseline")
+        for workload, error in results.get(name, {}).get("failed", {}).items()
+    ]
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = ("workload", "metric", "ours", "baseline", "ratio", "target", "met")
+    cells = [
+        [
+            str(r["workload"]),
+            str(r["metric"]),
+            str(r["ours"]),
+            "-" if r["baseline"] is None else str(r["baseline"]),
+            "-" if r["ratio"] is None else f"{r['ratio']}x",
+            str(r["target"]),
+            {True: "yes", False: "NO", None: "?"}[r["met"]],
+        ]
+        for r in rows
+    ]
+    widths = [max([len(h), *(len(c[i]) for c in cells)]) for i, h in enumerate(head)]
+
+    def line(values: list[str] | tuple[str, ...]) -> str:
+        return "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
+
+    return "\n".join([line(head), line(["-" * w for w in widths]), *(line(c) for c in cells)])
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    fds = raise_fd_limit()
+    needed = 2 * max(args.connections, args.storm, *args.subscribers) + 200
+    if fds < needed:
+        print(f"warning: open-file limit {fds} < {needed}; raise ulimit -n", file=sys.stderr)
+    pinned = pin_generator()
+    results: dict[str, Any] = {
+        "conditions": {
+            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "host": platform.node(),
+            "cpus": os.cpu_count(),
+            "pinned": pinned,
+            "server_cpu": 0 if pinned else None,
+            "generator_cpu": 1 if pinned else None,
+            "open_file_limit": fds,
+            "python": platform.python_version(),
+            "quick": args.quick,
+            "argv": sys.argv[1:],
+        }
+    }
+    if not can_pin():
+        print("warning: no taskset or one CPU: server and generator share CPUs", file=sys.stderr)
+    logs = Path(args.logs)
+    async with ours(args.admin_url, args.redis_url, logs) as target:
+        results["ours"] = await run_target(target, args)
+    if not args.no_baseline:
+        async with baseline(logs) as target:
+            results["baseline"] = await run_target(target, args)
+    results["summary"] = summarise(results)
+    results["generator_saturated"] = saturated(results)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    with contextlib.suppress(ImportError):
+        import uvloop  # the fastest loop available for the generator
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    Path(args.logs).mkdir(parents=True, exist_ok=True)
+    results = asyncio.run(main_async(args))
+    Path(args.json).write_text(json.dumps(results, indent=2))
+    print(table(results["summary"]))
+    if results["generator_saturated"]:
+        print(
+            "WARNING: the generator used over 80 % of its CPU in: "
+            + ", ".join(results["generator_saturated"])
+            + " (the server may be faster than measured there)"
+        )
+    for line in failed(results):
+        print(f"FAILED {line}")
+    print(f"details: {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

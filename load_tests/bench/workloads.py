@@ -1,0 +1,390 @@
+"""The five workloads (W1-W5 of issue 8), each against one Target, each returning a dict.
+
+Every workload opens its own sockets and drops them at the end, and reports
+the generator's and the server's CPU over its measured part.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections import deque
+from typing import Any
+
+from load_tests.bench.harness import (
+    Conn,
+    CpuMeter,
+    Frame,
+    ProjectRef,
+    Socket,
+    Target,
+    drop,
+    edit_frame,
+    open_many,
+    open_pumped,
+    opener,
+    percentiles,
+    try_open_pumped,
+)
+
+W1_P99_LIMIT_S = 0.050
+DRAIN_TIMEOUT_S = 5.0
+WARMUP_EDITS = 20
+WARMUP_S = 1.0
+FAILED_STEPS_TO_STOP = 2
+RESUME_LIMIT_S = 30.0
+W4_SOCKETS_PER_PROJECT = 50  # a busy board; every join tells every member (presence)
+
+
+class Editor:
+    """One socket editing a project's items: an edit goes to a free item (no stale base).
+
+    Items are busy from send to reply, so open-loop pacing never produces
+    conflicts by itself; when no item is free the tick is counted as starved.
+    """
+
+    def __init__(self, conn: Socket, project: ProjectRef, sent: dict[str, float]) -> None:
+        self.conn, self.project, self.sent = conn, project, sent
+        self.free: deque[str] = deque(project.items)
+        self.versions = dict.fromkeys(project.items, 1)
+        self.inflight: dict[str, str] = {}  # op_id -> item
+        self.acked = self.conflicts = self.errors = 0
+        self.ack_latencies: list[float] = []
+        conn.pump(self.on_frame)
+
+    async def try_send(self, op_id: str) -> bool:
+        if not self.free:
+            return False
+        item = self.free.popleft()
+        self.inflight[op_id] = item
+        self.sent[op_id] = time.perf_counter()
+        await self.conn.send(edit_frame(self.project.id, item, op_id, self.versions[item]))
+        return True
+
+    def on_frame(self, frame: Frame, at: float) -> None:
+        item = self.inflight.pop(frame.ref, None) if frame.ref else None
+        if item is None:
+            return
+        if frame.type == "ack":
+            self.acked += 1
+            started = self.sent.get(frame.ref or "")
+            if started is not None:
+                self.ack_latencies.append(at - started)
+            self.versions[item] = frame.version or self.versions[item]
+        elif frame.type == "conflict":
+            self.conflicts += 1
+            self.versions[item] = frame.current_version or self.versions[item]
+        else:
+            self.errors += 1
+        self.free.append(item)
+
+
+class Watcher:
+    """A joined socket that only receives: delivery latency, count, seq continuity."""
+
+    def __init__(self, conn: Socket, sent: dict[str, float]) -> None:
+        self.conn, self.sent = conn, sent
+        self.latencies: list[float] = []
+        self.received = self.gaps = 0
+        self.last: int | None = None
+        conn.pump(self.on_frame)
+
+    @property
+    def closed(self) -> bool:
+        return self.conn.closed
+
+    def on_frame(self, frame: Frame, at: float) -> None:
+        if frame.type != "event":
+            return
+        if self.last is not None and frame.seq != self.last + 1:
+            self.gaps += 1
+        self.last = frame.seq
+        started = self.sent.get(frame.op_id or "")
+        if started is not None:
+            self.latencies.append(at - started)
+            self.received += 1
+
+
+async def pace(rate: float, seconds: float, tick: Any) -> int:
+    """Call ``await tick(n)`` ``rate`` times a second for ``seconds``; the ticks made."""
+    loop = asyncio.get_running_loop()
+    start, n = loop.time(), 0
+    while loop.time() - start < seconds:
+        await tick(n)
+        n += 1
+        delay = start + n / rate - loop.time()
+        await asyncio.sleep(max(delay, 0))  # sleep(0) still lets the readers run
+    return n
+
+
+async def wait_until(done: Any, limit_s: float) -> None:
+    """Poll ``done()`` until it holds or ``limit_s`` passed (a drain: no event to wait on)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(limit_s):
+            while True:
+                if done():
+                    return
+                await asyncio.sleep(0.02)
+
+
+async def w1_fanout(
+    target: Target, subscribers: int, rates: list[float], step_s: float
+) -> dict[str, Any]:
+    """W1: one project, N subscribers, edits at stepped rates; stops after two failed steps.
+
+    A step passes with delivery p99 <= 50 ms, nothing lost, no gap, no closed
+    socket and every edit answered; the result is the best passing step.
+    """
+    project = (await target.projects(1, items=64))[0]
+    sent: dict[str, float] = {}
+    conns, failures = await try_open_pumped(target, subscribers + 1, lambda _: project.id)
+    if len(conns) < 2:
+        raise RuntimeError(f"no sockets could join: {failures[:1]!r}")
+    subscribers = len(conns) - 1  # the server refused a few: measure the others, say so
+    editor = Editor(conns[0], project, sent)
+    watchers = [Watcher(c, sent) for c in conns[1:]]
+    steps: list[dict[str, Any]] = []
+    try:
+        # Warm up (first queries, caches) before anything is measured.
+        for n in range(WARMUP_EDITS):
+            await editor.try_send(f"warm-{n}")
+        await wait_until(lambda: not editor.inflight, DRAIN_TIMEOUT_S)
+        await asyncio.sleep(0.5)
+        for index, rate in enumerate(rates):
+            sent.clear()
+            for w in watchers:
+                w.latencies, w.received = [], 0
+            acked0, errors0 = editor.acked, editor.errors + editor.conflicts
+            gaps0 = sum(w.gaps for w in watchers)
+            starved = 0
+
+            async def tick(n: int, index: int = index) -> None:
+                nonlocal starved
+                if not await editor.try_send(f"s{index}-{n}"):
+                    starved += 1
+
+            with CpuMeter(target.ps) as cpu:
+                await pace(rate, step_s, tick)
+            await wait_until(
+                lambda: (
+                    not editor.inflight
+                    and sum(w.received for w in watchers) >= (editor.acked - acked0) * subscribers  # noqa: B023
+                ),
+                DRAIN_TIMEOUT_S,
+            )
+            acked = editor.acked - acked0
+            received = sum(w.received for w in watchers)
+            latency = percentiles([x for w in watchers for x in w.latencies])
+            step = {
+                "offered_edits_per_s": rate,
+                "acked_edits_per_s": round(acked / step_s, 1),
+                "deliveries_per_s": round(received / step_s, 1),
+                "delivery_ms": latency,
+                "lost": acked * subscribers - received,
+                "unanswered": len(editor.inflight),
+                "failed_edits": editor.errors + editor.conflicts - errors0,
+                "starved_ticks": starved,
+                "gaps": sum(w.gaps for w in watchers) - gaps0,
+                "closed_sockets": sum(w.closed for w in watchers),
+                **cpu.as_dict(),
+            }
+            p99 = latency["p99"]
+            step["ok"] = (
+                p99 is not None
+                and p99 <= W1_P99_LIMIT_S * 1000
+                and not any(
+                    step[k] for k in ("lost", "unanswered", "failed_edits", "starved_ticks", "gaps")
+                )
+                and not step["closed_sockets"]
+            )
+            steps.append(step)
+            if len(steps) >= FAILED_STEPS_TO_STOP and not any(
+                s["ok"] for s in steps[-FAILED_STEPS_TO_STOP:]
+            ):
+                break  # past the knee (one failed step alone may be noise)
+    finally:
+        drop(conns)
+    passing = [s for s in steps if s["ok"]]
+    best = max(passing, key=lambda s: s["deliveries_per_s"]) if passing else None
+    return {
+        "subscribers": subscribers,
+        "failed_sockets": len(failures),
+        "first_failure": repr(failures[0]) if failures else None,
+        "step_s": step_s,
+        "best_deliveries_per_s": best["deliveries_per_s"] if best else 0.0,
+        "best_step": best,
+        "steps": steps,
+        "generator_saturated": any(s["generator_saturated"] for s in steps),
+    }
+
+
+async def w2_throughput(target: Target, projects: int, seconds: float) -> dict[str, Any]:
+    """W2: one editor per small project, closed loop (next edit on the ack): acked edits/s."""
+    refs = await target.projects(projects, items=1)
+    conns = await open_many(target, projects, lambda i: refs[i].id)
+    counts = {"acked": 0, "conflicts": 0, "errors": 0}
+    versions = {p.id: 1 for p in refs}  # kept across the warm-up and the measured run
+
+    async def loop(conn: Conn, project: ProjectRef, until: float) -> None:
+        item = project.items[0]
+        while time.monotonic() < until:
+            version = versions[project.id]
+            op_id = uuid.uuid4().hex
+            await conn.send(edit_frame(project.id, item, op_id, version))
+            while (frame := await conn.recv()).ref != op_id:
+                pass
+            if frame.type == "ack":
+                counts["acked"] += 1
+                versions[project.id] = frame.version or version
+            elif frame.type == "conflict":
+                counts["conflicts"] += 1
+                versions[project.id] = frame.current_version or version
+            else:
+                counts["errors"] += 1
+
+    async def run(seconds: float) -> None:
+        until = time.monotonic() + seconds
+        await asyncio.gather(*(loop(c, p, until) for c, p in zip(conns, refs, strict=True)))
+
+    try:
+        await run(WARMUP_S)  # first queries, caches: not measured
+        counts.update(acked=0, conflicts=0, errors=0)
+        with CpuMeter(target.ps) as cpu:
+            started = time.monotonic()
+            await run(seconds)
+            wall = time.monotonic() - started
+    finally:
+        drop(conns)
+    return {
+        "projects": projects,
+        "seconds": seconds,
+        "acked_edits_per_s": round(counts["acked"] / wall, 1),
+        "conflicts": counts["conflicts"],
+        "errors": counts["errors"],
+        **cpu.as_dict(),
+    }
+
+
+async def w3_latency(target: Target, projects: int, rate: float, seconds: float) -> dict[str, Any]:
+    """W3: edits paced at ``rate`` over the projects; edit->ack and edit->peer latency."""
+    refs = await target.projects(projects, items=8)
+    sent: dict[str, float] = {}
+    conns = await open_pumped(target, 2 * projects, lambda i: refs[i // 2].id)
+    editors = [Editor(conns[2 * i], p, sent) for i, p in enumerate(refs)]
+    watchers = [Watcher(conns[2 * i + 1], sent) for i in range(projects)]
+    starved = 0
+
+    async def tick(n: int) -> None:
+        nonlocal starved
+        if not await editors[n % projects].try_send(f"w3-{n}"):
+            starved += 1
+
+    try:
+        with CpuMeter(target.ps) as cpu:
+            ticks = await pace(rate, seconds, tick)
+        await wait_until(
+            lambda: (
+                sum(w.received for w in watchers) >= sum(e.acked for e in editors)
+                and not any(e.inflight for e in editors)
+            ),
+            DRAIN_TIMEOUT_S,
+        )
+    finally:
+        drop(conns)
+    acked = sum(e.acked for e in editors)
+    return {
+        "projects": projects,
+        "rate_edits_per_s": round(rate, 1),
+        "edits": ticks - starved,
+        "ack_ms": percentiles([x for e in editors for x in e.ack_latencies]),
+        "peer_ms": percentiles([x for w in watchers for x in w.latencies]),
+        "lost": acked - sum(w.received for w in watchers),
+        "failed_edits": sum(e.errors + e.conflicts for e in editors),
+        "starved_ticks": starved,
+        **cpu.as_dict(),
+    }
+
+
+async def w4_memory(target: Target, connections: int) -> dict[str, Any]:
+    """W4: server RSS growth per idle joined connection (50 sockets per project)."""
+    projects = max(1, connections // W4_SOCKETS_PER_PROJECT)
+    refs = await target.projects(projects, items=0)
+    warm = await open_pumped(target, 20, lambda i: refs[i % projects].id)
+    await asyncio.sleep(1.0)
+    before = target.rss()
+    with CpuMeter(target.ps) as cpu:
+        conns, failures = await try_open_pumped(
+            target, connections, lambda i: refs[i % projects].id
+        )
+    await asyncio.sleep(2.0)  # let the server settle (buffers freed, tasks idle)
+    after = target.rss()
+    drop([*warm, *conns])
+    return {
+        "connections": len(conns),
+        "projects": projects,
+        "failed": len(failures),
+        "first_failure": repr(failures[0]) if failures else None,
+        "rss_before_mib": round(before / 2**20, 1),
+        "rss_after_mib": round(after / 2**20, 1),
+        "kib_per_connection": round((after - before) / 1024 / max(1, len(conns)), 1),
+        **cpu.as_dict(),
+    }
+
+
+async def w5_reconnect(
+    target: Target, connections: int, projects: int, edits: int, concurrency: int
+) -> dict[str, Any]:
+    """W5: drop every socket, edit meanwhile, resume all at once with last_seq."""
+    refs = await target.projects(projects, items=1)
+    conns, failures = await try_open_pumped(target, connections, lambda i: refs[i % projects].id)
+    where = [(c.project_id or "", c.joined_seq) for c in conns]
+    drop(conns)
+    writers = await open_many(target, projects)
+    for writer, project in zip(writers, refs, strict=True):
+        version = 1
+        for n in range(edits):
+            op_id = f"w5-{n}-{uuid.uuid4().hex[:8]}"
+            await writer.send(edit_frame(project.id, project.items[0], op_id, version))
+            while (frame := await writer.recv()).ref != op_id:
+                pass
+            if frame.type != "ack":
+                raise RuntimeError(f"W5 edit refused: {frame}")
+            version = frame.version or version
+    drop(writers)
+    sem = asyncio.Semaphore(concurrency)
+    tally = {"replayed": 0, "missing": 0, "duplicated": 0, "snapshots": 0, "failed": 0}
+
+    open_socket = opener()
+
+    async def resume(pid: str, last: int) -> Socket | None:
+        try:
+            async with sem:
+                conn = await open_socket(target)
+                reply, seqs = await conn.replay(pid, last, RESUME_LIMIT_S)
+        except Exception:  # refused, reset, timed out: a failed resume, counted
+            tally["failed"] += 1
+            return None
+        if reply.mode != "replay":
+            tally["snapshots"] += 1
+            return conn
+        expected = set(range(last + 1, (reply.seq or 0) + 1))
+        tally["missing"] += len(expected - set(seqs))
+        tally["duplicated"] += len(seqs) - len(set(seqs))
+        tally["replayed"] += len(seqs)
+        return conn
+
+    with CpuMeter(target.ps) as cpu:
+        started = time.monotonic()
+        resumed = await asyncio.gather(*(resume(pid, last) for pid, last in where))
+        wall = time.monotonic() - started
+    drop([c for c in resumed if c is not None])
+    return {
+        "connections": len(where),
+        "failed_first_joins": len(failures),
+        "events_missed_per_socket": edits,
+        "resumes_per_s": round(len(where) / wall, 1),
+        **tally,
+        **cpu.as_dict(),
+    }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,6 +16,9 @@ from server import __version__
 from server.access.throttle import LoginThrottle, MemoryLoginThrottle, RedisLoginThrottle
 from server.db.engine import create_engine, engine_lifespan
 from server.events.listener import Listener
+from server.generations.builtin import BuiltinGenerator
+from server.generations.queue import GenerationQueue
+from server.generations.worker import InProcessWorkerApi, Worker
 from server.http.admin import AdminController
 from server.http.auth import AuthController
 from server.http.content import ContentController
@@ -27,7 +32,9 @@ from server.http.middleware import RequestContextMiddleware
 from server.http.openapi import document_problems
 from server.http.problems import EXCEPTION_HANDLERS
 from server.http.projects import ProjectController
+from server.http.resources import ResourceController
 from server.http.teams import TeamController
+from server.http.worker import WorkerController
 from server.log import get_logger
 from server.realtime.bus import Broker, MemoryBroker, RedisBroker
 from server.realtime.endpoint import new_instance_id, ws_endpoint
@@ -36,6 +43,28 @@ from server.realtime.presence import MemoryPresence, PresenceStore, RedisPresenc
 from server.settings import Settings
 
 log = get_logger(__name__)
+
+
+INPROCESS_GRACE_S = 5.0  # within uvicorn's 10 s graceful shutdown
+
+
+async def _inprocess_worker(
+    app: Litestar, settings: Settings, queue: GenerationQueue, stop: asyncio.Event
+) -> None:
+    """The built-in worker inside ``serve`` (embedded mode): queue calls, no HTTP."""
+    api = InProcessWorkerApi(queue, lambda: app.state.ctx.notifier)
+    worker = Worker(
+        api,
+        BuiltinGenerator(settings.worker_step_delay_s),
+        worker_id=f"inprocess-{app.state.realtime.instance_id}",
+        concurrency=settings.worker_concurrency,
+        poll_s=settings.worker_poll_s,
+        grace_s=min(settings.worker_grace_s, INPROCESS_GRACE_S),
+    )
+    try:
+        await worker.run(stop)
+    except Exception:
+        log.exception("worker.inprocess_crashed")
 
 
 def create_app(settings: Settings) -> Litestar:
@@ -76,6 +105,12 @@ def create_app(settings: Settings) -> Litestar:
             )
             if listener is not None:
                 await listener.start()
+            queue = GenerationQueue(
+                engine,
+                lease_s=settings.generation_lease_s,
+                max_attempts=settings.generation_max_attempts,
+                storage_dir=settings.storage_dir,
+            )
             app.state.engine = engine
             app.state.redis = redis
             app.state.realtime = realtime
@@ -85,6 +120,17 @@ def create_app(settings: Settings) -> Litestar:
                 redis=redis,
                 throttle=throttle,
                 notifier=realtime,
+                queue=queue,
+            )
+            # Expired leases go back to the queue even while no worker claims.
+            sweeper = asyncio.create_task(
+                queue.sweep_forever(realtime, max(1.0, settings.generation_lease_s / 3))
+            )
+            worker_stop = asyncio.Event()
+            worker = (
+                asyncio.create_task(_inprocess_worker(app, settings, queue, worker_stop))
+                if settings.inprocess_worker
+                else None
             )
             log.info(
                 "server.started",
@@ -95,6 +141,13 @@ def create_app(settings: Settings) -> Litestar:
             try:
                 yield
             finally:
+                worker_stop.set()
+                if worker is not None:
+                    await worker
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
+                await queue.close()
                 await realtime.drain(0.0)  # anything the SIGTERM drain did not close
                 if listener is not None:
                     await listener.stop()
@@ -114,6 +167,8 @@ def create_app(settings: Settings) -> Litestar:
             TeamController,
             AdminController,
             ContentController,
+            ResourceController,
+            WorkerController,
             ProjectGenerationController,
             GenerationController,
             ws_endpoint,

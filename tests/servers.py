@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from tests.conftest import free_port
 
 SECRET = "e2e-secret-" + "x" * 32
 START_TIMEOUT_S = 30.0
+STORAGE_DIR = tempfile.mkdtemp(prefix="moodboard-e2e-files-")
 
 
 @dataclass
@@ -65,8 +67,10 @@ def server_env(database_url: str, **extra: str) -> dict[str, str]:
         DATABASE_URL=database_url,
         MOODBOARD_SECRET_KEY=SECRET,
         MOODBOARD_LOG_FORMAT="json",
-        **extra,
+        MOODBOARD_INPROCESS_WORKER="0",  # tests that want it say so
+        MOODBOARD_STORAGE_DIR=STORAGE_DIR,
     )
+    env.update(extra)
     return env
 
 

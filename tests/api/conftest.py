@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import dataclasses
 import itertools
+import shutil
 import tempfile
 import uuid
 from collections import deque
@@ -88,6 +90,7 @@ class Api:
 
 
 _STORAGE = tempfile.mkdtemp(prefix="moodboard-files-")
+atexit.register(shutil.rmtree, _STORAGE, ignore_errors=True)
 
 
 def app_for(database_url: str, **env: str) -> Any:

@@ -130,6 +130,16 @@ def _maintenance(settings: Settings, _args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
+    if not 1 <= number <= 256:
+        raise argparse.ArgumentTypeError(f"{value} is not in 1..256")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every ``moodboard`` command."""
     parser = argparse.ArgumentParser(
@@ -178,7 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--key", help="service-account key (default: MOODBOARD_WORKER_KEY; prefer the variable)"
     )
     worker.add_argument(
-        "--concurrency", type=int, help="jobs at once (default: MOODBOARD_WORKER_CONCURRENCY)"
+        "--concurrency",
+        type=_positive,
+        help="jobs at once, 1..256 (default: MOODBOARD_WORKER_CONCURRENCY)",
     )
     worker.add_argument("--worker-id", help="name in the queue (default: host:pid)")
     worker.set_defaults(handler=_worker)

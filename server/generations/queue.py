@@ -359,14 +359,10 @@ class GenerationQueue:
     ) -> dict[str, Any]:
         """Store a picture of the job as a project resource (counted against its storage)."""
         metadata = clean_json("metadata", metadata)
-        first = (
-            await Generation.select(Generation.project_id)
-            .where(Generation.id == generation_id)
-            .first()
-        )
-        if first is None:
-            raise NotFound(NO_JOB)
-        project_id = _project_id(first["project_id"])
+        # A first look without locks, so no file is written for a job this worker does
+        # not hold; the transaction checks again under the lock.
+        first = await Generation.select().where(Generation.id == generation_id).first()
+        project_id = _project_id(self._check_holder(first, owner)["project_id"])
         stored = await resources.write_file(self.storage_dir, project_id, content_type, data)
         async with write_transaction(self.engine):
             row = await self._held(generation_id, owner)
@@ -480,10 +476,13 @@ class GenerationQueue:
 
     async def _held(self, generation_id: uuid.UUID, owner: Owner) -> dict[str, Any]:
         """The locked row of a job ``owner`` holds a live lease on; 404 / 409 otherwise."""
-        row = await self._locked(generation_id)
+        return self._check_holder(await self._locked(generation_id), owner)
+
+    def _check_holder(self, row: dict[str, Any] | None, owner: Owner) -> dict[str, Any]:
         if row is None:
             raise NotFound(NO_JOB)
         if row["status"] != "running":
+            self._throttle.forget(row["id"])  # e.g. canceled while it ran
             raise LeaseLost(
                 f"this worker does not hold the generation: it is {row['status']}",
                 status_now=row["status"],

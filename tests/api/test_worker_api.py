@@ -15,7 +15,7 @@ from server.credits.tables import CreditLedger
 from server.events.tables import Event
 from server.generations.builtin import compose
 from server.generations.tables import Generation
-from server.projects.tables import Project
+from server.projects.tables import Project, ProjectResource
 from tests.api.conftest import Account, Api, app_for, serving
 from tests.api.test_generations import _ledger_consistent, _setup
 
@@ -368,3 +368,24 @@ async def test_progress_events_are_coalesced_latest_wins(api: Api) -> None:
     gaps = [(b["at"] - a["at"]).total_seconds() for a, b in itertools.pairwise(events)]
     assert min(gaps) >= interval * 0.9  # at most one progress event per interval (5/s)
     assert events[-1]["data"]["progress"] == 50  # latest wins, never dropped
+
+
+async def test_an_asset_past_the_storage_quota_is_refused(api: Api) -> None:
+    """A picture that does not fit the project's storage: 413, nothing recorded or counted."""
+    owner, pid, room = await _setup(api)
+    key = await service_key(api)
+    gid = (await request(api, owner, pid, room, "marble bench"))["id"]
+    await claim(api, key)
+    await Project.update({Project.storage_quota_bytes: 100}).where(Project.id == uuid.UUID(pid))
+    stored = await api.client.post(
+        f"/api/worker/generations/{gid}/asset",
+        content=b"<svg xmlns='http://www.w3.org/2000/svg'>" + b" " * 200 + b"</svg>",
+        headers={**bearer(key), "Content-Type": "image/svg+xml"},
+    )
+    assert stored.status_code == 413
+    assert stored.json()["code"] == "too_large"
+    assert await ProjectResource.count().where(ProjectResource.project_id == uuid.UUID(pid)) == 0
+    project = (
+        await Project.select(Project.storage_bytes).where(Project.id == uuid.UUID(pid)).first()
+    )
+    assert project == {"storage_bytes": 0}

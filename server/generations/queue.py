@@ -42,11 +42,11 @@ from typing import Any, Literal
 from piccolo.engine.base import Engine
 
 from server.access.notify import Notifier
-from server.credits.service import apply_change
 from server.db.engine import write_transaction
 from server.errors import BadRequest, Conflict, NotFound
 from server.events import log as event_log
 from server.events.log import EventRecord
+from server.generations.service import refund
 from server.generations.tables import Generation
 from server.log import get_logger
 from server.projects import resources
@@ -381,7 +381,11 @@ class GenerationQueue:
     # --- expiry -----------------------------------------------------------------
 
     async def sweep(self, notifier: Notifier) -> int:
-        """Put jobs whose lease expired back in the queue (or fail them for good); how many."""
+        """Put jobs whose lease expired back in the queue (or fail them for good); how many.
+
+        Jobs of deleted projects are canceled (and refunded) on the way.
+        """
+        await self._cancel_orphans(notifier)
         now = datetime.now(UTC)
         expired = (
             await Generation.select(Generation.id)
@@ -405,6 +409,40 @@ class GenerationQueue:
             )
             done += 1
         return done
+
+    async def _cancel_orphans(self, notifier: Notifier) -> None:
+        """Cancel and refund the unfinished jobs of deleted projects (nobody may see them)."""
+        orphans = (
+            await Generation.select(Generation.id)
+            .where(
+                Generation.status.is_in(["queued", "running"])
+                & Generation.project_id.deleted_at.is_not_null()
+            )
+            .limit(SWEEP_BATCH)
+        )
+        for orphan in orphans:
+            async with write_transaction(self.engine):
+                row = await self._locked(orphan["id"])
+                if row is None or row["status"] not in ("queued", "running"):
+                    continue
+                version = int(row["version"]) + 1
+                await Generation.update(
+                    {
+                        Generation.status: "canceled",
+                        Generation.error: "the project was deleted",
+                        Generation.finished_at: datetime.now(UTC),
+                        Generation.lease_owner: None,
+                        Generation.lease_account_id: None,
+                        Generation.lease_expires_at: None,
+                        Generation.version: version,
+                    }
+                ).where(Generation.id == orphan["id"])
+                await refund(row)
+                _, event = await self._logged(
+                    orphan["id"], _project_id(row["project_id"]), "generation.canceled", version
+                )
+            self._throttle.forget(orphan["id"])
+            await notifier.events_committed([event])
 
     async def sweep_forever(self, notifier: Notifier, interval_s: float) -> None:
         """Sweep every ``interval_s`` until cancelled (errors are logged, never fatal)."""
@@ -447,13 +485,7 @@ class GenerationQueue:
             }
         )
         await Generation.update(values).where(Generation.id == generation_id)
-        if row["cost"] and row["requested_by"] is not None:
-            await apply_change(
-                row["requested_by"],
-                int(row["cost"]),
-                "generation.refund",
-                generation_id=generation_id,
-            )
+        await refund(row)
         return await self._logged(generation_id, project_id, "generation.failed", version)
 
     async def _locked(self, generation_id: uuid.UUID) -> dict[str, Any] | None:

@@ -16,7 +16,7 @@ from server.events.tables import Event
 from server.generations.builtin import compose
 from server.generations.tables import Generation
 from server.projects.tables import Project, ProjectResource
-from tests.api.conftest import Account, Api, app_for, serving
+from tests.api.conftest import PASSWORD, Account, Api, app_for, serving
 from tests.api.test_generations import _ledger_consistent, _setup
 
 
@@ -389,3 +389,41 @@ async def test_an_asset_past_the_storage_quota_is_refused(api: Api) -> None:
         await Project.select(Project.storage_bytes).where(Project.id == uuid.UUID(pid)).first()
     )
     assert project == {"storage_bytes": 0}
+
+
+async def test_jobs_of_a_deleted_project_are_canceled_and_refunded(api: Api) -> None:
+    """Deleting a project cancels its queued and running jobs, each refunded once."""
+    owner, pid, room = await _setup(api)
+    key = await service_key(api)
+    running = (await request(api, owner, pid, room, "brick wall"))["id"]
+    waiting = (await request(api, owner, pid, room, "steel stool"))["id"]
+    assert (await claim(api, key)).json()["id"] == running
+    deleted = await api.client.delete(f"/api/projects/{pid}", headers=owner.auth)
+    assert deleted.status_code == 204
+    assert (await claim(api, key)).status_code == 204  # the claim's sweep cancels them
+    for gid in (running, waiting):
+        assert (await row(gid))["status"] == "canceled"
+        assert await refunds(gid) == 1
+    assert await credits(owner) == 100
+    assert (await report(api, key, running, "progress", {"progress": 5})).status_code == 409
+    await api.ctx.queue.sweep(api.ctx.notifier)
+    assert await refunds(running) == 1
+    await _ledger_consistent(owner.id)
+
+
+async def test_an_erased_requesters_failed_job_still_fails(api: Api) -> None:
+    """A job whose requester erased their account fails for good without a refund."""
+    owner, pid, room = await _setup(api)
+    editor = await api.register("editor")
+    await api.add_member(owner, pid, editor, "editor")
+    key = await service_key(api)
+    gid = (await request(api, editor, pid, room, "wicker basket"))["id"]
+    await claim(api, key)
+    erased = await api.client.request(
+        "DELETE", "/api/me", json={"password": PASSWORD}, headers=editor.auth
+    )
+    assert erased.status_code == 204
+    failed = await report(api, key, gid, "fail", {"error": "no"})
+    assert failed.status_code == 200
+    assert failed.json()["status"] == "failed"
+    assert await refunds(gid) == 0

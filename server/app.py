@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -123,10 +122,12 @@ def create_app(settings: Settings) -> Litestar:
                 queue=queue,
             )
             # Expired leases go back to the queue even while no worker claims.
-            sweeper = asyncio.create_task(
-                queue.sweep_forever(realtime, max(1.0, settings.generation_lease_s / 3))
-            )
             worker_stop = asyncio.Event()
+            sweeper = asyncio.create_task(
+                queue.sweep_forever(
+                    realtime, max(1.0, settings.generation_lease_s / 3), worker_stop
+                )
+            )
             worker = (
                 asyncio.create_task(_inprocess_worker(app, settings, queue, worker_stop))
                 if settings.inprocess_worker
@@ -141,12 +142,10 @@ def create_app(settings: Settings) -> Litestar:
             try:
                 yield
             finally:
-                worker_stop.set()
+                worker_stop.set()  # the worker and the sweeper finish what they are doing
                 if worker is not None:
                     await worker
-                sweeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sweeper
+                await sweeper
                 await queue.close()
                 await realtime.drain(0.0)  # anything the SIGTERM drain did not close
                 if listener is not None:

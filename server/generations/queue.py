@@ -148,14 +148,12 @@ class GenerationQueue:
             await asyncio.gather(*self._throttle.pending.values(), return_exceptions=True)
 
     async def close(self) -> None:
-        """Drop pending trailing progress events (the row already holds their value)."""
-        tasks = list(self._throttle.pending.values())
-        self._throttle.pending.clear()
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """Let pending trailing progress events go out (each is at most one interval away).
+
+        They are awaited rather than cancelled: a task cancelled inside its write
+        transaction could leave SQLite's write lock to the garbage collector.
+        """
+        await self.settle()
 
     # --- claim -----------------------------------------------------------------
 
@@ -444,10 +442,14 @@ class GenerationQueue:
             self._throttle.forget(orphan["id"])
             await notifier.events_committed([event])
 
-    async def sweep_forever(self, notifier: Notifier, interval_s: float) -> None:
-        """Sweep every ``interval_s`` until cancelled (errors are logged, never fatal)."""
-        while True:
-            await asyncio.sleep(interval_s)
+    async def sweep_forever(
+        self, notifier: Notifier, interval_s: float, stop: asyncio.Event
+    ) -> None:
+        """Sweep every ``interval_s`` until ``stop`` is set (errors are logged, never fatal)."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval_s)
+                return
             try:
                 await self.sweep(notifier)
             except Exception:

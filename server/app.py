@@ -44,7 +44,7 @@ from server.settings import Settings
 log = get_logger(__name__)
 
 
-INPROCESS_GRACE_S = 5.0  # within uvicorn's 10 s graceful shutdown
+INPROCESS_GRACE_S = 2.0  # SIGTERM: the sockets' drain comes first, then this
 
 
 async def _inprocess_worker(

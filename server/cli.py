@@ -16,6 +16,7 @@ from server.settings import Settings, SettingsError, load_settings
 
 log = get_logger("server.cli")
 EXIT_BAD_SETTINGS = 2
+MAX_WORKER_ID = 100  # the queue keeps 128; each slot appends "/<n>"
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -103,6 +104,11 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
             "moodboard worker: set MOODBOARD_WORKER_KEY to a service-account key "
             "(moodboard create-service-account --name worker)",
             file=sys.stderr,
+        )
+        return EXIT_BAD_SETTINGS
+    if args.worker_id is not None and not 0 < len(args.worker_id) <= MAX_WORKER_ID:
+        print(
+            f"moodboard worker: --worker-id must be 1..{MAX_WORKER_ID} characters", file=sys.stderr
         )
         return EXIT_BAD_SETTINGS
     return run_worker(

@@ -18,6 +18,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
+from server.access.cookies import COOKIE_NAME
 from server.access.principal import ServicePrincipal
 from server.access.sessions import authenticate_service
 from server.access.tokens import token_kind
@@ -42,7 +43,7 @@ async def provide_worker(request: Request[Any, Any, Any]) -> ServicePrincipal:
     """The calling service account; 401 without a valid key, 403 for a user's credentials."""
     token = bearer_token(request)
     if token is None:
-        if request.cookies:
+        if COOKIE_NAME in request.cookies:  # a signed-in user's browser
             raise Forbidden(SERVICE_ONLY)
         raise Unauthorized("send 'Authorization: Bearer <service-account key>'")
     if token_kind(token) != "service":

@@ -108,11 +108,9 @@ class _Throttle:
     pending: dict[uuid.UUID, asyncio.Task[None]] = field(default_factory=dict)
 
     def forget(self, generation_id: uuid.UUID) -> None:
+        """The job left ``running``: drop its state (a pending trailing event finds it so)."""
         self.last_emit.pop(generation_id, None)
         self.emitted_version.pop(generation_id, None)
-        task = self.pending.pop(generation_id, None)
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
 
 
 def _ms(delta: timedelta) -> int:

@@ -16,6 +16,9 @@ from server import __version__
 from server.access.throttle import LoginThrottle, MemoryLoginThrottle, RedisLoginThrottle
 from server.db.engine import create_engine, engine_lifespan
 from server.events.listener import Listener
+from server.generations.builtin import BuiltinGenerator
+from server.generations.queue import GenerationQueue
+from server.generations.worker import InProcessWorkerApi, Worker
 from server.http.admin import AdminController
 from server.http.auth import AuthController
 from server.http.content import ContentController
@@ -31,7 +34,9 @@ from server.http.openapi import document_problems
 from server.http.pages import index, static_files
 from server.http.problems import EXCEPTION_HANDLERS
 from server.http.projects import ProjectController
+from server.http.resources import ResourceController
 from server.http.teams import TeamController
+from server.http.worker import WorkerController
 from server.log import get_logger
 from server.ops.maintenance import run_periodically
 from server.realtime.bus import Broker, MemoryBroker, RedisBroker
@@ -41,6 +46,28 @@ from server.realtime.presence import MemoryPresence, PresenceStore, RedisPresenc
 from server.settings import Settings
 
 log = get_logger(__name__)
+
+
+INPROCESS_GRACE_S = 2.0  # SIGTERM: the sockets' drain comes first, then this
+
+
+async def _inprocess_worker(
+    app: Litestar, settings: Settings, queue: GenerationQueue, stop: asyncio.Event
+) -> None:
+    """The built-in worker inside ``serve`` (embedded mode): queue calls, no HTTP."""
+    api = InProcessWorkerApi(queue, lambda: app.state.ctx.notifier)
+    worker = Worker(
+        api,
+        BuiltinGenerator(settings.worker_step_delay_s),
+        worker_id=f"inprocess-{app.state.realtime.instance_id}",
+        concurrency=settings.worker_concurrency,
+        poll_s=settings.worker_poll_s,
+        grace_s=min(settings.worker_grace_s, INPROCESS_GRACE_S),
+    )
+    try:
+        await worker.run(stop)
+    except Exception:
+        log.exception("worker.inprocess_crashed")
 
 
 def create_app(settings: Settings) -> Litestar:
@@ -94,6 +121,12 @@ def create_app(settings: Settings) -> Litestar:
                 if settings.maintenance_interval_s > 0
                 else None
             )
+            queue = GenerationQueue(
+                engine,
+                lease_s=settings.generation_lease_s,
+                max_attempts=settings.generation_max_attempts,
+                storage_dir=settings.storage_dir,
+            )
             app.state.engine = engine
             app.state.redis = redis
             app.state.realtime = realtime
@@ -103,6 +136,19 @@ def create_app(settings: Settings) -> Litestar:
                 redis=redis,
                 throttle=throttle,
                 notifier=realtime,
+                queue=queue,
+            )
+            # Expired leases go back to the queue even while no worker claims.
+            worker_stop = asyncio.Event()
+            sweeper = asyncio.create_task(
+                queue.sweep_forever(
+                    realtime, max(1.0, settings.generation_lease_s / 3), worker_stop
+                )
+            )
+            worker = (
+                asyncio.create_task(_inprocess_worker(app, settings, queue, worker_stop))
+                if settings.inprocess_worker
+                else None
             )
             log.info(
                 "server.started",
@@ -113,6 +159,11 @@ def create_app(settings: Settings) -> Litestar:
             try:
                 yield
             finally:
+                worker_stop.set()  # the worker and the sweeper finish what they are doing
+                if worker is not None:
+                    await worker
+                await sweeper
+                await queue.close()
                 await realtime.drain(0.0)  # anything the SIGTERM drain did not close
                 if maintenance is not None:
                     maintenance.cancel()
@@ -137,6 +188,8 @@ def create_app(settings: Settings) -> Litestar:
             TeamController,
             AdminController,
             ContentController,
+            ResourceController,
+            WorkerController,
             ProjectGenerationController,
             GenerationController,
             ws_endpoint,

@@ -1,4 +1,5 @@
-"""The ``moodboard`` command: serve, migrate, create-admin, maintenance, backup, restore.
+"""The ``moodboard`` command: serve, migrate, worker, create-admin, create-service-account,
+maintenance, backup, restore.
 
 PROTOCOL.md section 1; the operator's side is in docs/operations.md.
 
@@ -19,6 +20,7 @@ from server.settings import Settings, SettingsError, load_settings
 
 log = get_logger("server.cli")
 EXIT_BAD_SETTINGS = 2
+MAX_WORKER_ID = 100  # the queue keeps 128; each slot appends "/<n>"
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -71,6 +73,55 @@ def _create_admin(settings: Settings, args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(run())
+
+
+def _create_service_account(settings: Settings, args: argparse.Namespace) -> int:
+    from server.access.admin import new_service_account
+    from server.db.engine import create_engine, engine_lifespan
+    from server.db.migrate import migrate
+    from server.errors import ServerError
+
+    async def run() -> int:
+        await migrate(settings.database)
+        engine = create_engine(settings.database)
+        async with engine_lifespan(engine, pool_size=1):
+            try:
+                created = await new_service_account(
+                    engine, name=args.name, created_by=None, ip=None
+                )
+            except ServerError as exc:
+                print(f"moodboard create-service-account: {exc.detail}", file=sys.stderr)
+                return 1
+        print(f"service account {created['name']} ({created['id']})")
+        print(f"key (shown once; give it to the worker as MOODBOARD_WORKER_KEY): {created['key']}")
+        return 0
+
+    return asyncio.run(run())
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from server.generations.run import run_worker
+
+    key = args.key or settings.worker_key
+    if not key:
+        print(
+            "moodboard worker: set MOODBOARD_WORKER_KEY to a service-account key "
+            "(moodboard create-service-account --name worker)",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_SETTINGS
+    if args.worker_id is not None and not 0 < len(args.worker_id) <= MAX_WORKER_ID:
+        print(
+            f"moodboard worker: --worker-id must be 1..{MAX_WORKER_ID} characters", file=sys.stderr
+        )
+        return EXIT_BAD_SETTINGS
+    return run_worker(
+        settings,
+        server_url=(args.server or settings.worker_server_url).rstrip("/"),
+        key=key,
+        concurrency=args.concurrency or settings.worker_concurrency,
+        worker_id=args.worker_id,
+    )
 
 
 def _maintenance(settings: Settings, _args: argparse.Namespace) -> int:
@@ -126,6 +177,16 @@ def _restore(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
+    if not 1 <= number <= 256:
+        raise argparse.ArgumentTypeError(f"{value} is not in 1..256")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every ``moodboard`` command."""
     parser = argparse.ArgumentParser(
@@ -156,6 +217,31 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_argument("--email", required=True)
     admin.add_argument("--password", required=True, help="used only when the user is new")
     admin.set_defaults(handler=_create_admin)
+    service = commands.add_parser(
+        "create-service-account",
+        help="create a service account for a generation worker; prints its key once",
+    )
+    service.add_argument("--name", required=True)
+    service.set_defaults(handler=_create_service_account)
+
+    worker = commands.add_parser(
+        "worker",
+        help="run a generation worker: claim, generate (built-in SVG generator), report",
+    )
+    worker.add_argument(
+        "--server", help="the server's base URL (default: MOODBOARD_WORKER_SERVER_URL)"
+    )
+    worker.add_argument(
+        "--key", help="service-account key (default: MOODBOARD_WORKER_KEY; prefer the variable)"
+    )
+    worker.add_argument(
+        "--concurrency",
+        type=_positive,
+        help="jobs at once, 1..256 (default: MOODBOARD_WORKER_CONCURRENCY)",
+    )
+    worker.add_argument("--worker-id", help="name in the queue (default: host:pid)")
+    worker.set_defaults(handler=_worker)
+
     maintenance = commands.add_parser(
         "maintenance",
         help="run the maintenance jobs once: prune the event log (keeps "

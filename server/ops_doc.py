@@ -64,6 +64,39 @@ DESCRIPTIONS: dict[str, tuple[str | None, str]] = {
         "true in embedded mode, else false",
         "run the built-in generation worker inside `serve`",
     ),
+    "MOODBOARD_GENERATION_LEASE_SECONDS": (
+        None,
+        "how long a claimed job stays a worker's without a progress report; an expired lease "
+        "puts the job back in the queue (docs/generations.md)",
+    ),
+    "MOODBOARD_GENERATION_MAX_ATTEMPTS": (
+        None,
+        "claims a job gets; past them it fails for good and its credits are refunded",
+    ),
+    "MOODBOARD_STORAGE_DIR": (
+        "`./moodboard-files`",
+        "where generated pictures are stored, named by content hash; every instance must share it",
+    ),
+    "MOODBOARD_STORAGE_MAX_UPLOAD_BYTES": (None, "largest picture a worker may upload"),
+    "MOODBOARD_WORKER_SERVER_URL": (
+        "`http://127.0.0.1:8000`",
+        "`moodboard worker`: the server it claims jobs from",
+    ),
+    "MOODBOARD_WORKER_KEY": (
+        "unset",
+        "`moodboard worker`: its service-account key (`moodboard create-service-account`)",
+    ),
+    "MOODBOARD_WORKER_CONCURRENCY": (None, "`moodboard worker`: jobs it runs at once"),
+    "MOODBOARD_WORKER_POLL_MS": (None, "`moodboard worker`: wait after an empty claim"),
+    "MOODBOARD_WORKER_STEP_DELAY_MS": (
+        None,
+        "built-in generator: pause between its stages, so progress is visible",
+    ),
+    "MOODBOARD_WORKER_GRACE_MS": (
+        None,
+        "`moodboard worker` on SIGTERM: how long a running job may take to finish before it "
+        "is released",
+    ),
     "MOODBOARD_LOG_FORMAT": (
         "`console` on a terminal, else `json`",
         "`json` (one object per line) or `console`",

@@ -75,6 +75,16 @@ class Settings:
     signup_credits: int = 100
     generation_cost: int = 10
     inprocess_worker: bool = True
+    generation_lease_s: int = 30
+    generation_max_attempts: int = 3
+    storage_dir: str = "./moodboard-files"
+    storage_max_upload_bytes: int = 10 * 1024 * 1024
+    worker_server_url: str = "http://127.0.0.1:8000"
+    worker_key: str | None = None
+    worker_concurrency: int = 1
+    worker_poll_s: float = 1.0
+    worker_step_delay_s: float = 0.25
+    worker_grace_s: float = 10.0
     log_format: LogFormat = "console"
     log_level: str = "info"
     db_pool_size: int = 10
@@ -193,6 +203,16 @@ def _bool(env: Mapping[str, str], variable: str, default: bool) -> bool:
     raise SettingsError(variable, f"expected true/false (or 1/0, on/off), got {raw!r}")
 
 
+def _http_url(env: Mapping[str, str], variable: str, default: str) -> str:
+    raw = env.get(variable, "").strip()
+    if not raw:
+        return default
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingsError(variable, f"{raw!r} is not a URL like http://127.0.0.1:8000")
+    return raw.rstrip("/")
+
+
 def _optional_bool(env: Mapping[str, str], variable: str) -> bool | None:
     """Unset or ``auto`` means None: decide per request."""
     if env.get(variable, "").strip().lower() in ("", "auto"):
@@ -282,6 +302,18 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         signup_credits=_int(env, "MOODBOARD_SIGNUP_CREDITS", 100, 0, 10**9),
         generation_cost=_int(env, "MOODBOARD_GENERATION_COST", 10, 0, 10**9),
         inprocess_worker=_bool(env, "MOODBOARD_INPROCESS_WORKER", embedded),
+        generation_lease_s=_int(env, "MOODBOARD_GENERATION_LEASE_SECONDS", 30, 1, 3600),
+        generation_max_attempts=_int(env, "MOODBOARD_GENERATION_MAX_ATTEMPTS", 3, 1, 100),
+        storage_dir=env.get("MOODBOARD_STORAGE_DIR", "").strip() or "./moodboard-files",
+        storage_max_upload_bytes=_int(
+            env, "MOODBOARD_STORAGE_MAX_UPLOAD_BYTES", 10 * 1024 * 1024, 1, 1024**3
+        ),
+        worker_server_url=_http_url(env, "MOODBOARD_WORKER_SERVER_URL", "http://127.0.0.1:8000"),
+        worker_key=env.get("MOODBOARD_WORKER_KEY", "").strip() or None,
+        worker_concurrency=_int(env, "MOODBOARD_WORKER_CONCURRENCY", 1, 1, 256),
+        worker_poll_s=_int(env, "MOODBOARD_WORKER_POLL_MS", 1000, 10, 600_000) / 1000,
+        worker_step_delay_s=_int(env, "MOODBOARD_WORKER_STEP_DELAY_MS", 250, 0, 600_000) / 1000,
+        worker_grace_s=_int(env, "MOODBOARD_WORKER_GRACE_MS", 10_000, 0, 600_000) / 1000,
         log_format=_log_format(env),
         log_level=_log_level(env),
         db_pool_size=_int(env, "MOODBOARD_DB_POOL_SIZE", 10, 1, 1000),

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import itertools
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -18,6 +21,8 @@ from tests.conftest import free_port
 
 SECRET = "e2e-secret-" + "x" * 32
 START_TIMEOUT_S = 30.0
+STORAGE_DIR = tempfile.mkdtemp(prefix="moodboard-e2e-files-")
+atexit.register(shutil.rmtree, STORAGE_DIR, ignore_errors=True)
 
 
 @dataclass
@@ -66,8 +71,10 @@ def server_env(database_url: str, **extra: str) -> dict[str, str]:
         DATABASE_URL=database_url,
         MOODBOARD_SECRET_KEY=SECRET,
         MOODBOARD_LOG_FORMAT="json",
-        **extra,
+        MOODBOARD_INPROCESS_WORKER="0",  # tests that want it say so
+        MOODBOARD_STORAGE_DIR=STORAGE_DIR,
     )
+    env.update(extra)
     return env
 
 
@@ -112,3 +119,86 @@ async def running_server(
             except TimeoutError:
                 process.kill()
                 await process.wait()
+
+
+@dataclass
+class WorkerProcess:
+    """A running ``moodboard worker`` and its captured output."""
+
+    process: asyncio.subprocess.Process
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    async def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        """Send ``sig`` and wait for the exit status."""
+        if self.process.returncode is None:
+            self.process.send_signal(sig)
+        return await asyncio.wait_for(self.process.wait(), timeout)
+
+
+def worker_env(key: str, **extra: str) -> dict[str, str]:
+    """A worker's environment: ours minus MOODBOARD_* and databases, the key, quick polling."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOODBOARD_")}
+    for name in ("DATABASE_URL", "REDIS_URL"):
+        env.pop(name, None)
+    env.update(
+        MOODBOARD_WORKER_KEY=key,
+        MOODBOARD_WORKER_POLL_MS="100",
+        MOODBOARD_WORKER_STEP_DELAY_MS="50",
+        MOODBOARD_LOG_FORMAT="json",
+    )
+    env.update(extra)
+    return env
+
+
+@asynccontextmanager
+async def running_worker(
+    server_url: str, env: Mapping[str, str], log_dir: Path, name: str
+) -> AsyncIterator[WorkerProcess]:
+    """Start ``moodboard worker`` against ``server_url``; stop it (SIGKILL if it hangs) on exit."""
+    log_path = log_dir / f"worker-{name}.log"
+    with log_path.open("wb") as log_file:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "server.cli",
+            "worker",
+            "--server",
+            server_url,
+            "--worker-id",
+            name,
+            env=dict(env),
+            stdout=log_file,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+    worker = WorkerProcess(process=process, log_path=log_path)
+    try:
+        yield worker
+    finally:
+        if process.returncode is None:
+            try:
+                await worker.stop()
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+async def create_service_account(env: Mapping[str, str], name: str = "worker") -> str:
+    """Run ``moodboard create-service-account``; the key it prints."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "server.cli",
+        "create-service-account",
+        "--name",
+        name,
+        env=dict(env),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    line = next(x for x in out.decode().splitlines() if x.startswith("key"))
+    return line.rsplit(" ", 1)[1]

@@ -73,6 +73,18 @@ def test_production_settings_are_read() -> None:
         ({"MOODBOARD_SECRET_KEY": "short"}, "MOODBOARD_SECRET_KEY", "at least 32"),
         ({"REDIS_URL": "redis://cache:6379"}, "MOODBOARD_SECRET_KEY", "required outside"),
         ({"MOODBOARD_LOG_FORMAT": "xml"}, "MOODBOARD_LOG_FORMAT", "console or json"),
+        (
+            {"MOODBOARD_GENERATION_LEASE_SECONDS": "0"},
+            "MOODBOARD_GENERATION_LEASE_SECONDS",
+            "out of range",
+        ),
+        (
+            {"MOODBOARD_GENERATION_MAX_ATTEMPTS": "x"},
+            "MOODBOARD_GENERATION_MAX_ATTEMPTS",
+            "integer",
+        ),
+        ({"MOODBOARD_WORKER_SERVER_URL": "ftp://h"}, "MOODBOARD_WORKER_SERVER_URL", "URL"),
+        ({"MOODBOARD_WORKER_CONCURRENCY": "0"}, "MOODBOARD_WORKER_CONCURRENCY", "out of range"),
     ],
 )
 def test_invalid_values_name_the_variable(
@@ -84,6 +96,30 @@ def test_invalid_values_name_the_variable(
     assert caught.value.variable == variable
     assert str(caught.value).startswith(f"{variable}: ")
     assert fragment in str(caught.value)
+
+
+def test_generation_and_worker_settings() -> None:
+    """Lease, attempts, storage and worker settings have defaults and are read when set."""
+    default = load_settings({})
+    assert (default.generation_lease_s, default.generation_max_attempts) == (30, 3)
+    assert default.worker_server_url == "http://127.0.0.1:8000"
+    assert default.worker_key is None
+    settings = load_settings(
+        {
+            "MOODBOARD_GENERATION_LEASE_SECONDS": "5",
+            "MOODBOARD_GENERATION_MAX_ATTEMPTS": "7",
+            "MOODBOARD_STORAGE_DIR": "/srv/files",
+            "MOODBOARD_WORKER_SERVER_URL": "https://mb.example.com/",
+            "MOODBOARD_WORKER_KEY": "mbk_x",
+            "MOODBOARD_WORKER_CONCURRENCY": "4",
+            "MOODBOARD_WORKER_POLL_MS": "250",
+        }
+    )
+    assert (settings.generation_lease_s, settings.generation_max_attempts) == (5, 7)
+    assert settings.storage_dir == "/srv/files"
+    assert settings.worker_server_url == "https://mb.example.com"
+    assert (settings.worker_key, settings.worker_concurrency) == ("mbk_x", 4)
+    assert settings.worker_poll_s == 0.25
 
 
 def test_sqlite_paths() -> None:

@@ -30,6 +30,17 @@ async def create_service_account(
 ) -> dict[str, Any]:
     """A new service account; its key is in this answer only (stored hashed)."""
     require_admin(caller)
+    return await new_service_account(engine, name=name, created_by=caller.user_id, ip=ip)
+
+
+async def new_service_account(
+    engine: Engine[Any], *, name: str, created_by: UserId | None, ip: str | None
+) -> dict[str, Any]:
+    """Create a service account (no permission check: callers decide); ``{id, name, key}``.
+
+    ``moodboard create-service-account`` calls this directly (an operator at
+    the server's console), the admin API through :func:`create_service_account`.
+    """
     name = name.strip()
     if not name or len(name) > 200:
         raise ValidationFailed("name: must be 1..200 characters", field="name")
@@ -37,11 +48,12 @@ async def create_service_account(
     account_id = uuid.uuid4()
     async with write_transaction(engine):
         await ServiceAccount.insert(
-            ServiceAccount(id=account_id, name=name, key_hash=key_hash, created_by=caller.user_id)
+            ServiceAccount(id=account_id, name=name, key_hash=key_hash, created_by=created_by)
         )
         await audit.record(
             "service_account.created",
-            actor_id=caller.user_id,
+            actor_id=created_by,
+            actor_kind="user" if created_by is not None else "system",
             target_type="service_account",
             target_id=account_id,
             ip=ip,

@@ -19,14 +19,17 @@ from server.access.notify import Notifier
 from server.access.principal import Principal
 from server.credits.service import apply_change
 from server.db.engine import write_transaction
-from server.errors import BadRequest, Conflict, Forbidden
+from server.errors import BadRequest, Conflict, Forbidden, NotFound
 from server.events import log as event_log
 from server.generations.tables import Generation
+from server.log import get_logger
 from server.projects import access
 from server.projects.entities import generation_entity
 from server.projects.tables import Room
 from server.projects.validation import clean_json, clean_text
 from server.types import ProjectId
+
+log = get_logger(__name__)
 
 FINISHED = ("succeeded", "failed", "canceled")
 MAX_PROMPT = 2000
@@ -41,6 +44,25 @@ async def _row(generation_id: uuid.UUID) -> dict[str, Any] | None:
         .first()
     )
     return row
+
+
+async def refund(row: dict[str, Any], *, actor_id: uuid.UUID | None = None) -> None:
+    """Give a generation's cost back to its requester; call inside the finishing transaction.
+
+    An erased requester gets nothing back (there is no balance left to credit).
+    """
+    if not row["cost"] or row["requested_by"] is None:
+        return
+    try:
+        await apply_change(
+            row["requested_by"],
+            int(row["cost"]),
+            "generation.refund",
+            generation_id=row["id"],
+            actor_id=actor_id,
+        )
+    except NotFound:  # no statement failed: the transaction goes on without the refund
+        log.info("generation.refund_skipped", generation_id=str(row["id"]), reason="erased")
 
 
 async def request(
@@ -155,14 +177,7 @@ async def cancel(
                 Generation.lease_expires_at: None,
             }
         ).where(Generation.id == generation_id)
-        if row["cost"] and row["requested_by"] is not None:
-            await apply_change(
-                row["requested_by"],
-                int(row["cost"]),
-                "generation.refund",
-                generation_id=generation_id,
-                actor_id=caller.user_id,
-            )
+        await refund(row, actor_id=caller.user_id)
         row = await _row(generation_id)
         assert row is not None
         entity = generation_entity(row)

@@ -10,6 +10,7 @@ from piccolo.engine.base import Engine
 
 from server.access.notify import Notifier
 from server.access.throttle import LoginThrottle
+from server.generations.queue import GenerationQueue
 from server.settings import Settings
 
 
@@ -22,3 +23,4 @@ class AppContext:
     redis: aioredis.Redis | None
     throttle: LoginThrottle
     notifier: Notifier
+    queue: GenerationQueue

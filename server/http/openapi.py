@@ -10,7 +10,8 @@ each route declares, so clients and the Schemathesis fuzz test
 
 - a ``Problem`` schema component;
 - 400 on every operation that takes a parameter or a body;
-- 401 and 403 on every operation that needs a signed-in caller;
+- 401 and 403 on every operation that needs a signed-in caller or a
+  service-account key (the worker API);
 - 404 on every operation with a path parameter (an unknown id, or one that
   is not a UUID and so matches no route);
 - ``default``: any other error (402, 409, 410, 413, 422, 429, 5xx), as a Problem;
@@ -58,8 +59,9 @@ PROBLEM_SCHEMA = Schema(
 
 _DESCRIPTIONS = {
     400: "A parameter or the body failed validation; `detail` names the field (`bad_request`).",
-    401: "No live session: sign in (`unauthorized`).",
-    403: "Not allowed, or a project the caller cannot read (`forbidden`).",
+    401: "No live session (or, on /api/worker, no valid service-account key) (`unauthorized`).",
+    403: "Not allowed, or a project the caller cannot read (`forbidden`); a user's "
+    "credentials on the worker API.",
     404: "No such resource, or an id that is not a UUID (`not_found`).",
 }
 _DEFAULT_DESCRIPTION = (
@@ -77,13 +79,13 @@ def _problem(description: str) -> OpenAPIResponse:
 
 
 def _authenticated(app: Litestar) -> set[tuple[str, str]]:
-    """(path, method) of every handler that takes the signed-in ``caller``."""
+    """(path, method) of every handler that takes the signed-in ``caller`` or a ``worker``."""
     return {
         (route.path_format, method.lower())
         for route in app.routes
         if isinstance(route, HTTPRoute)
         for handler in route.route_handlers
-        if "caller" in handler.parsed_fn_signature.parameters
+        if {"caller", "worker"} & handler.parsed_fn_signature.parameters.keys()
         for method in handler.http_methods
     }
 

@@ -314,3 +314,52 @@ class Generation(msgspec.Struct):
     started_at: datetime | None
     finished_at: datetime | None
     version: int
+    queue_wait_ms: int | None = None
+    run_ms: int | None = None
+    stage_timings: dict[str, int] = msgspec.field(default_factory=dict)
+
+
+WorkerId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=NO_NUL)]
+Stage = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=NO_NUL)]
+
+
+class ClaimBody(Body):
+    worker_id: WorkerId
+
+
+class ProgressBody(Body):
+    progress: Annotated[int, msgspec.Meta(ge=0, le=100)]
+    stage: Stage | None = None
+    worker_id: WorkerId | None = None  # extension: must match the claim's (docs/generations.md)
+
+
+class CompleteBody(Body):
+    result: dict[str, Any]
+    worker_id: WorkerId | None = None
+
+
+class FailBody(Body):
+    error: Annotated[str, msgspec.Meta(min_length=1, max_length=2000, pattern=NO_NUL)]
+    retryable: bool = False
+    worker_id: WorkerId | None = None
+
+
+class ClaimedGeneration(Generation):
+    """A claimed job: the generation, its room (for palette and style), the lease's end."""
+
+    room: Room | None = None
+    lease_expires_at: datetime | None = None
+
+
+class Resource(msgspec.Struct):
+    id: uuid.UUID
+    project_id: uuid.UUID
+    room_id: uuid.UUID | None
+    kind: str
+    name: str
+    content_type: str
+    size_bytes: int
+    sha256: str
+    metadata: dict[str, Any]
+    url: str
+    created_at: datetime

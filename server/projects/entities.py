@@ -86,6 +86,9 @@ GENERATION_FIELDS = (
     "started_at",
     "finished_at",
     "version",
+    "queue_wait_ms",
+    "run_ms",
+    "stage_timings",
 )
 
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import dataclasses
 import itertools
+import shutil
+import tempfile
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
@@ -86,10 +89,19 @@ class Api:
         assert response.status_code == 201, response.text
 
 
+_STORAGE = tempfile.mkdtemp(prefix="moodboard-files-")
+atexit.register(shutil.rmtree, _STORAGE, ignore_errors=True)
+
+
 def app_for(database_url: str, **env: str) -> Any:
-    return create_app(
-        load_settings({"DATABASE_URL": database_url, "MOODBOARD_SECRET_KEY": SECRET, **env})
-    )
+    """The app on ``database_url``; no in-process worker unless ``env`` turns it on."""
+    base = {
+        "DATABASE_URL": database_url,
+        "MOODBOARD_SECRET_KEY": SECRET,
+        "MOODBOARD_INPROCESS_WORKER": "0",
+        "MOODBOARD_STORAGE_DIR": _STORAGE,
+    }
+    return create_app(load_settings({**base, **env}))
 
 
 @asynccontextmanager

@@ -26,6 +26,7 @@ endpoint must say who may call it) or a row names a route that does not exist.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -98,6 +99,15 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("GET",    "/api/teams/{team_id}"):                           "401 401 403 403 403 200 200 403",
     ("POST",   "/api/teams/{team_id}/members"):                   "401 401 403 403 403 403 201 403",
     ("DELETE", "/api/teams/{team_id}/members/{user_id}"):         "401 401 403 403 403 403 204 403",
+    ("POST",   "/api/worker/claim"):                              "401 200 403 403 403 403 403 403",
+    ("POST",   "/api/worker/generations/{generation_id}/progress"):
+                                                                  "401 200 403 403 403 403 403 403",
+    ("POST",   "/api/worker/generations/{generation_id}/complete"):
+                                                                  "401 200 403 403 403 403 403 403",
+    ("POST",   "/api/worker/generations/{generation_id}/fail"):   "401 200 403 403 403 403 403 403",
+    ("POST",   "/api/worker/generations/{generation_id}/asset"):  "401 201 403 403 403 403 403 403",
+    ("GET",    "/api/projects/{project_id}/resources/{resource_id}"):
+                                                                  "401 401 403 200 200 200 200 403",
     ("POST",   "/api/admin/service-accounts"):                    "401 401 403 403 403 403 403 201",
     ("POST",   "/api/admin/users/{user_id}/credits"):             "401 401 403 403 403 403 403 200",
     ("GET",    "/api/admin/audit"):                               "401 401 403 403 403 403 403 200",
@@ -132,6 +142,8 @@ class Call:
     json: Any = None
     token: str | None = None  # replaces the caller's usual token (a fresh session of theirs)
     query: dict[str, str] = field(default_factory=dict)
+    content: bytes | None = None  # a raw body (sent with ``content_type``) instead of JSON
+    content_type: str = "application/octet-stream"
 
 
 def ok(response: httpx.Response, status: int) -> Any:
@@ -550,6 +562,97 @@ async def _adjust_credits(w: World, caller: str) -> Call:
     return Call({"user_id": w.target.id}, {"delta": 5, "reason": "authz matrix"})
 
 
+async def claimed_generation(w: World, project_id: str | None = None) -> str:
+    """A fresh generation claimed by the matrix's service account (in ``project_id``'s room)."""
+    if project_id is None:
+        generation_id = await fresh_generation(w)
+    else:
+        room = ok(
+            await w.api.client.post(
+                f"/api/projects/{project_id}/rooms", json={"name": "Den"}, headers=w.owner.auth
+            ),
+            201,
+        )
+        generation_id = ok(
+            await w.api.client.post(
+                f"/api/projects/{project_id}/generations",
+                json={"room_id": room["id"], "prompt": "a den"},
+                headers=w.owner.auth,
+            ),
+            202,
+        )["id"]
+    for _ in range(200):  # older queued jobs of other rows come first: claim past them
+        claimed = ok(await claim_as_service(w), 200)
+        if claimed["id"] == generation_id:
+            return generation_id
+    raise AssertionError("the fresh generation was never claimed")
+
+
+async def claim_as_service(w: World) -> httpx.Response:
+    return await w.api.client.post(
+        "/api/worker/claim",
+        json={"worker_id": "matrix"},
+        headers={"Authorization": f"Bearer {w.service_key}"},
+    )
+
+
+@request_for("POST", "/api/worker/claim")
+async def _claim(w: World, caller: str) -> Call:
+    await fresh_generation(w)  # so the queue is not empty
+    return Call(json={"worker_id": "matrix"})
+
+
+async def _worker_target(w: World, caller: str) -> str:
+    if caller == "service":
+        return await claimed_generation(w)
+    if "generation" not in w.cache:
+        w.cache["generation"] = await fresh_generation(w)
+    generation_id: str = w.cache["generation"]
+    return generation_id
+
+
+@request_for("POST", "/api/worker/generations/{generation_id}/progress")
+async def _progress(w: World, caller: str) -> Call:
+    return Call({"generation_id": await _worker_target(w, caller)}, {"progress": 30})
+
+
+@request_for("POST", "/api/worker/generations/{generation_id}/complete")
+async def _complete(w: World, caller: str) -> Call:
+    return Call({"generation_id": await _worker_target(w, caller)}, {"result": {"n": 1}})
+
+
+@request_for("POST", "/api/worker/generations/{generation_id}/fail")
+async def _fail(w: World, caller: str) -> Call:
+    return Call({"generation_id": await _worker_target(w, caller)}, {"error": "out of ink"})
+
+
+@request_for("POST", "/api/worker/generations/{generation_id}/asset")
+async def _asset(w: World, caller: str) -> Call:
+    return Call(
+        {"generation_id": await _worker_target(w, caller)},
+        content=b"<svg xmlns='http://www.w3.org/2000/svg'/>",
+        content_type="image/svg+xml",
+    )
+
+
+@request_for("GET", "/api/projects/{project_id}/resources/{resource_id}")
+async def _read_resource(w: World, caller: str) -> Call:
+    if "resource" not in w.cache:
+        generation_id = await claimed_generation(w, w.project_id)
+        w.cache["resource"] = ok(
+            await w.api.client.post(
+                f"/api/worker/generations/{generation_id}/asset",
+                content=b"<svg xmlns='http://www.w3.org/2000/svg'/>",
+                headers={
+                    "Authorization": f"Bearer {w.service_key}",
+                    "Content-Type": "image/svg+xml",
+                },
+            ),
+            201,
+        )["id"]
+    return Call({"project_id": w.project_id, "resource_id": w.cache["resource"]})
+
+
 # --- running a call ---------------------------------------------------------------
 
 PROBLEM_CODES = {401: "unauthorized", 403: "forbidden"}
@@ -558,9 +661,13 @@ PROBLEM_CODES = {401: "unauthorized", 403: "forbidden"}
 async def send(api: Api, method: str, path: str, call: Call, token: str | None) -> httpx.Response:
     """Send one call with only ``token`` as credentials (never a leftover cookie)."""
     headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+    body: dict[str, Any] = {"json": call.json}
+    if call.content is not None:
+        body = {"content": call.content}
+        headers["Content-Type"] = call.content_type
     api.client.cookies.clear()
     response = await api.client.request(
-        method, path.format(**call.params), json=call.json, headers=headers, params=call.query
+        method, path.format(**call.params), headers=headers, params=call.query, **body
     )
     api.client.cookies.clear()
     return response
@@ -647,7 +754,7 @@ async def test_authorization_matrix(api: Api) -> None:
         # does not exist, so even its owner gets 403 once it is deleted.
         call = await prepare(world, "owner")
         for gone, project_id in (("missing", str(uuid.uuid4())), ("deleted", deleted)):
-            on_gone = Call({**call.params, "project_id": project_id}, call.json, query=call.query)
+            on_gone = dataclasses.replace(call, params={**call.params, "project_id": project_id})
             response = await send(api, method, path, on_gone, world.owner.token)
             problem = mismatch(response, 403)
             if problem is not None:

@@ -432,12 +432,12 @@ function itemBody(item) {
 
 function generationBody(gen, data) {
   const box = el("div", { class: "gen-item", "data-testid": "generation-item" });
+  const status = gen?.status ?? "queued";
+  box.dataset.status = status;
   if (gen?.result?.url) {
     box.append(el("img", { src: gen.result.url, alt: gen.prompt, draggable: "false", "data-testid": "generated-image" }));
     return box;
   }
-  const status = gen?.status ?? "queued";
-  box.dataset.status = status;
   box.append(el("div", { class: "gen-prompt", text: data.prompt ?? gen?.prompt ?? "" }));
   if (status === "failed" || status === "canceled") {
     box.append(el("div", { class: "gen-error", text: status === "failed" ? gen.error || "generation failed" : "canceled" }));

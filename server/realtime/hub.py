@@ -386,18 +386,27 @@ class Realtime:
 
     async def heal(self) -> None:
         """Compare every followed project's seq in the database with what was delivered."""
-        followed = [pid for pid, feed in self._feeds.items() if feed.head is not None]
-        if not followed:
-            return
-        for project_id, seq in (await project_seqs(followed)).items():
+        for project_id, seq in (await self._logged_seqs()).items():
             self.notice(project_id, seq)
+
+    async def _logged_seqs(self) -> dict[uuid.UUID, int]:
+        followed = [pid for pid, feed in self._feeds.items() if feed.head is not None]
+        return await project_seqs(followed) if followed else {}
 
     async def _heal_loop(self) -> None:
         # Catches what no later event reveals: the last event of a burst lost by the
-        # bus, a NOTIFY lost while the listener reconnected.
+        # bus, a NOTIFY lost while the listener reconnected. It fills up to the seqs
+        # the log had one round earlier: an event committed since then may still be
+        # on its way over the bus (under load, most projects have one), and filling
+        # those from the log would only duplicate the bus's work.
+        earlier: dict[uuid.UUID, int] = {}
         while True:
             await asyncio.sleep(HEAL_S)
             try:
-                await self.heal()
+                logged = await self._logged_seqs()
             except Exception as exc:
                 log.warning("feed.heal_failed", error=repr(exc))
+                continue
+            for project_id, seq in earlier.items():
+                self.notice(project_id, seq)
+            earlier = logged

@@ -247,7 +247,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "MOODBOARD_LOG_LEVEL": "warning",
         "MOODBOARD_SOCKET_RATE": "100000",
         "MOODBOARD_SOCKET_BURST": "100000",
-        "MOODBOARD_DB_POOL_SIZE": "20",
+        "MOODBOARD_DB_POOL_SIZE": str(args.pool_size),
         "MOODBOARD_MAX_SOCKETS_PER_USER": "100000",
         "PYTHONPATH": str(args.server_root),
     }
@@ -351,6 +351,7 @@ def main() -> None:
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--json", default="edit_bench.json")
+    parser.add_argument("--pool-size", type=int, default=20, help="the server's database pool")
     parser.add_argument(
         "--server-root",
         type=Path,

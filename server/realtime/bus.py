@@ -122,6 +122,9 @@ class RedisBroker:
             self._sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sender
+        if self._outgoing_sent is not None:  # queued, never sent: its callers stop waiting
+            self._outgoing_sent.cancel()
+            self._outgoing, self._outgoing_sent = [], None
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):

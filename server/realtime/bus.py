@@ -89,6 +89,8 @@ class RedisBroker:
     the next pipeline, in call order, and each caller returns when its batch
     is sent (or raises its error). Under load that is one write and one read
     for many events instead of one each; alone, a publish waits for nothing.
+    The batch is bounded by its waiting callers: each caller has one publish
+    in it at most.
     """
 
     def __init__(

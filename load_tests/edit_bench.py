@@ -8,10 +8,17 @@ there is one) in a fresh database, seeds P projects over REST, then:
    a closed loop (next edit when the last is acked) for ``--duration`` seconds;
 2. latency: the same edits paced at half the measured rate, with a second
    socket per project watching: edit->ack and edit->peer (the event reaching
-   the watcher) p50/p95/p99.
+   the watcher) p50/p95/p99. The editor does not wait for an ack before its
+   next edit; it bases each edit on the version its previous one will make
+   (a socket's edits apply in order), so a slow ack delays, never conflicts.
 
 The generator runs on CPU 1 and reports its own CPU use; a run where it
 exceeds 80 % is flagged (the generator, not the server, would be the limit).
+
+Besides the rates it reports the work each acked edit cost: CPU milliseconds
+of the server process and of its PostgreSQL backends (read from /proc). Those
+hardly move when other programs share the machine, so they compare two
+versions fairly on a busy machine; the rates and latencies need a quiet one.
 
     .venv/bin/python load_tests/edit_bench.py --projects 50 --duration 10
 """
@@ -52,6 +59,43 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (0 when it is gone or not Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def backend_pids(admin: asyncpg.Connection, db: str) -> list[int]:
+    rows = await admin.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", db)
+    return [row["pid"] for row in rows]
+
+
+class CpuMeter:
+    """CPU seconds used by the server process and its database's backends since start()."""
+
+    def __init__(self, admin: asyncpg.Connection, db: str, server_pid: int) -> None:
+        self.admin, self.db, self.server_pid = admin, db, server_pid
+        self.server0 = 0.0
+        self.backends0: dict[int, float] = {}
+
+    async def start(self) -> None:
+        self.server0 = process_cpu_seconds(self.server_pid)
+        self.backends0 = {
+            pid: process_cpu_seconds(pid) for pid in await backend_pids(self.admin, self.db)
+        }
+
+    async def stop(self) -> tuple[float, float]:
+        server = process_cpu_seconds(self.server_pid) - self.server0
+        database = sum(
+            process_cpu_seconds(pid) - self.backends0.get(pid, 0.0)
+            for pid in await backend_pids(self.admin, self.db)
+        )
+        return server, database
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -65,10 +109,13 @@ class Project:
         self.version = 1
         self.editor: ClientConnection | None = None
         self.watcher: ClientConnection | None = None
-        self.pending: dict[str, float] = {}  # op_id -> sent at
+        self.pending_ack: dict[str, float] = {}  # op_id -> sent at
+        self.pending_peer: dict[str, float] = {}
         self.acks: list[float] = []
         self.peers: list[float] = []
         self.acked = 0
+        self.conflicts = 0
+        self.errors = 0
 
 
 async def open_socket(url: str, token: str, pid: str) -> ClientConnection:
@@ -139,6 +186,11 @@ async def closed_loop(project: Project, until: float) -> None:
         if frame["type"] == "ack":
             project.version = frame["version"]
             project.acked += 1
+        elif frame["type"] == "conflict":
+            project.version = frame["current_version"] or project.version
+            project.conflicts += 1
+        else:
+            project.errors += 1
 
 
 async def reader(project: Project, sock: ClientConnection, role: str) -> None:
@@ -146,13 +198,19 @@ async def reader(project: Project, sock: ClientConnection, role: str) -> None:
         frame = json.loads(raw)
         now = time.monotonic()
         if role == "editor" and frame["type"] == "ack":
-            project.version = max(project.version, frame["version"])
-            sent = project.pending.get(frame["op_id"])
+            sent = project.pending_ack.pop(frame["op_id"], None)
             if sent is not None:
                 project.acks.append(now - sent)
                 project.acked += 1
+        elif role == "editor" and frame["type"] == "conflict":
+            project.version = frame["current_version"] or project.version  # resync
+            project.pending_ack.pop(frame["op_id"], None)
+            project.pending_peer.pop(frame["op_id"], None)
+            project.conflicts += 1
+        elif role == "editor" and frame["type"] == "error":
+            project.errors += 1
         elif role == "watcher" and frame["type"] == "event":
-            sent = project.pending.pop(frame.get("op_id") or "", None)
+            sent = project.pending_peer.pop(frame.get("op_id") or "", None)
             if sent is not None:
                 project.peers.append(now - sent)
 
@@ -165,9 +223,10 @@ async def paced(projects: list[Project], rate: float, duration: float) -> None:
     while (now := time.monotonic()) - start < duration:
         project = projects[n % len(projects)]
         op_id = uuid.uuid4().hex
-        project.pending[op_id] = now
+        project.pending_ack[op_id] = project.pending_peer[op_id] = now
         assert project.editor is not None
         await project.editor.send(edit(project, op_id))
+        project.version += 1  # what this edit makes: the next one builds on it
         n += 1
         delay = start + n * interval - time.monotonic()
         if delay > 0:
@@ -188,8 +247,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "MOODBOARD_LOG_LEVEL": "warning",
         "MOODBOARD_SOCKET_RATE": "100000",
         "MOODBOARD_SOCKET_BURST": "100000",
-        "MOODBOARD_DB_POOL_SIZE": "20",
+        "MOODBOARD_DB_POOL_SIZE": str(args.pool_size),
         "MOODBOARD_MAX_SOCKETS_PER_USER": "100000",
+        "PYTHONPATH": str(args.server_root),
     }
     pin = (
         ["taskset", "-c", "0"]
@@ -198,7 +258,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     server = subprocess.Popen(
         [*pin, sys.executable, "-m", "server.cli", "serve", "--port", str(port)],
-        cwd=ROOT,
+        cwd=args.server_root,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -218,15 +278,26 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         projects = await seed(base, args.projects)
         for project in projects:
             project.editor = await open_socket(ws, project.token, project.pid)
+        meter = CpuMeter(admin, db, server.pid)
+        await meter.start()
         cpu0, wall0 = cpu_seconds(), time.monotonic()
         await asyncio.gather(*(closed_loop(p, time.monotonic() + args.duration) for p in projects))
         wall = time.monotonic() - wall0
-        throughput = sum(p.acked for p in projects) / wall
+        server_cpu, db_cpu = await meter.stop()
+        acked = sum(p.acked for p in projects)
+        throughput = acked / wall
         gen_cpu_1 = (cpu_seconds() - cpu0) / wall
+        closed = {
+            "acked": acked,
+            "conflicts": sum(p.conflicts for p in projects),
+            "errors": sum(p.errors for p in projects),
+            "server_cpu_ms_per_edit": round(1000 * server_cpu / max(1, acked), 3),
+            "postgres_cpu_ms_per_edit": round(1000 * db_cpu / max(1, acked), 3),
+        }
 
         for project in projects:
             project.watcher = await open_socket(ws, project.token, project.pid)
-            project.acked = 0
+            project.acked = project.conflicts = project.errors = 0
         readers = [
             asyncio.create_task(reader(p, s, role))
             for p in projects
@@ -246,7 +317,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "projects": args.projects,
             "duration_s": args.duration,
             "throughput_acked_edits_per_s": round(throughput, 1),
+            "throughput_phase": closed,
             "half_rate_edits_per_s": round(half, 1),
+            "half_rate_phase": {
+                "acked": sum(p.acked for p in projects),
+                "conflicts": sum(p.conflicts for p in projects),
+                "errors": sum(p.errors for p in projects),
+            },
             "ack_ms": {
                 q: round(percentile(acks, v), 2)
                 for q, v in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
@@ -274,9 +351,28 @@ def main() -> None:
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--json", default="edit_bench.json")
+    parser.add_argument("--pool-size", type=int, default=20, help="the server's database pool")
+    parser.add_argument(
+        "--server-root",
+        type=Path,
+        default=ROOT,
+        help="the checkout whose server to run (compare two versions under the same conditions)",
+    )
     result = asyncio.run(run(parser.parse_args()))
     print(json.dumps(result, indent=2))
     Path(parser.parse_args().json).write_text(json.dumps(result, indent=2))
+    closed = result["throughput_phase"]
+    print(
+        f"\nthroughput {result['throughput_acked_edits_per_s']:.0f} acked edits/s "
+        f"(target >= 2000; {closed['conflicts']} conflicts, {closed['errors']} errors); "
+        f"cost per edit: server {closed['server_cpu_ms_per_edit']:.3f} ms CPU, "
+        f"PostgreSQL {closed['postgres_cpu_ms_per_edit']:.3f} ms CPU\n"
+        f"at {result['half_rate_edits_per_s']:.0f}/s "
+        f"({result['half_rate_phase']['conflicts']} conflicts): "
+        f"ack p50 {result['ack_ms']['p50']} ms, "
+        f"p99 {result['ack_ms']['p99']} ms (target <= 20); peer p50 {result['peer_ms']['p50']} "
+        f"ms, p99 {result['peer_ms']['p99']} ms (target <= 25)"
+    )
     if result["generator_saturated"]:
         print(
             "WARNING: the load generator used over 80 % of its CPU: the numbers understate "

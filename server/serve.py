@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
+import socket
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
@@ -31,6 +33,14 @@ class DrainingServer(uvicorn.Server):
         self._realtime = realtime
         self._window_s = window_s
         self._draining = False
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        # Everything built so far (the app, its routes and models, the modules) lives
+        # as long as the process. Frozen, the garbage collector no longer walks it:
+        # a full collection then takes a few ms instead of 50-100 ms, during which
+        # no socket would be served.
+        gc.freeze()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self._draining or not self.started:

@@ -42,6 +42,18 @@ def create_engine(database: DatabaseUrl) -> Engine[Any]:
     return SQLiteEngine(path=database.sqlite_path, timeout=SQLITE_BUSY_TIMEOUT_S)
 
 
+async def _keep_session(_connection: Any) -> None:
+    """What a pool connection needs when it goes back: nothing more than asyncpg always does.
+
+    asyncpg rolls back an open transaction on release either way; its default
+    reset then runs ``RESET ALL; UNLISTEN *; CLOSE ALL; pg_advisory_unlock_all()``,
+    one more round trip per query. Pool connections carry no session state to
+    undo: LISTEN and the migration's advisory lock use dedicated connections,
+    and settings are only set per transaction (SET TRANSACTION) or at connect
+    (moodboard.writer), which the reset would keep anyway.
+    """
+
+
 def bind_tables(engine: Engine[Any]) -> None:
     """Point every table of the schema at ``engine``."""
     for table in TABLES:
@@ -53,7 +65,9 @@ async def engine_lifespan(engine: Engine[Any], pool_size: int) -> AsyncIterator[
     """Open the pool (PostgreSQL) or set journal mode (SQLite); close on exit."""
     bind_tables(engine)
     if isinstance(engine, PostgresEngine):
-        await engine.start_connection_pool(min_size=1, max_size=pool_size, init=_observe_queries)
+        await engine.start_connection_pool(
+            min_size=1, max_size=pool_size, init=_observe_queries, reset=_keep_session
+        )
         try:
             yield engine
         finally:

@@ -56,7 +56,9 @@ class RequestContextMiddleware:
 
         with structlog.contextvars.bound_contextvars(**{kind: request_id}):
             try:
-                await self.app(scope, receive, send_with_id)
+                # A socket has no response head to tag: its frames go straight out.
+                http = scope["type"] == ScopeType.HTTP
+                await self.app(scope, receive, send_with_id if http else send)
             finally:
                 if scope["type"] == ScopeType.HTTP:
                     metrics.http_answered(scope.get("method"), status["code"], started)

@@ -169,7 +169,7 @@ class Connection:
         )
         try:
             outcome, _ = await edits.apply(
-                self.engine, self.realtime, UserId(self.user_id), request
+                self.engine, self.realtime, UserId(self.user_id), request, want_entity=False
             )
         except ServerError as exc:
             self.send_frame(p.Error(ref=edit.ref, code=exc.code, message=exc.detail))

@@ -394,25 +394,34 @@ class Realtime:
 
     async def heal(self) -> None:
         """Compare every followed project's seq in the database with what was delivered."""
+        for project_id, seq in (await self._logged_seqs()).items():
+            self.notice(project_id, seq)
+
+    async def _logged_seqs(self) -> dict[uuid.UUID, int]:
+        """The log's head of every followed project; records the largest lag behind it."""
         followed = [pid for pid, feed in self._feeds.items() if feed.head is not None]
-        if not followed:
-            metrics.FEED_LAG.set(0)
-            return
-        heads = await project_seqs(followed)
+        heads = await project_seqs(followed) if followed else {}
         feeds = ((self._feeds.get(pid), seq) for pid, seq in heads.items())
         lags = [
             seq - feed.head for feed, seq in feeds if feed is not None and feed.head is not None
         ]
         metrics.FEED_LAG.set(max(lags, default=0))
-        for project_id, seq in heads.items():
-            self.notice(project_id, seq)
+        return heads
 
     async def _heal_loop(self) -> None:
         # Catches what no later event reveals: the last event of a burst lost by the
-        # bus, a NOTIFY lost while the listener reconnected.
+        # bus, a NOTIFY lost while the listener reconnected. It fills up to the seqs
+        # the log had one round earlier: an event committed since then may still be
+        # on its way over the bus (under load, most projects have one), and filling
+        # those from the log would only duplicate the bus's work.
+        earlier: dict[uuid.UUID, int] = {}
         while True:
             await asyncio.sleep(HEAL_S)
             try:
-                await self.heal()
+                logged = await self._logged_seqs()
             except Exception as exc:
                 log.warning("feed.heal_failed", error=repr(exc))
+                continue
+            for project_id, seq in earlier.items():
+                self.notice(project_id, seq)
+            earlier = logged

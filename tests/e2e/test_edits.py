@@ -9,17 +9,30 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import ENGINES, create_pg_database, drop_pg_database, require
 from tests.servers import ServerProcess, running_server, server_env
 from tests.wsclient import Ws, signup, ws
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ServerProcess]:
+@pytest.fixture(scope="module", params=ENGINES)
+async def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[ServerProcess]:
+    """A server on each engine (PostgreSQL answers most updates in its one-statement path)."""
     tmp = tmp_path_factory.mktemp("edits")
-    async with running_server(server_env(f"sqlite:///{tmp / 'm.sqlite3'}"), tmp) as process:
-        yield process
+    if request.param == "postgres":
+        require("PostgreSQL")
+        url = await create_pg_database("moodboard_edits")
+    else:
+        url = f"sqlite:///{tmp / 'm.sqlite3'}"
+    try:
+        async with running_server(server_env(url), tmp) as process:
+            yield process
+    finally:
+        if request.param == "postgres":
+            await drop_pg_database(url)
 
 
 class Board:

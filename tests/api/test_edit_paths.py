@@ -1,0 +1,177 @@
+"""Socket edits (one statement on PostgreSQL) and REST edits (the general path) write the same.
+
+``edits.apply(..., want_entity=False)`` is what a socket ``edit`` frame calls;
+on PostgreSQL a current-base room or item update then runs as one database
+function, and anything else falls back to the general path. Each test makes
+the same change both ways, to twin entities, and compares what a client and
+the log see.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import msgspec
+
+from server.events.tables import Event, Operation
+from server.projects import edits
+from server.projects.edits import Acked, Conflicted, EditRequest
+from server.types import UserId
+from tests.api.conftest import Account, Api, RecordingNotifier
+
+
+class Twins:
+    """An owner's project with two identical rooms, each holding one identical item."""
+
+    def __init__(self, api: Api, owner: Account, pid: str) -> None:
+        self.api, self.owner, self.pid = api, owner, pid
+        self.rooms: list[str] = []
+        self.items: list[str] = []
+
+    async def rest(self, method: str, path: str, **kw: Any) -> Any:
+        response = await self.api.client.request(
+            method, f"/api/projects/{self.pid}{path}", headers=self.owner.auth, **kw
+        )
+        assert response.status_code < 300, response.text
+        return response.json()
+
+    async def listed(self, entity: str) -> dict[str, dict[str, Any]]:
+        """The wire form of the twins' rooms or items, by id."""
+        if entity == "room":
+            return {e["id"]: e for e in await self.rest("GET", "/rooms")}
+        found = {}
+        for room in self.rooms:
+            found.update({e["id"]: e for e in await self.rest("GET", f"/rooms/{room}/items")})
+        return found
+
+    async def apply(
+        self, *, socket: bool, who: Account | None = None, **fields: Any
+    ) -> edits.Outcome:
+        request = EditRequest(project_id=uuid.UUID(self.pid), **fields)
+        user = UserId(uuid.UUID((who or self.owner).id))
+        outcome, _ = await edits.apply(
+            self.api.ctx.engine, self.api.ctx.notifier, user, request, want_entity=not socket
+        )
+        return outcome
+
+
+async def twins(api: Api) -> Twins:
+    owner = await api.register("owner")
+    board = Twins(api, owner, (await api.project(owner))["id"])
+    for _ in range(2):
+        room = await board.rest("POST", "/rooms", json={"name": "Kitchen"})
+        item = await board.rest(
+            "POST", f"/rooms/{room['id']}/items", json={"kind": "note", "data": {"t": "a"}}
+        )
+        board.rooms.append(room["id"])
+        board.items.append(item["id"])
+    return board
+
+
+def _without(entity: dict[str, Any], *names: str) -> dict[str, Any]:
+    return {k: v for k, v in entity.items() if k not in names}
+
+
+async def _outcome(op_id: str) -> dict[str, Any]:
+    row = await Operation.select().where(Operation.op_id == op_id).output(load_json=True).first()
+    assert row is not None
+    return _without(row["outcome"], "id", "seq")
+
+
+async def test_item_and_room_updates_write_the_same_both_ways(api: Api) -> None:
+    """A current-base update gives the same ack, entity, event row, op outcome and event out."""
+    board = await twins(api)
+    notifier = api.ctx.notifier
+    assert isinstance(notifier, RecordingNotifier)
+    item = {"x": 12.5, "w": 3, "rotation": -0.1, "kind": "color", "data": {"hex": "#fff", "n": 1}}
+    room = {"name": " Pantry ", "room_type": "kitchen", "attributes": {"m2": 9}, "position": 2}
+    for entity, ids, data in (("item", board.items, item), ("room", board.rooms, room)):
+        acks, sent = [], []
+        for socket, entity_id in zip((True, False), ids, strict=True):
+            op_id = uuid.uuid4().hex
+            outcome = await board.apply(
+                socket=socket,
+                action="update",
+                entity=entity,
+                id=uuid.UUID(entity_id),
+                base_version=1,
+                data=dict(data),
+                op_id=op_id,
+            )
+            assert isinstance(outcome, Acked)
+            acks.append((outcome.version, outcome.merged))
+            sent.append(notifier.events[-1])
+            assert await _outcome(op_id) == {"type": "ack", "version": 2, "merged": False}
+        assert acks == [(2, False), (2, False)]
+        first, second = sent
+        assert (first.kind, first.entity, first.version, first.actor_id) == (
+            second.kind,
+            second.entity,
+            second.version,
+            second.actor_id,
+        )
+        assert msgspec.json.encode(first.data) == msgspec.json.encode(second.data)
+        assert second.seq == first.seq + 1
+        listed = await board.listed(entity)
+        assert _without(listed[ids[0]], "id", "room_id") == _without(
+            listed[ids[1]], "id", "room_id"
+        )
+    rows = await Event.select().where(Event.op_id.is_not_null()).output(load_json=True)
+    by_entity: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_entity.setdefault(row["entity"], []).append(
+            _without(row, "id", "seq", "entity_id", "op_id", "at")
+        )
+    assert all(len(v) == 2 and v[0] == v[1] for v in by_entity.values())
+
+
+async def test_what_the_quick_path_declines_answers_the_same_both_ways(api: Api) -> None:
+    """Merges, conflicts, retried op_ids, bad fields and viewers get the same answers."""
+    board = await twins(api)
+    viewer = await api.register("viewer")
+    await api.add_member(board.owner, board.pid, viewer, "viewer")
+
+    async def both(**fields: Any) -> list[Any]:
+        answers = []
+        for socket, item in zip((True, False), board.items, strict=True):
+            try:
+                outcome: Any = await board.apply(socket=socket, id=uuid.UUID(item), **fields)
+                answer = msgspec.to_builtins(outcome)
+                answer.pop("id")
+                if isinstance(outcome, Conflicted) and outcome.current is not None:
+                    answer["current"] = _without(outcome.current, "id", "room_id")
+            except Exception as exc:  # the error a client would get
+                answer = (type(exc).__name__, str(exc))
+            answers.append(answer)
+        return answers
+
+    async def same(**fields: Any) -> Any:
+        first, second = await both(**fields)
+        if isinstance(first, dict) and "seq" in first:
+            assert second.pop("seq") == first.pop("seq") + 1
+        assert first == second
+        return first
+
+    update = {"action": "update", "entity": "item"}
+    assert (await same(**update, base_version=1, data={"x": 1.0}))["version"] == 2
+    merged = await same(**update, base_version=1, data={"y": 2.0})  # stale, no overlap
+    assert (merged["type"], merged["merged"]) == ("ack", True)
+    conflict = await same(**update, base_version=1, data={"x": 3.0})  # stale, overlaps
+    assert (conflict["type"], conflict["fields"]) == ("conflict", ["x"])
+    assert (await same(**update, base_version=3, data={"w": -1}))[0] == "ValidationFailed"
+    assert (await same(**update, base_version=3, data={"nope": 1}))[0] == "BadRequest"
+    refused = await same(**update, base_version=3, data={"x": 4.0}, who=viewer)
+    assert refused[0] == "Forbidden"
+    for socket, item in zip((True, False), board.items, strict=True):
+        op_id = f"retry-{socket}"
+        fields: dict[str, Any] = {**update, "id": uuid.UUID(item), "op_id": op_id}
+        first = await board.apply(socket=socket, base_version=3, data={"z": 5.0}, **fields)
+        again = await board.apply(socket=socket, base_version=3, data={"z": 6.0}, **fields)
+        assert isinstance(first, Acked)
+        assert again == first
+    items = await board.listed("item")
+    assert _without(items[board.items[0]], "id", "room_id") == _without(
+        items[board.items[1]], "id", "room_id"
+    )
+    assert items[board.items[0]]["z"] == 5.0

@@ -123,6 +123,7 @@ async def apply(
     if not want_entity and isinstance(engine, PostgresEngine):
         work = await _quick_update(engine, project_id, user_id, request)
         if work is not None:
+            metrics.edit_outcome(work.outcome)
             await notifier.events_committed(work.events)
             return work.outcome, None
     async with write_transaction(engine):

@@ -8,7 +8,6 @@ report says how each exchange went; its exit code is 1 on any failure.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib.util
 import json
 import sys
@@ -80,42 +79,6 @@ async def seeded_server(
         assert code == 0, out
 
 
-async def sql_worker(database_url: str, stop: asyncio.Event) -> int:
-    """A stand-in generation worker writing straight to PostgreSQL, as outside writers may.
-
-    PROTOCOL.md 2 lets outside writers update ``generation`` rows; the
-    server turns each change into a generation.* event. It claims every
-    queued generation, reports progress once, then succeeds it; returns how
-    many it finished.
-    """
-    conn = await asyncpg.connect(database_url)
-    finished = 0
-    try:
-        while not stop.is_set():
-            claimed = await conn.fetch(
-                "UPDATE generation SET status = 'running', started_at = now(), "
-                "attempts = attempts + 1 WHERE status = 'queued' RETURNING id"
-            )
-            for row in claimed:
-                await conn.execute(
-                    "UPDATE generation SET progress = 50, stage = 'rendering' WHERE id = $1",
-                    row["id"],
-                )
-                await conn.execute(
-                    "UPDATE generation SET status = 'succeeded', progress = 100, "
-                    "finished_at = now(), result = $2::jsonb WHERE id = $1",
-                    row["id"],
-                    json.dumps({"url": "https://example.com/g.png", "width": 1, "height": 1}),
-                )
-                finished += 1
-            if not claimed:  # an empty queue: look again shortly, as a worker's claim loop does
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 0.1)
-    finally:
-        await conn.close()
-    return finished
-
-
 async def locust(server: ServerProcess, seed: Path) -> tuple[int, str, list[Any]]:
     """Run Locust headless (every user class) for RUN_S; exit code, output and JSON stats."""
     report = seed.parent / "stats"
@@ -138,15 +101,22 @@ async def test_locust_users_run_without_failures_or_gaps(
 ) -> None:
     """Editors, viewers and generation watchers: every exchange succeeds, no event is missed."""
     _require_locust()
-    env = server_env(pg_url, REDIS_URL=redis_url, MOODBOARD_INPROCESS_WORKER="false")
+    env = server_env(
+        pg_url,
+        REDIS_URL=redis_url,
+        MOODBOARD_INPROCESS_WORKER="true",  # the built-in worker finishes the generations
+        MOODBOARD_WORKER_POLL_MS="50",
+        MOODBOARD_WORKER_STEP_DELAY_MS="100",
+    )
     async with seeded_server(env, tmp_path) as (server, seed):
-        stop = asyncio.Event()
-        worker = asyncio.create_task(sql_worker(pg_url, stop))
+        code, out, stats = await locust(server, seed)
+        conn = await asyncpg.connect(pg_url)
         try:
-            code, out, stats = await locust(server, seed)
+            finished = await conn.fetchval(
+                "SELECT count(*) FROM generation WHERE status = 'succeeded'"
+            )
         finally:
-            stop.set()
-            finished = await asyncio.wait_for(worker, 10)
+            await conn.close()
     counted = {s["name"]: s["num_requests"] for s in stats}
     assert failures(stats) == {}, out
     assert code == 0, out

@@ -80,9 +80,11 @@ class RestClient:
         json: Any = None,
         params: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
     ) -> httpx.Response:
-        """One call; raises :class:`ApiError` unless it succeeded."""
-        headers: dict[str, str] = {}
+        """One call (JSON, or raw ``content``); raises :class:`ApiError` unless it succeeded."""
+        headers = dict(headers or {})
         if self.auth == "bearer" and self.token is not None:
             headers["Authorization"] = f"Bearer {self.token}"
         if self.auth == "cookie" and method not in ("GET", "HEAD"):
@@ -91,7 +93,7 @@ class RestClient:
             headers["Idempotency-Key"] = idempotency_key
         query = None if params is None else {k: v for k, v in params.items() if v is not None}
         response = await self.http.request(
-            method, self.base_url + path, json=json, params=query, headers=headers
+            method, self.base_url + path, json=json, content=content, params=query, headers=headers
         )
         if self.auth == "bearer":
             self.http.cookies.clear()  # bearer mode never rides on a cookie by accident

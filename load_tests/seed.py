@@ -13,124 +13,103 @@ so GenerationWatcher users can keep requesting generations; without them the
 users have the server's signup credits (``MOODBOARD_SIGNUP_CREDITS``).
 
 ``down`` deletes the seeded projects (as their owners) and erases the seeded
-accounts (``DELETE /api/me``). Only REST calls: it works against any
-deployment, one instance or several behind a balancer.
+accounts (``DELETE /api/me``). Only REST calls, made with the Python client
+(``server.client.RestClient``): it works against any deployment, one
+instance or several behind a balancer.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
 import sys
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from server.client import ApiError, RestClient  # after the path line above: the repository root
+
 PASSWORD = "load-test password 1"
 DEFAULT_OUT = "load_seed.json"
-PARALLEL = 8  # concurrent REST calls while seeding
+PARALLEL = 8  # users or projects seeded at once
+T = TypeVar("T")
+R = TypeVar("R")
+Clients = Callable[[str | None], RestClient]  # a RestClient acting with a token, one pool
 
 
 class SeedError(RuntimeError):
-    """A REST call failed; the message names the call and the server's reply."""
+    """A REST call failed; the message names the step and the server's reply."""
 
 
-def call(client: httpx.Client, method: str, path: str, token: str | None = None, **kw: Any) -> Any:
-    """One REST call; raises SeedError unless it answers 2xx. Returns the JSON body, if any."""
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    reply = client.request(method, path, headers=headers, **kw)
-    if reply.status_code >= 300:
-        raise SeedError(f"{method} {path}: {reply.status_code} {reply.text[:300]}")
-    return reply.json() if reply.content else None
+@contextlib.contextmanager
+def step(what: str) -> Iterator[None]:
+    """Name the step in the error when one of its REST calls fails."""
+    try:
+        yield
+    except ApiError as exc:
+        raise SeedError(f"{what}: {exc}") from exc
 
 
-def register(client: httpx.Client, run: str, index: int) -> dict[str, Any]:
+async def in_parallel(work: Callable[[T], Awaitable[R]], inputs: Iterable[T]) -> list[R]:
+    """``work`` on every input, PARALLEL at a time; the results in the inputs' order."""
+    sem = asyncio.Semaphore(PARALLEL)
+
+    async def one(value: T) -> R:
+        async with sem:
+            return await work(value)
+
+    return list(await asyncio.gather(*(one(value) for value in inputs)))
+
+
+async def register(client: Clients, run: str, index: int) -> dict[str, Any]:
     email = f"load-{run}-{index}@example.com"
-    body = call(
-        client,
-        "POST",
-        "/api/auth/register",
-        json={"email": email, "password": PASSWORD, "name": f"Load {index}"},
-    )
-    return {"id": body["user"]["id"], "email": email, "token": body["token"]}
+    result = await client(None).register(email, PASSWORD, f"Load {index}")
+    return {"id": str(result.user.id), "email": email, "token": result.token}
 
 
-def make_project(
-    client: httpx.Client, users: list[dict[str, Any]], index: int, members: int, items: int
+async def make_project(
+    client: Clients, users: list[dict[str, Any]], index: int, members: int, items: int
 ) -> dict[str, Any]:
     owner = index % len(users)
-    token = users[owner]["token"]
-    project = call(client, "POST", "/api/projects", token, json={"name": f"Load project {index}"})
-    pid = project["id"]
-    room = call(client, "POST", f"/api/projects/{pid}/rooms", token, json={"name": "Living room"})[
-        "id"
-    ]
+    rest = client(users[owner]["token"])
+    project = (await rest.create_project(f"Load project {index}")).id
+    room = (await rest.create_room(project, "Living room", "other")).id
     item_ids = [
-        call(
-            client,
-            "POST",
-            f"/api/projects/{pid}/rooms/{room}/items",
-            token,
-            json={"kind": "note", "x": 10 * n, "y": 10 * n},
-        )["id"]
+        str((await rest.create_item(project, room, "note", x=10 * n, y=10 * n)).id)
         for n in range(items)
     ]
     member_indexes = [owner]
-    for step in range(1, min(members, len(users))):
-        other = (owner + step) % len(users)
-        call(
-            client,
-            "POST",
-            f"/api/projects/{pid}/members",
-            token,
-            json={"email": users[other]["email"], "role": "editor"},
-        )
+    for offset in range(1, min(members, len(users))):
+        other = (owner + offset) % len(users)
+        await rest.add_member(project, users[other]["email"], "editor")
         member_indexes.append(other)
     return {
-        "id": pid,
+        "id": str(project),
         "owner": owner,
-        "room_id": room,
+        "room_id": str(room),
         "items": item_ids,
         "members": member_indexes,
     }
 
 
+@contextlib.asynccontextmanager
+async def clients(host: str) -> AsyncIterator[Clients]:
+    """RestClients for any token, sharing one connection pool."""
+    async with httpx.AsyncClient(timeout=60) as http:
+        yield lambda token: RestClient(host, token=token, http=http)
+
+
 def up(args: argparse.Namespace) -> dict[str, Any]:
     """Create users and projects; returns the seed document (also written to ``--out``)."""
     run = uuid.uuid4().hex[:8]
-    with (
-        httpx.Client(base_url=args.host, timeout=60) as client,
-        ThreadPoolExecutor(PARALLEL) as pool,
-    ):
-        users = list(pool.map(lambda i: register(client, run, i), range(args.users)))
-        if args.admin_email:
-            admin = call(
-                client,
-                "POST",
-                "/api/auth/login",
-                json={"email": args.admin_email, "password": args.admin_password},
-            )["token"]
-            list(
-                pool.map(
-                    lambda u: call(
-                        client,
-                        "POST",
-                        f"/api/admin/users/{u['id']}/credits",
-                        admin,
-                        json={"delta": args.credits, "reason": "load test"},
-                    ),
-                    users,
-                )
-            )
-        projects = list(
-            pool.map(
-                lambda i: make_project(client, users, i, args.members, args.items),
-                range(args.projects),
-            )
-        )
+    users, projects = asyncio.run(create(args, run))
     seed = {
         "run": run,
         "host": args.host,
@@ -142,31 +121,47 @@ def up(args: argparse.Namespace) -> dict[str, Any]:
     return seed
 
 
+async def create(
+    args: argparse.Namespace, run: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The seed's users (credits granted when an admin is given), then its projects."""
+    async with clients(args.host) as client:
+        with step("register users"):
+            users = await in_parallel(lambda i: register(client, run, i), range(args.users))
+        if args.admin_email:
+            admin = client(None)
+            with step("admin login"):
+                await admin.login(args.admin_email, args.admin_password)
+            with step("grant credits"):
+                await in_parallel(
+                    lambda u: admin.grant_credits(u["id"], args.credits, "load test"), users
+                )
+        with step("create projects"):
+            projects = await in_parallel(
+                lambda i: make_project(client, users, i, args.members, args.items),
+                range(args.projects),
+            )
+    return users, projects
+
+
 def down(args: argparse.Namespace) -> None:
     """Delete the seeded projects and erase the seeded accounts."""
     seed = json.loads(Path(args.seed).read_text())
+    asyncio.run(remove(seed, args.host or seed["host"]))
+    Path(args.seed).unlink()
+
+
+async def remove(seed: dict[str, Any], host: str) -> None:
+    """Delete the projects (each by its owner), then erase the accounts."""
     users = seed["users"]
-    with (
-        httpx.Client(base_url=args.host or seed["host"], timeout=60) as client,
-        ThreadPoolExecutor(PARALLEL) as pool,
-    ):
-        list(
-            pool.map(
-                lambda p: call(
-                    client, "DELETE", f"/api/projects/{p['id']}", users[p["owner"]]["token"]
-                ),
+    async with clients(host) as client:
+        with step("delete projects"):
+            await in_parallel(
+                lambda p: client(users[p["owner"]]["token"]).delete_project(p["id"]),
                 seed["projects"],
             )
-        )
-        list(
-            pool.map(
-                lambda u: call(
-                    client, "DELETE", "/api/me", u["token"], json={"password": seed["password"]}
-                ),
-                users,
-            )
-        )
-    Path(args.seed).unlink()
+        with step("erase accounts"):
+            await in_parallel(lambda u: client(u["token"]).erase_account(seed["password"]), users)
 
 
 def main(argv: list[str] | None = None) -> int:

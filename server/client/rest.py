@@ -146,6 +146,20 @@ class RestClient:
     async def me(self) -> s.User:
         return await self._call(s.User, "GET", "/api/me")
 
+    async def erase_account(self, password: str) -> None:
+        """Erase this account (password re-confirmed); the client's token is then void."""
+        await self.request("DELETE", "/api/me", json={"password": password})
+        self.token = None
+
+    async def grant_credits(self, user_id: Id, delta: int, reason: str) -> s.User:
+        """Add (or, negative, remove) a user's credits; platform admins only."""
+        return await self._call(
+            s.User,
+            "POST",
+            f"/api/admin/users/{user_id}/credits",
+            json={"delta": delta, "reason": reason},
+        )
+
     # --- projects and members -------------------------------------------------------------
 
     async def create_project(

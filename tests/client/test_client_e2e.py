@@ -112,6 +112,13 @@ async def test_rest_calls_follow_the_contract(server: ServerProcess, stack: Asyn
         with pytest.raises(ApiError) as gone:
             await owner.me()
         assert gone.value.status == 401
+    async with RestClient(server.url) as leaving:
+        email = f"erase-{uuid.uuid4().hex[:8]}@example.com"
+        await leaving.register(email, PASSWORD, "Leaving")
+        await leaving.erase_account(PASSWORD)
+        with pytest.raises(ApiError) as erased:
+            await leaving.login(email, PASSWORD)
+        assert erased.value.status == 401
 
 
 async def test_cookie_login_opens_a_socket_and_bad_tokens_do_not(

@@ -25,11 +25,12 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import asyncpg
-import httpx
 import msgspec
 import psutil  # type: ignore[import-untyped]
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+
+from server.client import RestClient
 
 ROOT = Path(__file__).resolve().parents[2]
 BASELINE = Path(__file__).resolve().parent / "baseline_server.py"
@@ -127,7 +128,7 @@ class Target:
     process: subprocess.Popen[bytes]
     token: str = "bench"
     baseline: bool = False
-    http: httpx.AsyncClient | None = None
+    rest: RestClient | None = None  # the benchmark user's REST client (our server only)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -148,25 +149,24 @@ class Target:
                 ProjectRef(str(uuid.uuid4()), [str(uuid.uuid4()) for _ in range(items)])
                 for _ in range(count)
             ]
-        assert self.http is not None
+        rest = self.rest
+        assert rest is not None
         sem = asyncio.Semaphore(8)
 
-        async def post(path: str, body: dict[str, Any]) -> str:
+        async def bounded(call: Callable[[], Awaitable[T]]) -> T:
             async with sem:
-                reply = await self.http.post(path, json=body)  # type: ignore[union-attr]
-            reply.raise_for_status()
-            return str(reply.json()["id"])
+                return await call()
 
         async def one(n: int) -> ProjectRef:
-            pid = await post("/api/projects", {"name": f"bench {n}"})
-            room = await post(f"/api/projects/{pid}/rooms", {"name": "r"})
-            ids = await asyncio.gather(
+            project = await bounded(lambda: rest.create_project(f"bench {n}"))
+            room = await bounded(lambda: rest.create_room(project.id, "r", "other"))
+            made = await asyncio.gather(
                 *(
-                    post(f"/api/projects/{pid}/rooms/{room}/items", {"kind": "note"})
+                    bounded(lambda: rest.create_item(project.id, room.id, "note"))
                     for _ in range(items)
                 )
             )
-            return ProjectRef(pid, list(ids))
+            return ProjectRef(str(project.id), [str(item.id) for item in made])
 
         return list(await asyncio.gather(*(one(n) for n in range(count))))
 
@@ -231,15 +231,9 @@ async def ours(admin_url: str, redis_url: str, workdir: Path) -> AsyncIterator[T
     try:
         await _wait_port(port, process, log)
         base = f"http://127.0.0.1:{port}"
-        async with httpx.AsyncClient(base_url=base, timeout=60) as http:
-            reply = await http.post(
-                "/api/auth/register",
-                json={"email": f"bench-{db}@example.com", "password": PASSWORD, "name": "Bench"},
-            )
-            reply.raise_for_status()
-            token = reply.json()["token"]
-            http.headers["Authorization"] = f"Bearer {token}"
-            yield Target("ours", port, process, token=token, http=http)
+        async with RestClient(base, timeout_s=60) as rest:
+            registered = await rest.register(f"bench-{db}@example.com", PASSWORD, "Bench")
+            yield Target("ours", port, process, token=registered.token, rest=rest)
     finally:
         _stop(process)
         await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')

@@ -199,3 +199,37 @@ async def test_a_client_that_never_reads_is_closed_4503(tmp_path: Path) -> None:
                     break
             assert slow.connection.close_code == 4503
             assert received >= 16
+
+
+async def test_a_burst_of_joins_waits_for_redis_connections_instead_of_failing(
+    cluster_db: str, redis_url: str, tmp_path: Path
+) -> None:
+    """200 sockets joining at once through a 4-connection Redis pool all get ``joined``."""
+    sockets = 200
+    env = server_env(
+        cluster_db,
+        REDIS_URL=redis_url,
+        MOODBOARD_REDIS_POOL_SIZE="4",
+        MOODBOARD_MAX_SOCKETS_PER_USER=str(sockets),
+    )
+    async with running_server(env, tmp_path) as server, contextlib.AsyncExitStack() as stack:
+        token = (await signup(server.url, "Crowd", f"crowd-{uuid.uuid4().hex[:8]}@example.com"))[1]
+        pid = (await call(server, "POST", "/api/projects", token, json={"name": "Busy"})).json()[
+            "id"
+        ]
+        opened = await asyncio.gather(
+            *(stack.enter_async_context(ws(server.url, token)) for _ in range(sockets))
+        )
+        for sock in opened:
+            await sock.expect("ready")
+        replies = await asyncio.gather(
+            *(
+                sock.request({"type": "join", "ref": "j", "project_id": pid}, timeout=60)
+                for sock in opened
+            )
+        )
+        assert [r["type"] for r in replies] == ["joined"] * sockets
+        assert all(sock.connection.close_code is None for sock in opened)
+        # The last join saw every socket in the presence map.
+        assert max(len(r["presence"]) for r in replies) == sockets
+        assert "publish_failed" not in server.log()

@@ -70,6 +70,24 @@ async def _inprocess_worker(
         log.exception("worker.inprocess_crashed")
 
 
+REDIS_POOL_WAIT_S = 10.0
+
+
+def redis_client(url: str | None, pool_size: int) -> aioredis.Redis | None:
+    """The instance's Redis client, or None without ``REDIS_URL``.
+
+    A bounded pool where a command waits for a free connection: a burst of
+    joins or publishes queues for a moment instead of failing with
+    ``MaxConnectionsError`` (redis-py's default pool refuses its 101st).
+    """
+    if url is None:
+        return None
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=pool_size, timeout=REDIS_POOL_WAIT_S
+    )
+    return aioredis.Redis.from_pool(pool)
+
+
 def create_app(settings: Settings) -> Litestar:
     """Build the ASGI application for ``settings``.
 
@@ -81,7 +99,7 @@ def create_app(settings: Settings) -> Litestar:
     async def resources(app: Litestar) -> AsyncIterator[None]:
         engine = create_engine(settings.database)
         async with engine_lifespan(engine, settings.db_pool_size):
-            redis = aioredis.from_url(settings.redis_url) if settings.redis_url else None
+            redis = redis_client(settings.redis_url, settings.redis_pool_size)
             throttle: LoginThrottle = (
                 RedisLoginThrottle(redis, settings.login_failures_per_minute)
                 if redis is not None

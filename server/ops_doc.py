@@ -103,6 +103,11 @@ DESCRIPTIONS: dict[str, tuple[str | None, str]] = {
     ),
     "MOODBOARD_LOG_LEVEL": ("`info`", "`debug`, `info`, `warning` or `error`"),
     "MOODBOARD_DB_POOL_SIZE": (None, "PostgreSQL connections per instance (plus one for LISTEN)"),
+    "MOODBOARD_REDIS_POOL_SIZE": (
+        None,
+        "Redis connections per instance (one of them holds the subscriptions); when all "
+        "are busy a command waits for one (up to 10 s) instead of failing",
+    ),
     "MOODBOARD_SESSION_TTL_HOURS": (None, "sliding session lifetime"),
     "MOODBOARD_INVITATION_TTL_HOURS": (None, "invitation lifetime"),
     "MOODBOARD_LOGIN_FAILURES_PER_MINUTE": (

@@ -88,6 +88,7 @@ class Settings:
     log_format: LogFormat = "console"
     log_level: str = "info"
     db_pool_size: int = 10
+    redis_pool_size: int = 50
     session_ttl_s: int = 14 * 24 * 3600
     invitation_ttl_s: int = 7 * 24 * 3600
     login_failures_per_minute: int = 10
@@ -317,6 +318,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         log_format=_log_format(env),
         log_level=_log_level(env),
         db_pool_size=_int(env, "MOODBOARD_DB_POOL_SIZE", 10, 1, 1000),
+        redis_pool_size=_int(env, "MOODBOARD_REDIS_POOL_SIZE", 50, 2, 10_000),
         session_ttl_s=3600 * _int(env, "MOODBOARD_SESSION_TTL_HOURS", 14 * 24, 1, 24 * 366),
         invitation_ttl_s=3600 * _int(env, "MOODBOARD_INVITATION_TTL_HOURS", 7 * 24, 1, 24 * 90),
         login_failures_per_minute=_int(env, "MOODBOARD_LOGIN_FAILURES_PER_MINUTE", 10, 1, 10_000),

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +30,7 @@ from server.projects.edits import EditRequest
 from server.realtime import protocol as p
 from server.realtime.bus import BrokerUnavailable
 from server.realtime.hub import Realtime
-from server.realtime.outbox import Outbox
+from server.realtime.outbox import Outbox, start
 from server.realtime.session import (
     ApplyEdit,
     Authenticate,
@@ -41,7 +42,7 @@ from server.realtime.session import (
     Send,
     SetPresence,
 )
-from server.realtime.snapshot import current_seq, read_replay, read_snapshot
+from server.realtime.snapshot import read_resume, read_snapshot
 from server.types import ProjectId, UserId
 
 log = get_logger(__name__)
@@ -78,6 +79,9 @@ class Connection:
         self.streams: dict[uuid.UUID, Stream] = {}
         self.closed = False
         self._writer: asyncio.Task[None] | None = None
+        self._send = socket.send  # the ASGI send, below Litestar's send_text helpers
+        self._stalled: Awaitable[None] | None = None  # a direct write waiting for the socket
+        self._writing = False  # the writer task is writing a queued frame
         self._auth_timer: asyncio.TimerHandle | None = None
 
     @property
@@ -214,35 +218,54 @@ class Connection:
         metrics.sent(frame)
         self.send_text(p.encode(frame).decode())
 
-    def send_text(self, text: str) -> None:
-        """Queue a frame; a full outbox closes the socket with 4503 (it resumes later)."""
+    def send_text(self, text: str) -> bool:
+        """Write a frame, or queue it; a full outbox closes the socket with 4503 (it resumes).
+
+        Returns False when the socket is closed (nothing written or queued).
+        """
         if self.closed:
-            return
+            return False
+        if self._stalled is None and not self._writing and not len(self.outbox):
+            # Nothing ahead of it: write now (order kept), no task to wake (outbox.py).
+            try:
+                self._stalled = start(self._write(text))
+            except Exception:  # the peer is gone: the reader sees the disconnect
+                return True
+            if self._stalled is not None:  # the transport is full: the writer finishes it
+                self.outbox.wake()
+            return True
         if not self.outbox.offer(text):
             log.info("ws.too_slow", connection_id=self.id, queued=len(self.outbox))
             self.realtime.spawn(self.close(CloseCode.TOO_SLOW, "too slow to keep up; resume"))
+        return True
 
-    def deliver_event(self, project_id: uuid.UUID, seq: int, text: str) -> None:
-        """An event from the bus: once, in order, after the join's own read (DESIGN.md)."""
+    def _write(self, text: str) -> Awaitable[None]:
+        return self._send({"type": "websocket.send", "bytes": None, "text": text})
+
+    def deliver_event(self, project_id: uuid.UUID, seq: int, text: str) -> bool:
+        """An event from the bus: once, in order, after the join's own read (DESIGN.md).
+
+        Returns whether it went to the socket now (the hub counts those).
+        """
         stream = self.streams.get(project_id)
         if stream is None:
-            return
+            return False
         if stream.buffer is not None:
             self._buffer(stream, seq, text)
         elif seq > stream.last_seq:
             stream.last_seq = seq
-            metrics.EVENT_FRAMES_SENT.inc()
-            self.send_text(text)
+            return self.send_text(text)
+        return False
 
-    def deliver_presence(self, project_id: uuid.UUID, text: str) -> None:
+    def deliver_presence(self, project_id: uuid.UUID, text: str) -> bool:
+        """A presence diff; returns whether it went to the socket now."""
         stream = self.streams.get(project_id)
         if stream is None:
-            return
+            return False
         if stream.buffer is not None:
             self._buffer(stream, None, text)
-        else:
-            metrics.PRESENCE_FRAMES_SENT.inc()
-            self.send_text(text)
+            return False
+        return self.send_text(text)
 
     def _buffer(self, stream: Stream, seq: int | None, text: str) -> None:
         assert stream.buffer is not None
@@ -252,9 +275,21 @@ class Connection:
         stream.buffer.append((seq, text))
 
     async def _write_loop(self) -> None:
+        """Finish a stalled direct write, then write what queued behind it, in order."""
         with contextlib.suppress(Exception):
-            while (text := await self.outbox.next()) is not None:
-                await self.socket.send_text(text)
+            while True:
+                if self._stalled is not None:
+                    await self._stalled
+                    self._stalled = None
+                text = self.outbox.take()
+                if text is not None:
+                    self._writing = True
+                    await self._write(text)
+                    self._writing = False
+                elif self.outbox.closed:
+                    return
+                else:
+                    await self.outbox.wait()
 
     # --- joining and leaving -----------------------------------------------------------------
 
@@ -269,8 +304,12 @@ class Connection:
         # Subscribe first, then read at a known seq S, then hand over what came after S.
         try:
             await self.realtime.subscribe(self, project_id)
+            presence = await self.realtime.presence_enter(
+                self, project_id, p.PresenceEntry(user_id=user.id, name=user.name, state={})
+            )
         except BrokerUnavailable:
-            await self._leave(project_id)
+            with contextlib.suppress(Exception):  # Redis is down: leaving may fail too
+                await self._leave(project_id)
             self.session.join_failed(project_id)
             self.send_frame(
                 p.Error(
@@ -280,13 +319,12 @@ class Connection:
                 )
             )
             return
-        presence = await self.realtime.presence_enter(
-            self, project_id, p.PresenceEntry(user_id=user.id, name=user.name, state={})
-        )
         replay: list[p.EventFrame] | None = None
-        seq = await current_seq(project_id)
-        if last_seq is not None and seq is not None:
-            replay = await read_replay(project_id, last_seq, seq)
+        seq: int | None = None
+        if last_seq is not None:
+            resumed = await read_resume(project_id, last_seq)
+            if resumed is not None:
+                seq, replay = resumed
         snapshot = None
         if replay is None:
             taken = await read_snapshot(self.engine, project_id)

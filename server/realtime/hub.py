@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+from redis.exceptions import RedisError
 
 from server import metrics
 from server.events.log import EventRecord
@@ -238,10 +239,17 @@ class Realtime:
     async def presence_enter(
         self, connection: Connection, project_id: uuid.UUID, entry: p.PresenceEntry
     ) -> dict[str, p.PresenceEntry]:
-        """Add the socket to the project's presence; returns the full map (itself included)."""
-        await self.presence.put(project_id, connection.id, entry)
+        """Add the socket to the project's presence; returns the full map (itself included).
+
+        Raises:
+            BrokerUnavailable: Redis did not answer (the join fails with an error frame).
+        """
+        try:
+            members = await self.presence.enter(project_id, connection.id, entry)
+        except (RedisError, OSError) as exc:
+            raise BrokerUnavailable(f"presence unavailable: {exc!r}") from exc
         await self._publish_diff(project_id, connection.id, {connection.id: entry}, {})
-        return await self.presence.members(project_id)
+        return members
 
     def presence_update(
         self, connection: Connection, project_id: uuid.UUID, state: dict[str, Any]
@@ -304,10 +312,11 @@ class Realtime:
             self._arrive(message.project_id, message.seq, bytes(message.frame).decode())
             metrics.fanned_out(message.published_at)
         elif isinstance(message, env.PresenceEnvelope):
-            text = bytes(message.frame).decode()
+            text, sent = bytes(message.frame).decode(), 0
             for connection in tuple(self._subscribers.get(message.project_id, ())):
                 if connection.id != message.source:
-                    connection.deliver_presence(message.project_id, text)
+                    sent += connection.deliver_presence(message.project_id, text)
+            metrics.PRESENCE_FRAMES_SENT.inc(sent)
         elif isinstance(message, env.SessionsRevoked):
             revoked = set(message.session_ids)
             for connection in tuple(self.connections.values()):
@@ -337,8 +346,10 @@ class Realtime:
             self._drain(project_id, feed)
 
     def _dispatch(self, project_id: uuid.UUID, seq: int, text: str) -> None:
+        sent = 0
         for connection in tuple(self._subscribers.get(project_id, ())):
-            connection.deliver_event(project_id, seq, text)
+            sent += connection.deliver_event(project_id, seq, text)
+        metrics.EVENT_FRAMES_SENT.inc(sent)  # once per event, not per socket: a locked counter
 
     def _arrive(self, project_id: uuid.UUID, seq: int, text: str) -> None:
         feed = self._feeds.get(project_id)

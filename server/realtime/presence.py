@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Protocol
 
 import msgspec
@@ -26,11 +26,19 @@ log = get_logger(__name__)
 OnOrphans = Callable[[uuid.UUID, dict[str, PresenceEntry]], Coroutine[Any, Any, None]]
 
 _entry_decoder = msgspec.json.Decoder(PresenceEntry)
+_entries_decoder = msgspec.json.Decoder(list[PresenceEntry])
 _encoder = msgspec.json.Encoder()
 
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _members(raw: Mapping[bytes | str, bytes | str]) -> dict[str, PresenceEntry]:
+    """A presence hash as read from Redis; its entries decoded in one call (a join reads all)."""
+    values = (v if isinstance(v, bytes) else v.encode() for v in raw.values())
+    entries = _entries_decoder.decode(b"[" + b",".join(values) + b"]")
+    return dict(zip(map(_text, raw), entries, strict=True))
 
 
 class PresenceStore(Protocol):
@@ -43,6 +51,9 @@ class PresenceStore(Protocol):
     async def put(
         self, project_id: uuid.UUID, connection_id: str, entry: PresenceEntry
     ) -> None: ...
+    async def enter(
+        self, project_id: uuid.UUID, connection_id: str, entry: PresenceEntry
+    ) -> dict[str, PresenceEntry]: ...
     async def remove(self, project_id: uuid.UUID, connection_id: str) -> PresenceEntry | None: ...
     async def members(self, project_id: uuid.UUID) -> dict[str, PresenceEntry]: ...
 
@@ -62,6 +73,12 @@ class MemoryPresence:
 
     async def put(self, project_id: uuid.UUID, connection_id: str, entry: PresenceEntry) -> None:
         self._maps.setdefault(project_id, {})[connection_id] = entry
+
+    async def enter(
+        self, project_id: uuid.UUID, connection_id: str, entry: PresenceEntry
+    ) -> dict[str, PresenceEntry]:
+        await self.put(project_id, connection_id, entry)
+        return await self.members(project_id)
 
     async def remove(self, project_id: uuid.UUID, connection_id: str) -> PresenceEntry | None:
         members = self._maps.get(project_id)
@@ -126,6 +143,17 @@ class RedisPresence:
             pipe.sadd(self._index(self._instance), f"{project_id}:{connection_id}")
             await pipe.execute()
 
+    async def enter(
+        self, project_id: uuid.UUID, connection_id: str, entry: PresenceEntry
+    ) -> dict[str, PresenceEntry]:
+        """``put`` and ``members`` in one round trip: the map as of the entry's arrival."""
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.hset(self._map(project_id), connection_id, _encoder.encode(entry))
+            pipe.sadd(self._index(self._instance), f"{project_id}:{connection_id}")
+            pipe.hgetall(self._map(project_id))
+            _, _, raw = await pipe.execute()
+        return _members(raw)
+
     async def remove(self, project_id: uuid.UUID, connection_id: str) -> PresenceEntry | None:
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.hget(self._map(project_id), connection_id)
@@ -135,8 +163,7 @@ class RedisPresence:
         return None if raw is None else _entry_decoder.decode(raw)
 
     async def members(self, project_id: uuid.UUID) -> dict[str, PresenceEntry]:
-        raw = await self._client.hgetall(self._map(project_id))
-        return {_text(k): _entry_decoder.decode(v) for k, v in raw.items()}
+        return _members(await self._client.hgetall(self._map(project_id)))
 
     async def _heartbeat(self) -> None:
         async with self._client.pipeline(transaction=False) as pipe:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+import msgspec
 from piccolo.engine.base import Engine
 
 from server.events.tables import Event
@@ -110,6 +112,45 @@ async def read_events(project_id: uuid.UUID, after: int, upto: int) -> list[p.Ev
         .output(load_json=True)
     )
     return [event_frame(row) for row in rows]
+
+
+# The project's seq S and the logged events after last_seq up to S, in one statement:
+# one consistent view (PostgreSQL: the statement's snapshot; SQLite: one read).
+_RESUME_SQL = """
+SELECT p.seq AS head, e.project_id AS project_id, e.seq AS seq, e.kind AS kind,
+       e.entity AS entity, e.entity_id AS entity_id, e.version AS version, e.data AS data,
+       e.actor_id AS actor_id, e.op_id AS op_id, e.at AS at
+FROM project p
+LEFT JOIN event e ON e.project_id = p.id AND e.seq > {} AND e.seq <= p.seq
+WHERE p.id = {}
+ORDER BY e.seq
+"""
+
+
+async def read_resume(
+    project_id: uuid.UUID, last_seq: int
+) -> tuple[int, list[p.EventFrame] | None] | None:
+    """A resume's read: the project's seq S and exactly the events ``last_seq + 1 .. S``.
+
+    The events are None when the log no longer holds them all (retention) or
+    ``last_seq`` is ahead of the project: the client needs a snapshot. None
+    when the project does not exist.
+    """
+    rows = await Project.raw(_RESUME_SQL, last_seq, project_id)
+    if not rows:
+        return None
+    head = int(rows[0]["head"])
+    if last_seq > head:
+        return head, None
+    events = [row for row in rows if row["seq"] is not None]
+    if len(events) != head - last_seq:
+        return head, None  # retention removed some
+    for row in events:
+        if isinstance(row["data"], str | bytes):  # JSON columns come back as text from raw SQL
+            row["data"] = msgspec.json.decode(row["data"])
+        if isinstance(row["at"], str):  # SQLite
+            row["at"] = datetime.fromisoformat(row["at"])
+    return head, [event_frame(row) for row in events]
 
 
 async def read_replay(project_id: uuid.UUID, last_seq: int, seq: int) -> list[p.EventFrame] | None:

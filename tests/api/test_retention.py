@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from server.events.retention import prune
 from server.events.tables import Event
-from server.realtime.snapshot import read_replay
+from server.realtime.snapshot import read_events, read_replay, read_resume
 from tests.api.conftest import Api
 
 
@@ -49,6 +49,15 @@ async def test_resume_beyond_the_log_falls_back_to_a_snapshot(api: Api) -> None:
     assert await read_replay(uuid.UUID(pid), head - 2, head) is not None
     assert await read_replay(uuid.UUID(pid), head - 3, head) is None
     assert await read_replay(uuid.UUID(pid), head + 1, head) is None  # ahead of the project
+    # The socket's resume reads the head and the events in one query: the same answers.
+    assert await read_resume(uuid.UUID(pid), head - 2) == (
+        head,
+        await read_events(uuid.UUID(pid), head - 2, head),
+    )
+    assert await read_resume(uuid.UUID(pid), head) == (head, [])
+    assert await read_resume(uuid.UUID(pid), head - 3) == (head, None)
+    assert await read_resume(uuid.UUID(pid), head + 1) == (head, None)
+    assert await read_resume(uuid.uuid4(), 0) is None  # no such project
 
 
 async def test_stale_write_without_history_conflicts(api: Api) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import signal
 import socket
 import uuid
@@ -14,8 +15,10 @@ from typing import Any
 import httpx
 import pytest
 import redis.asyncio as aioredis
+from websockets.asyncio.client import connect
 
-from tests.conftest import create_pg_database, drop_pg_database
+from tests.conftest import create_pg_database, drop_pg_database, free_port
+from tests.e2e.test_metrics import private_redis
 from tests.servers import ServerProcess, running_server, server_env
 from tests.wsclient import Ws, signup, ws
 
@@ -199,3 +202,66 @@ async def test_a_client_that_never_reads_is_closed_4503(tmp_path: Path) -> None:
                     break
             assert slow.connection.close_code == 4503
             assert received >= 16
+
+
+async def test_a_burst_of_joins_waits_for_redis_connections_instead_of_failing(
+    cluster_db: str, redis_url: str, tmp_path: Path
+) -> None:
+    """200 sockets joining at once through a 4-connection Redis pool all get ``joined``."""
+    sockets = 200
+    env = server_env(
+        cluster_db,
+        REDIS_URL=redis_url,
+        MOODBOARD_REDIS_POOL_SIZE="4",
+        MOODBOARD_MAX_SOCKETS_PER_USER=str(sockets),
+    )
+    async with running_server(env, tmp_path) as server:
+        token = (await signup(server.url, "Crowd", f"crowd-{uuid.uuid4().hex[:8]}@example.com"))[1]
+        pid = (await call(server, "POST", "/api/projects", token, json={"name": "Busy"})).json()[
+            "id"
+        ]
+        url, auth = server.url.replace("http://", "ws://") + "/ws", f"Bearer {token}"
+        opened = [
+            Ws(connection)
+            for connection in await asyncio.gather(
+                *(connect(url, additional_headers={"Authorization": auth}) for _ in range(sockets))
+            )
+        ]
+        try:
+            for sock in opened:
+                await sock.expect("ready")
+            replies = await asyncio.gather(
+                *(
+                    sock.request({"type": "join", "ref": "j", "project_id": pid}, timeout=60)
+                    for sock in opened
+                )
+            )
+            assert [r["type"] for r in replies] == ["joined"] * sockets
+            assert all(sock.connection.close_code is None for sock in opened)
+            # The last join saw every socket in the presence map.
+            assert max(len(r["presence"]) for r in replies) == sockets
+            assert "publish_failed" not in server.log()
+        finally:
+            for sock in opened:  # cut, not closed one by one: 200 closing handshakes take long
+                sock.connection.transport.abort()
+
+
+async def test_a_join_while_redis_is_down_gets_an_error_and_the_socket_stays(
+    tmp_path: Path,
+) -> None:
+    """With Redis gone, a join gets an ``internal`` error frame, not a 4500 close."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("needs redis-server to run a private Redis")
+    port = free_port()
+    env = server_env(f"sqlite:///{tmp_path / 'm.sqlite3'}", REDIS_URL=f"redis://127.0.0.1:{port}/0")
+    async with private_redis(port) as redis, running_server(env, tmp_path) as server:
+        token = (await signup(server.url, "Solo", f"solo-{uuid.uuid4().hex[:8]}@example.com"))[1]
+        pid = (await call(server, "POST", "/api/projects", token, json={"name": "P"})).json()["id"]
+        async with ws(server.url, token) as first, ws(server.url, token) as second:
+            await joined(first, pid)  # the instance follows the project already
+            await second.expect("ready")
+            redis.terminate()
+            await redis.wait()
+            reply = await second.request({"type": "join", "ref": "j", "project_id": pid}, 30)
+            assert (reply["type"], reply["code"]) == ("error", "internal")
+            assert (await second.request({"type": "ping", "ref": "p"}))["type"] == "pong"

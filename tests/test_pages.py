@@ -22,7 +22,7 @@ async def test_the_page_is_html_with_a_strict_content_security_policy(tmp_path: 
     async with _app(tmp_path) as client:
         response = await client.get("/")
     assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/html")
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
     assert "attachment" not in response.headers.get("content-disposition", "")
     assert '<script type="module" src="/static/app.js">' in response.text
     policy = response.headers["content-security-policy"]

@@ -39,7 +39,7 @@ def index() -> File:
     """The moodboard page."""
     return File(
         STATIC_DIR / "index.html",
-        media_type="text/html; charset=utf-8",
+        media_type="text/html",  # Litestar adds "; charset=utf-8" to text types
         content_disposition_type="inline",
         headers={
             "Content-Security-Policy": CONTENT_SECURITY_POLICY,

@@ -28,10 +28,11 @@ from server.http.schemas import (
     to,
 )
 from server.projects import access, edits
-from server.projects.edits import EditRequest
+from server.projects.edits import Action, EditRequest
 from server.projects.entities import item_entity, room_entity
 from server.projects.tables import Item as ItemTable
 from server.projects.tables import Room as RoomTable
+from server.projects.validation import EditableEntity
 from server.realtime.snapshot import current_seq, read_events
 from server.types import ProjectId
 
@@ -46,17 +47,48 @@ def op_id_of(request: Request[Any, Any, Any]) -> str | None:
     return key
 
 
-async def write(ctx: AppContext, caller: Principal, request: EditRequest) -> dict[str, Any] | None:
-    """Apply an edit for a REST call: the entity after it, or 409 with the conflict body."""
-    outcome, entity = await edits.apply(ctx.engine, ctx.notifier, caller.user_id, request)
+async def write(
+    ctx: AppContext,
+    caller: Principal,
+    http: Request[Any, Any, Any],
+    project_id: uuid.UUID,
+    action: Action,
+    entity: EditableEntity,
+    *,
+    id: uuid.UUID | None = None,
+    room_id: uuid.UUID | None = None,
+    base_version: int | None = None,
+    data: dict[str, Any] | None = None,
+) -> dict[str, Any] | None:
+    """Apply an edit for a REST call: the entity after it, or 409 with the conflict body.
+
+    The ``Idempotency-Key`` header becomes the edit's ``op_id``.
+    """
+    request = EditRequest(
+        project_id=project_id,
+        action=action,
+        entity=entity,
+        id=id,
+        room_id=room_id,
+        base_version=base_version,
+        data=data,
+        op_id=op_id_of(http),
+    )
+    outcome, after = await edits.apply(ctx.engine, ctx.notifier, caller.user_id, request)
     if isinstance(outcome, edits.Conflicted):
         raise Conflict(
             f"{outcome.entity} changed since version {outcome.base_version}",
             **msgspec.to_builtins(outcome),
         )
-    if entity is None and request.action != "delete":  # a retried op: read it again
-        entity = await edits.read_entity(request.entity, outcome.id, ProjectId(request.project_id))
-    return entity
+    if after is None and action != "delete":  # a retried op: read it again
+        after = await edits.read_entity(entity, outcome.id, ProjectId(project_id))
+    return after
+
+
+def _new_id(fields: dict[str, Any]) -> uuid.UUID | None:
+    """Take the client-chosen id (if any) out of a create body's fields."""
+    chosen = fields.pop("id", None)
+    return None if chosen is None else uuid.UUID(chosen)
 
 
 def base_version_of(data: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -96,18 +128,8 @@ class ContentController(Controller):
     ) -> Room:
         """Add a room (editors and owners)."""
         fields = msgspec.to_builtins(await strictly(request, data))
-        room_id = fields.pop("id", None)
         entity = await write(
-            ctx,
-            caller,
-            EditRequest(
-                project_id=project_id,
-                action="create",
-                entity="room",
-                id=None if room_id is None else uuid.UUID(room_id),
-                data=fields,
-                op_id=op_id_of(request),
-            ),
+            ctx, caller, request, project_id, "create", "room", id=_new_id(fields), data=fields
         )
         return to(Room, entity)
 
@@ -126,15 +148,13 @@ class ContentController(Controller):
         entity = await write(
             ctx,
             caller,
-            EditRequest(
-                project_id=project_id,
-                action="update",
-                entity="room",
-                id=room_id,
-                base_version=base,
-                data=fields,
-                op_id=op_id_of(request),
-            ),
+            request,
+            project_id,
+            "update",
+            "room",
+            id=room_id,
+            base_version=base,
+            data=fields,
         )
         return to(Room, entity)
 
@@ -152,14 +172,12 @@ class ContentController(Controller):
         await write(
             ctx,
             caller,
-            EditRequest(
-                project_id=project_id,
-                action="delete",
-                entity="room",
-                id=room_id,
-                base_version=base_version,
-                op_id=op_id_of(request),
-            ),
+            request,
+            project_id,
+            "delete",
+            "room",
+            id=room_id,
+            base_version=base_version,
         )
 
     @get("/rooms/{room_id:uuid}/items")
@@ -188,19 +206,16 @@ class ContentController(Controller):
     ) -> Item:
         """Place an item on a room's board (editors and owners)."""
         fields = msgspec.to_builtins(await strictly(request, data))
-        item_id = fields.pop("id", None)
         entity = await write(
             ctx,
             caller,
-            EditRequest(
-                project_id=project_id,
-                action="create",
-                entity="item",
-                id=None if item_id is None else uuid.UUID(item_id),
-                room_id=room_id,
-                data=fields,
-                op_id=op_id_of(request),
-            ),
+            request,
+            project_id,
+            "create",
+            "item",
+            id=_new_id(fields),
+            room_id=room_id,
+            data=fields,
         )
         return to(Item, entity)
 
@@ -219,15 +234,13 @@ class ContentController(Controller):
         entity = await write(
             ctx,
             caller,
-            EditRequest(
-                project_id=project_id,
-                action="update",
-                entity="item",
-                id=item_id,
-                base_version=base,
-                data=fields,
-                op_id=op_id_of(request),
-            ),
+            request,
+            project_id,
+            "update",
+            "item",
+            id=item_id,
+            base_version=base,
+            data=fields,
         )
         return to(Item, entity)
 
@@ -245,14 +258,12 @@ class ContentController(Controller):
         await write(
             ctx,
             caller,
-            EditRequest(
-                project_id=project_id,
-                action="delete",
-                entity="item",
-                id=item_id,
-                base_version=base_version,
-                op_id=op_id_of(request),
-            ),
+            request,
+            project_id,
+            "delete",
+            "item",
+            id=item_id,
+            base_version=base_version,
         )
 
     @get("/events")

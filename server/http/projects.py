@@ -10,11 +10,10 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from server.errors import ValidationFailed
-from server.http.content import op_id_of, write
+from server.http.content import write
 from server.http.deps import Caller, Ctx, strictly
 from server.http.schemas import Project, ProjectCreateBody, ProjectListed, ProjectPatchBody, to
 from server.projects import service
-from server.projects.edits import EditRequest
 from server.types import ProjectId
 
 
@@ -62,15 +61,13 @@ class ProjectController(Controller):
         entity = await write(
             ctx,
             caller,
-            EditRequest(
-                project_id=project_id,
-                action="update",
-                entity="project",
-                id=project_id,
-                base_version=data.base_version,
-                data=changes,
-                op_id=op_id_of(request),
-            ),
+            request,
+            project_id,
+            "update",
+            "project",
+            id=project_id,
+            base_version=data.base_version,
+            data=changes,
         )
         return to(Project, entity)
 

@@ -128,3 +128,49 @@ async def test_writes_succeed_while_the_bus_is_down(engine: Any, database_url: s
             "member.created",
             "project.updated",
         ]
+
+
+async def test_an_idempotency_key_makes_a_retried_write_apply_once(api: Api) -> None:
+    """A REST write retried with the same Idempotency-Key answers as before and writes nothing."""
+    owner = await api.register("owner")
+    project = await api.project(owner)
+    base = f"/api/projects/{project['id']}"
+    room = (
+        await api.client.post(
+            f"{base}/rooms", json={"name": "Kitchen", "room_type": "kitchen"}, headers=owner.auth
+        )
+    ).json()
+    create = {"kind": "note", "x": 1, "y": 2, "w": 30, "h": 40, "data": {"text": "hi"}}
+    once = {**owner.auth, "Idempotency-Key": "create-note-1"}
+    made = [
+        await api.client.post(f"{base}/rooms/{room['id']}/items", json=create, headers=once)
+        for _ in range(2)
+    ]
+    assert [r.status_code for r in made] == [201, 201]
+    assert made[0].json() == made[1].json()
+    item = made[0].json()
+    move = {**owner.auth, "Idempotency-Key": "move-note-1"}
+    moved = [
+        await api.client.patch(
+            f"{base}/items/{item['id']}", json={"base_version": 1, "x": 99}, headers=move
+        )
+        for _ in range(2)
+    ]
+    assert [r.status_code for r in moved] == [200, 200]
+    assert [r.json()["version"] for r in moved] == [2, 2]
+    items = (await api.client.get(f"{base}/rooms/{room['id']}/items", headers=owner.auth)).json()
+    assert [(i["id"], i["x"], i["version"]) for i in items] == [(item["id"], 99, 2)]
+    events = (await api.client.get(f"{base}/events", headers=owner.auth)).json()["events"]
+    assert [e["kind"] for e in events if e.get("entity") == "item"] == [
+        "item.created",
+        "item.updated",
+    ]
+
+    too_long = {**owner.auth, "Idempotency-Key": "k" * 65}
+    refused = await api.client.patch(
+        f"{base}/items/{item['id']}", json={"base_version": 2, "x": 5}, headers=too_long
+    )
+    assert refused.status_code == 400
+    assert "Idempotency-Key" in refused.json()["detail"]
+    after = (await api.client.get(f"{base}/rooms/{room['id']}/items", headers=owner.auth)).json()
+    assert (after[0]["x"], after[0]["version"]) == (99, 2)

@@ -320,22 +320,27 @@ async def all_events(server: ServerProcess, pid: str, token: str) -> list[dict[s
             return events
 
 
+async def owner_with_a_note(
+    server: ServerProcess,
+) -> tuple[Any, str, dict[str, Any], dict[str, Any]]:
+    """A new owner (signup result), their project's id, a room of it and a note in that room."""
+    owner = await signup(server.url, "Owner", f"o-{uuid.uuid4().hex[:8]}@example.com")
+    pid = (await rest(server, "POST", "/api/projects", owner[1], json={"name": "P"}))["id"]
+    room = await rest(server, "POST", f"/api/projects/{pid}/rooms", owner[1], json={"name": "R"})
+    item = await rest(
+        server, "POST", f"/api/projects/{pid}/rooms/{room['id']}/items", owner[1],
+        json={"kind": "note"},
+    )  # fmt: skip
+    return owner, pid, room, item
+
+
 async def test_outside_writers_reach_every_instance(
     cluster_db: str, redis_url: str, tmp_path: Path
 ) -> None:
     """psql-style UPDATEs of an item, a room and a generation arrive as next-seq events."""
     env = server_env(cluster_db, REDIS_URL=redis_url)
     async with running_server(env, tmp_path) as a, running_server(env, tmp_path) as b:
-        owner = await signup(a.url, "Owner", f"o-{uuid.uuid4().hex[:8]}@example.com")
-        pid = (await rest(a, "POST", "/api/projects", owner[1], json={"name": "P"}))["id"]
-        room = await rest(a, "POST", f"/api/projects/{pid}/rooms", owner[1], json={"name": "R"})
-        item = await rest(
-            a,
-            "POST",
-            f"/api/projects/{pid}/rooms/{room['id']}/items",
-            owner[1],
-            json={"kind": "note"},
-        )
+        owner, pid, room, item = await owner_with_a_note(a)
         sockets = []
         for server in (a, b):
             sock = await connect(
@@ -427,16 +432,7 @@ async def test_joins_during_continuous_edits_miss_nothing(
     """Clients joining (snapshot) while edits commit non-stop: none missed, none doubled."""
     env = server_env(cluster_db, REDIS_URL=redis_url)
     async with running_server(env, tmp_path) as a, running_server(env, tmp_path) as b:
-        owner = await signup(a.url, "Owner", f"o-{uuid.uuid4().hex[:8]}@example.com")
-        pid = (await rest(a, "POST", "/api/projects", owner[1], json={"name": "P"}))["id"]
-        room = await rest(a, "POST", f"/api/projects/{pid}/rooms", owner[1], json={"name": "R"})
-        item = await rest(
-            a,
-            "POST",
-            f"/api/projects/{pid}/rooms/{room['id']}/items",
-            owner[1],
-            json={"kind": "note"},
-        )
+        owner, pid, room, item = await owner_with_a_note(a)
         stop = asyncio.Event()
 
         async def writer(server: ServerProcess) -> int:

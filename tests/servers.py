@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -202,3 +203,11 @@ async def create_service_account(env: Mapping[str, str], name: str = "worker") -
     assert process.returncode == 0, err.decode()
     line = next(x for x in out.decode().splitlines() if x.startswith("key"))
     return line.rsplit(" ", 1)[1]
+
+
+async def call(server: ServerProcess, method: str, path: str, token: str, **kw: Any) -> Any:
+    """One REST call to a server process with a bearer token; the httpx response."""
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        return await client.request(
+            method, path, headers={"Authorization": f"Bearer {token}"}, **kw
+        )

@@ -8,7 +8,6 @@ import shutil
 import signal
 import socket
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,29 +16,12 @@ import pytest
 import redis.asyncio as aioredis
 from websockets.asyncio.client import connect
 
-from tests.conftest import create_pg_database, drop_pg_database, free_port
+from tests.conftest import free_port
 from tests.e2e.test_metrics import private_redis
-from tests.servers import ServerProcess, running_server, server_env
+from tests.servers import ServerProcess, call, running_server, server_env
 from tests.wsclient import Ws, signup, ws
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-async def cluster_db(pg_url: str) -> AsyncIterator[str]:
-    """A fresh PostgreSQL database for one cluster test."""
-    url = await create_pg_database("moodboard_cluster")
-    try:
-        yield url
-    finally:
-        await drop_pg_database(url)
-
-
-async def call(server: ServerProcess, method: str, path: str, token: str, **kw: Any) -> Any:
-    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
-        return await client.request(
-            method, path, headers={"Authorization": f"Bearer {token}"}, **kw
-        )
 
 
 async def shared_project(

@@ -14,7 +14,6 @@ import contextlib
 import json
 import random
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,6 @@ import redis.asyncio as aioredis
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from tests.conftest import create_pg_database, drop_pg_database
 from tests.servers import ServerProcess, running_server, server_env
 from tests.wsclient import signup
 
@@ -184,15 +182,6 @@ class Client:
             if n == OPS_PER_CLIENT // 2:
                 disruption.set()
             await asyncio.sleep(self.rng.random() * 0.01)
-
-
-@pytest.fixture
-async def cluster_db(pg_url: str) -> AsyncIterator[str]:
-    url = await create_pg_database("moodboard_converge")
-    try:
-        yield url
-    finally:
-        await drop_pg_database(url)
 
 
 async def rest(server: ServerProcess, method: str, path: str, token: str, **kw: Any) -> Any:

@@ -5,16 +5,15 @@ from __future__ import annotations
 import signal
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.conftest import create_pg_database, drop_pg_database
 from tests.servers import (
     ServerProcess,
+    call,
     create_service_account,
     running_server,
     running_worker,
@@ -26,23 +25,6 @@ from tests.wsclient import Ws, signup, ws
 pytestmark = pytest.mark.e2e
 PALETTE = ["#d8c3a5", "#8e8d8a", "#e98074"]
 FINISHED = ("generation.succeeded", "generation.failed", "generation.canceled")
-
-
-@pytest.fixture
-async def workers_db(pg_url: str) -> AsyncIterator[str]:
-    """A fresh PostgreSQL database for one test."""
-    url = await create_pg_database("moodboard_workers")
-    try:
-        yield url
-    finally:
-        await drop_pg_database(url)
-
-
-async def call(server: ServerProcess, method: str, path: str, token: str, **kw: Any) -> Any:
-    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
-        return await client.request(
-            method, path, headers={"Authorization": f"Bearer {token}"}, **kw
-        )
 
 
 async def board(server: ServerProcess) -> tuple[str, str, str]:
@@ -103,10 +85,10 @@ def finished(gids: list[str]) -> Callable[[list[dict[str, Any]]], bool]:
 
 
 async def test_worker_processes_on_another_instance_stream_progress_live(
-    workers_db: str, redis_url: str, tmp_path: Path
+    cluster_db: str, redis_url: str, tmp_path: Path
 ) -> None:
     """Two worker processes on two instances share ten jobs, each once; a socket sees all."""
-    env = server_env(workers_db, REDIS_URL=redis_url)
+    env = server_env(cluster_db, REDIS_URL=redis_url)
     async with running_server(env, tmp_path) as a, running_server(env, tmp_path) as b:
         key = await create_service_account(env)
         token, pid, room = await board(a)
@@ -141,11 +123,11 @@ async def test_worker_processes_on_another_instance_stream_progress_live(
 
 
 async def test_a_job_survives_sigterm_and_sigkill_of_its_workers(
-    workers_db: str, redis_url: str, tmp_path: Path
+    cluster_db: str, redis_url: str, tmp_path: Path
 ) -> None:
     """SIGTERM mid-job releases it; a SIGKILLed worker's job is reclaimed after the lease."""
     env = server_env(
-        workers_db,
+        cluster_db,
         REDIS_URL=redis_url,
         MOODBOARD_GENERATION_LEASE_SECONDS="2",
         MOODBOARD_GENERATION_MAX_ATTEMPTS="5",

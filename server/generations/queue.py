@@ -46,7 +46,7 @@ from server.db.engine import write_transaction
 from server.errors import BadRequest, Conflict, NotFound
 from server.events import log as event_log
 from server.events.log import EventRecord
-from server.generations.service import refund
+from server.generations.service import generation_row, refund
 from server.generations.tables import Generation
 from server.log import get_logger
 from server.projects import resources
@@ -498,13 +498,7 @@ class GenerationQueue:
         if first is None:
             return None
         await event_log.lock_project(_project_id(first["project_id"]))
-        row: dict[str, Any] | None = (
-            await Generation.select()
-            .where(Generation.id == generation_id)
-            .output(load_json=True)
-            .first()
-        )
-        return row
+        return await generation_row(generation_id)
 
     async def _held(self, generation_id: uuid.UUID, owner: Owner) -> dict[str, Any]:
         """The locked row of a job ``owner`` holds a live lease on; 404 / 409 otherwise."""

@@ -36,7 +36,8 @@ MAX_PROMPT = 2000
 NO_GENERATION = "generation not found, or you have no access to it"
 
 
-async def _row(generation_id: uuid.UUID) -> dict[str, Any] | None:
+async def generation_row(generation_id: uuid.UUID) -> dict[str, Any] | None:
+    """The generation's row (JSON columns decoded), or None."""
     row: dict[str, Any] | None = (
         await Generation.select()
         .where(Generation.id == generation_id)
@@ -100,7 +101,7 @@ async def request(
                 cost=cost,
             )
         )
-        row = await _row(generation_id)
+        row = await generation_row(generation_id)
         assert row is not None
         entity = generation_entity(row)
         event = await event_log.append(
@@ -118,7 +119,7 @@ async def request(
 
 async def get(caller: Principal, generation_id: uuid.UUID) -> dict[str, Any]:
     """A generation of a project the caller can read (403 otherwise, missing or not)."""
-    row = await _row(generation_id)
+    row = await generation_row(generation_id)
     if row is None or await access.role_on(row["project_id"], caller.user_id) is None:
         raise Forbidden(NO_GENERATION)
     return generation_entity(row)
@@ -151,7 +152,7 @@ async def cancel(
     engine: Engine[Any], notifier: Notifier, caller: Principal, generation_id: uuid.UUID
 ) -> dict[str, Any]:
     """Cancel a generation that has not finished, refunding its cost (409 when finished)."""
-    row = await _row(generation_id)
+    row = await generation_row(generation_id)
     if row is None:
         raise Forbidden(NO_GENERATION)
     project_id = ProjectId(row["project_id"])
@@ -160,7 +161,7 @@ async def cancel(
             raise Forbidden(NO_GENERATION)
         await access.require(project_id, caller.user_id, "generation.request")
         await event_log.lock_project(project_id)  # serialises with completion
-        row = await _row(generation_id)
+        row = await generation_row(generation_id)
         assert row is not None
         if row["status"] in FINISHED:
             raise Conflict(
@@ -178,7 +179,7 @@ async def cancel(
             }
         ).where(Generation.id == generation_id)
         await refund(row, actor_id=caller.user_id)
-        row = await _row(generation_id)
+        row = await generation_row(generation_id)
         assert row is not None
         entity = generation_entity(row)
         event = await event_log.append(

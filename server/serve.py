@@ -14,6 +14,7 @@ import uvicorn
 
 from server.app import create_app
 from server.realtime.hub import Realtime
+from server.realtime.wire import expose_send
 from server.settings import Settings
 
 
@@ -65,7 +66,7 @@ def run_server(settings: Settings, *, host: str, port: int) -> None:
         signal.signal(sig, lambda *_: None)
     app = create_app(settings)
     config = uvicorn.Config(
-        app,
+        expose_send(app),  # fan-out frames go straight to the transport (realtime/wire.py)
         host=host,
         port=port,
         log_config=None,  # ours (server/log.py): structured, secrets redacted
@@ -74,7 +75,9 @@ def run_server(settings: Settings, *, host: str, port: int) -> None:
         ws_max_size=64 * 1024,  # larger frames close with 1009 (PROTOCOL.md 3.5)
         ws_ping_interval=20.0,
         ws_ping_timeout=30.0,  # a peer that does not answer a ping in 30 s is dropped
-        ws_per_message_deflate=False,  # compression costs memory per socket
+        # Compression costs memory per socket, and a compressed frame could not be
+        # serialized once for every socket (realtime/wire.py).
+        ws_per_message_deflate=False,
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
         timeout_graceful_shutdown=10,

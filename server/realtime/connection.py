@@ -2,9 +2,10 @@
 
 The reader loop decodes each frame and feeds ``ConnectionSession``; the
 effects it returns are carried out here (sending, authenticating, joining,
-leaving, presence). A writer task drains the bounded outbox onto the socket;
-when the outbox is full the socket closes with 4503 (the client resumes with
-``last_seq``), never an unbounded queue, never a silent drop.
+leaving, presence). A frame goes straight to the transport when it can
+(wire.py), else into the bounded outbox that a writer task drains onto the
+socket; when the outbox is full the socket closes with 4503 (the client
+resumes with ``last_seq``), never an unbounded queue, never a silent drop.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from server.realtime.session import (
     SetPresence,
 )
 from server.realtime.snapshot import read_resume, read_snapshot
+from server.realtime.wire import DirectWriter, Outgoing
 from server.types import ProjectId, UserId
 
 log = get_logger(__name__)
@@ -54,7 +56,7 @@ class Stream:
     """A joined project on this socket: the last seq delivered, and the join-time buffer."""
 
     last_seq: int = 0
-    buffer: list[tuple[int | None, str]] | None = field(default_factory=list)
+    buffer: list[tuple[int | None, Outgoing]] | None = field(default_factory=list)
 
 
 class Connection:
@@ -75,11 +77,12 @@ class Connection:
         self.realtime = realtime
         self.engine = engine
         self.session_ttl_s = session_ttl_s
-        self.outbox = Outbox(max_frames=outbox_frames)
+        self.outbox: Outbox[Outgoing] = Outbox(max_frames=outbox_frames)
         self.streams: dict[uuid.UUID, Stream] = {}
         self.closed = False
         self._writer: asyncio.Task[None] | None = None
         self._send = socket.send  # the ASGI send, below Litestar's send_text helpers
+        self._direct = DirectWriter.for_scope(socket.scope)  # None: not under uvicorn
         self._stalled: Awaitable[None] | None = None  # a direct write waiting for the socket
         self._writing = False  # the writer task is writing a queued frame
         self._auth_timer: asyncio.TimerHandle | None = None
@@ -216,9 +219,9 @@ class Connection:
 
     def send_frame(self, frame: p.ServerFrame) -> None:
         metrics.sent(frame)
-        self.send_text(p.encode(frame).decode())
+        self.send(Outgoing(p.encode(frame)))
 
-    def send_text(self, text: str) -> bool:
+    def send(self, frame: Outgoing) -> bool:
         """Write a frame, or queue it; a full outbox closes the socket with 4503 (it resumes).
 
         Returns False when the socket is closed (nothing written or queued).
@@ -226,23 +229,28 @@ class Connection:
         if self.closed:
             return False
         if self._stalled is None and not self._writing and not len(self.outbox):
-            # Nothing ahead of it: write now (order kept), no task to wake (outbox.py).
-            try:
-                self._stalled = start(self._write(text))
-            except Exception:  # the peer is gone: the reader sees the disconnect
+            # Nothing ahead of it: write now (order kept), no task to wake.
+            if self._direct is not None:
+                if self._direct.write(frame):
+                    return True
+                # The transport is paused (or closing): the writer's ASGI send waits for it.
+            else:
+                try:
+                    self._stalled = start(self._write(frame))  # outbox.py
+                except Exception:  # the peer is gone: the reader sees the disconnect
+                    return True
+                if self._stalled is not None:  # the transport is full: the writer finishes it
+                    self.outbox.wake()
                 return True
-            if self._stalled is not None:  # the transport is full: the writer finishes it
-                self.outbox.wake()
-            return True
-        if not self.outbox.offer(text):
+        if not self.outbox.offer(frame):
             log.info("ws.too_slow", connection_id=self.id, queued=len(self.outbox))
             self.realtime.spawn(self.close(CloseCode.TOO_SLOW, "too slow to keep up; resume"))
         return True
 
-    def _write(self, text: str) -> Awaitable[None]:
-        return self._send({"type": "websocket.send", "bytes": None, "text": text})
+    def _write(self, frame: Outgoing) -> Awaitable[None]:
+        return self._send({"type": "websocket.send", "bytes": None, "text": frame.text})
 
-    def deliver_event(self, project_id: uuid.UUID, seq: int, text: str) -> bool:
+    def deliver_event(self, project_id: uuid.UUID, seq: int, frame: Outgoing) -> bool:
         """An event from the bus: once, in order, after the join's own read (DESIGN.md).
 
         Returns whether it went to the socket now (the hub counts those).
@@ -251,28 +259,28 @@ class Connection:
         if stream is None:
             return False
         if stream.buffer is not None:
-            self._buffer(stream, seq, text)
+            self._buffer(stream, seq, frame)
         elif seq > stream.last_seq:
             stream.last_seq = seq
-            return self.send_text(text)
+            return self.send(frame)
         return False
 
-    def deliver_presence(self, project_id: uuid.UUID, text: str) -> bool:
+    def deliver_presence(self, project_id: uuid.UUID, frame: Outgoing) -> bool:
         """A presence diff; returns whether it went to the socket now."""
         stream = self.streams.get(project_id)
         if stream is None:
             return False
         if stream.buffer is not None:
-            self._buffer(stream, None, text)
+            self._buffer(stream, None, frame)
             return False
-        return self.send_text(text)
+        return self.send(frame)
 
-    def _buffer(self, stream: Stream, seq: int | None, text: str) -> None:
+    def _buffer(self, stream: Stream, seq: int | None, frame: Outgoing) -> None:
         assert stream.buffer is not None
         if len(stream.buffer) >= self.outbox.max_frames:
             self.realtime.spawn(self.close(CloseCode.TOO_SLOW, "too slow to keep up; resume"))
             return
-        stream.buffer.append((seq, text))
+        stream.buffer.append((seq, frame))
 
     async def _write_loop(self) -> None:
         """Finish a stalled direct write, then write what queued behind it, in order."""
@@ -281,10 +289,10 @@ class Connection:
                 if self._stalled is not None:
                     await self._stalled
                     self._stalled = None
-                text = self.outbox.take()
-                if text is not None:
+                frame = self.outbox.take()
+                if frame is not None:
                     self._writing = True
-                    await self._write(text)
+                    await self._write(frame)
                     self._writing = False
                 elif self.outbox.closed:
                     return
@@ -348,12 +356,12 @@ class Connection:
         buffered, stream.buffer = stream.buffer or [], None
         # Presence diffs first (they have no seq), then events in seq order.
         buffered.sort(key=lambda entry: -1 if entry[0] is None else entry[0])
-        for event_seq, text in buffered:
+        for event_seq, queued in buffered:
             if event_seq is None:
-                self.send_text(text)
+                self.send(queued)
             elif event_seq > stream.last_seq:
                 stream.last_seq = event_seq
-                self.send_text(text)
+                self.send(queued)
         self.session.join_done(project_id)
 
     async def _leave(self, project_id: uuid.UUID) -> None:

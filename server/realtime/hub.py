@@ -3,7 +3,8 @@
 One ``Realtime`` per server instance. It keeps the local sockets by project,
 subscribes upstream on a project's first local subscriber and unsubscribes on
 its last, decodes each bus message once and hands the same text to every
-local subscriber's bounded outbox (DESIGN.md "delivery path"). It is also the
+local subscriber, serialized once as a WebSocket frame (wire.py; DESIGN.md
+"delivery path"). It is also the
 ``Notifier`` the services call after they commit: committed events, revoked
 sessions and access changes go out on the bus to every instance.
 """
@@ -30,6 +31,7 @@ from server.realtime import protocol as p
 from server.realtime.bus import Broker, BrokerUnavailable
 from server.realtime.presence import PresenceStore
 from server.realtime.snapshot import project_seqs, read_events
+from server.realtime.wire import Outgoing
 from server.types import ProjectId, UserId
 
 if TYPE_CHECKING:
@@ -49,7 +51,7 @@ class Feed:
     """
 
     head: int | None = None
-    pending: dict[int, str] = field(default_factory=dict)
+    pending: dict[int, Outgoing] = field(default_factory=dict)
     filling: bool = False
 
 
@@ -309,13 +311,13 @@ class Realtime:
             return
         if isinstance(message, env.EventEnvelope):
             # decoded once, written to N sockets
-            self._arrive(message.project_id, message.seq, bytes(message.frame).decode())
+            self._arrive(message.project_id, message.seq, Outgoing(bytes(message.frame)))
             metrics.fanned_out(message.published_at)
         elif isinstance(message, env.PresenceEnvelope):
-            text, sent = bytes(message.frame).decode(), 0
+            frame, sent = Outgoing(bytes(message.frame)), 0
             for connection in tuple(self._subscribers.get(message.project_id, ())):
                 if connection.id != message.source:
-                    sent += connection.deliver_presence(message.project_id, text)
+                    sent += connection.deliver_presence(message.project_id, frame)
             metrics.PRESENCE_FRAMES_SENT.inc(sent)
         elif isinstance(message, env.SessionsRevoked):
             revoked = set(message.session_ids)
@@ -345,22 +347,22 @@ class Realtime:
             feed.pending = {s: t for s, t in feed.pending.items() if s > seq}
             self._drain(project_id, feed)
 
-    def _dispatch(self, project_id: uuid.UUID, seq: int, text: str) -> None:
+    def _dispatch(self, project_id: uuid.UUID, seq: int, frame: Outgoing) -> None:
         sent = 0
         for connection in tuple(self._subscribers.get(project_id, ())):
-            sent += connection.deliver_event(project_id, seq, text)
+            sent += connection.deliver_event(project_id, seq, frame)
         metrics.EVENT_FRAMES_SENT.inc(sent)  # once per event, not per socket: a locked counter
 
-    def _arrive(self, project_id: uuid.UUID, seq: int, text: str) -> None:
+    def _arrive(self, project_id: uuid.UUID, seq: int, frame: Outgoing) -> None:
         feed = self._feeds.get(project_id)
         if feed is None:
             return
         if feed.head is None:  # no join has finished its read yet: joiners buffer and sort
-            self._dispatch(project_id, seq, text)
+            self._dispatch(project_id, seq, frame)
             return
         if seq <= feed.head:
             return  # delivered already (a duplicate from the bus, the log or NOTIFY)
-        feed.pending[seq] = text
+        feed.pending[seq] = frame
         self._drain(project_id, feed)
         if feed.pending:
             self.notice(project_id, max(feed.pending))
@@ -396,7 +398,7 @@ class Realtime:
                 )
             for frame in frames:
                 if feed.head is not None and frame.seq > feed.head:
-                    feed.pending.setdefault(frame.seq, p.encode(frame).decode())
+                    feed.pending.setdefault(frame.seq, Outgoing(p.encode(frame)))
             self._drain(project_id, feed)
         except Exception as exc:  # the database hiccuped: the heal loop tries again
             log.warning("feed.fill_failed", project_id=str(project_id), error=repr(exc))

@@ -1,6 +1,6 @@
 """A connection's bounded outbound queue (DESIGN.md "delivery path"), and writing without a task.
 
-Frames are queued as already-encoded text; one writer task per connection
+Frames are queued already encoded; one writer task per connection
 drains the queue onto the socket. ``offer`` never blocks and never drops
 silently: when the queue is full it says so, and the caller closes the
 connection with 4503 so the client resumes with ``last_seq`` and loses nothing.
@@ -16,21 +16,22 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Generator
+from collections.abc import Awaitable, Generator, Sized
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 DEFAULT_MAX_FRAMES = 1024
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
+F = TypeVar("F", bound=Sized)
 
 
 @dataclass(slots=True)
-class Outbox:
-    """At most ``max_frames`` frames and ``max_bytes`` characters waiting to be written."""
+class Outbox(Generic[F]):
+    """At most ``max_frames`` frames and ``max_bytes`` (by ``len``) waiting to be written."""
 
     max_frames: int = DEFAULT_MAX_FRAMES
     max_bytes: int = DEFAULT_MAX_BYTES
-    _frames: deque[str] = field(default_factory=deque)
+    _frames: deque[F] = field(default_factory=deque)
     _size: int = 0
     _waiter: asyncio.Future[None] | None = None
     _closed: bool = False
@@ -40,14 +41,14 @@ class Outbox:
 
     @property
     def size(self) -> int:
-        """Characters waiting."""
+        """The summed ``len`` of the frames waiting."""
         return self._size
 
     @property
     def closed(self) -> bool:
         return self._closed
 
-    def offer(self, frame: str) -> bool:
+    def offer(self, frame: F) -> bool:
         """Queue ``frame``; False (nothing queued) when the queue is full or closed."""
         if self._closed:
             return False
@@ -68,7 +69,7 @@ class Outbox:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
-    def take(self) -> str | None:
+    def take(self) -> F | None:
         """The oldest queued frame, or None when nothing is queued."""
         if not self._frames:
             return None
@@ -86,7 +87,7 @@ class Outbox:
         finally:
             self._waiter = None
 
-    async def next(self) -> str | None:
+    async def next(self) -> F | None:
         """The next frame to write, waiting for one; None once closed and drained."""
         while (frame := self.take()) is None:
             if self._closed:

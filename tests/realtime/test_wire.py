@@ -1,0 +1,113 @@
+"""Frames written straight to uvicorn's transport (server/realtime/wire.py), on a real uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import uvicorn
+from litestar import Litestar, WebSocket, websocket
+from litestar.testing import TestClient
+from websockets.asyncio.client import connect
+
+from server.realtime.wire import DirectWriter, Outgoing, expose_send
+
+PAYLOADS = [b'{"n":1}', ('{"note":"' + "é" * 200 + '"}').encode(), b'"' + b"x" * 70_000 + b'"']
+
+
+@contextlib.asynccontextmanager
+async def serving(handler: Any) -> AsyncIterator[str]:
+    """``handler`` as a Litestar socket route under a real uvicorn, as serve.py runs it."""
+    app = Litestar(route_handlers=[websocket("/ws")(handler)])
+    config = uvicorn.Config(
+        expose_send(app),
+        host="127.0.0.1",
+        port=0,
+        ws="auto",
+        ws_per_message_deflate=False,
+        log_config=None,
+        lifespan="off",
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 - uvicorn says so by a flag alone
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"ws://127.0.0.1:{port}/ws"
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def test_frames_written_to_the_transport_arrive_whole_and_in_order() -> None:
+    """Small, non-ASCII and over-64-KiB frames (every length encoding) reach the client intact."""
+    writers: list[DirectWriter | None] = []
+
+    async def handler(socket: WebSocket[Any, Any, Any]) -> None:
+        await socket.accept()
+        writer = DirectWriter.for_scope(socket.scope)
+        writers.append(writer)
+        assert writer is not None
+        for payload in PAYLOADS:
+            assert writer.write(Outgoing(payload))
+        await socket.send_text("after")  # ASGI send still works, in order, on the same socket
+        await socket.receive()
+
+    async with serving(handler) as url, connect(url, max_size=None) as client:
+        received = [await client.recv() for _ in range(len(PAYLOADS) + 1)]
+    assert received == [p.decode() for p in PAYLOADS] + ["after"]
+    assert writers != [None]
+
+
+async def test_a_reader_that_stops_reading_makes_the_writer_decline_instead_of_buffering() -> None:
+    """Once the transport is paused (its buffer is full), ``write`` says no: the caller queues."""
+    outcome: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
+
+    async def handler(socket: WebSocket[Any, Any, Any]) -> None:
+        await socket.accept()
+        writer = DirectWriter.for_scope(socket.scope)
+        assert writer is not None
+        frame, written = Outgoing(b'"' + b"y" * 8000 + b'"'), 0
+        while written < 10_000 and writer.write(frame):
+            written += 1
+            if written % 50 == 0:
+                await asyncio.sleep(0)  # let the loop notice the full socket
+        outcome.set_result((written, len(frame.wire)))
+        await socket.receive()
+
+    async with serving(handler) as url, connect(url, max_size=None, max_queue=1) as client:
+        written, size = await asyncio.wait_for(outcome, 30)
+        # It stopped well before 10,000 frames (80 MB): bounded by the socket buffers.
+        assert written < 10_000
+        # What was written is all there, whole, once the client reads again.
+        for _ in range(written):
+            assert len(await client.recv()) == size - 4  # 4: this frame's header
+
+
+def test_outside_uvicorn_there_is_no_direct_writer() -> None:
+    """Under another server (here Litestar's test client) frames go through ASGI send."""
+    found: list[DirectWriter | None] = []
+
+    @websocket("/ws")
+    async def handler(socket: WebSocket[Any, Any, Any]) -> None:
+        await socket.accept()
+        found.append(DirectWriter.for_scope(socket.scope))
+        await socket.send_text("hello")
+
+    with (
+        TestClient(app=Litestar(route_handlers=[handler])) as client,
+        client.websocket_connect("/ws") as sock,
+    ):
+        assert sock.receive_text() == "hello"
+    assert found == [None]
+
+
+def test_a_frame_is_serialized_once_for_every_socket() -> None:
+    frame = Outgoing(b'{"type":"event"}')
+    assert frame.wire is frame.wire
+    assert frame.wire == b"\x81\x10" + b'{"type":"event"}'  # FIN + text, unmasked, length 16
+    assert frame.text == '{"type":"event"}'
+    assert len(frame) == 16

@@ -80,7 +80,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--rates",
         type=_floats,
-        default=[2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000],
+        default=[2, 5, 10, 20, 30, 50, 70, 100, 150, 200, 300, 500, 700, 1000, 1500, 2000, 3000],
         help="W1 edit rates (edits/s), tried in order until two in a row fail",
     )
     parser.add_argument("--step", type=float, default=5.0, help="W1 seconds per rate")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 import uuid
 from collections import deque
@@ -36,6 +37,20 @@ WARMUP_S = 1.0
 FAILED_STEPS_TO_STOP = 2
 RESUME_LIMIT_S = 30.0
 W4_SOCKETS_PER_PROJECT = 50  # a busy board; every join tells every member (presence)
+# PROTOCOL.md 3.5: a socket's default message rate. W1 spreads a step's edits over
+# enough of the project's sockets to stay under it, as that many collaborators would.
+W1_EDITS_PER_SOCKET = 50
+
+
+class Items:
+    """A project's items as editors see them: the free ones (no edit awaiting a reply), versions.
+
+    Shared by the editors of one project, so no two edits in flight touch the same item.
+    """
+
+    def __init__(self, ids: list[str]) -> None:
+        self.free: deque[str] = deque(ids)
+        self.versions = dict.fromkeys(ids, 1)
 
 
 class Editor:
@@ -45,40 +60,46 @@ class Editor:
     conflicts by itself; when no item is free the tick is counted as starved.
     """
 
-    def __init__(self, conn: Socket, project: ProjectRef, sent: dict[str, float]) -> None:
+    def __init__(
+        self,
+        conn: Socket,
+        project: ProjectRef,
+        sent: dict[str, float],
+        items: Items | None = None,
+    ) -> None:
         self.conn, self.project, self.sent = conn, project, sent
-        self.free: deque[str] = deque(project.items)
-        self.versions = dict.fromkeys(project.items, 1)
+        self.items = items or Items(project.items)
         self.inflight: dict[str, str] = {}  # op_id -> item
         self.acked = self.conflicts = self.errors = 0
         self.ack_latencies: list[float] = []
         conn.pump(self.on_frame)
 
     async def try_send(self, op_id: str) -> bool:
-        if not self.free:
+        if not self.items.free:
             return False
-        item = self.free.popleft()
+        item = self.items.free.popleft()
         self.inflight[op_id] = item
         self.sent[op_id] = time.perf_counter()
-        await self.conn.send(edit_frame(self.project.id, item, op_id, self.versions[item]))
+        await self.conn.send(edit_frame(self.project.id, item, op_id, self.items.versions[item]))
         return True
 
     def on_frame(self, frame: Frame, at: float) -> None:
         item = self.inflight.pop(frame.ref, None) if frame.ref else None
         if item is None:
             return
+        versions = self.items.versions
         if frame.type == "ack":
             self.acked += 1
             started = self.sent.get(frame.ref or "")
             if started is not None:
                 self.ack_latencies.append(at - started)
-            self.versions[item] = frame.version or self.versions[item]
+            versions[item] = frame.version or versions[item]
         elif frame.type == "conflict":
             self.conflicts += 1
-            self.versions[item] = frame.current_version or self.versions[item]
+            versions[item] = frame.current_version or versions[item]
         else:
             self.errors += 1
-        self.free.append(item)
+        self.items.free.append(item)
 
 
 class Watcher:
@@ -105,6 +126,16 @@ class Watcher:
         if started is not None:
             self.latencies.append(at - started)
             self.received += 1
+
+
+def both(*handlers: Any) -> Any:
+    """One pump handler calling each of ``handlers`` in turn (a socket that edits and watches)."""
+
+    def handle(frame: Frame, at: float) -> None:
+        for handler in handlers:
+            handler(frame, at)
+
+    return handle
 
 
 async def pace(rate: float, seconds: float, tick: Any) -> int:
@@ -135,56 +166,74 @@ async def w1_fanout(
     """W1: one project, N subscribers, edits at stepped rates; stops after two failed steps.
 
     A step passes with delivery p99 <= 50 ms, nothing lost, no gap, no closed
-    socket and every edit answered; the result is the best passing step.
+    socket and every edit answered; the result is the best passing step. The
+    edits come from as many of the N sockets as the step's rate needs at
+    ``W1_EDITS_PER_SOCKET`` each (round robin), and reach all N, the authors too.
     """
     project = (await target.projects(1, items=64))[0]
     sent: dict[str, float] = {}
-    conns, failures = await try_open_pumped(target, subscribers + 1, lambda _: project.id)
+    conns, failures = await try_open_pumped(target, subscribers, lambda _: project.id)
     if len(conns) < 2:
         raise RuntimeError(f"no sockets could join: {failures[:1]!r}")
-    subscribers = len(conns) - 1  # the server refused a few: measure the others, say so
-    editor = Editor(conns[0], project, sent)
-    watchers = [Watcher(c, sent) for c in conns[1:]]
+    subscribers = len(conns)  # the server refused a few: measure the others, say so
+    watchers = [Watcher(c, sent) for c in conns]
+    items = Items(project.items)
+    most = max(1, min(subscribers, math.ceil(max(rates) / W1_EDITS_PER_SOCKET)))
+    editors = [Editor(c, project, sent, items) for c in conns[:most]]
+    for editor, watcher in zip(editors, watchers, strict=False):
+        editor.conn.pump(both(editor.on_frame, watcher.on_frame))
+
+    def acked() -> int:
+        return sum(e.acked for e in editors)
+
+    def failed() -> int:
+        return sum(e.errors + e.conflicts for e in editors)
+
+    def inflight() -> int:
+        return sum(len(e.inflight) for e in editors)
+
     steps: list[dict[str, Any]] = []
     try:
         # Warm up (first queries, caches) before anything is measured.
         for n in range(WARMUP_EDITS):
-            await editor.try_send(f"warm-{n}")
-        await wait_until(lambda: not editor.inflight, DRAIN_TIMEOUT_S)
+            await editors[n % len(editors)].try_send(f"warm-{n}")
+        await wait_until(lambda: not inflight(), DRAIN_TIMEOUT_S)
         await asyncio.sleep(0.5)
         for index, rate in enumerate(rates):
             sent.clear()
             for w in watchers:
                 w.latencies, w.received = [], 0
-            acked0, errors0 = editor.acked, editor.errors + editor.conflicts
+            acked0, failed0 = acked(), failed()
             gaps0 = sum(w.gaps for w in watchers)
             starved = 0
+            active = max(1, min(len(editors), math.ceil(rate / W1_EDITS_PER_SOCKET)))
 
-            async def tick(n: int, index: int = index) -> None:
+            async def tick(n: int, index: int = index, active: int = active) -> None:
                 nonlocal starved
-                if not await editor.try_send(f"s{index}-{n}"):
+                if not await editors[n % active].try_send(f"s{index}-{n}"):
                     starved += 1
 
             with CpuMeter(target.ps) as cpu:
                 await pace(rate, step_s, tick)
             await wait_until(
                 lambda: (
-                    not editor.inflight
-                    and sum(w.received for w in watchers) >= (editor.acked - acked0) * subscribers  # noqa: B023
+                    not inflight()
+                    and sum(w.received for w in watchers) >= (acked() - acked0) * subscribers  # noqa: B023
                 ),
                 DRAIN_TIMEOUT_S,
             )
-            acked = editor.acked - acked0
+            acked_now = acked() - acked0
             received = sum(w.received for w in watchers)
             latency = percentiles([x for w in watchers for x in w.latencies])
             step = {
                 "offered_edits_per_s": rate,
-                "acked_edits_per_s": round(acked / step_s, 1),
+                "editor_sockets": active,
+                "acked_edits_per_s": round(acked_now / step_s, 1),
                 "deliveries_per_s": round(received / step_s, 1),
                 "delivery_ms": latency,
-                "lost": acked * subscribers - received,
-                "unanswered": len(editor.inflight),
-                "failed_edits": editor.errors + editor.conflicts - errors0,
+                "lost": acked_now * subscribers - received,
+                "unanswered": inflight(),
+                "failed_edits": failed() - failed0,
                 "starved_ticks": starved,
                 "gaps": sum(w.gaps for w in watchers) - gaps0,
                 "closed_sockets": sum(w.closed for w in watchers),

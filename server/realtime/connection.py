@@ -2,10 +2,14 @@
 
 The reader loop decodes each frame and feeds ``ConnectionSession``; the
 effects it returns are carried out here (sending, authenticating, joining,
-leaving, presence). A frame goes straight to the transport when it can
-(wire.py), else into the bounded outbox that a writer task drains onto the
-socket; when the outbox is full the socket closes with 4503 (the client
-resumes with ``last_seq``), never an unbounded queue, never a silent drop.
+leaving, presence). Under uvicorn, the frames a socket is sent during one
+turn of the event loop go to its transport together, in one write, at the
+end of the turn (wire.py; the hub's ``uncork``): when the bus hands over
+several events at once, as it does under load, a socket costs one system
+call for all of them. Frames a socket cannot take now (a slow reader) go
+into the bounded outbox that a writer task drains onto the socket; when the
+outbox is full the socket closes with 4503 (the client resumes with
+``last_seq``), never an unbounded queue, never a silent drop.
 """
 
 from __future__ import annotations
@@ -83,6 +87,7 @@ class Connection:
         self._writer: asyncio.Task[None] | None = None
         self._send = socket.send  # the ASGI send, below Litestar's send_text helpers
         self._direct = DirectWriter.for_scope(socket.scope)  # None: not under uvicorn
+        self._corked: list[Outgoing] = []  # for the transport at the end of this loop turn
         self._stalled: Awaitable[None] | None = None  # a direct write waiting for the socket
         self._writing = False  # the writer task is writing a queued frame
         self._auth_timer: asyncio.TimerHandle | None = None
@@ -229,23 +234,42 @@ class Connection:
         if self.closed:
             return False
         if self._stalled is None and not self._writing and not len(self.outbox):
-            # Nothing ahead of it: write now (order kept), no task to wake.
+            # Nothing ahead of it (order kept): write it now, no task to wake.
             if self._direct is not None:
-                if self._direct.write(frame):
-                    return True
-                # The transport is paused (or closing): the writer's ASGI send waits for it.
-            else:
-                try:
-                    self._stalled = start(self._write(frame))  # outbox.py
-                except Exception:  # the peer is gone: the reader sees the disconnect
-                    return True
-                if self._stalled is not None:  # the transport is full: the writer finishes it
-                    self.outbox.wake()
+                if not self._corked:
+                    self.realtime.uncork_soon(self)
+                self._corked.append(frame)
                 return True
-        if not self.outbox.offer(frame):
-            log.info("ws.too_slow", connection_id=self.id, queued=len(self.outbox))
-            self.realtime.spawn(self.close(CloseCode.TOO_SLOW, "too slow to keep up; resume"))
+            try:
+                self._stalled = start(self._write(frame))  # outbox.py
+            except Exception:  # the peer is gone: the reader sees the disconnect
+                return True
+            if self._stalled is not None:  # the transport is full: the writer finishes it
+                self.outbox.wake()
+            return True
+        self._queue(frame)
         return True
+
+    def uncork(self) -> None:
+        """Write the frames sent during this loop turn, in one go (the hub calls it)."""
+        frames, self._corked = self._corked, []
+        if not frames or self.closed or self._direct is None:
+            return
+        data = frames[0].wire if len(frames) == 1 else b"".join([f.wire for f in frames])
+        if self._direct.write(data):
+            return
+        # The transport is paused (or closing): the writer's ASGI send waits for it.
+        for frame in frames:
+            if not self._queue(frame):
+                return
+
+    def _queue(self, frame: Outgoing) -> bool:
+        """Into the outbox for the writer; False (and a 4503 close) when it is full."""
+        if self.outbox.offer(frame):
+            return True
+        log.info("ws.too_slow", connection_id=self.id, queued=len(self.outbox))
+        self.realtime.spawn(self.close(CloseCode.TOO_SLOW, "too slow to keep up; resume"))
+        return False
 
     def _write(self, frame: Outgoing) -> Awaitable[None]:
         return self._send({"type": "websocket.send", "bytes": None, "text": frame.text})
@@ -391,6 +415,7 @@ class Connection:
         """
         if self.closed:
             return
+        self.uncork()  # what was sent before the close goes first (an error explaining it)
         self.session.close(code, reason)
         metrics.closed(int(code))
         self.closed = True

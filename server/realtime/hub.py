@@ -79,6 +79,7 @@ class Realtime:
         self._upstream: dict[uuid.UUID, asyncio.Lock] = {}
         self._pending_presence: dict[tuple[uuid.UUID, str], tuple[Connection, dict[str, Any]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._corked: list[Connection] = []  # sockets with frames to write at the turn's end
         self._flusher: asyncio.Task[None] | None = None
         self._healer: asyncio.Task[None] | None = None
 
@@ -112,6 +113,25 @@ class Realtime:
                 return
             except BrokerUnavailable:
                 log.warning("realtime.control_subscription_pending")
+
+    def uncork_soon(self, connection: Connection) -> None:
+        """Have ``connection`` write its frames of this loop turn once the turn ends.
+
+        One callback for every socket that was sent something: a thousand-socket
+        fan-out schedules one, and events the bus delivers together reach each
+        socket in one write.
+        """
+        if not self._corked:
+            asyncio.get_running_loop().call_soon(self._uncork)
+        self._corked.append(connection)
+
+    def _uncork(self) -> None:
+        corked, self._corked = self._corked, []
+        for connection in corked:
+            try:
+                connection.uncork()
+            except Exception as exc:  # one broken socket must not keep frames from the rest
+                log.warning("ws.write_failed", connection_id=connection.id, error=repr(exc))
 
     def spawn(self, coro: Any) -> None:
         """Run ``coro`` in the background, keeping a reference until it ends."""

@@ -86,8 +86,8 @@ class DirectWriter:
             return None  # not accepted yet, or frames would need per-socket encoding
         return cls(protocol)
 
-    def write(self, outgoing: Outgoing) -> bool:
-        """Write the frame now; False (nothing written) when it must wait or go through ASGI.
+    def write(self, frames: bytes) -> bool:
+        """Write whole frames now; False (nothing written) when they must wait or go through ASGI.
 
         uvicorn's own ``send`` waits while the transport is paused (its buffer
         above the high-water mark: a slow reader) and refuses a closing
@@ -102,5 +102,5 @@ class DirectWriter:
             or protocol.transport.is_closing()
         ):
             return False
-        protocol.transport.write(outgoing.wire)
+        protocol.transport.write(frames)
         return True

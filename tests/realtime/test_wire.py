@@ -52,7 +52,7 @@ async def test_frames_written_to_the_transport_arrive_whole_and_in_order() -> No
         writers.append(writer)
         assert writer is not None
         for payload in PAYLOADS:
-            assert writer.write(Outgoing(payload))
+            assert writer.write(Outgoing(payload).wire)
         await socket.send_text("after")  # ASGI send still works, in order, on the same socket
         await socket.receive()
 
@@ -71,7 +71,7 @@ async def test_a_reader_that_stops_reading_makes_the_writer_decline_instead_of_b
         writer = DirectWriter.for_scope(socket.scope)
         assert writer is not None
         frame, written = Outgoing(b'"' + b"y" * 8000 + b'"'), 0
-        while written < 10_000 and writer.write(frame):
+        while written < 10_000 and writer.write(frame.wire):
             written += 1
             if written % 50 == 0:
                 await asyncio.sleep(0)  # let the loop notice the full socket

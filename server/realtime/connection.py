@@ -53,6 +53,7 @@ from server.types import ProjectId, UserId
 
 log = get_logger(__name__)
 FLUSH_ON_CLOSE_S = 1.0
+CORK_FRAMES = 64  # frames held for one write at the end of a loop turn, at most
 
 
 @dataclass(slots=True)
@@ -239,6 +240,8 @@ class Connection:
                 if not self._corked:
                     self.realtime.uncork_soon(self)
                 self._corked.append(frame)
+                if len(self._corked) >= CORK_FRAMES:  # a long replay: no need to hold it all
+                    self.uncork()
                 return True
             try:
                 self._stalled = start(self._write(frame))  # outbox.py

@@ -338,6 +338,30 @@ async def test_resume_with_last_seq_replays_exactly_the_missing_events(
         assert ahead["snapshot"]["project"]["name"] == "n2"
 
 
+async def test_a_long_replay_arrives_whole_and_in_order(server: ServerProcess) -> None:
+    """A replay longer than one write's worth of frames (CORK_FRAMES) loses and reorders nothing."""
+    _, token = await user(server)
+    created = await project(server, token)
+    pid, edits = created["id"], 150
+    for i in range(edits):
+        await rest(
+            server,
+            "PATCH",
+            f"/api/projects/{pid}",
+            token,
+            json={"base_version": 1 + i, "name": f"n{i}"},
+        )
+    async with ws(server.url, token) as sock:
+        await sock.expect("ready")
+        await sock.send({"type": "join", "ref": "j", "project_id": pid, "last_seq": created["seq"]})
+        await sock.send({"type": "ping", "ref": "after"})
+        frames = [await sock.recv() for _ in range(edits + 2)]
+    assert frames[0]["type"] == "joined"
+    assert [f["seq"] for f in frames[1:-1]] == [created["seq"] + 1 + i for i in range(edits)]
+    assert [f["data"]["name"] for f in frames[1:-1]] == [f"n{i}" for i in range(edits)]
+    assert frames[-1] == {"type": "pong", "ref": "after"}
+
+
 async def test_removed_member_is_told_and_logout_closes(server: ServerProcess) -> None:
     """Removing a member sends them left (access_revoked); logging out closes their socket 4401."""
     _, owner = await user(server, "owner")

@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 from piccolo.engine.base import Engine
 
+from server.db.raw import pool_of
 from server.events.tables import Event
 from server.generations.tables import Generation
 from server.projects.entities import (
@@ -125,6 +126,7 @@ LEFT JOIN event e ON e.project_id = p.id AND e.seq > {} AND e.seq <= p.seq
 WHERE p.id = {}
 ORDER BY e.seq
 """
+_RESUME_PG = _RESUME_SQL.format("$2", "$1")
 
 
 async def read_resume(
@@ -136,7 +138,12 @@ async def read_resume(
     ``last_seq`` is ahead of the project: the client needs a snapshot. None
     when the project does not exist.
     """
-    rows = await Project.raw(_RESUME_SQL, last_seq, project_id)
+    pool = pool_of(Project)
+    rows: Any
+    if pool is not None:  # every resume reads this: the fixed statement (server/db/raw.py)
+        rows = await pool.fetch(_RESUME_PG, project_id, last_seq)
+    else:
+        rows = await Project.raw(_RESUME_SQL, last_seq, project_id)
     if not rows:
         return None
     head = int(rows[0]["head"])
@@ -145,12 +152,17 @@ async def read_resume(
     events = [row for row in rows if row["seq"] is not None]
     if len(events) != head - last_seq:
         return head, None  # retention removed some
-    for row in events:
-        if isinstance(row["data"], str | bytes):  # JSON columns come back as text from raw SQL
-            row["data"] = msgspec.json.decode(row["data"])
-        if isinstance(row["at"], str):  # SQLite
-            row["at"] = datetime.fromisoformat(row["at"])
-    return head, [event_frame(row) for row in events]
+    return head, [event_frame(_loaded(row)) for row in events]
+
+
+def _loaded(row: Any) -> dict[str, Any]:
+    """An event row of the resume query with its JSON and time decoded, as event_frame takes it."""
+    loaded = dict(row)
+    if isinstance(loaded["data"], str | bytes):  # JSON columns come back as text from raw SQL
+        loaded["data"] = msgspec.json.decode(loaded["data"])
+    if isinstance(loaded["at"], str):  # SQLite
+        loaded["at"] = datetime.fromisoformat(loaded["at"])
+    return loaded
 
 
 async def read_replay(project_id: uuid.UUID, last_seq: int, seq: int) -> list[p.EventFrame] | None:

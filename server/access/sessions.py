@@ -106,9 +106,7 @@ async def authenticate(token: str, *, ttl_s: int, via: Via) -> Principal | None:
     if current - _aware(row["last_seen_at"]) >= TOUCH_INTERVAL:
         expires_at = current + timedelta(seconds=ttl_s)
         if pool is not None:
-            await pool.execute(
-                _TOUCH_SQL, row["id"], current, expires_at, current - TOUCH_INTERVAL
-            )
+            await pool.execute(_TOUCH_SQL, row["id"], current, expires_at, current - TOUCH_INTERVAL)
         else:
             await UserSession.update(
                 {UserSession.last_seen_at: current, UserSession.expires_at: expires_at}

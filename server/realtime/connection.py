@@ -387,13 +387,14 @@ class Connection:
         metrics.closed(int(code))
         self.closed = True
         self.outbox.close()
-        if self._writer is not None:
+        writer = self._writer
+        if writer is not None:
             if code is CloseCode.TOO_SLOW:
-                self._writer.cancel()
+                writer.cancel()
             else:
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(asyncio.shield(self._writer), FLUSH_ON_CLOSE_S)
-                self._writer.cancel()
+                    await asyncio.wait_for(asyncio.shield(writer), FLUSH_ON_CLOSE_S)
+                writer.cancel()
         with contextlib.suppress(Exception):
             await self.socket.close(code=int(code), reason=reason)
 
@@ -401,8 +402,12 @@ class Connection:
         self.closed = True
         if self._auth_timer is not None:
             self._auth_timer.cancel()
-        if self._writer is not None:
-            self._writer.cancel()
+        # Forget the writer: a cancelled task keeps its CancelledError, whose traceback
+        # holds the writer's frame and so this connection; holding the task here would
+        # close a cycle, and every socket's objects would wait for a full GC to go.
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.cancel()
         for project_id in list(self.streams):
             with contextlib.suppress(Exception):
                 await self._leave(project_id)

@@ -98,6 +98,11 @@ class Realtime:
             self._healer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._healer
+        # Presence changes still waiting for their batch go out now: a leave never
+        # sent would stay in other instances' clients until they rejoin.
+        for project_id, batch in list(self._presence_batches.items()):
+            if batch:
+                await self._publish_changes(project_id, batch.take())
         for task in list(self._tasks):
             task.cancel()
         await self.presence.stop()
@@ -286,18 +291,23 @@ class Realtime:
         try:
             await asyncio.sleep(0)  # the changes of this turn of the loop go together
             while batch:
-                try:
-                    await self._publish_changes(project_id, batch.take())
-                except Exception as exc:  # Redis hiccup: presence is ephemeral
-                    log.warning("presence.flush_failed", error=repr(exc))
+                await self._publish_changes(project_id, batch.take())  # never raises
                 await asyncio.sleep(self.presence_flush_s)
         finally:
             if self._presence_batches.get(project_id) is batch:
                 del self._presence_batches[project_id]
 
     async def _publish_changes(self, project_id: uuid.UUID, changes: dict[str, Change]) -> None:
+        """Store the batch's state changes, then publish it as one ``presence_diff``."""
         for connection_id, change in list(changes.items()):
-            if change.store and not await self._store(project_id, connection_id, change):
+            if not change.store:
+                continue
+            try:
+                stored = await self._store(project_id, connection_id, change)
+            except Exception as exc:  # Redis hiccup: this state is lost, the rest goes out
+                log.warning("presence.store_failed", error=repr(exc))
+                stored = False
+            if not stored:
                 del changes[connection_id]
         made = diff(project_id, changes)
         if made is None:

@@ -173,3 +173,25 @@ async def test_sockets_on_two_instances_joining_together_converge(
     env = server_env(cluster_db, REDIS_URL=redis_url, MOODBOARD_PRESENCE_FLUSH_MS=WINDOW_MS)
     async with running_server(env, tmp_path) as a, running_server(env, tmp_path) as b:
         await joining_together_converges([a.url, b.url, a.url, b.url, a.url, b.url], a)
+
+
+async def test_leaves_still_waiting_for_their_batch_go_out_when_an_instance_stops(
+    cluster_db: str, redis_url: str, tmp_path: Path
+) -> None:
+    """SIGTERM closes an instance's sockets; their leaves, batched, still reach the others."""
+    env = server_env(
+        cluster_db,
+        REDIS_URL=redis_url,
+        MOODBOARD_PRESENCE_FLUSH_MS="3000",  # the leaves are surely waiting when it stops
+        MOODBOARD_DRAIN_WINDOW_MS="0",
+    )
+    async with running_server(env, tmp_path) as a, running_server(env, tmp_path) as b:
+        token, pid = await board(a)
+        async with members([a.url, b.url, b.url], token) as (watcher, *leaving):
+            await watcher.join(pid)
+            for m in leaving:
+                await m.join(pid)
+            everyone = {watcher.id, *(m.id for m in leaving)}
+            await watcher.until(lambda m: set(m.view) == everyone)
+            assert await b.stop() == 0
+            await watcher.until(lambda m: set(m.view) == {watcher.id})

@@ -117,6 +117,7 @@ def create_app(settings: Settings) -> Litestar:
                 presence=presence,
                 instance_id=instance_id,
                 max_sockets_per_user=settings.max_sockets_per_user,
+                presence_flush_s=settings.presence_flush_s,
             )
             await realtime.start()
             listener = (

@@ -131,6 +131,11 @@ DESCRIPTIONS: dict[str, tuple[str | None, str]] = {
         None,
         "instance heartbeat TTL: a dead instance's presence leaves within TTL + TTL/3",
     ),
+    "MOODBOARD_PRESENCE_FLUSH_MS": (
+        None,
+        "a project's presence changes (joins, leaves, cursors) go out at most this often, "
+        "coalesced into one presence_diff; a quiet project's go out at once",
+    ),
     "MOODBOARD_AUTH_TIMEOUT_MS": (None, "time a socket has to authenticate"),
     "MOODBOARD_EVENT_RETENTION_EVENTS": (
         None,

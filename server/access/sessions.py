@@ -17,6 +17,7 @@ from server import metrics
 from server.access.principal import Principal, ServicePrincipal, Via
 from server.access.tables import ServiceAccount, UserSession
 from server.access.tokens import hash_token, new_token
+from server.db.raw import pool_of
 from server.types import UserId
 
 TOUCH_INTERVAL = timedelta(seconds=60)
@@ -56,36 +57,60 @@ async def start_session(
     return NewSession(id=session_id, token=token, expires_at=expires_at)
 
 
+# The live session of a token hash and its user, as authenticate's general path reads it.
+_SESSION_SQL = """
+SELECT s.id AS id, s.last_seen_at AS last_seen_at, u.id AS user_id, u.email AS email,
+       u.name AS name, u.role AS role
+FROM user_session s JOIN app_user u ON u.id = s.user_id
+WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 AND u.deleted_at IS NULL
+"""
+# Slide the expiry; a no-op when a concurrent request of the same session did it already.
+_TOUCH_SQL = """
+UPDATE user_session SET last_seen_at = $2, expires_at = $3 WHERE id = $1 AND last_seen_at <= $4
+"""
+
+
 async def authenticate(token: str, *, ttl_s: int, via: Via) -> Principal | None:
-    """The principal of a live session token, or None (unknown, expired, revoked, erased)."""
+    """The principal of a live session token, or None (unknown, expired, revoked, erased).
+
+    Every socket and request comes through here: on PostgreSQL it is one fixed
+    statement on the pool (server/db/raw.py), elsewhere the Piccolo query.
+    """
     current = now()
-    row = (
-        await UserSession.select(
-            UserSession.id,
-            UserSession.last_seen_at,
-            UserSession.user_id.id.as_alias("user_id"),
-            UserSession.user_id.email.as_alias("email"),
-            UserSession.user_id.name.as_alias("name"),
-            UserSession.user_id.role.as_alias("role"),
+    token_hash = hash_token(token)
+    pool = pool_of(UserSession)
+    row: Any
+    if pool is not None:
+        row = await pool.fetchrow(_SESSION_SQL, token_hash, current)
+    else:
+        row = (
+            await UserSession.select(
+                UserSession.id,
+                UserSession.last_seen_at,
+                UserSession.user_id.id.as_alias("user_id"),
+                UserSession.user_id.email.as_alias("email"),
+                UserSession.user_id.name.as_alias("name"),
+                UserSession.user_id.role.as_alias("role"),
+            )
+            .where(
+                (UserSession.token_hash == token_hash)
+                & UserSession.revoked_at.is_null()
+                & (UserSession.expires_at > current)
+                & UserSession.user_id.deleted_at.is_null()
+            )
+            .first()
         )
-        .where(
-            (UserSession.token_hash == hash_token(token))
-            & UserSession.revoked_at.is_null()
-            & (UserSession.expires_at > current)
-            & UserSession.user_id.deleted_at.is_null()
-        )
-        .first()
-    )
     if row is None:
         metrics.AUTH_FAILURES.labels("token").inc()
         return None
     if current - _aware(row["last_seen_at"]) >= TOUCH_INTERVAL:
-        await UserSession.update(
-            {
-                UserSession.last_seen_at: current,
-                UserSession.expires_at: current + timedelta(seconds=ttl_s),
-            }
-        ).where(UserSession.id == row["id"])
+        expires_at = current + timedelta(seconds=ttl_s)
+        if pool is not None:
+            await pool.execute(_TOUCH_SQL, row["id"], current, expires_at, current - TOUCH_INTERVAL)
+        else:
+            await UserSession.update(
+                {UserSession.last_seen_at: current, UserSession.expires_at: expires_at}
+            ).where(UserSession.id == row["id"])
     return Principal(
         user_id=UserId(row["user_id"]),
         session_id=row["id"],

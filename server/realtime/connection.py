@@ -47,7 +47,7 @@ from server.realtime.session import (
     Send,
     SetPresence,
 )
-from server.realtime.snapshot import read_resume, read_snapshot
+from server.realtime.snapshot import read_resume, read_resume_as, read_snapshot
 from server.realtime.wire import DirectWriter, Outgoing
 from server.types import ProjectId, UserId
 
@@ -331,33 +331,30 @@ class Connection:
     async def _join(self, project_id: uuid.UUID, last_seq: int | None, ref: str | None) -> None:
         user = self.session.user
         assert user is not None
-        if await role_on(ProjectId(project_id), UserId(user.id)) is None:
-            self.session.join_failed(project_id)
-            self.send_frame(p.Error(ref=ref, code="forbidden", message=NO_ACCESS))
+        # A resume checks the role in the statement that reads its events, after
+        # subscribing (server/realtime/snapshot.py, read_resume_as): a storm of
+        # resumes costs one database round trip per socket, not two. Nothing of
+        # the project reaches the socket before the role is known: events wait in
+        # the stream's buffer, presence is entered after.
+        if last_seq is None and await role_on(ProjectId(project_id), UserId(user.id)) is None:
+            self._refuse(project_id, ref)
             return
         stream = self.streams[project_id] = Stream()
         # Subscribe first, then read at a known seq S, then hand over what came after S.
         try:
             await self.realtime.subscribe(self, project_id)
-            presence = await self.realtime.presence_enter(
-                self, project_id, p.PresenceEntry(user_id=user.id, name=user.name, state={})
-            )
         except BrokerUnavailable:
-            with contextlib.suppress(Exception):  # Redis is down: leaving may fail too
-                await self._leave(project_id)
-            self.session.join_failed(project_id)
-            self.send_frame(
-                p.Error(
-                    ref=ref,
-                    code="internal",
-                    message="the message bus is unavailable; join again later",
-                )
-            )
+            await self._bus_down(project_id, ref)
             return
         replay: list[p.EventFrame] | None = None
         seq: int | None = None
         if last_seq is not None:
-            resumed = await read_resume(project_id, last_seq)
+            allowed, resumed = await self._read_resume(UserId(user.id), project_id, last_seq)
+            if not allowed:
+                self.streams.pop(project_id, None)
+                await self.realtime.unsubscribe(self, project_id)
+                self._refuse(project_id, ref)
+                return
             if resumed is not None:
                 seq, replay = resumed
         snapshot = None
@@ -365,6 +362,13 @@ class Connection:
             taken = await read_snapshot(self.engine, project_id)
             seq, snapshot = taken.seq, taken.state
         assert seq is not None
+        try:
+            presence = await self.realtime.presence_enter(
+                self, project_id, p.PresenceEntry(user_id=user.id, name=user.name, state={})
+            )
+        except BrokerUnavailable:
+            await self._bus_down(project_id, ref)
+            return
         metrics.JOINS.labels("snapshot" if replay is None else "replay").inc()
         self.send_frame(
             p.Joined(
@@ -390,6 +394,34 @@ class Connection:
                 stream.last_seq = event_seq
                 self.send(queued)
         self.session.join_done(project_id)
+
+    async def _read_resume(
+        self, user_id: UserId, project_id: uuid.UUID, last_seq: int
+    ) -> tuple[bool, tuple[int, list[p.EventFrame] | None] | None]:
+        """Whether the user may read the project, and the resume read (read_resume's answer)."""
+        both = await read_resume_as(user_id, project_id, last_seq)
+        if both is not None:
+            return both.role is not None, both.resumed
+        if await role_on(ProjectId(project_id), user_id) is None:
+            return False, None
+        return True, await read_resume(project_id, last_seq)
+
+    def _refuse(self, project_id: uuid.UUID, ref: str | None) -> None:
+        self.session.join_failed(project_id)
+        self.send_frame(p.Error(ref=ref, code="forbidden", message=NO_ACCESS))
+
+    async def _bus_down(self, project_id: uuid.UUID, ref: str | None) -> None:
+        """Redis did not answer while joining: undo the join, tell the client to retry."""
+        with contextlib.suppress(Exception):  # Redis is down: leaving may fail too
+            await self._leave(project_id)
+        self.session.join_failed(project_id)
+        self.send_frame(
+            p.Error(
+                ref=ref,
+                code="internal",
+                message="the message bus is unavailable; join again later",
+            )
+        )
 
     async def _leave(self, project_id: uuid.UUID) -> None:
         self.session.left(project_id)
@@ -423,13 +455,14 @@ class Connection:
         metrics.closed(int(code))
         self.closed = True
         self.outbox.close()
-        if self._writer is not None:
+        writer = self._writer
+        if writer is not None:
             if code is CloseCode.TOO_SLOW:
-                self._writer.cancel()
+                writer.cancel()
             else:
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(asyncio.shield(self._writer), FLUSH_ON_CLOSE_S)
-                self._writer.cancel()
+                    await asyncio.wait_for(asyncio.shield(writer), FLUSH_ON_CLOSE_S)
+                writer.cancel()
         with contextlib.suppress(Exception):
             await self.socket.close(code=int(code), reason=reason)
 
@@ -437,8 +470,12 @@ class Connection:
         self.closed = True
         if self._auth_timer is not None:
             self._auth_timer.cancel()
-        if self._writer is not None:
-            self._writer.cancel()
+        # Forget the writer: a cancelled task keeps its CancelledError, whose traceback
+        # holds the writer's frame and so this connection; holding the task here would
+        # close a cycle, and every socket's objects would wait for a full GC to go.
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.cancel()
         for project_id in list(self.streams):
             with contextlib.suppress(Exception):
                 await self._leave(project_id)

@@ -26,11 +26,19 @@ class EventEnvelope(Envelope, tag="ev"):
 
 
 class PresenceEnvelope(Envelope, tag="pr"):
-    """A ``presence_diff`` frame, not to be echoed to the connection that caused it."""
+    """A ``presence_diff`` frame, not echoed to the connections that caused it.
+
+    ``source``: a connection that gets nothing of it. ``sources``: connections
+    whose own entries are among the frame's joins (a coalesced batch,
+    server/realtime/presence_batch.py); each gets the frame without its own
+    entry. An instance that knows only ``source`` skips ``sources`` (unknown
+    fields are ignored): they are the publisher's sockets, never its own.
+    """
 
     project_id: uuid.UUID
     source: str | None
     frame: msgspec.Raw
+    sources: list[str] = msgspec.field(default_factory=list)
 
 
 class SessionsRevoked(Envelope, tag="sr"):

@@ -30,6 +30,7 @@ from server.realtime import envelope as env
 from server.realtime import protocol as p
 from server.realtime.bus import Broker, BrokerUnavailable
 from server.realtime.presence import PresenceStore
+from server.realtime.presence_batch import Change, PresenceBatch, diff, without
 from server.realtime.snapshot import project_seqs, read_events
 from server.realtime.wire import Outgoing
 from server.types import ProjectId, UserId
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from server.realtime.connection import Connection
 
 log = get_logger(__name__)
-PRESENCE_FLUSH_S = 0.05  # presence updates are coalesced (latest wins) over this period
+PRESENCE_FLUSH_S = 0.05  # a project's presence changes go out at most this often (coalesced)
 HEAL_S = 2.0  # how often the log's head is compared with what this instance delivered
 
 
@@ -65,11 +66,13 @@ class Realtime:
         presence: PresenceStore,
         instance_id: str,
         max_sockets_per_user: int = 50,
+        presence_flush_s: float = PRESENCE_FLUSH_S,
     ) -> None:
         self.broker = broker
         self.presence = presence
         self.instance_id = instance_id
         self.max_sockets_per_user = max_sockets_per_user
+        self.presence_flush_s = presence_flush_s
         self.connections: dict[str, Connection] = {}
         self.draining = False
         self._by_user: dict[uuid.UUID, set[Connection]] = {}
@@ -77,10 +80,9 @@ class Realtime:
         self._feeds: dict[uuid.UUID, Feed] = {}
         self.gap_fills = 0
         self._upstream: dict[uuid.UUID, asyncio.Lock] = {}
-        self._pending_presence: dict[tuple[uuid.UUID, str], tuple[Connection, dict[str, Any]]] = {}
+        self._presence_batches: dict[uuid.UUID, PresenceBatch] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._corked: list[Connection] = []  # sockets with frames to write at the turn's end
-        self._flusher: asyncio.Task[None] | None = None
         self._healer: asyncio.Task[None] | None = None
 
     # --- lifetime ---------------------------------------------------------------------
@@ -91,16 +93,19 @@ class Realtime:
         await self.broker.start()
         self.spawn(self._subscribe_control())  # Redis may be down at start: /readyz says so
         await self.presence.start()
-        self._flusher = asyncio.create_task(self._flush_presence_loop(), name="presence-flush")
         self._healer = asyncio.create_task(self._heal_loop(), name="feed-heal")
         self.broker.on_reconnect = self.heal
 
     async def stop(self) -> None:
-        for task in (self._flusher, self._healer):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        if self._healer is not None:
+            self._healer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._healer
+        # Presence changes still waiting for their batch go out now: a leave never
+        # sent would stay in other instances' clients until they rejoin.
+        for project_id, batch in list(self._presence_batches.items()):
+            if batch:
+                await self._publish_changes(project_id, batch.take())
         for task in list(self._tasks):
             task.cancel()
         await self.presence.stop()
@@ -263,6 +268,8 @@ class Realtime:
     ) -> dict[str, p.PresenceEntry]:
         """Add the socket to the project's presence; returns the full map (itself included).
 
+        The others hear of it in the project's next coalesced ``presence_diff``.
+
         Raises:
             BrokerUnavailable: Redis did not answer (the join fails with an error frame).
         """
@@ -270,56 +277,89 @@ class Realtime:
             members = await self.presence.enter(project_id, connection.id, entry)
         except (RedisError, OSError) as exc:
             raise BrokerUnavailable(f"presence unavailable: {exc!r}") from exc
-        await self._publish_diff(project_id, connection.id, {connection.id: entry}, {})
+        self._presence_batch(project_id).joined(connection.id, entry)
         return members
 
     def presence_update(
         self, connection: Connection, project_id: uuid.UUID, state: dict[str, Any]
     ) -> None:
-        """Queue a state change; the flusher sends the latest one per socket and project."""
-        self._pending_presence[(project_id, connection.id)] = (connection, state)
+        """Queue a state change; the project's next diff stores and sends the latest one."""
+        user = connection.user
+        if user is None:
+            return
+        entry = p.PresenceEntry(user_id=user.id, name=user.name, state=state)
+        self._presence_batch(project_id).state(connection.id, entry, connection)
 
     async def presence_exit(self, connection: Connection, project_id: uuid.UUID) -> None:
-        self._pending_presence.pop((project_id, connection.id), None)
         entry = await self.presence.remove(project_id, connection.id)
-        if entry is not None:
-            await self._publish_diff(project_id, connection.id, {}, {connection.id: entry})
+        if entry is not None:  # a state change still queued is dropped: it left (_store)
+            self._presence_batch(project_id).left(connection.id, entry)
 
-    async def _publish_diff(
-        self,
-        project_id: uuid.UUID,
-        source: str | None,
-        joins: dict[str, p.PresenceEntry],
-        leaves: dict[str, p.PresenceEntry],
-    ) -> None:
-        frame = p.PresenceDiff(project_id=project_id, joins=joins, leaves=leaves)
+    def _presence_batch(self, project_id: uuid.UUID) -> PresenceBatch:
+        """The project's batch of changes; the first change starts its sender."""
+        batch = self._presence_batches.get(project_id)
+        if batch is None:
+            batch = self._presence_batches[project_id] = PresenceBatch()
+            self.spawn(self._send_presence(project_id, batch))
+        return batch
+
+    async def _send_presence(self, project_id: uuid.UUID, batch: PresenceBatch) -> None:
+        """Send the project's changes: the first at once, then at most every presence_flush_s.
+
+        A quiet project's join goes out in the next turn of the loop; under load
+        the changes made meanwhile go out together (PROTOCOL.md 3.4: coalesced,
+        latest wins). Ends, dropping the batch, when a period passed with none.
+        """
+        try:
+            await asyncio.sleep(0)  # the changes of this turn of the loop go together
+            while batch:
+                await self._publish_changes(project_id, batch.take())  # never raises
+                await asyncio.sleep(self.presence_flush_s)
+        finally:
+            if self._presence_batches.get(project_id) is batch:
+                del self._presence_batches[project_id]
+
+    async def _publish_changes(self, project_id: uuid.UUID, changes: dict[str, Change]) -> None:
+        """Store the batch's state changes, then publish it as one ``presence_diff``."""
+        for connection_id, change in list(changes.items()):
+            if not change.store:
+                continue
+            try:
+                stored = await self._store(project_id, connection_id, change)
+            except Exception as exc:  # Redis hiccup: this state is lost, the rest goes out
+                log.warning("presence.store_failed", error=repr(exc))
+                stored = False
+            if not stored:
+                del changes[connection_id]
+        made = diff(project_id, changes)
+        if made is None:
+            return
+        frame, sources = made
         envelope = env.PresenceEnvelope(
-            project_id=project_id, source=source, frame=msgspec.Raw(p.encode(frame))
+            project_id=project_id, source=None, sources=sources, frame=msgspec.Raw(p.encode(frame))
         )
         await self._publish(env.project_channel(project_id), env.encode(envelope))
+
+    async def _store(self, project_id: uuid.UUID, connection_id: str, change: Change) -> bool:
+        """Write a state change to the shared map; False when its socket left meanwhile."""
+        owner = change.owner
+        if owner is None or project_id not in owner.streams:
+            return False
+        await self.presence.put(project_id, connection_id, change.entry)
+        if project_id not in owner.streams:  # it left while we wrote: take the entry out again
+            await self.presence.remove(project_id, connection_id)
+            return False
+        return True
 
     async def _announce_leaves(
         self, project_id: uuid.UUID, leaves: dict[str, p.PresenceEntry]
     ) -> None:
-        await self._publish_diff(project_id, None, {}, leaves)
-
-    async def _flush_presence_loop(self) -> None:
-        while True:
-            await asyncio.sleep(PRESENCE_FLUSH_S)
-            if not self._pending_presence:
-                continue
-            pending, self._pending_presence = self._pending_presence, {}
-            for (project_id, _), (connection, state) in pending.items():
-                if project_id not in connection.streams or connection.user is None:
-                    continue
-                entry = p.PresenceEntry(
-                    user_id=connection.user.id, name=connection.user.name, state=state
-                )
-                try:
-                    await self.presence.put(project_id, connection.id, entry)
-                    await self._publish_diff(project_id, connection.id, {connection.id: entry}, {})
-                except Exception as exc:  # Redis hiccup: presence is ephemeral, try next time
-                    log.warning("presence.flush_failed", error=repr(exc))
+        """Entries of a dead instance, reaped: told to everyone (none of them is ours)."""
+        frame = p.PresenceDiff(project_id=project_id, joins={}, leaves=leaves)
+        envelope = env.PresenceEnvelope(
+            project_id=project_id, source=None, frame=msgspec.Raw(p.encode(frame))
+        )
+        await self._publish(env.project_channel(project_id), env.encode(envelope))
 
     # --- the bus -----------------------------------------------------------------------
 
@@ -334,11 +374,7 @@ class Realtime:
             self._arrive(message.project_id, message.seq, Outgoing(bytes(message.frame)))
             metrics.fanned_out(message.published_at)
         elif isinstance(message, env.PresenceEnvelope):
-            frame, sent = Outgoing(bytes(message.frame)), 0
-            for connection in tuple(self._subscribers.get(message.project_id, ())):
-                if connection.id != message.source:
-                    sent += connection.deliver_presence(message.project_id, frame)
-            metrics.PRESENCE_FRAMES_SENT.inc(sent)
+            self._deliver_presence(message)
         elif isinstance(message, env.SessionsRevoked):
             revoked = set(message.session_ids)
             for connection in tuple(self.connections.values()):
@@ -346,6 +382,25 @@ class Realtime:
                     self.spawn(connection.session_ended(revoked))
         else:
             self.spawn(self._recheck(message.project_id, message.user_ids))
+
+    def _deliver_presence(self, message: env.PresenceEnvelope) -> None:
+        """A presence diff to every local member, each source without its own entry."""
+        project_id, shared, sent = message.project_id, Outgoing(bytes(message.frame)), 0
+        sources = set(message.sources)
+        frame: p.PresenceDiff | None = None
+        for connection in tuple(self._subscribers.get(project_id, ())):
+            connection_id = connection.id
+            if connection_id == message.source:
+                continue
+            if connection_id not in sources:
+                sent += connection.deliver_presence(project_id, shared)
+                continue
+            if frame is None:
+                frame = msgspec.json.decode(bytes(message.frame), type=p.PresenceDiff)
+            own = without(frame, connection_id)
+            if own is not None:
+                sent += connection.deliver_presence(project_id, Outgoing(p.encode(own)))
+        metrics.PRESENCE_FRAMES_SENT.inc(sent)
 
     async def _recheck(self, project_id: uuid.UUID, user_ids: list[uuid.UUID] | None) -> None:
         """Access changed: sockets that lost it get ``left`` (access_revoked)."""

@@ -16,6 +16,8 @@ from typing import Any
 import msgspec
 from piccolo.engine.base import Engine
 
+from server.access import policy
+from server.db.raw import pool_of
 from server.events.tables import Event
 from server.generations.tables import Generation
 from server.projects.entities import (
@@ -28,7 +30,7 @@ from server.projects.entities import (
 from server.projects.membership import list_members
 from server.projects.tables import Item, Project, Room
 from server.realtime import protocol as p
-from server.types import ProjectId
+from server.types import ProjectId, ProjectRole
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +127,25 @@ LEFT JOIN event e ON e.project_id = p.id AND e.seq > {} AND e.seq <= p.seq
 WHERE p.id = {}
 ORDER BY e.seq
 """
+_RESUME_PG = _RESUME_SQL.format("$2", "$1")
+
+# The same read, with the user's standing on the project on every row (PostgreSQL only):
+# the project's state, the direct role, the roles of the user's team grants
+# (server/projects/access.py reads the same three for role_on).
+_RESUME_AS_PG = """
+SELECT p.seq AS head, p.deleted_at IS NOT NULL AS deleted,
+       (SELECT m.role FROM project_member m WHERE m.project_id = p.id AND m.user_id = $3)
+           AS direct,
+       ARRAY(SELECT g.role FROM project_team_grant g JOIN team_member t ON t.team_id = g.team_id
+             WHERE g.project_id = p.id AND t.user_id = $3) AS teams,
+       e.project_id AS project_id, e.seq AS seq, e.kind AS kind,
+       e.entity AS entity, e.entity_id AS entity_id, e.version AS version, e.data AS data,
+       e.actor_id AS actor_id, e.op_id AS op_id, e.at AS at
+FROM project p
+LEFT JOIN event e ON e.project_id = p.id AND e.seq > $2 AND e.seq <= p.seq
+WHERE p.id = $1
+ORDER BY e.seq
+"""
 
 
 async def read_resume(
@@ -136,7 +157,45 @@ async def read_resume(
     ``last_seq`` is ahead of the project: the client needs a snapshot. None
     when the project does not exist.
     """
-    rows = await Project.raw(_RESUME_SQL, last_seq, project_id)
+    pool = pool_of(Project)
+    rows: Any
+    if pool is not None:  # every resume reads this: the fixed statement (server/db/raw.py)
+        rows = await pool.fetch(_RESUME_PG, project_id, last_seq)
+    else:
+        rows = await Project.raw(_RESUME_SQL, last_seq, project_id)
+    return _resumed(rows, last_seq)
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeAs:
+    """A resume's read together with the reader's role (None: no access, or no project)."""
+
+    role: ProjectRole | None
+    resumed: tuple[int, list[p.EventFrame] | None] | None
+
+
+async def read_resume_as(
+    user_id: uuid.UUID, project_id: uuid.UUID, last_seq: int
+) -> ResumeAs | None:
+    """``role_on`` and ``read_resume`` in one statement; None where that cannot be done.
+
+    A reconnect storm runs one per socket: one round trip instead of two. Only
+    on PostgreSQL's pool (server/db/raw.py): elsewhere the caller asks the two
+    questions apart.
+    """
+    pool = pool_of(Project)
+    if pool is None:
+        return None
+    rows = await pool.fetch(_RESUME_AS_PG, project_id, last_seq, user_id)
+    if not rows:
+        return ResumeAs(role=None, resumed=None)
+    first = rows[0]
+    role = policy.role_for(first["direct"], first["teams"], deleted=first["deleted"])
+    return ResumeAs(role=role, resumed=_resumed(rows, last_seq) if role is not None else None)
+
+
+def _resumed(rows: Any, last_seq: int) -> tuple[int, list[p.EventFrame] | None] | None:
+    """The project's seq and the events after ``last_seq`` of a resume query's rows."""
     if not rows:
         return None
     head = int(rows[0]["head"])
@@ -145,12 +204,17 @@ async def read_resume(
     events = [row for row in rows if row["seq"] is not None]
     if len(events) != head - last_seq:
         return head, None  # retention removed some
-    for row in events:
-        if isinstance(row["data"], str | bytes):  # JSON columns come back as text from raw SQL
-            row["data"] = msgspec.json.decode(row["data"])
-        if isinstance(row["at"], str):  # SQLite
-            row["at"] = datetime.fromisoformat(row["at"])
-    return head, [event_frame(row) for row in events]
+    return head, [event_frame(_loaded(row)) for row in events]
+
+
+def _loaded(row: Any) -> dict[str, Any]:
+    """An event row of the resume query with its JSON and time decoded, as event_frame takes it."""
+    loaded = dict(row)
+    if isinstance(loaded["data"], str | bytes):  # JSON columns come back as text from raw SQL
+        loaded["data"] = msgspec.json.decode(loaded["data"])
+    if isinstance(loaded["at"], str):  # SQLite
+        loaded["at"] = datetime.fromisoformat(loaded["at"])
+    return loaded
 
 
 async def read_replay(project_id: uuid.UUID, last_seq: int, seq: int) -> list[p.EventFrame] | None:

@@ -38,7 +38,7 @@ from piccolo.table import Table
 from server import metrics
 from server.access import policy
 from server.access.notify import Notifier
-from server.db.engine import write_transaction
+from server.db.engine import statement_runner, write_transaction
 from server.errors import BadRequest, NotFound, ServerError
 from server.events import log as event_log
 from server.events.log import EventRecord
@@ -186,7 +186,7 @@ async def _quick_update(
     data = plain(fields)
     at = datetime.now(UTC)
     try:
-        seq: int | None = await engine.pool.fetchval(
+        seq: int | None = await statement_runner(engine).fetchval(
             _EDIT_UPDATE_SQL,
             request.entity,
             project_id,

@@ -11,8 +11,9 @@ It stays inside the pool's limit: it holds at most ``size`` connections
 (half the pool, see :func:`lane_size`), taken one at a time when every one
 it holds is busy, so the rest of the server keeps the other half. A
 connection whose call ended in anything but a PostgreSQL error (which
-leaves an autocommit connection usable) goes back to the pool instead: the
-pool knows how to wait out a cancelled query, reset or close it.
+leaves an autocommit connection usable), or that closed while idle (its
+backend went away), goes back to the pool instead: the pool knows how to
+wait out a cancelled query, reset, close or replace it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,14 @@ import asyncpg
 def lane_size(pool_size: int) -> int:
     """Half the pool; 0 (no lane) for a pool of one, whose connection everything needs."""
     return pool_size // 2
+
+
+def _open(connection: Any) -> bool:
+    """False once the connection closed (the pool then takes its proxy back at once)."""
+    try:
+        return not connection.is_closed()
+    except asyncpg.InterfaceError:  # "released back to the pool": it closed
+        return False
 
 
 class Lane:
@@ -51,11 +60,8 @@ class Lane:
         connection = await self._borrow()
         try:
             value = await connection.fetchval(query, *args)
-        except asyncpg.PostgresError:
-            if connection.is_closed():  # its backend went away (terminated, shut down)
-                self._return_to_pool(connection)
-            else:  # the server refused the statement; the link is fine
-                self._give_back(connection)
+        except asyncpg.PostgresError:  # refused (or its backend went away: _give_back sees it)
+            self._give_back(connection)
             raise
         except BaseException:  # cancelled, or the link broke: the pool sorts it out
             self._return_to_pool(connection)
@@ -77,8 +83,11 @@ class Lane:
         while True:
             if self._closed:
                 raise asyncpg.InterfaceError("the statement lane is closed")
-            if self._idle:
-                return self._idle.pop()
+            while self._idle:
+                connection = self._idle.pop()
+                if _open(connection):
+                    return connection
+                self._return_to_pool(connection)  # its backend went away while idle
             if self._held < self._size:
                 self._held += 1
                 try:
@@ -99,7 +108,7 @@ class Lane:
             # Woken without one: a connection went back to the pool, so take another.
 
     def _give_back(self, connection: Any) -> None:
-        if self._closed:
+        if self._closed or not _open(connection):
             self._return_to_pool(connection)
             return
         while self._waiters:

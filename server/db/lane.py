@@ -75,7 +75,9 @@ class Lane:
         while self._idle:
             self._return_to_pool(self._idle.pop())
         while self._waiters:
-            self._waiters.popleft().cancel()
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(asyncpg.InterfaceError("the statement lane is closed"))
         if self._returning:
             await asyncio.gather(*self._returning, return_exceptions=True)
 
@@ -94,14 +96,18 @@ class Lane:
                     return await self._pool.acquire()
                 except BaseException:
                     self._held -= 1
+                    self._wake_for_a_slot()
                     raise
             waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
             try:
                 connection = await waiter
             except asyncio.CancelledError:
-                if waiter.done() and not waiter.cancelled() and waiter.result() is not None:
-                    self._give_back(waiter.result())  # lent just as the caller gave up
+                if waiter.done() and not waiter.cancelled():  # served just as the caller gave up
+                    if waiter.result() is not None:
+                        self._give_back(waiter.result())
+                    else:
+                        self._wake_for_a_slot()
                 raise
             if connection is not None:
                 return connection
@@ -123,7 +129,11 @@ class Lane:
         task = asyncio.get_running_loop().create_task(self._pool.release(connection))
         self._returning.add(task)
         task.add_done_callback(self._returned)
-        while self._waiters:  # the first waiter may now take a connection of its own
+        self._wake_for_a_slot()
+
+    def _wake_for_a_slot(self) -> None:
+        """The lane holds fewer than its size: the first waiter may take one from the pool."""
+        while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)

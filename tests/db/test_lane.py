@@ -109,3 +109,39 @@ async def test_a_connection_whose_backend_died_is_replaced(pool: asyncpg.Pool) -
     assert lane.held == 1
     await lane.close()
     await asyncio.wait_for(pool.close(), 10)
+
+
+async def test_a_call_that_gives_up_waiting_for_the_pool_lets_the_next_one_try(
+    pg_url: str,
+) -> None:
+    """Cancelled while the pool had no connection free: the call queued behind it still runs."""
+    pool = await asyncpg.create_pool(pg_url, min_size=1, max_size=1)
+    try:
+        lane = Lane(pool, 1)
+        outside = await pool.acquire()  # the pool's only connection, busy elsewhere
+        first = asyncio.create_task(lane.fetchval("SELECT 1"))  # waits in the pool
+        second = asyncio.create_task(lane.fetchval("SELECT 2"))  # waits in the lane
+        await asyncio.sleep(0.1)
+        first.cancel()
+        await asyncio.sleep(0.1)
+        await pool.release(outside)
+        assert await asyncio.wait_for(second, 10) == 2
+        assert first.cancelled()
+        await lane.close()
+        await asyncio.wait_for(pool.close(), 10)
+    finally:
+        pool.terminate()
+
+
+async def test_calls_waiting_when_the_lane_closes_get_an_error(pool: asyncpg.Pool) -> None:
+    """Shutting down: queued calls fail with an error, not a stray cancellation."""
+    lane = Lane(pool, 1)
+    busy = asyncio.create_task(lane.fetchval("SELECT 1 FROM pg_sleep(0.2)"))
+    queued = asyncio.create_task(lane.fetchval("SELECT 2"))
+    await asyncio.sleep(0.05)
+    closing = asyncio.create_task(lane.close())
+    with pytest.raises(asyncpg.InterfaceError):
+        await queued
+    assert await busy == 1
+    await closing
+    await asyncio.wait_for(pool.close(), 10)

@@ -142,13 +142,13 @@ INDEXES: tuple[IndexSpec, ...] = (
     IndexSpec(
         "event",
         ("project_id", "op_id"),
-        "idempotency: a retried op_id finds its first outcome.",
+        "idempotency: a retried op_id finds its plain ack; no op applies twice.",
         unique=True,
     ),
     IndexSpec(
         "operation",
         ("project_id", "op_id"),
-        "a retried op_id finds its first outcome (acks and conflicts).",
+        "a retried op_id finds its first outcome (conflicts and merged acks).",
         unique=True,
     ),
     IndexSpec("operation", ("at",), "maintenance forgets outcomes older than the retry window."),

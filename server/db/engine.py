@@ -17,6 +17,7 @@ from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 
 from server import metrics
+from server.db.lane import Lane, lane_size
 from server.db.tables import TABLES
 from server.settings import DatabaseUrl
 
@@ -68,15 +69,33 @@ async def engine_lifespan(engine: Engine[Any], pool_size: int) -> AsyncIterator[
         await engine.start_connection_pool(
             min_size=1, max_size=pool_size, init=_observe_queries, reset=_keep_session
         )
+        lane = Lane(engine.pool, lane_size(pool_size)) if lane_size(pool_size) else None
+        if lane is not None:
+            _lanes[id(engine)] = lane
         try:
             yield engine
         finally:
+            if lane is not None:
+                _lanes.pop(id(engine), None)
+                await lane.close()
             await engine.close_connection_pool()
     else:
         # WAL lets readers run while one writer commits: the embedded server
         # reads snapshots while it writes events.
         await engine.run_ddl("PRAGMA journal_mode=WAL")
         yield engine
+
+
+# By id(engine) (engines take no weak references); an entry lives as long as its lifespan.
+_lanes: dict[int, Lane] = {}
+
+
+def statement_runner(engine: PostgresEngine) -> Any:
+    """What runs a one-statement call: the engine's lane (server/db/lane.py), else its pool.
+
+    Both offer ``fetchval(query, *args)``; a pool too small to share has no lane.
+    """
+    return _lanes.get(id(engine)) or engine.pool
 
 
 async def _observe_queries(connection: Any) -> None:

@@ -5,8 +5,10 @@ event younger than ``keep_days``; older ones are deleted. A client resuming
 from a ``last_seq`` the log no longer covers gets a snapshot instead
 (server/realtime/snapshot.py, read_replay), and a stale write whose history
 is gone conflicts rather than merges (server/projects/merge.py).
-Outcomes of client operations are kept for ``keep_days`` too: a client
-retrying an op_id later than that is treated as a new edit.
+Outcomes of client operations kept in ``operation`` (conflicts, merged
+acks) are kept for ``keep_days`` too: a client retrying such an op_id later
+than that is treated as a new edit. A plain ack is its event row, so it is
+remembered as long as the log keeps that event (at least ``keep_days``).
 """
 
 from __future__ import annotations

@@ -34,15 +34,22 @@ class Event(Table, tablename="event"):
     actor_id = ForeignKey(
         AppUser, on_delete=OnDelete.set_null, null=True, help_text="Null: outside."
     )
-    op_id = Varchar(length=64, null=True, default=None, help_text="Client operation id.")
+    op_id = Varchar(
+        length=64,
+        null=True,
+        default=None,
+        help_text="Client operation id; a retry of a plain ack is answered from here.",
+    )
     at = Timestamptz(default=TimestamptzNow())
 
 
 class Operation(Table, tablename="operation"):
     """The outcome of a client operation (an ``op_id``), so a retry gets it again (PROTOCOL.md 3.3).
 
-    Acks and conflicts alike: a conflict writes no event, but its retry must
-    still answer the same conflict and apply nothing.
+    Conflicts and merged acks: a conflict writes no event, but its retry must
+    still answer the same conflict and apply nothing. A plain ack needs no
+    row here: its event carries the op_id and says the whole outcome (see
+    server/projects/edits.py, ``earlier_outcome``).
     """
 
     id = BigSerial(primary_key=True)

@@ -13,6 +13,12 @@ round trip. It writes nothing and answers NULL whenever it cannot simply
 apply (no role, stale base, a seen op_id, ...), and the general path below
 then gives the answer; so both paths behave the same, and SQLite only ever
 takes the general path.
+
+Where an op's outcome is kept: a plain ack (not merged) is its event row,
+which carries the op_id (unique per project), the entity's id, the new
+version and the seq; only conflicts and merged acks, which no event
+describes, get an ``operation`` row. That spares the common edit a second
+row (see the migration "a plain ack's outcome is its event row").
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import asyncpg
 import msgspec
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
@@ -31,7 +38,7 @@ from piccolo.table import Table
 from server import metrics
 from server.access import policy
 from server.access.notify import Notifier
-from server.db.engine import write_transaction
+from server.db.engine import statement_runner, write_transaction
 from server.errors import BadRequest, NotFound, ServerError
 from server.events import log as event_log
 from server.events.log import EventRecord
@@ -130,11 +137,11 @@ async def apply(
         await access.require(project_id, user_id, "project.edit")
         await event_log.lock_project(project_id)
         if request.op_id is not None:
-            earlier = await _earlier_outcome(project_id, request.op_id, user_id)
+            earlier = await earlier_outcome(project_id, request.op_id, user_id)
             if earlier is not None:
                 return earlier, None
         work = await _dispatch(project_id, user_id, request)
-        if request.op_id is not None:
+        if request.op_id is not None and not _told_by_event(work.outcome):
             await Operation.insert(
                 Operation(
                     project_id=project_id,
@@ -178,18 +185,21 @@ async def _quick_update(
         return None
     data = plain(fields)
     at = datetime.now(UTC)
-    seq: int | None = await engine.pool.fetchval(
-        _EDIT_UPDATE_SQL,
-        request.entity,
-        project_id,
-        user_id,
-        request.id,
-        request.base_version,
-        msgspec.json.encode(data).decode(),
-        request.op_id,
-        at,
-        _EDIT_ROLES,
-    )
+    try:
+        seq: int | None = await statement_runner(engine).fetchval(
+            _EDIT_UPDATE_SQL,
+            request.entity,
+            project_id,
+            user_id,
+            request.id,
+            request.base_version,
+            msgspec.json.encode(data).decode(),
+            request.op_id,
+            at,
+            _EDIT_ROLES,
+        )
+    except asyncpg.UniqueViolationError:  # an event already holds this op_id: a retry
+        return None
     if seq is None:
         return None
     version = request.base_version + 1
@@ -209,18 +219,48 @@ async def _quick_update(
     return _Work(outcome=outcome, entity=None, events=[event])
 
 
-async def _earlier_outcome(project_id: ProjectId, op_id: str, user_id: UserId) -> Outcome | None:
+def _told_by_event(outcome: Outcome) -> bool:
+    """True when the op's event row says all of its outcome: a plain (not merged) ack."""
+    return isinstance(outcome, Acked) and not outcome.merged
+
+
+async def earlier_outcome(project_id: ProjectId, op_id: str, user_id: UserId) -> Outcome | None:
+    """What the op_id got the first time (a retry gets it again), or None if it is new.
+
+    Conflicts and merged acks are in ``operation``; a plain ack is read back
+    from the event that carries the op_id.
+
+    Raises:
+        BadRequest: another user sent this op_id.
+    """
     row = (
         await Operation.select(Operation.user_id, Operation.outcome)
         .where((Operation.project_id == project_id) & (Operation.op_id == op_id))
         .first()
     )
-    if row is None:
+    if row is not None:
+        _same_sender(row["user_id"], user_id)
+        raw = row["outcome"]
+        return _outcomes.decode(raw if isinstance(raw, str | bytes) else msgspec.json.encode(raw))
+    event = (
+        await Event.select(Event.actor_id, Event.entity_id, Event.version, Event.seq)
+        .where((Event.project_id == project_id) & (Event.op_id == op_id))
+        .first()
+    )
+    if event is None:
         return None
-    if str(row["user_id"]) != str(user_id):
+    _same_sender(event["actor_id"], user_id)
+    return Acked(
+        id=uuid.UUID(str(event["entity_id"])),
+        version=int(event["version"]),
+        seq=int(event["seq"]),
+        merged=False,
+    )
+
+
+def _same_sender(sender: Any, user_id: UserId) -> None:
+    if str(sender) != str(user_id):
         raise BadRequest("op_id: already used by another client; use a fresh UUID", field="op_id")
-    raw = row["outcome"]
-    return _outcomes.decode(raw if isinstance(raw, str | bytes) else msgspec.json.encode(raw))
 
 
 async def _dispatch(project_id: ProjectId, user_id: UserId, request: EditRequest) -> _Work:

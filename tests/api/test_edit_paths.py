@@ -13,11 +13,13 @@ import uuid
 from typing import Any
 
 import msgspec
+import pytest
 
-from server.events.tables import Event, Operation
+from server.errors import BadRequest
+from server.events.tables import Event
 from server.projects import edits
 from server.projects.edits import Acked, Conflicted, EditRequest
-from server.types import UserId
+from server.types import ProjectId, UserId
 from tests.api.conftest import Account, Api, RecordingNotifier
 
 
@@ -73,10 +75,12 @@ def _without(entity: dict[str, Any], *names: str) -> dict[str, Any]:
     return {k: v for k, v in entity.items() if k not in names}
 
 
-async def _outcome(op_id: str) -> dict[str, Any]:
-    row = await Operation.select().where(Operation.op_id == op_id).output(load_json=True).first()
-    assert row is not None
-    return _without(row["outcome"], "id", "seq")
+async def _outcome(board: Twins, op_id: str) -> dict[str, Any]:
+    """The op's outcome as a retry would get it."""
+    user = UserId(uuid.UUID(board.owner.id))
+    outcome = await edits.earlier_outcome(ProjectId(uuid.UUID(board.pid)), op_id, user)
+    assert outcome is not None
+    return _without(msgspec.to_builtins(outcome), "id", "seq")
 
 
 async def test_item_and_room_updates_write_the_same_both_ways(api: Api) -> None:
@@ -102,7 +106,7 @@ async def test_item_and_room_updates_write_the_same_both_ways(api: Api) -> None:
             assert isinstance(outcome, Acked)
             acks.append((outcome.version, outcome.merged))
             sent.append(notifier.events[-1])
-            assert await _outcome(op_id) == {"type": "ack", "version": 2, "merged": False}
+            assert await _outcome(board, op_id) == {"type": "ack", "version": 2, "merged": False}
         assert acks == [(2, False), (2, False)]
         first, second = sent
         assert (first.kind, first.entity, first.version, first.actor_id) == (
@@ -175,3 +179,65 @@ async def test_what_the_quick_path_declines_answers_the_same_both_ways(api: Api)
         items[board.items[1]], "id", "room_id"
     )
     assert items[board.items[0]]["z"] == 5.0
+
+
+async def test_a_retried_op_id_gets_its_first_outcome_whichever_path_either_took(api: Api) -> None:
+    """A retry gets its first ack, conflict or merge again, and applies nothing."""
+    board = await twins(api)
+    stranger = await api.register("stranger")
+    await api.add_member(board.owner, board.pid, stranger, "editor")
+    item = uuid.UUID(board.items[0])
+    update: dict[str, Any] = {"action": "update", "entity": "item", "id": item}
+    for first_socket, retry_socket in ((True, True), (True, False), (False, True), (False, False)):
+        version = (await board.listed("item"))[str(item)]["version"]
+        op_id = uuid.uuid4().hex
+        first = await board.apply(
+            socket=first_socket, base_version=version, data={"x": 1.0}, op_id=op_id, **update
+        )
+        assert first == Acked(id=item, version=version + 1, seq=first.seq, merged=False)
+        # The retry's base is current now: applying it would make version + 2.
+        again = await board.apply(
+            socket=retry_socket, base_version=version + 1, data={"x": 9.0}, op_id=op_id, **update
+        )
+        assert again == first
+        with pytest.raises(BadRequest, match="op_id"):
+            await board.apply(
+                socket=retry_socket,
+                who=stranger,
+                base_version=version + 1,
+                data={"x": 9.0},
+                op_id=op_id,
+                **update,
+            )
+        now = (await board.listed("item"))[str(item)]
+        assert (now["version"], now["x"]) == (version + 1, 1.0)
+    version = (await board.listed("item"))[str(item)]["version"]
+    await board.apply(socket=True, base_version=version, data={"y": 3.0}, **update)
+    for socket in (True, False):  # a merge and a conflict, each retried at a current base
+        merged_op, conflict_op = uuid.uuid4().hex, uuid.uuid4().hex
+        merged = await board.apply(
+            socket=socket,
+            base_version=version,
+            data={"w" if socket else "rotation": 5.0},  # fields no one changed since
+            op_id=merged_op,
+            **update,
+        )
+        assert isinstance(merged, Acked)
+        assert merged.merged
+        conflict = await board.apply(
+            socket=socket, base_version=version, data={"y": 4.0}, op_id=conflict_op, **update
+        )
+        assert isinstance(conflict, Conflicted)
+        current = (await board.listed("item"))[str(item)]["version"]
+        for op_id, outcome in ((merged_op, merged), (conflict_op, conflict)):
+            for retry_socket in (True, False):
+                again = await board.apply(
+                    socket=retry_socket,
+                    base_version=current,
+                    data={"h": 7.0},
+                    op_id=op_id,
+                    **update,
+                )
+                assert again == outcome
+        assert (await board.listed("item"))[str(item)]["version"] == current
+    assert (await board.listed("item"))[str(item)]["h"] != 7.0

@@ -1,0 +1,147 @@
+"""The statement lane (server/db/lane.py) lends pool connections for one statement each."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from server.db.lane import Lane, lane_size
+
+
+@pytest.fixture
+async def pool(pg_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(pg_url, min_size=1, max_size=4)
+    try:
+        yield pool
+    finally:
+        pool.terminate()
+
+
+def test_the_lane_takes_half_the_pool_and_none_of_a_pool_of_one() -> None:
+    """A pool of one keeps its connection for everything else; bigger pools lend half."""
+    assert [lane_size(n) for n in (1, 2, 4, 5, 20)] == [0, 1, 2, 2, 10]
+
+
+async def test_more_calls_than_connections_all_answer_over_at_most_its_size(
+    pool: asyncpg.Pool,
+) -> None:
+    """Twenty concurrent statements run over two connections; the pool still serves others."""
+    lane = Lane(pool, 2)
+    calls = [
+        lane.fetchval("SELECT pg_backend_pid() FROM pg_sleep(0.01) WHERE $1::int >= 0", i)
+        for i in range(20)
+    ]
+    gathered = asyncio.gather(*calls)
+    assert await pool.fetchval("SELECT 41 + 1") == 42  # the pool's other half is free
+    pids = await gathered
+    assert len(pids) == 20
+    assert len(set(pids)) <= 2
+    assert lane.held <= 2
+    await lane.close()
+    await asyncio.wait_for(pool.close(), 10)  # everything went back: close does not wait
+
+
+async def test_a_refused_statement_reaches_its_caller_and_the_connection_stays(
+    pool: asyncpg.Pool,
+) -> None:
+    """A PostgreSQL error is raised to the caller; the same connection serves the next call."""
+    lane = Lane(pool, 2)
+    first = await lane.fetchval("SELECT pg_backend_pid()")
+    with pytest.raises(asyncpg.DivisionByZeroError):
+        await lane.fetchval("SELECT 1 / $1::int", 0)
+    assert await lane.fetchval("SELECT pg_backend_pid()") == first
+    assert lane.held == 1
+    await lane.close()
+
+
+async def test_a_cancelled_call_gives_its_connection_back_to_the_pool(
+    pool: asyncpg.Pool,
+) -> None:
+    """A call cancelled mid-statement leaves no broken connection in the lane."""
+    lane = Lane(pool, 1)
+    slow = asyncio.create_task(lane.fetchval("SELECT pg_sleep(30)"))
+    waiting = asyncio.create_task(lane.fetchval("SELECT 7"))  # queued behind the slow one
+    await asyncio.sleep(0.2)
+    slow.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await slow
+    assert await asyncio.wait_for(waiting, 10) == 7
+    assert await lane.fetchval("SELECT 8") == 8
+    await lane.close()
+    await asyncio.wait_for(pool.close(), 10)
+
+
+async def test_a_waiter_that_gives_up_does_not_lose_the_connection(pool: asyncpg.Pool) -> None:
+    """Cancelling a queued call hands the connection on to the next caller."""
+    lane = Lane(pool, 1)
+    busy = asyncio.create_task(lane.fetchval("SELECT 1 FROM pg_sleep(0.2)"))
+    await asyncio.sleep(0.05)
+    quitter = asyncio.create_task(lane.fetchval("SELECT 2"))
+    patient = asyncio.create_task(lane.fetchval("SELECT 3"))
+    await asyncio.sleep(0.05)
+    quitter.cancel()
+    assert await busy == 1
+    assert await asyncio.wait_for(patient, 10) == 3
+    assert quitter.cancelled()
+    assert lane.held == 1
+    await lane.close()
+    with pytest.raises(asyncpg.InterfaceError):
+        await lane.fetchval("SELECT 4")
+    await asyncio.wait_for(pool.close(), 10)
+
+
+async def test_a_connection_whose_backend_died_is_replaced(pool: asyncpg.Pool) -> None:
+    """An idle connection whose backend went away is not lent: the next call gets a fresh one."""
+    lane = Lane(pool, 1)
+    dead = await lane.fetchval("SELECT pg_backend_pid()")
+    assert await pool.fetchval("SELECT pg_terminate_backend($1)", dead)
+    for _ in range(100):  # until the client has seen the connection close
+        if await pool.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", dead) == 0:
+            break
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.1)
+    fresh = await lane.fetchval("SELECT pg_backend_pid()")
+    assert fresh != dead
+    assert await lane.fetchval("SELECT pg_backend_pid()") == fresh
+    assert lane.held == 1
+    await lane.close()
+    await asyncio.wait_for(pool.close(), 10)
+
+
+async def test_a_call_that_gives_up_waiting_for_the_pool_lets_the_next_one_try(
+    pg_url: str,
+) -> None:
+    """Cancelled while the pool had no connection free: the call queued behind it still runs."""
+    pool = await asyncpg.create_pool(pg_url, min_size=1, max_size=1)
+    try:
+        lane = Lane(pool, 1)
+        outside = await pool.acquire()  # the pool's only connection, busy elsewhere
+        first = asyncio.create_task(lane.fetchval("SELECT 1"))  # waits in the pool
+        second = asyncio.create_task(lane.fetchval("SELECT 2"))  # waits in the lane
+        await asyncio.sleep(0.1)
+        first.cancel()
+        await asyncio.sleep(0.1)
+        await pool.release(outside)
+        assert await asyncio.wait_for(second, 10) == 2
+        assert first.cancelled()
+        await lane.close()
+        await asyncio.wait_for(pool.close(), 10)
+    finally:
+        pool.terminate()
+
+
+async def test_calls_waiting_when_the_lane_closes_get_an_error(pool: asyncpg.Pool) -> None:
+    """Shutting down: queued calls fail with an error, not a stray cancellation."""
+    lane = Lane(pool, 1)
+    busy = asyncio.create_task(lane.fetchval("SELECT 1 FROM pg_sleep(0.2)"))
+    queued = asyncio.create_task(lane.fetchval("SELECT 2"))
+    await asyncio.sleep(0.05)
+    closing = asyncio.create_task(lane.close())
+    with pytest.raises(asyncpg.InterfaceError):
+        await queued
+    assert await busy == 1
+    await closing
+    await asyncio.wait_for(pool.close(), 10)

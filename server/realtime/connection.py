@@ -113,7 +113,6 @@ class Connection:
 
     async def run(self, handshake: Principal | None, handshake_failed: bool) -> None:
         """Serve the socket until it closes (it is already accepted)."""
-        self._writer = asyncio.create_task(self._write_loop(), name=f"ws-writer-{self.id}")
         try:
             if handshake_failed:
                 await self.execute(self.session.authentication_failed())
@@ -248,7 +247,7 @@ class Connection:
             except Exception:  # the peer is gone: the reader sees the disconnect
                 return True
             if self._stalled is not None:  # the transport is full: the writer finishes it
-                self.outbox.wake()
+                self._wake_writer()
             return True
         self._queue(frame)
         return True
@@ -269,10 +268,22 @@ class Connection:
     def _queue(self, frame: Outgoing) -> bool:
         """Into the outbox for the writer; False (and a 4503 close) when it is full."""
         if self.outbox.offer(frame):
+            self._wake_writer()
             return True
         log.info("ws.too_slow", connection_id=self.id, queued=len(self.outbox))
         self.realtime.spawn(self.close(CloseCode.TOO_SLOW, "too slow to keep up; resume"))
         return False
+
+    def _wake_writer(self) -> None:
+        """Start the writer task, on the first frame a socket could not take at once.
+
+        Most sockets never need one (their frames go straight out): a reconnect
+        storm of a thousand sockets makes no thousand tasks.
+        """
+        if self._writer is None and not self.closed:
+            self._writer = asyncio.create_task(self._write_loop(), name=f"ws-writer-{self.id}")
+        else:
+            self.outbox.wake()
 
     def _write(self, frame: Outgoing) -> Awaitable[None]:
         return self._send({"type": "websocket.send", "bytes": None, "text": frame.text})

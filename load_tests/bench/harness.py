@@ -113,6 +113,24 @@ class CpuMeter:
         }
 
 
+async def settle(server: psutil.Process, idle: float = 0.05, limit_s: float = 15.0) -> float:
+    """Wait until the server is idle (below ``idle`` of a core over 0.25 s); the seconds waited.
+
+    A workload starts from a quiet server: the previous one's sockets may
+    still be closing (5,000 of them after W4), and that work would be billed
+    to the next workload. Gives up after ``limit_s``.
+    """
+    started = time.monotonic()
+    while time.monotonic() - started < limit_s:
+        before = server.cpu_times()
+        await asyncio.sleep(0.25)
+        after = server.cpu_times()
+        used = (after.user + after.system - before.user - before.system) / 0.25
+        if used < idle:
+            break
+    return round(time.monotonic() - started, 2)
+
+
 @dataclass
 class ProjectRef:
     id: str

@@ -38,7 +38,15 @@ from pathlib import Path
 from typing import Any
 
 from load_tests.bench import workloads
-from load_tests.bench.harness import Target, baseline, can_pin, ours, pin_generator, raise_fd_limit
+from load_tests.bench.harness import (
+    Target,
+    baseline,
+    can_pin,
+    ours,
+    pin_generator,
+    raise_fd_limit,
+    settle,
+)
 
 TARGETS = {
     "w1_ratio": 0.7,
@@ -108,7 +116,10 @@ async def run_target(target: Target, args: argparse.Namespace) -> dict[str, Any]
     out: dict[str, Any] = {}
 
     async def measure(key: str, label: str, work: Awaitable[dict[str, Any]]) -> None:
-        print(f"[{target.name}] {label}", file=sys.stderr, flush=True)
+        waited = await settle(target.ps)
+        print(
+            f"[{target.name}] {label} (server idle after {waited} s)", file=sys.stderr, flush=True
+        )
         try:
             out[key] = await work
         except Exception as exc:

@@ -1,15 +1,18 @@
 """A connection's bounded outbound queue (DESIGN.md "delivery path"), and writing without a task.
 
-Frames are queued already encoded; one writer task per connection
-drains the queue onto the socket. ``offer`` never blocks and never drops
-silently: when the queue is full it says so, and the caller closes the
-connection with 4503 so the client resumes with ``last_seq`` and loses nothing.
+Frames are queued already encoded; a connection's writer task, started with
+its first queued frame, drains the queue onto the socket. ``offer`` never
+blocks and never drops silently: when the queue is full it says so, and the
+caller closes the connection with 4503 so the client resumes with
+``last_seq`` and loses nothing.
 
 Most of the time nothing is queued and the socket can take a frame at once:
-the connection then writes it in place (:func:`start`) instead of queueing it
-and waking its writer task, which costs more than the write itself when one
-event goes to a thousand sockets. The queue is for the socket that cannot
-take a frame now (the transport's buffer is full: a slow reader).
+the connection then writes it in place (under uvicorn straight to the
+transport, realtime/wire.py; elsewhere through ASGI ``send``, run by
+:func:`start`) instead of queueing it and waking a task, which costs more
+than the write itself when one event goes to a thousand sockets. The queue
+is for the socket that cannot take a frame now (the transport's buffer is
+full: a slow reader).
 """
 
 from __future__ import annotations

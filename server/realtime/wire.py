@@ -27,7 +27,6 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import Frame, Opcode
-from websockets.protocol import State
 
 SCOPE_KEY = "moodboard.server_send"
 
@@ -91,16 +90,13 @@ class DirectWriter:
 
         uvicorn's own ``send`` waits while the transport is paused (its buffer
         above the high-water mark: a slow reader) and refuses a closing
-        socket; so does this, by declining.
+        socket; so does this, by declining. Three checks cover every way a
+        socket stops taking frames: our close frame sets ``close_sent``; the
+        peer's close frame, a lost connection and a server shutdown all close
+        the transport (uvicorn's ``handle_close``, ``connection_lost``).
         """
         protocol = self._protocol
-        if (
-            protocol.close_sent
-            or protocol.disconnected
-            or not protocol.writable.is_set()
-            or protocol.conn.state is not State.OPEN
-            or protocol.transport.is_closing()
-        ):
+        if protocol.close_sent or not protocol.writable.is_set() or protocol.transport.is_closing():
             return False
         protocol.transport.write(frames)
         return True

@@ -60,6 +60,18 @@ async def rest(server: ServerProcess, method: str, path: str, token: str, **kw: 
         )
 
 
+async def rename(server: ServerProcess, token: str, pid: str, times: int) -> None:
+    """``times`` renames of a new project (n0, n1, ...): as many events after its creation."""
+    for i in range(times):
+        await rest(
+            server,
+            "PATCH",
+            f"/api/projects/{pid}",
+            token,
+            json={"base_version": 1 + i, "name": f"n{i}"},
+        )
+
+
 async def test_bearer_handshake_and_auth_frame_give_ready(server: ServerProcess) -> None:
     """A Bearer header authenticates at the handshake; an auth frame does too, echoing its ref."""
     user_id, token = await user(server)
@@ -312,14 +324,7 @@ async def test_resume_with_last_seq_replays_exactly_the_missing_events(
     _, token = await user(server)
     created = await project(server, token)
     pid = created["id"]
-    for i in range(3):
-        await rest(
-            server,
-            "PATCH",
-            f"/api/projects/{pid}",
-            token,
-            json={"base_version": 1 + i, "name": f"n{i}"},
-        )
+    await rename(server, token, pid, 3)
     async with ws(server.url, token) as sock:
         await sock.expect("ready")
         joined = await sock.request(
@@ -343,14 +348,7 @@ async def test_a_long_replay_arrives_whole_and_in_order(server: ServerProcess) -
     _, token = await user(server)
     created = await project(server, token)
     pid, edits = created["id"], 150
-    for i in range(edits):
-        await rest(
-            server,
-            "PATCH",
-            f"/api/projects/{pid}",
-            token,
-            json={"base_version": 1 + i, "name": f"n{i}"},
-        )
+    await rename(server, token, pid, edits)
     async with ws(server.url, token) as sock:
         await sock.expect("ready")
         await sock.send({"type": "join", "ref": "j", "project_id": pid, "last_seq": created["seq"]})

@@ -13,7 +13,12 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from server import __version__
-from server.access.throttle import LoginThrottle, MemoryLoginThrottle, RedisLoginThrottle
+from server.access.throttle import (
+    FallbackLoginThrottle,
+    LoginThrottle,
+    MemoryLoginThrottle,
+    RedisLoginThrottle,
+)
 from server.db.engine import create_engine, engine_lifespan
 from server.events.listener import Listener
 from server.generations.builtin import BuiltinGenerator
@@ -100,10 +105,13 @@ def create_app(settings: Settings) -> Litestar:
         engine = create_engine(settings.database)
         async with engine_lifespan(engine, settings.db_pool_size):
             redis = redis_client(settings.redis_url, settings.redis_pool_size)
+            local_throttle = MemoryLoginThrottle(settings.login_failures_per_minute)
             throttle: LoginThrottle = (
-                RedisLoginThrottle(redis, settings.login_failures_per_minute)
+                FallbackLoginThrottle(
+                    RedisLoginThrottle(redis, settings.login_failures_per_minute), local_throttle
+                )
                 if redis is not None
-                else MemoryLoginThrottle(settings.login_failures_per_minute)
+                else local_throttle
             )
             instance_id = new_instance_id()
             broker: Broker = RedisBroker(redis) if redis is not None else MemoryBroker()

@@ -3,7 +3,9 @@
 Fixed one-minute windows: the N-th failure within a window blocks further
 attempts on that key until the window ends (429 with Retry-After). Redis holds
 the counters when configured, so every instance sees the same counts; the
-embedded mode keeps them in memory (one instance).
+embedded mode keeps them in memory (one instance). While Redis does not
+answer, each instance counts in its own memory (:class:`FallbackLoginThrottle`):
+people can still log in, and guessing is still limited, per instance.
 """
 
 from __future__ import annotations
@@ -11,9 +13,16 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import OrderedDict
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from server.log import get_logger
+
+log = get_logger(__name__)
+T = TypeVar("T")
 
 WINDOW_S = 60
 MAX_TRACKED_KEYS = 100_000  # memory bound of the in-process counters
@@ -96,3 +105,37 @@ class RedisLoginThrottle:
                 pipe.incr(self._prefix + key)
                 pipe.expire(self._prefix + key, WINDOW_S, nx=True)
             await pipe.execute()
+
+
+class FallbackLoginThrottle:
+    """Redis's counters, or this instance's own while Redis does not answer.
+
+    Without it, a Redis outage failed every login with 500. After a failure
+    Redis is left alone for ``retry_s`` (each attempt to reach a dead Redis
+    costs the login a connection timeout), then tried again. Counts made in
+    memory meanwhile stay in memory: a guesser gains at most one window.
+    """
+
+    def __init__(
+        self, shared: RedisLoginThrottle, local: MemoryLoginThrottle, retry_s: float = 5.0
+    ) -> None:
+        self.limit = shared.limit
+        self._shared, self._local, self._retry_s = shared, local, retry_s
+        self._shared_down_until = 0.0
+
+    async def retry_after(self, keys: list[str]) -> int | None:
+        return await self._counted(lambda throttle: throttle.retry_after(keys))
+
+    async def record_failure(self, keys: list[str]) -> None:
+        await self._counted(lambda throttle: throttle.record_failure(keys))
+
+    async def _counted(self, call: Callable[[LoginThrottle], Awaitable[T]]) -> T:
+        if time.monotonic() >= self._shared_down_until:
+            try:
+                return await call(self._shared)
+            except (RedisError, OSError) as exc:
+                self._shared_down_until = time.monotonic() + self._retry_s
+                log.warning(
+                    "login_throttle.redis_unavailable", error=repr(exc), retry_in_s=self._retry_s
+                )
+        return await call(self._local)

@@ -20,6 +20,7 @@ from server.access.tables import AuditLog
 from server.access.throttle import throttle_keys
 from server.log import configure_logging
 from tests.api.conftest import PASSWORD, SECRET, Account, Api, app_for, serving
+from tests.conftest import free_port
 
 BASE_URL = "http://testserver.local"  # httpx sends Host: testserver.local
 SAME_ORIGIN = BASE_URL
@@ -410,3 +411,18 @@ async def test_redis_throttle_is_shared_by_every_instance(
         # A lock Redis no longer holds (the window ended) lets the right password in again.
         await redis.delete(account_key)
         assert (await attempt(on_a, email, PASSWORD)).status_code == 200
+
+
+async def test_logins_go_on_while_redis_is_down(engine: Any, database_url: str) -> None:
+    """Redis down: logging in still works, and each instance still throttles on its own."""
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    app = app_for(database_url, REDIS_URL=dead)
+    email = f"redisless-{uuid.uuid4().hex}@example.com"
+    async with serving(app), client_at(app, unique_ip()) as client:
+        registered = await client.post(
+            "/api/auth/register", json={"email": email, "password": PASSWORD, "name": "R"}
+        )
+        assert registered.status_code == 201, registered.text
+        assert (await attempt(client, email, PASSWORD)).status_code == 200
+        await fail(client, email, LIMIT)
+        assert_throttled(await attempt(client, email, PASSWORD))

@@ -21,7 +21,7 @@ from server.errors import NotFound, PaymentRequired, ValidationFailed
 from server.projects.entities import rfc3339
 from server.types import UserId
 
-MAX_REASON = 64
+MAX_REASON = 256  # credit_ledger.reason
 MAX_BALANCE = 2**31 - 1  # balances are 32-bit INTEGER columns on PostgreSQL
 
 

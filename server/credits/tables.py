@@ -16,7 +16,9 @@ class CreditLedger(Table, tablename="credit_ledger"):
     user_id = ForeignKey(AppUser, on_delete=OnDelete.cascade, null=False)
     delta = Integer()
     balance = Integer(help_text="The balance after this change.")
-    reason = Varchar(length=64, help_text="signup, generation.reserve, generation.refund, admin.")
+    reason = Varchar(
+        length=256, help_text="signup, generation.reserve, generation.refund, admin: <reason>."
+    )
     generation_id = UUID(null=True, default=None)
     actor_id = UUID(null=True, default=None, help_text="Admin who adjusted it, if any.")
     at = Timestamptz(default=TimestamptzNow())

@@ -208,6 +208,20 @@ async def test_admin_adjustment_writes_ledger_and_audit(api: Api) -> None:
     assert entry["details"]["reason"] == "support refund"
 
 
+async def test_a_long_admin_reason_is_kept_whole(api: Api) -> None:
+    """The longest reason the API takes (200 characters) reaches the ledger and export whole."""
+    admin = await api.admin()
+    user = await api.register("user")
+    reason = "goodwill after the outage of 27 November; " + "r" * 158
+    assert len(reason) == 200
+    response = await _adjust(api, admin, user.id, 5, reason)
+    assert response.status_code == 200, response.text
+    ledger = (await api.client.get("/api/me/export", headers=user.auth)).json()["credit_ledger"]
+    assert ledger[-1]["reason"] == f"admin: {reason}"
+    too_long = await _adjust(api, admin, user.id, 5, reason + "!")
+    assert too_long.status_code == 400, too_long.text
+
+
 async def test_admin_cannot_overdraw_a_balance(api: Api) -> None:
     """A negative adjustment beyond the balance is 402 and writes neither ledger nor audit."""
     admin = await api.admin()

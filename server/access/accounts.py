@@ -15,7 +15,7 @@ from server.access.notify import Notifier
 from server.access.passwords import hash_password, needs_rehash, verify_password
 from server.access.principal import Principal
 from server.access.sessions import NewSession, list_sessions, revoke_all_sessions, start_session
-from server.access.tables import AppUser, AuditLog, TeamMember, UserSession, UserSettings
+from server.access.tables import AppUser, AuditLog, Team, TeamMember, UserSession, UserSettings
 from server.access.throttle import LoginThrottle, throttle_keys
 from server.access.users import create_user
 from server.credits.service import ledger
@@ -221,7 +221,9 @@ async def erase(
     and avatar erased; addresses and e-mails are erased from the audit log and
     names from the event log. Each project the user is the only direct owner
     of passes to its longest-standing other member (editors before viewers);
-    with no other member it is deleted. Credits ledger rows are kept.
+    with no other member it is deleted. So does each team the user is the only
+    owner of (to its longest-standing other member; deleted, with its grants,
+    when it has none). Credits ledger rows are kept.
     """
     row = await AppUser.select(AppUser.password_hash).where(AppUser.id == caller.user_id).first()
     if row is None or not verify_password(row["password_hash"], password):
@@ -236,6 +238,7 @@ async def erase(
         departures = await _leave_projects(caller.user_id)
         events.extend(departures)
         await ProjectMember.delete().where(ProjectMember.user_id == caller.user_id)
+        await _hand_over_or_delete_teams(caller.user_id)
         await TeamMember.delete().where(TeamMember.user_id == caller.user_id)
         await UserSettings.delete().where(UserSettings.user_id == caller.user_id)
         revoked = await revoke_all_sessions(caller.user_id)
@@ -304,6 +307,34 @@ async def _solely_owned(user_id: UserId) -> list[ProjectId]:
         if owners == 1:
             result.append(ProjectId(row["project_id"]))
     return result
+
+
+async def _hand_over_or_delete_teams(user_id: UserId) -> None:
+    """Each team only ``user_id`` owns: to its longest-standing other member, or deleted.
+
+    A deleted team takes its project grants with it (cascade); it had no
+    member but the user, whose access ends with the account anyway.
+    """
+    owned = await TeamMember.select(TeamMember.team_id).where(
+        (TeamMember.user_id == user_id) & (TeamMember.role == "owner")
+    )
+    for row in owned:
+        team_id = row["team_id"]
+        owners = await TeamMember.count().where(
+            (TeamMember.team_id == team_id) & (TeamMember.role == "owner")
+        )
+        if owners > 1:
+            continue
+        heir = (
+            await TeamMember.select(TeamMember.id)
+            .where((TeamMember.team_id == team_id) & (TeamMember.user_id != user_id))
+            .order_by(TeamMember.created_at)
+            .first()
+        )
+        if heir is None:
+            await Team.delete().where(Team.id == team_id)
+        else:
+            await TeamMember.update({TeamMember.role: "owner"}).where(TeamMember.id == heir["id"])
 
 
 async def _hand_over_or_delete(project_id: ProjectId, caller: Principal) -> EventRecord:

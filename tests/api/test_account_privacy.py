@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from server.access.tables import AppUser, AuditLog
+from server.access.tables import AppUser, AuditLog, Team, TeamMember
 from server.events.tables import Event
 from server.projects.tables import Project
 from tests.api.conftest import PASSWORD, Account, Api
@@ -246,6 +246,42 @@ async def test_erasure_hands_projects_over_or_deletes_them(api: Api) -> None:
     assert "zebedee" not in json.dumps([e["data"] for e in everything])
     published = {(str(e.project_id), e.kind) for e in api.ctx.notifier.events}  # type: ignore[attr-defined]
     assert {(shared, "member.updated"), (alone, "project.deleted")} <= published
+
+
+async def _teams(api: Api, who: Account) -> dict[str, str]:
+    response = await api.client.get("/api/teams", headers=who.auth)
+    assert response.status_code == 200, response.text
+    return {t["id"]: t["role"] for t in response.json()}
+
+
+async def test_erasure_hands_teams_over_or_deletes_them(api: Api) -> None:
+    """A solely owned team passes to its longest-standing member; one with no other member goes."""
+    leaver = await api.register("leaver")
+    first, second, co_owner = [await api.register(n) for n in ("first", "second", "co")]
+    handed = await _team(api, leaver, first, second)
+    lonely = await _team(api, leaver)
+    shared = await _team(api, co_owner)
+    promoted = await api.client.post(
+        f"/api/teams/{shared}/members",
+        json={"email": leaver.email, "role": "owner"},
+        headers=co_owner.auth,
+    )
+    assert promoted.status_code in (200, 201), promoted.text
+
+    assert (await _erase(api, leaver, PASSWORD)).status_code == 204
+
+    assert (await _teams(api, first))[handed] == "owner"
+    assert (await _teams(api, second))[handed] == "member"
+    # The new owner can run the team: add someone.
+    newcomer = await api.register("newcomer")
+    added = await api.client.post(
+        f"/api/teams/{handed}/members", json={"email": newcomer.email}, headers=first.auth
+    )
+    assert added.status_code == 201, added.text
+    assert await Team.select().where(Team.id == lonely).first() is None
+    assert (await _teams(api, co_owner))[shared] == "owner"
+    left = await TeamMember.select().where(TeamMember.user_id == leaver.id)
+    assert left == []
 
 
 async def test_erasure_leaves_deleted_projects_alone(api: Api) -> None:

@@ -254,13 +254,19 @@ class Connection:
 
     def uncork(self) -> None:
         """Write the frames sent during this loop turn, in one go (the hub calls it)."""
-        frames, self._corked = self._corked, []
-        if not frames or self.closed or self._direct is None:
+        corked = self._corked  # emptied in place: no new list per socket and turn (GC)
+        if not corked:
             return
-        data = frames[0].wire if len(frames) == 1 else b"".join([f.wire for f in frames])
+        if self.closed or self._direct is None:
+            corked.clear()
+            return
+        data = corked[0].wire if len(corked) == 1 else b"".join([f.wire for f in corked])
         if self._direct.write(data):
+            corked.clear()
             return
         # The transport is paused (or closing): the writer's ASGI send waits for it.
+        frames = corked[:]
+        corked.clear()
         for frame in frames:
             if not self._queue(frame):
                 return

@@ -17,8 +17,6 @@ from server.realtime.hub import Realtime
 from server.realtime.wire import expose_send
 from server.settings import Settings
 
-GC_THRESHOLDS = (700, 10, 100)  # CPython's defaults but the last: (700, 10, 10)
-
 
 class DrainingServer(uvicorn.Server):
     """uvicorn, but SIGTERM first closes the sockets with 1012 in batches over a window.
@@ -44,14 +42,11 @@ class DrainingServer(uvicorn.Server):
         # a full collection then takes a few ms instead of 50-100 ms, during which
         # no socket would be served.
         gc.freeze()
-        # Full collections: after 100 young-generation collections instead of 10.
-        # Every socket keeps a few hundred objects alive, and uvicorn leaves each
-        # closed socket's protocol objects in reference cycles that only a full
-        # collection frees. A reconnect storm of 1000 sockets then ran two or three
-        # full collections of 100-300 ms each: a third of the server's CPU
-        # (docs/performance.md, "W5 resume path"). Young collections, the ones that
-        # free most garbage, are unchanged; closed sockets' cycles wait longer.
-        gc.set_threshold(*GC_THRESHOLDS)
+        # The collector's thresholds stay CPython's. Raising the full-collection one
+        # (100 young collections instead of 10) helped a reconnect storm measured
+        # alone, but let closed sockets' reference cycles pile up, and the long full
+        # collection that followed stalled a 1,000-socket fan-out past its p99
+        # (docs/benchmarks.md, last section).
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self._draining or not self.started:

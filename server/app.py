@@ -126,6 +126,7 @@ def create_app(settings: Settings) -> Litestar:
                 instance_id=instance_id,
                 max_sockets_per_user=settings.max_sockets_per_user,
                 presence_flush_s=settings.presence_flush_s,
+                write_delay_s=settings.write_delay_s,
             )
             await realtime.start()
             listener = (

@@ -73,6 +73,12 @@ EDITS = Counter(
     "no overlap), conflict",
     ["outcome"],
 )
+EDIT_BATCH = Histogram(
+    "moodboard_edit_batch_size",
+    "Socket edits of one project written by one database call and commit (a busy "
+    "project's edits that waited for its previous call go together)",
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+)
 EVENTS = Counter(
     "moodboard_events_committed", "Events committed by this instance, by entity", ["entity"]
 )
@@ -147,6 +153,7 @@ ALL = (
     GAP_FILLS,
     FEED_LAG,
     EDITS,
+    EDIT_BATCH,
     EVENTS,
     AUTH_FAILURES,
     RATE_LIMITED,

@@ -136,6 +136,12 @@ DESCRIPTIONS: dict[str, tuple[str | None, str]] = {
         "a project's presence changes (joins, leaves, cursors) go out at most this often, "
         "coalesced into one presence_diff; a quiet project's go out at once",
     ),
+    "MOODBOARD_WRITE_DELAY_US": (
+        None,
+        "while frames are dense, each socket's are written at most this often, several "
+        "in one system call (a frame waits at most this long); a quiet socket's go out at "
+        "once; 0 writes at the end of every event-loop turn",
+    ),
     "MOODBOARD_AUTH_TIMEOUT_MS": (None, "time a socket has to authenticate"),
     "MOODBOARD_EVENT_RETENTION_EVENTS": (
         None,

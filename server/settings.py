@@ -101,6 +101,7 @@ class Settings:
     drain_window_s: float = 5.0
     presence_ttl_s: float = 15.0
     presence_flush_s: float = 0.05
+    write_delay_s: float = 0.002
     auth_timeout_s: float = 10.0
     event_retention_events: int = 10_000
     event_retention_days: int = 30
@@ -332,6 +333,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         drain_window_s=_int(env, "MOODBOARD_DRAIN_WINDOW_MS", 5000, 0, 60_000) / 1000,
         presence_ttl_s=_int(env, "MOODBOARD_PRESENCE_TTL_S", 15, 2, 25),
         presence_flush_s=_int(env, "MOODBOARD_PRESENCE_FLUSH_MS", 50, 0, 5000) / 1000,
+        write_delay_s=_int(env, "MOODBOARD_WRITE_DELAY_US", 2000, 0, 100_000) / 1_000_000,
         auth_timeout_s=_int(env, "MOODBOARD_AUTH_TIMEOUT_MS", 10_000, 100, 600_000) / 1000,
         event_retention_events=_int(env, "MOODBOARD_EVENT_RETENTION_EVENTS", 10_000, 0, 10**9),
         event_retention_days=_int(env, "MOODBOARD_EVENT_RETENTION_DAYS", 30, 0, 36_500),

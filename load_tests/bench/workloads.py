@@ -40,6 +40,10 @@ W4_SOCKETS_PER_PROJECT = 50  # a busy board; every join tells every member (pres
 # PROTOCOL.md 3.5: a socket's default message rate. W1 spreads a step's edits over
 # enough of the project's sockets to stay under it, as that many collaborators would.
 W1_EDITS_PER_SOCKET = 50
+# The W1 project's items, each busy from its edit's send to its ack: enough that only
+# acks slower than about the delivery limit starve the editors (at 3,000 edits/s an
+# item must come back within 85 ms), so a step fails on its latency, not on the pool.
+W1_ITEMS = 256
 
 
 class Items:
@@ -170,7 +174,7 @@ async def w1_fanout(
     edits come from as many of the N sockets as the step's rate needs at
     ``W1_EDITS_PER_SOCKET`` each (round robin), and reach all N, the authors too.
     """
-    project = (await target.projects(1, items=64))[0]
+    project = (await target.projects(1, items=W1_ITEMS))[0]
     sent: dict[str, float] = {}
     conns, failures = await try_open_pumped(target, subscribers, lambda _: project.id)
     if len(conns) < 2:

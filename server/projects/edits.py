@@ -7,12 +7,14 @@ then the events go to the notifier. Socket ``edit`` frames and REST writes
 both come through :func:`apply`.
 
 On PostgreSQL the most common edit, a room or item update whose base is
-current, first tries ``moodboard_edit_update`` (a function of the migration
-"one-round-trip edit function"): the same steps in one statement and one
-round trip. It writes nothing and answers NULL whenever it cannot simply
-apply (no role, stale base, a seen op_id, ...), and the general path below
-then gives the answer; so both paths behave the same, and SQLite only ever
-takes the general path.
+current, first tries ``moodboard_edit_batch`` (a function of the migration
+"a batch of one project's edits in one transaction"): the same steps in one
+statement and one round trip, for this edit and whichever edits of the same
+project arrived while the project's previous call was in flight
+(group_commit.py: they share its lock and its commit). It writes nothing for
+an edit it cannot simply apply (no role, stale base, a seen op_id, ...) and
+answers NULL for it; the general path below then gives the answer. So both
+paths behave the same, and SQLite only ever takes the general path.
 
 Where an op's outcome is kept: a plain ack (not merged) is its event row,
 which carries the op_id (unique per project), the entity's id, the new
@@ -45,6 +47,7 @@ from server.events.log import EventRecord
 from server.events.tables import Event, Operation
 from server.projects import access
 from server.projects.entities import item_entity, plain, project_entity, rfc3339, room_entity
+from server.projects.group_commit import GroupCommit
 from server.projects.merge import Apply, decide
 from server.projects.tables import Item, Project, Room
 from server.projects.validation import EditableEntity, clean
@@ -158,7 +161,20 @@ async def apply(
 
 # The roles that may edit, for the database function's own permission check.
 _EDIT_ROLES = [role for role in policy.RANK if policy.can(role, "project.edit")]
-_EDIT_UPDATE_SQL = "SELECT moodboard_edit_update($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9)"
+_EDIT_BATCH_SQL = "SELECT moodboard_edit_batch($1, $2, $3, $4, $5, $6::jsonb[], $7, $8, $9)"
+
+
+@dataclass(frozen=True, slots=True)
+class _Update:
+    """One current-base room or item update, as the batch function takes it."""
+
+    entity: Literal["room", "item"]
+    user_id: UserId
+    id: uuid.UUID
+    base_version: int
+    data: dict[str, Any]
+    op_id: str | None
+    at: datetime
 
 
 async def _quick_update(
@@ -183,40 +199,72 @@ async def _quick_update(
         return None
     if "room_id" in fields:  # moving an item: the general path checks the room
         return None
-    data = plain(fields)
-    at = datetime.now(UTC)
-    try:
-        seq: int | None = await statement_runner(engine).fetchval(
-            _EDIT_UPDATE_SQL,
-            request.entity,
-            project_id,
-            user_id,
-            request.id,
-            request.base_version,
-            msgspec.json.encode(data).decode(),
-            request.op_id,
-            at,
-            _EDIT_ROLES,
-        )
-    except asyncpg.UniqueViolationError:  # an event already holds this op_id: a retry
-        return None
+    entity: Literal["room", "item"] = "room" if request.entity == "room" else "item"
+    update = _Update(
+        entity=entity,
+        user_id=user_id,
+        id=request.id,
+        base_version=request.base_version,
+        data=plain(fields),
+        op_id=request.op_id,
+        at=datetime.now(UTC),
+    )
+    seq = await _group_commit(engine).submit(project_id, update)
     if seq is None:
         return None
-    version = request.base_version + 1
+    version = update.base_version + 1
     event = EventRecord(
         project_id=project_id,
         seq=seq,
-        kind=f"{request.entity}.updated",
-        entity=request.entity,
-        id=request.id,
+        kind=f"{update.entity}.updated",
+        entity=update.entity,
+        id=update.id,
         version=version,
-        data=data,
+        data=update.data,
         actor_id=user_id,
-        op_id=request.op_id,
-        at=at,
+        op_id=update.op_id,
+        at=update.at,
     )
-    outcome = Acked(id=request.id, version=version, seq=seq, merged=False)
+    outcome = Acked(id=update.id, version=version, seq=seq, merged=False)
     return _Work(outcome=outcome, entity=None, events=[event])
+
+
+def _group_commit(engine: PostgresEngine) -> GroupCommit[ProjectId, _Update, int | None]:
+    """The engine's group commit of quick updates (made on first use)."""
+    known = _group_commits.get(id(engine))
+    if known is None or known[0] is not engine:
+        known = _group_commits[id(engine)] = (engine, GroupCommit(_batch_runner(engine)))
+    return known[1]
+
+
+def _batch_runner(engine: PostgresEngine) -> Any:
+    async def run(project_id: ProjectId, updates: list[_Update]) -> list[int | None]:
+        """Each update's seq, or None where the general path must answer."""
+        try:
+            seqs: list[int | None] = await statement_runner(engine).fetchval(
+                _EDIT_BATCH_SQL,
+                project_id,
+                [u.entity for u in updates],
+                [u.user_id for u in updates],
+                [u.id for u in updates],
+                [u.base_version for u in updates],
+                [msgspec.json.encode(u.data).decode() for u in updates],
+                [u.op_id for u in updates],
+                [u.at for u in updates],
+                _EDIT_ROLES,
+            )
+        except asyncpg.PostgresError:  # refused as a whole: each edit takes the general path
+            return [None] * len(updates)
+        written = len(seqs) - seqs.count(None)
+        if written:
+            metrics.EDIT_BATCH.observe(written)
+        return seqs
+
+    return run
+
+
+# By id(engine) (engines take no weak references), with the engine to tell a new one apart.
+_group_commits: dict[int, tuple[PostgresEngine, GroupCommit[ProjectId, _Update, int | None]]] = {}
 
 
 def _told_by_event(outcome: Outcome) -> bool:

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 PRESENCE_FLUSH_S = 0.05  # a project's presence changes go out at most this often (coalesced)
 HEAL_S = 2.0  # how often the log's head is compared with what this instance delivered
+WRITE_DELAY_S = 0.002  # sockets' frames are written at most this often while traffic is dense
 
 
 @dataclass(slots=True)
@@ -67,12 +68,14 @@ class Realtime:
         instance_id: str,
         max_sockets_per_user: int = 50,
         presence_flush_s: float = PRESENCE_FLUSH_S,
+        write_delay_s: float = WRITE_DELAY_S,
     ) -> None:
         self.broker = broker
         self.presence = presence
         self.instance_id = instance_id
         self.max_sockets_per_user = max_sockets_per_user
         self.presence_flush_s = presence_flush_s
+        self.write_delay_s = write_delay_s
         self.connections: dict[str, Connection] = {}
         self.draining = False
         self._by_user: dict[uuid.UUID, set[Connection]] = {}
@@ -82,7 +85,8 @@ class Realtime:
         self._upstream: dict[uuid.UUID, asyncio.Lock] = {}
         self._presence_batches: dict[uuid.UUID, PresenceBatch] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._corked: list[Connection] = []  # sockets with frames to write at the turn's end
+        self._corked: list[Connection] = []  # sockets with frames to write at the next uncork
+        self._uncorked_at = float("-inf")  # the loop's time of the last uncork
         self._healer: asyncio.Task[None] | None = None
 
     # --- lifetime ---------------------------------------------------------------------
@@ -120,17 +124,29 @@ class Realtime:
                 log.warning("realtime.control_subscription_pending")
 
     def uncork_soon(self, connection: Connection) -> None:
-        """Have ``connection`` write its frames of this loop turn once the turn ends.
+        """Have ``connection`` write the frames it is sent now at the next uncork.
 
-        One callback for every socket that was sent something: a thousand-socket
-        fan-out schedules one, and events the bus delivers together reach each
-        socket in one write.
+        One uncork writes every socket's frames, each socket's in one write
+        (one system call). It runs at the end of this turn of the event loop,
+        or, when the last one was less than ``write_delay_s`` ago, once that
+        much time has passed since it: while events are dense (a busy
+        project), each socket then gets several in one write, for at most
+        ``write_delay_s`` of added latency; a quiet socket's frame goes out
+        at once. Writing is most of a delivery's cost (the kernel's TCP
+        path, for the sender and the receiver), so under load this is the
+        fan-out's largest saving (docs/performance.md, "Write delay").
         """
         if not self._corked:
-            asyncio.get_running_loop().call_soon(self._uncork)
+            loop = asyncio.get_running_loop()
+            due = self._uncorked_at + self.write_delay_s
+            if due > loop.time():
+                loop.call_at(due, self._uncork)
+            else:
+                loop.call_soon(self._uncork)
         self._corked.append(connection)
 
     def _uncork(self) -> None:
+        self._uncorked_at = asyncio.get_running_loop().time()
         corked, self._corked = self._corked, []
         for connection in corked:
             try:

@@ -9,12 +9,15 @@ the log see.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
 import msgspec
 import pytest
+from piccolo.engine.postgres import PostgresEngine
 
+from server import metrics
 from server.errors import BadRequest
 from server.events.tables import Event
 from server.projects import edits
@@ -241,3 +244,74 @@ async def test_a_retried_op_id_gets_its_first_outcome_whichever_path_either_took
                 assert again == outcome
         assert (await board.listed("item"))[str(item)]["version"] == current
     assert (await board.listed("item"))[str(item)]["h"] != 7.0
+
+
+async def test_concurrent_socket_edits_of_one_project_lose_nothing(api: Api) -> None:
+    """Edits racing into one project (one database call in flight, the rest batched) all count.
+
+    Forty updates at once over the project's items: per item, one edit per
+    field from the same base (the first applies, the others merge), a
+    viewer's edits (refused, and nothing of them written), and each op sent
+    twice (one outcome, applied once). Whatever batch each landed in, the
+    outcome is the one the edits would get one after the other.
+    """
+    board = await twins(api)
+    viewer = await api.register("viewer")
+    await api.add_member(board.owner, board.pid, viewer, "viewer")
+    room = board.rooms[0]
+    for _ in range(2):
+        item = await board.rest("POST", f"/rooms/{room}/items", json={"kind": "note", "data": {}})
+        board.items.append(item["id"])
+    fields = ("x", "y", "w", "h", "rotation")
+    sends: list[tuple[str, str, Account, str]] = []  # item, field, author, op_id
+    for item_id in board.items:
+        for name in fields:
+            sends.append((item_id, name, board.owner, uuid.uuid4().hex))
+        sends.append((item_id, "z", viewer, uuid.uuid4().hex))
+    sends += sends[::3]  # every third op again: a client's retry racing its first send
+
+    async def send(item_id: str, name: str, who: Account, op_id: str) -> Any:
+        try:
+            return await board.apply(
+                socket=True,
+                who=who,
+                action="update",
+                entity="item",
+                id=uuid.UUID(item_id),
+                base_version=1,
+                data={name: 7.0},
+                op_id=op_id,
+            )
+        except Exception as exc:  # the error a client would get
+            return type(exc).__name__
+
+    before = _batched_edits()
+    outcomes = await asyncio.gather(*(send(*s) for s in sends))
+    if isinstance(api.ctx.engine, PostgresEngine):  # the race did make batches
+        assert _batched_edits() > before
+    by_op: dict[str, Any] = {}
+    for (_, _, who, op_id), outcome in zip(sends, outcomes, strict=True):
+        if who is viewer:
+            assert outcome == "Forbidden"
+        else:
+            assert isinstance(outcome, Acked), outcome
+            assert by_op.setdefault(op_id, outcome) == outcome  # a retry: the first answer
+    seqs = sorted(outcome.seq for outcome in by_op.values())
+    assert len(set(seqs)) == len(by_op) == len(board.items) * len(fields)
+    items = await board.listed("item")
+    for item_id in board.items:
+        item = items[item_id]
+        assert item["version"] == 1 + len(fields)  # every edit applied, each once
+        assert all(item[name] == 7.0 for name in fields)
+        assert item["z"] != 7.0  # the viewer's edit wrote nothing
+    ours = Event.project_id == board.pid
+    rows = await Event.select(Event.seq).where(ours & Event.op_id.is_not_null())
+    assert sorted(row["seq"] for row in rows) == seqs  # one event per applied op
+    logged = [row["seq"] for row in await Event.select(Event.seq).where(ours).order_by(Event.seq)]
+    assert logged == list(range(logged[0], logged[0] + len(logged)))  # no gap in the log
+
+
+def _batched_edits() -> float:
+    """Edits the database got in batches of more than one, so far (moodboard_edit_batch_size)."""
+    samples = {s.name: s.value for s in metrics.EDIT_BATCH.collect()[0].samples}
+    return samples["moodboard_edit_batch_size_sum"] - samples["moodboard_edit_batch_size_count"]

@@ -1,0 +1,92 @@
+"""Group commit per project: one write in flight, the ones arriving meanwhile go together next.
+
+A project's writers serialise on its row until commit (DESIGN.md, write
+path), so two socket edits of one project can never run side by side in
+the database: the second waits for the first's lock, holding a connection,
+and then pays a commit (a WAL flush) of its own. Here a project has at most
+one call in flight from this instance; edits that arrive meanwhile wait in
+memory and go to the database together, as one call, in one transaction with
+one commit, as soon as it returns. A lone edit waits for nothing; a busy
+project's edits share their lock, their round trip and their flush.
+
+Different projects never wait for each other. This module only orders the
+calls; what a call does (and that its items are independent of one
+another) is the caller's: see ``server/projects/edits.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+T = TypeVar("T")
+R = TypeVar("R")
+
+MAX_BATCH = 64  # items in one call at most; the rest wait for the next
+
+
+class GroupCommit(Generic[K, T, R]):
+    """Runs ``run(key, items)`` for one key at a time, batching what arrives meanwhile.
+
+    ``run`` answers one result per item, in order. When it raises, every
+    item of that call gets the error.
+    """
+
+    def __init__(
+        self, run: Callable[[K, list[T]], Awaitable[list[R]]], max_batch: int = MAX_BATCH
+    ) -> None:
+        self._run = run
+        self._max_batch = max_batch
+        # A key is here while a call of it is in flight; its list holds who waits for the next.
+        self._waiting: dict[K, list[tuple[T, asyncio.Future[R]]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def busy(self, key: K) -> bool:
+        """Whether a call of ``key`` is in flight."""
+        return key in self._waiting
+
+    async def submit(self, key: K, item: T) -> R:
+        """``item``'s result: run now when ``key`` is idle, else in the key's next call."""
+        waiting = self._waiting.get(key)
+        if waiting is None:  # idle: run it alone, in the caller's task (no hand-over)
+            self._waiting[key] = []
+            try:
+                (result,) = await self._run(key, [item])
+                return result
+            finally:
+                self._next(key)
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        waiting.append((item, future))
+        return await future
+
+    def _next(self, key: K) -> None:
+        """The key's call returned: start the next one with what waits, or mark it idle."""
+        waiting = self._waiting.get(key)
+        if not waiting:
+            self._waiting.pop(key, None)
+            return
+        batch = waiting[: self._max_batch]
+        del waiting[: self._max_batch]
+        task = asyncio.get_running_loop().create_task(self._run_batch(key, batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_batch(self, key: K, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+        try:
+            results = await self._run(key, [item for item, _ in batch])
+        except asyncio.CancelledError:
+            for _, future in batch:
+                future.cancel()
+            raise
+        except Exception as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+        else:
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():  # its caller gave up (a closed socket): nobody to tell
+                    future.set_result(result)
+        finally:
+            self._next(key)

@@ -223,8 +223,14 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.asynccontextmanager
-async def ours(admin_url: str, redis_url: str, workdir: Path) -> AsyncIterator[Target]:
-    """``moodboard serve`` on a fresh PostgreSQL database (dropped after) and Redis."""
+async def ours(
+    admin_url: str, redis_url: str, workdir: Path, settings: dict[str, str] | None = None
+) -> AsyncIterator[Target]:
+    """``moodboard serve`` on a fresh PostgreSQL database (dropped after) and Redis.
+
+    ``settings``: MOODBOARD_* variables to set on top of the benchmark's own
+    (``--set``), to measure a setting's effect.
+    """
     admin = await asyncpg.connect(admin_url)
     db = f"moodboard_benchsuite_{uuid.uuid4().hex[:8]}"
     await admin.execute(f'CREATE DATABASE "{db}"')
@@ -243,6 +249,7 @@ async def ours(admin_url: str, redis_url: str, workdir: Path) -> AsyncIterator[T
         "MOODBOARD_MAX_SOCKETS_PER_USER": "100000",
         "MOODBOARD_DB_POOL_SIZE": "20",
         "MOODBOARD_INPROCESS_WORKER": "false",
+        **(settings or {}),
     }
     log = workdir / "ours.log"
     process = _spawn([sys.executable, "-m", "server.cli", "serve", "--port", str(port)], env, log)

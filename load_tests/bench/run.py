@@ -101,6 +101,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--storm-concurrency", type=int, default=200, help="W5 resumes in flight")
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="MOODBOARD_NAME=VALUE",
+        help="a setting of our server (repeatable), e.g. MOODBOARD_WRITE_DELAY_US=0",
+    )
     parser.add_argument("--json", default="bench.json", help="where to write the results")
     parser.add_argument("--logs", default="bench-logs", help="directory of the servers' logs")
     args = parser.parse_args(argv)
@@ -274,6 +281,14 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join([line(head), line(["-" * w for w in widths]), *(line(c) for c in cells)])
 
 
+def _settings(pairs: list[str]) -> dict[str, str]:
+    """``--set`` values as variables; only MOODBOARD_* ones (the database and Redis are ours)."""
+    settings = dict(pair.split("=", 1) for pair in pairs if "=" in pair)
+    if len(settings) != len(pairs) or not all(k.startswith("MOODBOARD_") for k in settings):
+        raise SystemExit("--set takes MOODBOARD_NAME=VALUE")
+    return settings
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     fds = raise_fd_limit()
     needed = 2 * max(args.connections, args.storm, *args.subscribers) + 200
@@ -297,7 +312,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     if not can_pin():
         print("warning: no taskset or one CPU: server and generator share CPUs", file=sys.stderr)
     logs = Path(args.logs)
-    async with ours(args.admin_url, args.redis_url, logs) as target:
+    async with ours(args.admin_url, args.redis_url, logs, _settings(args.set)) as target:
         results["ours"] = await run_target(target, args)
     if not args.no_baseline:
         async with baseline(logs) as target:

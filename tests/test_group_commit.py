@@ -111,3 +111,22 @@ async def test_the_first_callers_cancellation_still_starts_the_next_call() -> No
     recorder.gate.set()
     assert await second == 4
     assert not group.busy("p")
+
+
+async def test_a_cancelled_call_cancels_what_waits_and_leaves_the_key_idle() -> None:
+    """Shutdown cancels the call in flight: its items and the ones waiting are cancelled too."""
+    recorder = Recorder()
+    group = GroupCommit(recorder.run, max_batch=2)
+    tasks = [asyncio.create_task(group.submit("p", n)) for n in range(5)]
+    await asyncio.sleep(0)
+    tasks[0].cancel()  # the lone first call: the next batch ([1, 2]) starts
+    for _ in range(3):  # the cancellation, the next call's task, its first step
+        await asyncio.sleep(0)
+    assert [items for _, items in recorder.calls] == [[0], [1, 2]]
+    for task in list(group._tasks):
+        task.cancel()
+    async with asyncio.timeout(5):  # nothing may be left waiting for a call that never comes
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(isinstance(r, asyncio.CancelledError) for r in results)
+    assert not group.busy("p")
+    assert [items for _, items in recorder.calls] == [[0], [1, 2]]  # [3, 4] never ran

@@ -76,8 +76,8 @@ class GroupCommit(Generic[K, T, R]):
     async def _run_batch(self, key: K, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         try:
             results = await self._run(key, [item for item, _ in batch])
-        except asyncio.CancelledError:
-            for _, future in batch:
+        except asyncio.CancelledError:  # the loop is shutting down: no call will follow
+            for _, future in batch + self._waiting.pop(key, []):
                 future.cancel()
             raise
         except Exception as exc:

@@ -17,7 +17,7 @@ from server import metrics
 from server.access.principal import Principal, ServicePrincipal, Via
 from server.access.tables import ServiceAccount, UserSession
 from server.access.tokens import hash_token, new_token
-from server.db.raw import pool_of
+from server.db.raw import runner_of
 from server.types import UserId
 
 TOUCH_INTERVAL = timedelta(seconds=60)
@@ -74,14 +74,14 @@ async def authenticate(token: str, *, ttl_s: int, via: Via) -> Principal | None:
     """The principal of a live session token, or None (unknown, expired, revoked, erased).
 
     Every socket and request comes through here: on PostgreSQL it is one fixed
-    statement on the pool (server/db/raw.py), elsewhere the Piccolo query.
+    statement on the statement lane (server/db/raw.py), elsewhere the Piccolo query.
     """
     current = now()
     token_hash = hash_token(token)
-    pool = pool_of(UserSession)
+    runner = runner_of(UserSession)
     row: Any
-    if pool is not None:
-        row = await pool.fetchrow(_SESSION_SQL, token_hash, current)
+    if runner is not None:
+        row = await runner.fetchrow(_SESSION_SQL, token_hash, current)
     else:
         row = (
             await UserSession.select(
@@ -105,8 +105,9 @@ async def authenticate(token: str, *, ttl_s: int, via: Via) -> Principal | None:
         return None
     if current - _aware(row["last_seen_at"]) >= TOUCH_INTERVAL:
         expires_at = current + timedelta(seconds=ttl_s)
-        if pool is not None:
-            await pool.execute(_TOUCH_SQL, row["id"], current, expires_at, current - TOUCH_INTERVAL)
+        if runner is not None:
+            stale = current - TOUCH_INTERVAL
+            await runner.execute(_TOUCH_SQL, row["id"], current, expires_at, stale)
         else:
             await UserSession.update(
                 {UserSession.last_seen_at: current, UserSession.expires_at: expires_at}

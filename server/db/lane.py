@@ -1,9 +1,11 @@
 """A lane of PostgreSQL connections for one-statement calls, lent without the pool's per-use work.
 
 The socket edit is one statement (``moodboard_edit_update``), thousands a
-second. Through ``Pool.fetchval`` each one also paid for asyncpg's lending:
-a queue wait, a connection proxy, the release hook and a shielded release
-task, about a tenth of the server's CPU per edit. The lane takes a few
+second; so are a socket's handshake and resume reads in a reconnect storm
+(``authenticate``, ``read_resume_as``: server/db/raw.py). Through the pool
+each one also paid for asyncpg's lending: a queue wait, a connection proxy,
+the release hook and a shielded release task, about a tenth of the server's
+CPU per edit. The lane takes a few
 connections out of the pool once, keeps them, and lends them with a list
 and a FIFO of waiters.
 
@@ -57,9 +59,26 @@ class Lane:
 
     async def fetchval(self, query: str, *args: Any) -> Any:
         """``Connection.fetchval`` on a lent connection (one statement, its own transaction)."""
+        return await self._one("fetchval", query, args)
+
+    async def fetchrow(self, query: str, *args: Any) -> Any:
+        """``Connection.fetchrow`` on a lent connection (one statement, its own transaction)."""
+        return await self._one("fetchrow", query, args)
+
+    async def fetch(self, query: str, *args: Any) -> list[Any]:
+        """``Connection.fetch`` on a lent connection (one statement, its own transaction)."""
+        rows: list[Any] = await self._one("fetch", query, args)
+        return rows
+
+    async def execute(self, query: str, *args: Any) -> str:
+        """``Connection.execute`` on a lent connection (one statement, its own transaction)."""
+        status: str = await self._one("execute", query, args)
+        return status
+
+    async def _one(self, method: str, query: str, args: tuple[Any, ...]) -> Any:
         connection = await self._borrow()
         try:
-            value = await connection.fetchval(query, *args)
+            value = await getattr(connection, method)(query, *args)
         except asyncpg.PostgresError:  # refused (or its backend went away: _give_back sees it)
             self._give_back(connection)
             raise

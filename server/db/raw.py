@@ -2,7 +2,8 @@
 
 Building a query with Piccolo costs about 0.1 ms of Python each time (column
 copies, joins, query strings); a fixed SQL string sent with asyncpg costs a
-few microseconds, and asyncpg prepares it once per connection. The socket
+few microseconds, and asyncpg prepares it once per connection. They run on
+the statement lane, which lends a connection without the pool's per-use work. The socket
 resume path (authenticate, role, replay read) runs a handful of queries per
 socket, thousands of times a second in a reconnect storm, so those queries
 take this path on PostgreSQL. SQLite (embedded mode) keeps the general
@@ -16,17 +17,22 @@ from typing import Any
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.table import Table
 
+from server.db.engine import statement_runner
 
-def pool_of(table: type[Table]) -> Any | None:
-    """The asyncpg pool ``table`` is bound to, or None: take the general path.
 
-    None on SQLite, before the pool is open, and inside a Piccolo transaction
-    (a pool query would run on another connection, outside the transaction,
-    and hold a second connection while the first waits).
+def runner_of(table: type[Table]) -> Any | None:
+    """What runs a fixed statement for ``table``, or None: take the general path.
+
+    The engine's statement lane (server/db/lane.py) when it has one, else its
+    asyncpg pool: either offers ``fetch``, ``fetchrow``, ``fetchval`` and
+    ``execute``, one statement in its own transaction. None on SQLite, before
+    the pool is open, and inside a Piccolo transaction (a pool query would run
+    on another connection, outside the transaction, and hold a second
+    connection while the first waits).
     """
     engine = table._meta.db
     if not isinstance(engine, PostgresEngine) or engine.pool is None:
         return None
     if engine.current_transaction.get() is not None:
         return None
-    return engine.pool
+    return statement_runner(engine)

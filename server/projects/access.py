@@ -10,7 +10,7 @@ import uuid
 from typing import Any
 
 from server.access import policy
-from server.db.raw import pool_of
+from server.db.raw import runner_of
 from server.errors import Forbidden
 from server.projects.tables import Project, ProjectMember
 from server.types import ProjectId, ProjectRole, UserId
@@ -41,10 +41,10 @@ JOIN team_member t ON t.team_id = g.team_id WHERE t.user_id = {}
 
 async def role_on(project_id: ProjectId, user_id: UserId) -> ProjectRole | None:
     """The user's effective role on a live project (None: no access or no such project)."""
-    pool = pool_of(Project)
+    runner = runner_of(Project)
     rows: Any
-    if pool is not None:  # every socket join asks: the fixed statement (server/db/raw.py)
-        rows = await pool.fetch(_ROLES_PG, project_id, user_id)
+    if runner is not None:  # every socket join asks: the fixed statement (server/db/raw.py)
+        rows = await runner.fetch(_ROLES_PG, project_id, user_id)
     else:
         rows = await Project.raw(_ROLES_SQL, project_id, project_id, user_id, project_id, user_id)
     state = next((row["role"] for row in rows if row["via"] == "project"), None)

@@ -17,7 +17,7 @@ import msgspec
 from piccolo.engine.base import Engine
 
 from server.access import policy
-from server.db.raw import pool_of
+from server.db.raw import runner_of
 from server.events.tables import Event
 from server.generations.tables import Generation
 from server.projects.entities import (
@@ -157,10 +157,10 @@ async def read_resume(
     ``last_seq`` is ahead of the project: the client needs a snapshot. None
     when the project does not exist.
     """
-    pool = pool_of(Project)
+    runner = runner_of(Project)
     rows: Any
-    if pool is not None:  # every resume reads this: the fixed statement (server/db/raw.py)
-        rows = await pool.fetch(_RESUME_PG, project_id, last_seq)
+    if runner is not None:  # every resume reads this: the fixed statement (server/db/raw.py)
+        rows = await runner.fetch(_RESUME_PG, project_id, last_seq)
     else:
         rows = await Project.raw(_RESUME_SQL, last_seq, project_id)
     return _resumed(rows, last_seq)
@@ -180,13 +180,13 @@ async def read_resume_as(
     """``role_on`` and ``read_resume`` in one statement; None where that cannot be done.
 
     A reconnect storm runs one per socket: one round trip instead of two. Only
-    on PostgreSQL's pool (server/db/raw.py): elsewhere the caller asks the two
+    on PostgreSQL (server/db/raw.py): elsewhere the caller asks the two
     questions apart.
     """
-    pool = pool_of(Project)
-    if pool is None:
+    runner = runner_of(Project)
+    if runner is None:
         return None
-    rows = await pool.fetch(_RESUME_AS_PG, project_id, last_seq, user_id)
+    rows = await runner.fetch(_RESUME_AS_PG, project_id, last_seq, user_id)
     if not rows:
         return ResumeAs(role=None, resumed=None)
     first = rows[0]

@@ -145,3 +145,21 @@ async def test_calls_waiting_when_the_lane_closes_get_an_error(pool: asyncpg.Poo
     assert await busy == 1
     await closing
     await asyncio.wait_for(pool.close(), 10)
+
+
+async def test_rows_one_row_and_a_status_come_back_as_the_pool_gives_them(
+    pool: asyncpg.Pool,
+) -> None:
+    """``fetch``, ``fetchrow`` and ``execute`` answer like the pool's, on the lane's connection."""
+    lane = Lane(pool, 1)
+    rows = await lane.fetch("SELECT n, n * 2 AS twice FROM generate_series(1, $1::int) n", 3)
+    assert [(r["n"], r["twice"]) for r in rows] == [(1, 2), (2, 4), (3, 6)]
+    row = await lane.fetchrow("SELECT $1::text AS name, pg_backend_pid() AS pid", "ada")
+    assert row is not None
+    assert row["name"] == "ada"
+    assert await lane.fetchrow("SELECT 1 WHERE false") is None
+    assert await lane.execute("SELECT pg_backend_pid()") == "SELECT 1"
+    assert await lane.fetchval("SELECT pg_backend_pid()") == row["pid"]  # the one connection
+    assert lane.held == 1
+    await lane.close()
+    await asyncio.wait_for(pool.close(), 10)

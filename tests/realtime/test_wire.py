@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import gc
+import weakref
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import uvicorn
@@ -12,19 +14,24 @@ from litestar import Litestar, WebSocket, websocket
 from litestar.testing import TestClient
 from websockets.asyncio.client import connect
 
-from server.realtime.wire import DirectWriter, Outgoing, expose_send
+from server.realtime.endpoint import release
+from server.realtime.wire import SCOPE_KEY, DirectWriter, Outgoing, expose_send
+from server.serve import UpgradingHttpProtocol
 
 PAYLOADS = [b'{"n":1}', ('{"note":"' + "é" * 200 + '"}').encode(), b'"' + b"x" * 70_000 + b'"']
 
 
 @contextlib.asynccontextmanager
-async def serving(handler: Any) -> AsyncIterator[str]:
+async def serving(
+    handler: Any, http: type[UpgradingHttpProtocol] = UpgradingHttpProtocol
+) -> AsyncIterator[str]:
     """``handler`` as a Litestar socket route under a real uvicorn, as serve.py runs it."""
     app = Litestar(route_handlers=[websocket("/ws")(handler)])
     config = uvicorn.Config(
         expose_send(app),
         host="127.0.0.1",
         port=0,
+        http=http,
         ws="auto",
         ws_per_message_deflate=False,
         log_config=None,
@@ -111,3 +118,47 @@ def test_a_frame_is_serialized_once_for_every_socket() -> None:
     assert frame.wire == b"\x81\x10" + b'{"type":"event"}'  # FIN + text, unmasked, length 16
     assert frame.text == '{"type":"event"}'
     assert len(frame) == 16
+
+
+@contextlib.contextmanager
+def no_garbage_collector() -> Iterator[None]:
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+async def test_a_closed_socket_is_freed_at_once_without_a_garbage_collection() -> None:
+    """Nothing of a closed socket waits in a reference cycle for the collector.
+
+    uvicorn's HTTP protocol (the upgraded one) and its WebSocket protocol,
+    with the transport, parser and queues they hold, go as soon as the
+    socket's handler returns (with ``release``, as the endpoint does): a
+    reconnect storm leaves no thousands of dead sockets for a full
+    collection to walk.
+    """
+    alive: list[weakref.ref[Any]] = []
+
+    class Recorded(UpgradingHttpProtocol):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            alive.append(weakref.ref(self))
+
+    async def handler(socket: WebSocket[Any, Any, Any]) -> None:
+        try:
+            await socket.accept()
+            alive.append(weakref.ref(socket.scope[SCOPE_KEY].__self__))  # type: ignore[literal-required]
+            await socket.send_text("hello")
+            await socket.receive()  # until the client goes
+        finally:
+            release(socket)
+
+    with no_garbage_collector():
+        async with serving(handler, http=Recorded) as url, connect(url) as client:
+            assert await client.recv() == "hello"
+        # The server has stopped: every task of the socket is done.
+        kinds = [type(ref()).__name__ for ref in alive if ref() is not None]
+    assert len(alive) == 2
+    assert kinds == []

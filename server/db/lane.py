@@ -1,6 +1,6 @@
 """A lane of PostgreSQL connections for one-statement calls, lent without the pool's per-use work.
 
-The socket edit is one statement (``moodboard_edit_update``), thousands a
+The socket edit is one statement (``moodboard_edit_batch``), thousands a
 second; so are a socket's handshake and resume reads in a reconnect storm
 (``authenticate``, ``read_resume_as``: server/db/raw.py). Through the pool
 each one also paid for asyncpg's lending: a queue wait, a connection proxy,

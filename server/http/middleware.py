@@ -38,11 +38,10 @@ class RequestContextMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in (ScopeType.HTTP, ScopeType.WEBSOCKET):
-            await self.app(scope, receive, send)
+        if scope["type"] != ScopeType.HTTP:  # a socket's lines carry its connection_id
+            await self.app(scope, receive, send)  # (bound by server/realtime/endpoint.py)
             return
         request_id = _request_id(scope)
-        kind = "connection_id" if scope["type"] == ScopeType.WEBSOCKET else "request_id"
         status: dict[str, Any] = {"code": None}
         started = time.perf_counter()
 
@@ -54,18 +53,15 @@ class RequestContextMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
-        with structlog.contextvars.bound_contextvars(**{kind: request_id}):
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
             try:
-                # A socket has no response head to tag: its frames go straight out.
-                http = scope["type"] == ScopeType.HTTP
-                await self.app(scope, receive, send_with_id if http else send)
+                await self.app(scope, receive, send_with_id)
             finally:
-                if scope["type"] == ScopeType.HTTP:
-                    metrics.http_answered(scope.get("method"), status["code"], started)
-                    log.info(
-                        "http.request",
-                        method=scope.get("method"),
-                        path=scope.get("path"),
-                        status=status["code"],
-                        duration_ms=round((time.perf_counter() - started) * 1000, 2),
-                    )
+                metrics.http_answered(scope.get("method"), status["code"], started)
+                log.info(
+                    "http.request",
+                    method=scope.get("method"),
+                    path=scope.get("path"),
+                    status=status["code"],
+                    duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                )

@@ -12,6 +12,7 @@ import itertools
 import uuid
 from typing import Any
 
+import structlog
 from litestar import WebSocket, websocket
 from litestar.connection import ASGIConnection
 from litestar.exceptions import PermissionDeniedException, WebSocketDisconnect
@@ -80,32 +81,39 @@ async def ws_endpoint(socket: WebSocket[Any, Any, Any]) -> None:
     """One socket: any number of project subscriptions (PROTOCOL.md section 3)."""
     ctx: AppContext = socket.app.state.ctx
     realtime: Realtime = socket.app.state.realtime
+    connection_id = f"{realtime.instance_id}.{next(_ids)}"  # unique across instances
     try:
-        await socket.accept()
-        if realtime.draining:
-            await socket.close(code=int(CloseCode.SERVICE_RESTART), reason="server restarting")
-            return
-        settings = ctx.settings
-        limits = Limits(
-            max_joins=settings.max_joins_per_socket,
-            rate=float(settings.socket_rate),
-            burst=float(settings.socket_burst),
-            auth_timeout_s=settings.auth_timeout_s,
-        )
-        session = ConnectionSession(f"{realtime.instance_id}.{next(_ids)}", limits)
-        connection = Connection(
-            socket,
-            session,
-            realtime,
-            engine=ctx.engine,
-            session_ttl_s=settings.session_ttl_s,
-            outbox_frames=settings.outbox_frames,
-        )
-        principal, failed = await _handshake(socket, ctx)
-        with metrics.OPEN_SOCKETS.track_inprogress():
-            await connection.run(principal, failed)
+        with structlog.contextvars.bound_contextvars(connection_id=connection_id):
+            await _serve(socket, ctx, realtime, connection_id)
     finally:
         release(socket)
+
+
+async def _serve(
+    socket: WebSocket[Any, Any, Any], ctx: AppContext, realtime: Realtime, connection_id: str
+) -> None:
+    await socket.accept()
+    if realtime.draining:
+        await socket.close(code=int(CloseCode.SERVICE_RESTART), reason="server restarting")
+        return
+    settings = ctx.settings
+    limits = Limits(
+        max_joins=settings.max_joins_per_socket,
+        rate=float(settings.socket_rate),
+        burst=float(settings.socket_burst),
+        auth_timeout_s=settings.auth_timeout_s,
+    )
+    connection = Connection(
+        socket,
+        ConnectionSession(connection_id, limits),
+        realtime,
+        engine=ctx.engine,
+        session_ttl_s=settings.session_ttl_s,
+        outbox_frames=settings.outbox_frames,
+    )
+    principal, failed = await _handshake(socket, ctx)
+    with metrics.OPEN_SOCKETS.track_inprogress():
+        await connection.run(principal, failed)
 
 
 def release(socket: WebSocket[Any, Any, Any]) -> None:

@@ -30,7 +30,7 @@ from server.realtime import envelope as env
 from server.realtime import protocol as p
 from server.realtime.bus import Broker, BrokerUnavailable
 from server.realtime.presence import PresenceStore
-from server.realtime.presence_batch import Change, PresenceBatch, diff, without
+from server.realtime.presence_batch import Change, PresenceBatch, diff, period, without
 from server.realtime.snapshot import project_seqs, read_events
 from server.realtime.wire import Outgoing
 from server.types import ProjectId, UserId
@@ -320,7 +320,7 @@ class Realtime:
         return batch
 
     async def _send_presence(self, project_id: uuid.UUID, batch: PresenceBatch) -> None:
-        """Send the project's changes: the first at once, then at most every presence_flush_s.
+        """Send the project's changes: the first at once, then at most once a period.
 
         A quiet project's join goes out in the next turn of the loop; under load
         the changes made meanwhile go out together (PROTOCOL.md 3.4: coalesced,
@@ -330,7 +330,8 @@ class Realtime:
             await asyncio.sleep(0)  # the changes of this turn of the loop go together
             while batch:
                 await self._publish_changes(project_id, batch.take())  # never raises
-                await asyncio.sleep(self.presence_flush_s)
+                members = len(self._subscribers.get(project_id, ()))
+                await asyncio.sleep(period(members, self.presence_flush_s))
         finally:
             if self._presence_batches.get(project_id) is batch:
                 del self._presence_batches[project_id]

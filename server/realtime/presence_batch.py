@@ -17,6 +17,9 @@ The rules, per connection id, the latest change wins:
   map (``joined.presence``), and must be told it went. A leave of an id a
   client never knew is a no-op for it.
 
+How long a batch gathers: ``flush_s`` (MOODBOARD_PRESENCE_FLUSH_MS) in most
+projects, longer in large ones (:func:`period`).
+
 An id is never in both ``joins`` and ``leaves`` of one frame. The sockets
 whose own entries are in ``joins`` are the frame's ``sources``: each of them
 gets the frame without its own entry (it is never told about itself as if it
@@ -29,6 +32,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server.realtime.protocol import PresenceDiff, PresenceEntry
+
+# A large project's diffs cost an instance about this many frames a second (see period).
+FRAMES_PER_S = 500
+LONGEST_PERIOD_S = 1.0
+
+
+def period(members: int, flush_s: float) -> float:
+    """How long a project's presence changes gather before its next diff goes out.
+
+    ``flush_s`` for most projects. Every diff goes to every member, and in a
+    busy project every member makes changes, so presence traffic grows with
+    the square of the members. Past ``FRAMES_PER_S`` x ``flush_s`` members
+    (25 by default), the period grows with them (100 members: 200 ms), up to
+    ``LONGEST_PERIOD_S``: a large project's presence costs an instance a
+    bounded number of frames a second, and a join storm (everyone reconnecting
+    at once) does not spend its time telling everyone about everyone else.
+    """
+    return min(max(flush_s, members / FRAMES_PER_S), max(flush_s, LONGEST_PERIOD_S))
 
 
 @dataclass(slots=True)

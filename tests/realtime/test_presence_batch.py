@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import uuid
 
-from server.realtime.presence_batch import PresenceBatch, diff, without
+import pytest
+
+from server.realtime.presence_batch import (
+    FRAMES_PER_S,
+    LONGEST_PERIOD_S,
+    PresenceBatch,
+    diff,
+    period,
+    without,
+)
 from server.realtime.protocol import PresenceDiff, PresenceEntry
 
 PID = uuid.uuid4()
@@ -99,3 +108,13 @@ def test_a_source_gets_the_frame_without_its_own_entry() -> None:
 def test_a_source_alone_in_its_frame_gets_nothing() -> None:
     frame = PresenceDiff(project_id=PID, joins={"i.1": entry()}, leaves={})
     assert without(frame, "i.1") is None
+
+
+def test_a_large_projects_changes_gather_longer_so_its_presence_traffic_stays_bounded() -> None:
+    """Up to 25 members: every flush_s; then in proportion (frames/s bounded); at most 1 s."""
+    assert period(1, 0.05) == 0.05
+    assert period(25, 0.05) == 0.05
+    assert period(100, 0.05) == pytest.approx(0.2)
+    assert 100 / period(100, 0.05) == pytest.approx(FRAMES_PER_S)  # frames a second, all members
+    assert period(10_000, 0.05) == LONGEST_PERIOD_S
+    assert period(10, 2.0) == 2.0  # a longer configured flush is kept, even past the cap

@@ -44,6 +44,7 @@ from server.http.teams import TeamController
 from server.http.worker import WorkerController
 from server.log import get_logger
 from server.ops.maintenance import run_periodically
+from server.projects import edits
 from server.realtime.bus import Broker, MemoryBroker, RedisBroker
 from server.realtime.endpoint import new_instance_id, ws_endpoint
 from server.realtime.hub import Realtime
@@ -104,6 +105,7 @@ def create_app(settings: Settings) -> Litestar:
     async def resources(app: Litestar) -> AsyncIterator[None]:
         engine = create_engine(settings.database)
         async with engine_lifespan(engine, settings.db_pool_size):
+            edits.batch_edits(engine, settings.edit_batch)
             redis = redis_client(settings.redis_url, settings.redis_pool_size)
             local_throttle = MemoryLoginThrottle(settings.login_failures_per_minute)
             throttle: LoginThrottle = (

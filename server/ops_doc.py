@@ -138,6 +138,12 @@ DESCRIPTIONS: dict[str, tuple[str | None, str]] = {
         "more local members than 500 x this (in s) waits in proportion (100 members: "
         "200 ms), at most 1 s",
     ),
+    "MOODBOARD_EDIT_BATCH": (
+        None,
+        "a project's socket edits that arrive while its previous database call is in flight "
+        "go in its next call, one transaction and one commit, at most this many (each edit "
+        "still atomic with its event, acked after the commit); 1: a transaction per edit",
+    ),
     "MOODBOARD_WRITE_DELAY_US": (
         None,
         "while frames are dense, each socket's are written at most this often, several "

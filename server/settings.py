@@ -98,6 +98,7 @@ class Settings:
     socket_rate: int = 50
     socket_burst: int = 100
     outbox_frames: int = 1024
+    edit_batch: int = 64
     drain_window_s: float = 5.0
     presence_ttl_s: float = 15.0
     presence_flush_s: float = 0.05
@@ -330,6 +331,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         socket_rate=_int(env, "MOODBOARD_SOCKET_RATE", 50, 1, 100_000),
         socket_burst=_int(env, "MOODBOARD_SOCKET_BURST", 100, 1, 1_000_000),
         outbox_frames=_int(env, "MOODBOARD_OUTBOX_FRAMES", 1024, 8, 1_000_000),
+        edit_batch=_int(env, "MOODBOARD_EDIT_BATCH", 64, 1, 1000),
         drain_window_s=_int(env, "MOODBOARD_DRAIN_WINDOW_MS", 5000, 0, 60_000) / 1000,
         presence_ttl_s=_int(env, "MOODBOARD_PRESENCE_TTL_S", 15, 2, 25),
         presence_flush_s=_int(env, "MOODBOARD_PRESENCE_FLUSH_MS", 50, 0, 5000) / 1000,

@@ -229,8 +229,17 @@ async def _quick_update(
     return _Work(outcome=outcome, entity=None, events=[event])
 
 
+def batch_edits(engine: Engine[Any], max_batch: int) -> None:
+    """How many of a busy project's waiting socket edits one call may take (MOODBOARD_EDIT_BATCH).
+
+    1 gives every edit a transaction of its own (still one call in flight per project).
+    """
+    if isinstance(engine, PostgresEngine):
+        _group_commits[id(engine)] = (engine, GroupCommit(_batch_runner(engine), max_batch))
+
+
 def _group_commit(engine: PostgresEngine) -> GroupCommit[ProjectId, _Update, int | None]:
-    """The engine's group commit of quick updates (made on first use)."""
+    """The engine's group commit of quick updates (the default batch unless configured)."""
     known = _group_commits.get(id(engine))
     if known is None or known[0] is not engine:
         known = _group_commits[id(engine)] = (engine, GroupCommit(_batch_runner(engine)))

@@ -82,9 +82,11 @@ async def ws_endpoint(socket: WebSocket[Any, Any, Any]) -> None:
     ctx: AppContext = socket.app.state.ctx
     realtime: Realtime = socket.app.state.realtime
     connection_id = f"{realtime.instance_id}.{next(_ids)}"  # unique across instances
+    # The socket's own task (uvicorn runs each in one): bound here, the id is on
+    # every line logged while serving it, and goes with the task.
+    structlog.contextvars.bind_contextvars(connection_id=connection_id)
     try:
-        with structlog.contextvars.bound_contextvars(connection_id=connection_id):
-            await _serve(socket, ctx, realtime, connection_id)
+        await _serve(socket, ctx, realtime, connection_id)
     finally:
         release(socket)
 

@@ -246,8 +246,11 @@ async def test_a_retried_op_id_gets_its_first_outcome_whichever_path_either_took
     assert (await board.listed("item"))[str(item)]["h"] != 7.0
 
 
-async def test_concurrent_socket_edits_of_one_project_lose_nothing(api: Api) -> None:
+@pytest.mark.parametrize("batch", [64, 1])
+async def test_concurrent_socket_edits_of_one_project_lose_nothing(api: Api, batch: int) -> None:
     """Edits racing into one project (one database call in flight, the rest batched) all count.
+
+    With MOODBOARD_EDIT_BATCH=1 every edit has a transaction of its own, with the same outcomes.
 
     Forty updates at once over the project's items: per item, one edit per
     field from the same base (the first applies, the others merge), a
@@ -285,10 +288,11 @@ async def test_concurrent_socket_edits_of_one_project_lose_nothing(api: Api) -> 
         except Exception as exc:  # the error a client would get
             return type(exc).__name__
 
+    edits.batch_edits(api.ctx.engine, batch)
     before = _batched_edits()
     outcomes = await asyncio.gather(*(send(*s) for s in sends))
-    if isinstance(api.ctx.engine, PostgresEngine):  # the race did make batches
-        assert _batched_edits() > before
+    if isinstance(api.ctx.engine, PostgresEngine):  # the race did make batches, if allowed
+        assert (_batched_edits() > before) == (batch > 1)
     by_op: dict[str, Any] = {}
     for (_, _, who, op_id), outcome in zip(sends, outcomes, strict=True):
         if who is viewer:

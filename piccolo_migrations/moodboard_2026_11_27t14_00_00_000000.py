@@ -18,8 +18,8 @@ abort the others:
   that event meanwhile, so the lookup is exact;
 - the project's seq is written once, after the batch's events.
 
-``moodboard_edit_update`` stays: instances of the previous release call it
-until a rolling deploy has replaced them all.
+``moodboard_edit_update`` stays: a lone edit (none waiting with it) still
+calls it, one lookup cheaper than a batch of one.
 
 PostgreSQL only: SQLite has no such function (the general path applies the
 same rules there).

@@ -168,23 +168,28 @@ async def test_joins_per_socket_are_limited(server: ServerProcess) -> None:
         assert reply["code"] == "too_large"
 
 
+async def flood(sock: Any, pings: int = 150) -> list[str]:
+    """Send ``pings`` pings as fast as possible; each answer's code or type, until the close."""
+    for i in range(pings):
+        try:
+            await sock.send({"type": "ping", "ref": str(i)})
+        except ConnectionClosed:
+            break
+    kinds: list[str] = []
+    while True:
+        try:
+            frame = await sock.recv()
+        except ConnectionClosed:
+            return kinds
+        kinds.append(frame.get("code", frame["type"]))
+
+
 async def test_message_rate_is_limited_then_closes_4429(server: ServerProcess) -> None:
     """Past the burst a flood gets rate_limited errors, then the socket closes with 4429."""
     _, token = await user(server)
     async with ws(server.url, token) as sock:
         await sock.expect("ready")
-        for i in range(150):
-            try:
-                await sock.send({"type": "ping", "ref": str(i)})
-            except ConnectionClosed:
-                break
-        kinds: list[str] = []
-        while True:
-            try:
-                frame = await sock.recv()
-            except ConnectionClosed:
-                break
-            kinds.append(frame.get("code", frame["type"]))
+        kinds = await flood(sock)
         assert sock.connection.close_code == 4429
         assert kinds.count("pong") <= 21
         assert "rate_limited" in kinds

@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from websockets.exceptions import ConnectionClosed
 
 from server.realtime.session import Limits
-from tests.e2e.test_socket import project, rename, user
+from tests.e2e.test_socket import flood, project, rename, user
 from tests.servers import ServerProcess, running_server, server_env
 from tests.wsclient import ws
 
@@ -60,18 +59,7 @@ async def test_a_close_writes_the_held_frames_before_it(server: ServerProcess) -
     _, token = await user(server)
     async with ws(server.url, token) as sock:
         await sock.expect("ready")
-        for i in range(150):
-            try:
-                await sock.send({"type": "ping", "ref": str(i)})
-            except ConnectionClosed:
-                break
-        kinds: list[str] = []
-        while True:
-            try:
-                frame = await sock.recv()
-            except ConnectionClosed:
-                break
-            kinds.append(frame.get("code", frame["type"]))
+        kinds = await flood(sock)
         assert sock.connection.close_code == 4429
         assert kinds.count("pong") >= 20  # the burst's answers, none lost to the close
         # Every refusal before the one that closes: most were held when the close came.

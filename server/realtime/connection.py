@@ -2,11 +2,11 @@
 
 The reader loop decodes each frame and feeds ``ConnectionSession``; the
 effects it returns are carried out here (sending, authenticating, joining,
-leaving, presence). Under uvicorn, the frames a socket is sent during one
-turn of the event loop go to its transport together, in one write, at the
-end of the turn (wire.py; the hub's ``uncork``): when the bus hands over
-several events at once, as it does under load, a socket costs one system
-call for all of them. Frames a socket cannot take now (a slow reader) go
+leaving, presence). Under uvicorn, the frames a socket is sent go to its
+transport together, in one write, at the hub's next ``uncork`` (wire.py):
+the end of this turn of the event loop, or, while frames are dense, up to
+MOODBOARD_WRITE_DELAY_US later. Under load a socket then costs one system
+call for several events. Frames a socket cannot take now (a slow reader) go
 into the bounded outbox that a writer task drains onto the socket; when the
 outbox is full the socket closes with 4503 (the client resumes with
 ``last_seq``), never an unbounded queue, never a silent drop.
@@ -53,7 +53,7 @@ from server.types import ProjectId, UserId
 
 log = get_logger(__name__)
 FLUSH_ON_CLOSE_S = 1.0
-CORK_FRAMES = 64  # frames held for one write at the end of a loop turn, at most
+CORK_FRAMES = 64  # frames held for one write at the next uncork, at most
 
 
 @dataclass(slots=True)
@@ -88,7 +88,7 @@ class Connection:
         self._writer: asyncio.Task[None] | None = None
         self._send = socket.send  # the ASGI send, below Litestar's send_text helpers
         self._direct = DirectWriter.for_scope(socket.scope)  # None: not under uvicorn
-        self._corked: list[Outgoing] = []  # for the transport at the end of this loop turn
+        self._corked: list[Outgoing] = []  # for the transport at the hub's next uncork
         self._stalled: Awaitable[None] | None = None  # a direct write waiting for the socket
         self._writing = False  # the writer task is writing a queued frame
         self._auth_timer: asyncio.TimerHandle | None = None
@@ -253,7 +253,7 @@ class Connection:
         return True
 
     def uncork(self) -> None:
-        """Write the frames sent during this loop turn, in one go (the hub calls it)."""
+        """Write the frames sent since the last uncork, in one go (the hub calls it)."""
         corked = self._corked  # emptied in place: no new list per socket and turn (GC)
         if not corked:
             return

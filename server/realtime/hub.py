@@ -134,7 +134,7 @@ class Realtime:
         ``write_delay_s`` of added latency; a quiet socket's frame goes out
         at once. Writing is most of a delivery's cost (the kernel's TCP
         path, for the sender and the receiver), so under load this is the
-        fan-out's largest saving (docs/performance.md, "Write delay").
+        fan-out's largest saving (docs/performance.md, Round 3, "Write delay").
         """
         if not self._corked:
             loop = asyncio.get_running_loop()

@@ -43,6 +43,8 @@ import asyncpg
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
+from server.client import RestClient
+
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "correct horse battery"
 
@@ -130,31 +132,17 @@ async def open_socket(url: str, token: str, pid: str) -> ClientConnection:
 
 
 async def seed(base: str, count: int) -> list[Project]:
+    """One account, ``count`` projects of one room and one item (over REST, our client)."""
     projects = []
-    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
-        reply = await client.post(
-            "/api/auth/register",
-            json={
-                "email": f"bench-{uuid.uuid4().hex[:8]}@example.com",
-                "password": PASSWORD,
-                "name": "Bench",
-            },
+    async with RestClient(base, timeout_s=30) as rest:
+        registered = await rest.register(
+            f"bench-{uuid.uuid4().hex[:8]}@example.com", PASSWORD, "Bench"
         )
-        token = reply.json()["token"]
-        auth = {"Authorization": f"Bearer {token}"}
         for i in range(count):
-            pid = (await client.post("/api/projects", json={"name": f"p{i}"}, headers=auth)).json()[
-                "id"
-            ]
-            room = (
-                await client.post(f"/api/projects/{pid}/rooms", json={"name": "r"}, headers=auth)
-            ).json()["id"]
-            item = (
-                await client.post(
-                    f"/api/projects/{pid}/rooms/{room}/items", json={"kind": "note"}, headers=auth
-                )
-            ).json()["id"]
-            projects.append(Project(pid, item, token))
+            project = await rest.create_project(f"p{i}")
+            room = await rest.create_room(project.id, "r", "other")
+            item = await rest.create_item(project.id, room.id, "note")
+            projects.append(Project(str(project.id), str(item.id), registered.token))
     return projects
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from tests.conftest import free_port
 
@@ -211,3 +213,34 @@ async def call(server: ServerProcess, method: str, path: str, token: str, **kw: 
         return await client.request(
             method, path, headers={"Authorization": f"Bearer {token}"}, **kw
         )
+
+
+@asynccontextmanager
+async def private_redis(port: int) -> AsyncIterator[asyncio.subprocess.Process]:
+    """A redis-server of this test alone (the shared one must not be restarted)."""
+    process = await asyncio.create_subprocess_exec(
+        "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        stdout=asyncio.subprocess.DEVNULL,
+    )
+    client = aioredis.from_url(f"redis://127.0.0.1:{port}/0")
+    try:
+        for _ in range(100):
+            try:
+                await client.ping()
+                break
+            except RedisConnectionError:
+                await asyncio.sleep(0.05)
+        yield process
+    finally:
+        await client.aclose()
+        if process.returncode is None:
+            process.terminate()
+            await process.wait()

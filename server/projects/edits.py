@@ -27,7 +27,7 @@ row (see the migration "a plain ack's outcome is its event row").
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -48,7 +48,7 @@ from server.events.log import EventRecord
 from server.events.tables import Event, Operation
 from server.projects import access
 from server.projects.entities import item_entity, plain, project_entity, rfc3339, room_entity
-from server.projects.group_commit import GroupCommit
+from server.projects.group_commit import MAX_BATCH, GroupCommit
 from server.projects.merge import Apply, decide
 from server.projects.tables import Item, Project, Room
 from server.projects.validation import EditableEntity, clean
@@ -244,11 +244,14 @@ def _group_commit(engine: PostgresEngine) -> GroupCommit[ProjectId, _Update, int
     """The engine's group commit of quick updates (the default batch unless configured)."""
     known = _group_commits.get(id(engine))
     if known is None or known[0] is not engine:
-        known = _group_commits[id(engine)] = (engine, GroupCommit(_batch_runner(engine)))
+        batch_edits(engine, MAX_BATCH)
+        known = _group_commits[id(engine)]
     return known[1]
 
 
-def _batch_runner(engine: PostgresEngine) -> Any:
+def _batch_runner(
+    engine: PostgresEngine,
+) -> Callable[[ProjectId, list[_Update]], Awaitable[list[int | None]]]:
     async def run(project_id: ProjectId, updates: list[_Update]) -> list[int | None]:
         """Each update's seq, or None where the general path must answer."""
         if len(updates) == 1:

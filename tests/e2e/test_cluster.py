@@ -17,8 +17,7 @@ import redis.asyncio as aioredis
 from websockets.asyncio.client import connect
 
 from tests.conftest import free_port
-from tests.e2e.test_metrics import private_redis
-from tests.servers import ServerProcess, call, running_server, server_env
+from tests.servers import ServerProcess, call, private_redis, running_server, server_env
 from tests.wsclient import Ws, signup, ws
 
 pytestmark = pytest.mark.e2e

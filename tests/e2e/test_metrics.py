@@ -6,19 +6,16 @@ import asyncio
 import shutil
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-import redis.asyncio as aioredis
 from prometheus_client.parser import text_string_to_metric_families
-from redis.exceptions import ConnectionError as RedisConnectionError
 
 from tests.conftest import PG_ADMIN_URL, create_pg_database, drop_pg_database, free_port, require
-from tests.servers import ServerProcess, running_server, server_env
+from tests.servers import ServerProcess, private_redis, running_server, server_env
 from tests.wsclient import PASSWORD, Ws, signup, ws
 
 pytestmark = pytest.mark.e2e
@@ -223,37 +220,6 @@ async def test_listen_reconnect_is_counted(pg_server: ServerProcess) -> None:
             return
         await asyncio.sleep(0.1)
     raise AssertionError("the listener did not reconnect within 15 s")
-
-
-@asynccontextmanager
-async def private_redis(port: int) -> AsyncIterator[asyncio.subprocess.Process]:
-    """A redis-server of this test alone (the shared one must not be restarted)."""
-    process = await asyncio.create_subprocess_exec(
-        "redis-server",
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        stdout=asyncio.subprocess.DEVNULL,
-    )
-    client = aioredis.from_url(f"redis://127.0.0.1:{port}/0")
-    try:
-        for _ in range(100):
-            try:
-                await client.ping()
-                break
-            except RedisConnectionError:
-                await asyncio.sleep(0.05)
-        yield process
-    finally:
-        await client.aclose()
-        if process.returncode is None:
-            process.terminate()
-            await process.wait()
 
 
 async def test_bus_reconnect_is_counted(tmp_path: Path) -> None:

@@ -11,30 +11,14 @@ from types import FrameType
 from typing import Any
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from server.app import create_app
 from server.realtime.hub import Realtime
+from server.realtime.upgrade import UpgradingHttpProtocol, WebSocketProtocol
 from server.realtime.wire import expose_send
 from server.settings import Settings
 
 YOUNG_COLLECTION_ALLOCATIONS = 5_000  # CPython's default is 700 (see DrainingServer.startup)
-
-
-class UpgradingHttpProtocol(HttpToolsProtocol):
-    """uvicorn's HTTP protocol, which lets go of its parser once it hands a socket to WebSocket.
-
-    The parser calls back into the protocol through bound methods, a reference
-    cycle. For a plain HTTP connection that is fine; for one upgraded to a
-    WebSocket, uvicorn keeps nothing of the HTTP protocol but that cycle,
-    which then holds the transport and flow control of a socket long closed
-    until a full garbage collection: one per socket of a reconnect storm.
-    """
-
-    def handle_websocket_upgrade(self) -> None:
-        super().handle_websocket_upgrade()
-        # The transport now feeds the WebSocket protocol; this one gets no more data.
-        self.parser = None  # type: ignore[assignment]
 
 
 class DrainingServer(uvicorn.Server):
@@ -100,7 +84,7 @@ def run_server(settings: Settings, *, host: str, port: int) -> None:
         log_config=None,  # ours (server/log.py): structured, secrets redacted
         access_log=False,  # it prints query strings; our middleware logs requests
         http=UpgradingHttpProtocol,
-        ws="auto",
+        ws=WebSocketProtocol,  # websockets-sansio, given the request httptools parsed
         ws_max_size=64 * 1024,  # larger frames close with 1009 (PROTOCOL.md 3.5)
         ws_ping_interval=20.0,
         ws_ping_timeout=30.0,  # a peer that does not answer a ping in 30 s is dropped

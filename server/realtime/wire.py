@@ -12,7 +12,7 @@ it with one ``transport.write`` (:class:`DirectWriter`).
 That needs the transport, which ASGI hides. :func:`expose_send` wraps the app
 given to uvicorn and records the server's own ``send`` in the socket's scope.
 A :class:`DirectWriter` exists only when that ``send`` belongs to uvicorn's
-websockets-sansio protocol (serve.py's ``ws="auto"``) and the socket
+websockets-sansio protocol (serve.py's, see upgrade.py) and the socket
 negotiated no extension. Anywhere else (another ASGI server, the test
 client), and whenever the socket is closing or its transport is paused
 (a slow reader), frames go through ASGI ``send`` as before.
@@ -88,7 +88,7 @@ class DirectWriter:
     def for_scope(cls, scope: Mapping[str, Any]) -> DirectWriter | None:
         """A writer for an accepted socket, or None when frames must go through ASGI ``send``."""
         protocol = getattr(scope.get(SCOPE_KEY), "__self__", None)
-        if type(protocol) is not WebSocketsSansIOProtocol:
+        if not isinstance(protocol, WebSocketsSansIOProtocol):
             return None
         if not protocol.handshake_complete or protocol.conn.extensions:
             return None  # not accepted yet, or frames would need per-socket encoding

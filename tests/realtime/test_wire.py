@@ -6,47 +6,19 @@ import asyncio
 import contextlib
 import gc
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
-import uvicorn
 from litestar import Litestar, WebSocket, websocket
 from litestar.testing import TestClient
 from websockets.asyncio.client import connect
 
 from server.realtime.endpoint import release
-from server.realtime.wire import SCOPE_KEY, DirectWriter, Outgoing, expose_send
-from server.serve import UpgradingHttpProtocol
+from server.realtime.upgrade import UpgradingHttpProtocol
+from server.realtime.wire import SCOPE_KEY, DirectWriter, Outgoing
+from tests.realtime.serving import serving
 
 PAYLOADS = [b'{"n":1}', ('{"note":"' + "é" * 200 + '"}').encode(), b'"' + b"x" * 70_000 + b'"']
-
-
-@contextlib.asynccontextmanager
-async def serving(
-    handler: Any, http: type[UpgradingHttpProtocol] = UpgradingHttpProtocol
-) -> AsyncIterator[str]:
-    """``handler`` as a Litestar socket route under a real uvicorn, as serve.py runs it."""
-    app = Litestar(route_handlers=[websocket("/ws")(handler)])
-    config = uvicorn.Config(
-        expose_send(app),
-        host="127.0.0.1",
-        port=0,
-        http=http,
-        ws="auto",
-        ws_per_message_deflate=False,
-        log_config=None,
-        lifespan="off",
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn says so by a flag alone
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"ws://127.0.0.1:{port}/ws"
-    finally:
-        server.should_exit = True
-        await task
 
 
 async def test_frames_written_to_the_transport_arrive_whole_and_in_order() -> None:

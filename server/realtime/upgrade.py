@@ -17,6 +17,7 @@ the answer to it is the one uvicorn alone would give.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -75,7 +76,8 @@ class UpgradingHttpProtocol(HttpToolsProtocol):
     """
 
     def handle_websocket_upgrade(self) -> None:
-        kind, request = self.ws_protocol_class, None
+        kind: Any = self.ws_protocol_class
+        request = None
         if isinstance(kind, type) and issubclass(kind, WebSocketProtocol):
             request = parsed_request(self.scope["method"], self.url, self.scope["headers"])
         if request is None:

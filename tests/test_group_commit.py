@@ -130,3 +130,19 @@ async def test_a_cancelled_call_cancels_what_waits_and_leaves_the_key_idle() -> 
     assert all(isinstance(r, asyncio.CancelledError) for r in results)
     assert not group.busy("p")
     assert [items for _, items in recorder.calls] == [[0], [1, 2]]  # [3, 4] never ran
+
+
+async def test_an_item_whose_caller_gave_up_while_waiting_is_never_run() -> None:
+    """Its caller may be undoing it already (a leave after a cancelled join): it must not run."""
+    recorder = Recorder()
+    group = GroupCommit(recorder.run, max_batch=2)
+    first = asyncio.create_task(group.submit("p", 1))
+    waiting = [asyncio.create_task(group.submit("p", n)) for n in (2, 3, 4, 5)]
+    await asyncio.sleep(0)
+    waiting[0].cancel()
+    waiting[1].cancel()
+    recorder.gate.set()
+    results = await asyncio.gather(first, *waiting, return_exceptions=True)
+    assert [results[0], *results[3:]] == [2, 8, 10]
+    assert [items for _, items in recorder.calls] == [[1], [4, 5]]  # a full batch of live ones
+    assert not group.busy("p")

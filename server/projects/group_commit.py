@@ -11,7 +11,10 @@ project's edits share their lock, their round trip and their flush.
 
 Different projects never wait for each other. This module only orders the
 calls; what a call does (and that its items are independent of one
-another) is the caller's: see ``server/projects/edits.py``.
+another) is the caller's: see ``server/projects/edits.py``. Presence enters
+use it too, with one key for the whole instance: the enters arriving while
+one script call is in flight go to Redis together in the next
+(``server/realtime/presence.py``).
 """
 
 from __future__ import annotations
@@ -62,13 +65,25 @@ class GroupCommit(Generic[K, T, R]):
         return await future
 
     def _next(self, key: K) -> None:
-        """The key's call returned: start the next one with what waits, or mark it idle."""
-        waiting = self._waiting.get(key)
-        if not waiting:
+        """The key's call returned: start the next one with what waits, or mark it idle.
+
+        An item whose caller gave up while it waited (a closed socket) is dropped,
+        never run: its caller may be undoing it already (a leave after a cancelled
+        join) and must not see it done after that.
+        """
+        waiting = self._waiting.get(key, [])
+        batch: list[tuple[T, asyncio.Future[R]]] = []
+        taken = 0
+        for pending in waiting:
+            if len(batch) == self._max_batch:
+                break
+            taken += 1
+            if not pending[1].done():
+                batch.append(pending)
+        if not batch:
             self._waiting.pop(key, None)
             return
-        batch = waiting[: self._max_batch]
-        del waiting[: self._max_batch]
+        del waiting[:taken]
         task = asyncio.get_running_loop().create_task(self._run_batch(key, batch))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -6,6 +6,12 @@ instance; each instance heartbeats a key with a TTL and indexes its own
 entries, so when an instance dies (its key expires) any survivor removes its
 entries and announces them as leaves: within ``ttl_s + sweep`` seconds
 (default 15 + 5, inside PROTOCOL.md's 30).
+
+Entering (a join) writes the entry and reads the whole map. In a reconnect
+storm every socket does, so the enters go to Redis together: one script call
+in flight per instance, and the enters arriving meanwhile, of any projects,
+go in the next one (``GroupCommit``), each touched map read and decoded once
+for all of its callers.
 """
 
 from __future__ import annotations
@@ -14,12 +20,14 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Callable, Coroutine, Mapping
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol
 
 import msgspec
 import redis.asyncio as aioredis
 
 from server.log import get_logger
+from server.projects.group_commit import GroupCommit
 from server.realtime.protocol import PresenceEntry
 
 log = get_logger(__name__)
@@ -41,12 +49,9 @@ def _members(raw: Mapping[bytes | str, bytes | str]) -> dict[str, PresenceEntry]
     return dict(zip(map(_text, raw), entries, strict=True))
 
 
-# HSET the entry, index it under this instance, read the whole map: one command, atomic.
-_ENTER_LUA = """
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('SADD', KEYS[2], ARGV[3])
-return redis.call('HGETALL', KEYS[1])
-"""
+# Index several entries under this instance, HSET them, read each touched map: atomic.
+_ENTER_LUA = (Path(__file__).parent / "presence_enter.lua").read_text()
+ENTER_BATCH = 64  # entries in one script call at most (a few thousand: Lua unpack); more wait
 DECODED_CACHE_MAX = 10_000  # decoded entries kept; all are dropped when it is full
 
 
@@ -78,6 +83,14 @@ class _Decoded:
         return members
 
 
+class _Entering(NamedTuple):
+    """One enter waiting for its batch: the entry encoded already."""
+
+    project_id: uuid.UUID
+    connection_id: str
+    raw: bytes
+
+
 class PresenceStore(Protocol):
     """Shared presence maps."""
 
@@ -90,7 +103,13 @@ class PresenceStore(Protocol):
     ) -> None: ...
     async def enter(
         self, project_id: uuid.UUID, connection_id: str, entry: PresenceEntry
-    ) -> dict[str, PresenceEntry]: ...
+    ) -> dict[str, PresenceEntry]:
+        """Put the entry and read the map: it holds the entry, maybe others entered with it.
+
+        The map may be shared with other callers: read it, never change it.
+        """
+        ...
+
     async def remove(self, project_id: uuid.UUID, connection_id: str) -> PresenceEntry | None: ...
     async def members(self, project_id: uuid.UUID) -> dict[str, PresenceEntry]: ...
 
@@ -140,6 +159,7 @@ class RedisPresence:
         *,
         ttl_s: float = 15.0,
         prefix: str = "mb:",
+        enter_batch: int = ENTER_BATCH,
     ) -> None:
         self.on_orphans: OnOrphans | None = None
         self._client = client
@@ -149,6 +169,10 @@ class RedisPresence:
         self._prefix = prefix
         self._task: asyncio.Task[None] | None = None
         self._enter = client.register_script(_ENTER_LUA)
+        # One key: every enter of this instance, whatever its project, waits for the same call.
+        self._entering: GroupCommit[None, _Entering, dict[str, PresenceEntry]] = GroupCommit(
+            self._enter_batch, enter_batch
+        )
         self._decoded = _Decoded()
 
     def _map(self, project_id: uuid.UUID | str) -> str:
@@ -185,16 +209,38 @@ class RedisPresence:
     async def enter(
         self, project_id: uuid.UUID, connection_id: str, entry: PresenceEntry
     ) -> dict[str, PresenceEntry]:
-        """``put`` and ``members`` in one round trip: the map as of the entry's arrival.
+        """``put`` and ``members`` in one round trip: the map once the entry is in.
 
-        One script rather than a MULTI of three commands: a join storm runs this
-        once per socket, and each command costs redis-py more than Redis.
+        A lone enter goes at once. Enters arriving while a call is in flight
+        wait for it and then go together, up to ``enter_batch`` in one script
+        call: a join storm costs redis-py one command per batch rather than
+        one per socket (each costs redis-py more than Redis). The map then
+        holds the others entered with it too, and is the same dict for every
+        caller of its project in the batch: callers must not change it. When
+        the call fails, every caller of the batch gets the error.
+
+        Raises:
+            RedisError, OSError: Redis did not answer, or refused the call.
         """
-        flat = await self._enter(
-            keys=[self._map(project_id), self._index(self._instance)],
-            args=[connection_id, _encoder.encode(entry), f"{project_id}:{connection_id}"],
+        return await self._entering.submit(
+            None, _Entering(project_id, connection_id, _encoder.encode(entry))
         )
-        return self._decoded.members(flat)
+
+    async def _enter_batch(
+        self, _key: None, batch: list[_Entering]
+    ) -> list[dict[str, PresenceEntry]]:
+        """One script call for ``batch``: each entry's map, decoded once per project."""
+        keys = [self._index(self._instance)]
+        slots: dict[uuid.UUID, int] = {}  # a project's map's position in keys (1-based, as Lua)
+        args: list[str | bytes | int] = []
+        for project_id, connection_id, raw in batch:
+            slot = slots.get(project_id)
+            if slot is None:
+                keys.append(self._map(project_id))
+                slot = slots[project_id] = len(keys)
+            args += (slot, connection_id, raw, f"{project_id}:{connection_id}")
+        maps = [self._decoded.members(flat) for flat in await self._enter(keys=keys, args=args)]
+        return [maps[slots[entering.project_id] - 2] for entering in batch]
 
     async def remove(self, project_id: uuid.UUID, connection_id: str) -> PresenceEntry | None:
         async with self._client.pipeline(transaction=True) as pipe:

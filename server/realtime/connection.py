@@ -36,6 +36,7 @@ from server.realtime import protocol as p
 from server.realtime.bus import BrokerUnavailable
 from server.realtime.hub import Realtime
 from server.realtime.outbox import Outbox, start
+from server.realtime.recent import Recent
 from server.realtime.session import (
     ApplyEdit,
     Authenticate,
@@ -47,13 +48,21 @@ from server.realtime.session import (
     Send,
     SetPresence,
 )
-from server.realtime.snapshot import read_resume, read_resume_as, read_snapshot
+from server.realtime.snapshot import REPLAYED_EVENTS, read_resume, read_resume_as, read_snapshot
 from server.realtime.wire import DirectWriter, Outgoing
 from server.types import ProjectId, UserId
 
 log = get_logger(__name__)
 FLUSH_ON_CLOSE_S = 1.0
 CORK_FRAMES = 64  # frames held for one write at the next uncork, at most
+# Replayed events' frames, encoded once for every socket that replays them (as
+# snapshot.py decodes each once): a reconnect storm replays a project's few events
+# to each of its sockets.
+_replay_wire: Recent[tuple[uuid.UUID, int], Outgoing] = Recent(REPLAYED_EVENTS)
+
+
+def _wire_of(frame: p.ServerFrame) -> Outgoing:
+    return Outgoing(p.encode(frame))
 
 
 @dataclass(slots=True)
@@ -224,7 +233,7 @@ class Connection:
 
     def send_frame(self, frame: p.ServerFrame) -> None:
         metrics.sent(frame)
-        self.send(Outgoing(p.encode(frame)))
+        self.send(_wire_of(frame))
 
     def send(self, frame: Outgoing) -> bool:
         """Write a frame, or queue it; a full outbox closes the socket with 4503 (it resumes).
@@ -398,7 +407,8 @@ class Connection:
             )
         )
         for frame in replay or ():
-            self.send_frame(frame)
+            metrics.sent(frame)
+            self.send(_replay_wire.get((frame.project_id, frame.seq), _wire_of, frame))
         stream.last_seq = seq
         self.realtime.feed_start(project_id, seq)
         buffered, stream.buffer = stream.buffer or [], None

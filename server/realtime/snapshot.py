@@ -30,6 +30,7 @@ from server.projects.entities import (
 from server.projects.membership import list_members
 from server.projects.tables import Item, Project, Room
 from server.realtime import protocol as p
+from server.realtime.recent import Recent
 from server.types import ProjectId, ProjectRole
 
 
@@ -194,6 +195,12 @@ async def read_resume_as(
     return ResumeAs(role=role, resumed=_resumed(rows, last_seq) if role is not None else None)
 
 
+# In a reconnect storm every socket of a project replays the same few events: each
+# is decoded once. A logged event never changes, so its frame can be shared.
+REPLAYED_EVENTS = 4096
+_replayed: Recent[tuple[Any, int], p.EventFrame] = Recent(REPLAYED_EVENTS)
+
+
 def _resumed(rows: Any, last_seq: int) -> tuple[int, list[p.EventFrame] | None] | None:
     """The project's seq and the events after ``last_seq`` of a resume query's rows."""
     if not rows:
@@ -204,7 +211,13 @@ def _resumed(rows: Any, last_seq: int) -> tuple[int, list[p.EventFrame] | None] 
     events = [row for row in rows if row["seq"] is not None]
     if len(events) != head - last_seq:
         return head, None  # retention removed some
-    return head, [event_frame(_loaded(row)) for row in events]
+    return head, [
+        _replayed.get((row["project_id"], row["seq"]), _event_frame_of, row) for row in events
+    ]
+
+
+def _event_frame_of(row: Any) -> p.EventFrame:
+    return event_frame(_loaded(row))
 
 
 def _loaded(row: Any) -> dict[str, Any]:

@@ -60,7 +60,9 @@ async def rest(server: ServerProcess, method: str, path: str, token: str, **kw: 
         )
 
 
-async def rename(server: ServerProcess, token: str, pid: str, times: int) -> None:
+async def rename(
+    server: ServerProcess, token: str, pid: str, times: int, prefix: str = "n"
+) -> None:
     """``times`` renames of a new project (n0, n1, ...): as many events after its creation."""
     for i in range(times):
         await rest(
@@ -68,7 +70,7 @@ async def rename(server: ServerProcess, token: str, pid: str, times: int) -> Non
             "PATCH",
             f"/api/projects/{pid}",
             token,
-            json={"base_version": 1 + i, "name": f"n{i}"},
+            json={"base_version": 1 + i, "name": f"{prefix}{i}"},
         )
 
 
@@ -346,6 +348,44 @@ async def test_resume_with_last_seq_replays_exactly_the_missing_events(
         )
         assert ahead["mode"] == "snapshot"
         assert ahead["snapshot"]["project"]["name"] == "n2"
+
+
+async def test_replays_of_the_same_seqs_in_two_projects_are_each_their_own(
+    server: ServerProcess,
+) -> None:
+    """Events are decoded and encoded once for all replays: never one project's for another's.
+
+    Both projects log events at the same seqs; every replay, first or repeated,
+    is exactly what a watcher saw live.
+    """
+    _, token = await user(server)
+    first, second = await project(server, token), await project(server, token)
+    assert first["seq"] == second["seq"]
+    live: dict[str, list[dict[str, Any]]] = {}
+    async with ws(server.url, token) as watcher:
+        await watcher.expect("ready")
+        for created in (first, second):
+            await watcher.request({"type": "join", "ref": "w", "project_id": created["id"]})
+        for created, prefix in ((first, "a"), (second, "b")):
+            await rename(server, token, created["id"], 3, prefix=prefix)
+        events = [await watcher.expect("event") for _ in range(6)]
+    for created in (first, second):
+        live[created["id"]] = [e for e in events if e["project_id"] == created["id"]]
+    for _ in range(2):  # the second round is served from what the first decoded and encoded
+        for created, prefix in ((first, "a"), (second, "b")):
+            async with ws(server.url, token) as sock:
+                await sock.expect("ready")
+                await sock.request(
+                    {
+                        "type": "join",
+                        "ref": "j",
+                        "project_id": created["id"],
+                        "last_seq": created["seq"],
+                    }
+                )
+                replayed = [await sock.expect("event") for _ in range(3)]
+            assert replayed == live[created["id"]]
+            assert [e["data"]["name"] for e in replayed] == [f"{prefix}{i}" for i in range(3)]
 
 
 async def test_a_long_replay_arrives_whole_and_in_order(server: ServerProcess) -> None:

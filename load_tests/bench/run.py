@@ -88,7 +88,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--rates",
         type=_floats,
-        default=[2, 5, 10, 20, 30, 50, 70, 100, 150, 200, 300, 500, 700, 1000, 1500, 2000, 3000],
+        default=[
+            2,
+            5,
+            10,
+            20,
+            30,
+            50,
+            70,
+            100,
+            150,
+            200,
+            300,
+            500,
+            700,
+            1000,
+            1500,
+            2000,
+            3000,
+            4000,
+            5000,
+        ],
         help="W1 edit rates (edits/s), tried in order until two in a row fail",
     )
     parser.add_argument("--step", type=float, default=5.0, help="W1 seconds per rate")

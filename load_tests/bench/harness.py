@@ -84,6 +84,33 @@ def pin_generator() -> bool:
     return True
 
 
+# A fixed piece of pure-Python work: how long it takes says how fast the server's CPU is now.
+_PROBE = (
+    "import time\nt = time.perf_counter()\n"
+    "for i in range(20_000_000): pass\n"
+    "print(time.perf_counter() - t)"
+)
+
+
+def machine_probe() -> float:
+    """Seconds the server's CPU takes for a fixed loop (best of 3): compares machines and hours.
+
+    This machine's speed drifts (a virtual one: by a quarter within an
+    afternoon, with nothing else running), and every workload moves with it;
+    a run's probe tells a slower machine from a slower server.
+    """
+    pin = ["taskset", "-c", str(SERVER_CPU)] if can_pin() else []
+    times = [
+        float(
+            subprocess.run(
+                [*pin, sys.executable, "-c", _PROBE], capture_output=True, text=True, check=True
+            ).stdout
+        )
+        for _ in range(3)
+    ]
+    return round(min(times), 3)
+
+
 class CpuMeter:
     """CPU use (1.0 = one core) of this process and of the server between start and stop."""
 

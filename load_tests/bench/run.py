@@ -42,6 +42,7 @@ from load_tests.bench.harness import (
     Target,
     baseline,
     can_pin,
+    machine_probe,
     ours,
     pin_generator,
     raise_fd_limit,
@@ -338,6 +339,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             "python": platform.python_version(),
             "quick": args.quick,
             "argv": sys.argv[1:],
+            "probe_s_at_start": machine_probe(),
         }
     }
     if not can_pin():
@@ -348,6 +350,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     if not args.no_baseline:
         async with baseline(logs) as target:
             results["baseline"] = await run_target(target, args)
+    results["conditions"]["probe_s_at_end"] = machine_probe()
     results["summary"] = summarise(results)
     results["generator_saturated"] = saturated(results)
     return results
@@ -363,6 +366,11 @@ def main(argv: list[str] | None = None) -> int:
     results = asyncio.run(main_async(args))
     Path(args.json).write_text(json.dumps(results, indent=2))
     print(table(results["summary"]))
+    conditions = results["conditions"]
+    print(
+        f"machine probe (server's CPU, lower is faster): {conditions['probe_s_at_start']} s"
+        f" at the start, {conditions['probe_s_at_end']} s at the end"
+    )
     if results["generator_saturated"]:
         print(
             "WARNING: the generator used over 80 % of its CPU in: "

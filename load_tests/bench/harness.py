@@ -95,9 +95,10 @@ _PROBE = (
 def machine_probe() -> float:
     """Seconds the server's CPU takes for a fixed loop (best of 3): compares machines and hours.
 
-    This machine's speed drifts (a virtual one: by a quarter within an
-    afternoon, with nothing else running), and every workload moves with it;
-    a run's probe tells a slower machine from a slower server.
+    Every workload on the development machine (a virtual one) slowed by a
+    quarter within an afternoon with nothing else running. The probe says
+    whether the CPU itself was slower in a run; when it was not, look
+    elsewhere (the kernel's networking, PostgreSQL, the host).
     """
     pin = ["taskset", "-c", str(SERVER_CPU)] if can_pin() else []
     times = [

@@ -97,8 +97,7 @@ def machine_probe() -> float:
 
     Every workload on the development machine (a virtual one) slowed by a
     quarter within an afternoon with nothing else running. The probe says
-    whether the CPU itself was slower in a run; when it was not, look
-    elsewhere (the kernel's networking, PostgreSQL, the host).
+    whether the CPU itself was slower in a run.
     """
     pin = ["taskset", "-c", str(SERVER_CPU)] if can_pin() else []
     times = [

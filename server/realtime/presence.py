@@ -29,6 +29,7 @@ import redis.asyncio as aioredis
 from server.log import get_logger
 from server.projects.group_commit import GroupCommit
 from server.realtime.protocol import PresenceEntry
+from server.realtime.recent import Recent
 
 log = get_logger(__name__)
 OnOrphans = Callable[[uuid.UUID, dict[str, PresenceEntry]], Coroutine[Any, Any, None]]
@@ -65,21 +66,16 @@ class _Decoded:
     """
 
     def __init__(self) -> None:
-        self._by_raw: dict[bytes, PresenceEntry] = {}
+        self._by_raw: Recent[bytes, PresenceEntry] = Recent(DECODED_CACHE_MAX)
 
     def members(self, flat: list[bytes | str]) -> dict[str, PresenceEntry]:
         """An HGETALL reply as a flat [key, value, ...] list, decoded."""
-        cache = self._by_raw
-        if len(cache) > DECODED_CACHE_MAX:
-            cache.clear()
+        by_raw, decode = self._by_raw, _entry_decoder.decode
         members: dict[str, PresenceEntry] = {}
         for index in range(0, len(flat), 2):
             value = flat[index + 1]
             raw = value if isinstance(value, bytes) else value.encode()
-            entry = cache.get(raw)
-            if entry is None:
-                entry = cache[raw] = _entry_decoder.decode(raw)
-            members[_text(flat[index])] = entry
+            members[_text(flat[index])] = by_raw.get(raw, decode, raw)
         return members
 
 

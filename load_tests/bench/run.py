@@ -110,7 +110,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             4000,
             5000,
         ],
-        help="W1 edit rates (edits/s), tried in order until two in a row fail",
+        help="W1 edit rates (edits/s), tried in order until two in a row fail; then the gap"
+        " above the best passing one is halved twice",
     )
     parser.add_argument("--step", type=float, default=5.0, help="W1 seconds per rate")
     parser.add_argument("--projects", type=int, default=50, help="W2/W3 projects")

@@ -35,6 +35,11 @@ DRAIN_TIMEOUT_S = 5.0
 WARMUP_EDITS = 20
 WARMUP_S = 1.0
 FAILED_STEPS_TO_STOP = 2
+# After the sweep, W1 halves the gap between its best passing rate and the next
+# (failed) one this many times: a knee between 100 and 150 edits/s reads 125 or
+# 138, not 100 (a third less, and so a third less of the baseline's rate).
+W1_REFINE_STEPS = 2
+W1_REFINE_PAUSE_S = 1.0
 RESUME_LIMIT_S = 30.0
 W4_SOCKETS_PER_PROJECT = 50  # a busy board; every join tells every member (presence)
 # PROTOCOL.md 3.5: a socket's default message rate. W1 spreads a step's edits over
@@ -167,7 +172,10 @@ async def wait_until(done: Any, limit_s: float) -> None:
 async def w1_fanout(
     target: Target, subscribers: int, rates: list[float], step_s: float
 ) -> dict[str, Any]:
-    """W1: one project, N subscribers, edits at stepped rates; stops after two failed steps.
+    """W1: one project, N subscribers, edits at stepped rates until two steps in a row fail.
+
+    Then the gap between the best passing rate and the next one (which failed)
+    is halved ``W1_REFINE_STEPS`` times.
 
     A step passes with delivery p99 <= 50 ms, nothing lost, no gap, no closed
     socket and every edit answered; the result is the best passing step. The
@@ -197,66 +205,91 @@ async def w1_fanout(
         return sum(len(e.inflight) for e in editors)
 
     steps: list[dict[str, Any]] = []
+
+    async def step(rate: float, refined: bool = False) -> dict[str, Any]:
+        """One step at ``rate`` edits/s: its measurements, and whether it passed."""
+        index = len(steps)
+        sent.clear()
+        for w in watchers:
+            w.latencies, w.received = [], 0
+        acked0, failed0 = acked(), failed()
+        gaps0 = sum(w.gaps for w in watchers)
+        starved = 0
+        active = max(1, min(len(editors), math.ceil(rate / W1_EDITS_PER_SOCKET)))
+
+        async def tick(n: int) -> None:
+            nonlocal starved
+            if not await editors[n % active].try_send(f"s{index}-{n}"):
+                starved += 1
+
+        with CpuMeter(target.ps) as cpu:
+            await pace(rate, step_s, tick)
+        await wait_until(
+            lambda: (
+                not inflight()
+                and sum(w.received for w in watchers) >= (acked() - acked0) * subscribers
+            ),
+            DRAIN_TIMEOUT_S,
+        )
+        acked_now = acked() - acked0
+        received = sum(w.received for w in watchers)
+        latency = percentiles([x for w in watchers for x in w.latencies])
+        step = {
+            "offered_edits_per_s": rate,
+            "editor_sockets": active,
+            "acked_edits_per_s": round(acked_now / step_s, 1),
+            "deliveries_per_s": round(received / step_s, 1),
+            "delivery_ms": latency,
+            "lost": acked_now * subscribers - received,
+            "unanswered": inflight(),
+            "failed_edits": failed() - failed0,
+            "starved_ticks": starved,
+            "gaps": sum(w.gaps for w in watchers) - gaps0,
+            "closed_sockets": sum(w.closed for w in watchers),
+            **cpu.as_dict(),
+        }
+        p99 = latency["p99"]
+        step["ok"] = (
+            p99 is not None
+            and p99 <= W1_P99_LIMIT_S * 1000
+            and not any(
+                step[k] for k in ("lost", "unanswered", "failed_edits", "starved_ticks", "gaps")
+            )
+            and not step["closed_sockets"]
+        )
+        step["refined"] = refined
+        return step
+
     try:
         # Warm up (first queries, caches) before anything is measured.
         for n in range(WARMUP_EDITS):
             await editors[n % len(editors)].try_send(f"warm-{n}")
         await wait_until(lambda: not inflight(), DRAIN_TIMEOUT_S)
         await asyncio.sleep(0.5)
-        for index, rate in enumerate(rates):
-            sent.clear()
-            for w in watchers:
-                w.latencies, w.received = [], 0
-            acked0, failed0 = acked(), failed()
-            gaps0 = sum(w.gaps for w in watchers)
-            starved = 0
-            active = max(1, min(len(editors), math.ceil(rate / W1_EDITS_PER_SOCKET)))
-
-            async def tick(n: int, index: int = index, active: int = active) -> None:
-                nonlocal starved
-                if not await editors[n % active].try_send(f"s{index}-{n}"):
-                    starved += 1
-
-            with CpuMeter(target.ps) as cpu:
-                await pace(rate, step_s, tick)
-            await wait_until(
-                lambda: (
-                    not inflight()
-                    and sum(w.received for w in watchers) >= (acked() - acked0) * subscribers  # noqa: B023
-                ),
-                DRAIN_TIMEOUT_S,
-            )
-            acked_now = acked() - acked0
-            received = sum(w.received for w in watchers)
-            latency = percentiles([x for w in watchers for x in w.latencies])
-            step = {
-                "offered_edits_per_s": rate,
-                "editor_sockets": active,
-                "acked_edits_per_s": round(acked_now / step_s, 1),
-                "deliveries_per_s": round(received / step_s, 1),
-                "delivery_ms": latency,
-                "lost": acked_now * subscribers - received,
-                "unanswered": inflight(),
-                "failed_edits": failed() - failed0,
-                "starved_ticks": starved,
-                "gaps": sum(w.gaps for w in watchers) - gaps0,
-                "closed_sockets": sum(w.closed for w in watchers),
-                **cpu.as_dict(),
-            }
-            p99 = latency["p99"]
-            step["ok"] = (
-                p99 is not None
-                and p99 <= W1_P99_LIMIT_S * 1000
-                and not any(
-                    step[k] for k in ("lost", "unanswered", "failed_edits", "starved_ticks", "gaps")
-                )
-                and not step["closed_sockets"]
-            )
-            steps.append(step)
+        for rate in rates:
+            steps.append(await step(rate))
             if len(steps) >= FAILED_STEPS_TO_STOP and not any(
                 s["ok"] for s in steps[-FAILED_STEPS_TO_STOP:]
             ):
                 break  # past the knee (one failed step alone may be noise)
+        # Between the best passing rate and the next rate, which failed, the knee
+        # is somewhere in a gap of up to half the rate (100 -> 150 edits/s): halve
+        # the gap a few times, so the result (and its ratio to the baseline) does
+        # not jump by a third on which side of one grid line a run falls.
+        for _ in range(W1_REFINE_STEPS):
+            low = max((s["offered_edits_per_s"] for s in steps if s["ok"]), default=None)
+            high = min(
+                (
+                    s["offered_edits_per_s"]
+                    for s in steps
+                    if not s["ok"] and (low is None or s["offered_edits_per_s"] > low)
+                ),
+                default=None,
+            )
+            if low is None or high is None or high - low < 2:
+                break
+            await asyncio.sleep(W1_REFINE_PAUSE_S)  # the failed step's backlog is gone
+            steps.append(await step(round((low + high) / 2), refined=True))
     finally:
         drop(conns)
     passing = [s for s in steps if s["ok"]]

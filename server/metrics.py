@@ -110,6 +110,14 @@ DB_QUERY_SECONDS = Histogram(
     ["statement"],
     buckets=_LATENCY_BUCKETS,
 )
+READ_BATCH = Histogram(
+    "moodboard_read_batch_size",
+    "Reads answered by one database statement, by read: session (authenticate: every "
+    "socket and request), resume (role and replay of a join with last_seq); the reads "
+    "that waited for the previous statement go together",
+    ["read"],
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+)
 DB_POOL_SIZE = Gauge("moodboard_db_pool_connections", "PostgreSQL pool connections open")
 DB_POOL_IDLE = Gauge("moodboard_db_pool_idle", "PostgreSQL pool connections idle")
 DB_POOL_MAX = Gauge("moodboard_db_pool_max", "PostgreSQL pool size limit")
@@ -161,6 +169,7 @@ ALL = (
     LISTEN_RECONNECTS,
     BUS_PUBLISH_FAILURES,
     DB_QUERY_SECONDS,
+    READ_BATCH,
     DB_POOL_SIZE,
     DB_POOL_IDLE,
     DB_POOL_MAX,

@@ -17,7 +17,9 @@ from server import metrics
 from server.access.principal import Principal, ServicePrincipal, Via
 from server.access.tables import ServiceAccount, UserSession
 from server.access.tokens import hash_token, new_token
-from server.db.raw import runner_of
+from server.db.engine import statement_runner
+from server.db.raw import statement_engine
+from server.db.read_batch import ReadBatch
 from server.types import UserId
 
 TOUCH_INTERVAL = timedelta(seconds=60)
@@ -64,6 +66,14 @@ SELECT s.id AS id, s.last_seen_at AS last_seen_at, u.id AS user_id, u.email AS e
 FROM user_session s JOIN app_user u ON u.id = s.user_id
 WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 AND u.deleted_at IS NULL
 """
+# The same for several token hashes at once (a batch of concurrent calls): each row says whose.
+_SESSIONS_SQL = """
+SELECT s.token_hash AS token_hash, s.id AS id, s.last_seen_at AS last_seen_at,
+       u.id AS user_id, u.email AS email, u.name AS name, u.role AS role
+FROM user_session s JOIN app_user u ON u.id = s.user_id
+WHERE s.token_hash = ANY($1::text[]) AND s.revoked_at IS NULL AND s.expires_at > $2
+      AND u.deleted_at IS NULL
+"""
 # Slide the expiry; a no-op when a concurrent request of the same session did it already.
 _TOUCH_SQL = """
 UPDATE user_session SET last_seen_at = $2, expires_at = $3 WHERE id = $1 AND last_seen_at <= $4
@@ -74,14 +84,15 @@ async def authenticate(token: str, *, ttl_s: int, via: Via) -> Principal | None:
     """The principal of a live session token, or None (unknown, expired, revoked, erased).
 
     Every socket and request comes through here: on PostgreSQL it is one fixed
-    statement on the statement lane (server/db/raw.py), elsewhere the Piccolo query.
+    statement on the statement lane (server/db/raw.py), shared by the calls
+    that arrive together (server/db/read_batch.py); elsewhere the Piccolo query.
     """
     current = now()
     token_hash = hash_token(token)
-    runner = runner_of(UserSession)
+    engine = statement_engine(UserSession)
     row: Any
-    if runner is not None:
-        row = await runner.fetchrow(_SESSION_SQL, token_hash, current)
+    if engine is not None:
+        row = await _live_session(engine, (token_hash, current))
     else:
         row = (
             await UserSession.select(
@@ -105,9 +116,11 @@ async def authenticate(token: str, *, ttl_s: int, via: Via) -> Principal | None:
         return None
     if current - _aware(row["last_seen_at"]) >= TOUCH_INTERVAL:
         expires_at = current + timedelta(seconds=ttl_s)
-        if runner is not None:
+        if engine is not None:
             stale = current - TOUCH_INTERVAL
-            await runner.execute(_TOUCH_SQL, row["id"], current, expires_at, stale)
+            await statement_runner(engine).execute(
+                _TOUCH_SQL, row["id"], current, expires_at, stale
+            )
         else:
             await UserSession.update(
                 {UserSession.last_seen_at: current, UserSession.expires_at: expires_at}
@@ -120,6 +133,28 @@ async def authenticate(token: str, *, ttl_s: int, via: Via) -> Principal | None:
         role=row["role"],
         via=via,
     )
+
+
+async def _session_row(runner: Any, asked: tuple[str, datetime]) -> Any:
+    """A lone call's row: the single-row statement."""
+    return await runner.fetchrow(_SESSION_SQL, *asked)
+
+
+async def _session_rows(runner: Any, asked: list[tuple[str, datetime]]) -> list[Any]:
+    """Each call's row (or None) of one statement; two calls of one token both get its row.
+
+    Expiry is judged at the latest of the callers' clocks: a few milliseconds
+    stricter, at most, than each caller's own.
+    """
+    hashes = list(dict.fromkeys(token_hash for token_hash, _ in asked))
+    rows = await runner.fetch(_SESSIONS_SQL, hashes, max(at for _, at in asked))
+    found = {row["token_hash"]: row for row in rows}
+    return [found.get(token_hash) for token_hash, _ in asked]
+
+
+_live_session: ReadBatch[tuple[str, datetime], Any] = ReadBatch(
+    "session", _session_row, _session_rows
+)
 
 
 async def authenticate_service(key: str) -> ServicePrincipal | None:

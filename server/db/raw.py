@@ -7,7 +7,11 @@ the statement lane, which lends a connection without the pool's per-use work. Th
 resume path (authenticate, role, replay read) runs a handful of queries per
 socket, thousands of times a second in a reconnect storm, so those queries
 take this path on PostgreSQL. SQLite (embedded mode) keeps the general
-Piccolo path: callers fall back to it whenever :func:`pool_of` answers None.
+Piccolo path: callers fall back to it whenever :func:`runner_of` answers None.
+
+The two reads every resuming socket makes (``authenticate``,
+``read_resume_as``) go one step further in a storm: concurrent calls share
+one statement (server/db/read_batch.py).
 """
 
 from __future__ import annotations
@@ -25,14 +29,25 @@ def runner_of(table: type[Table]) -> Any | None:
 
     The engine's statement lane (server/db/lane.py) when it has one, else its
     asyncpg pool: either offers ``fetch``, ``fetchrow``, ``fetchval`` and
-    ``execute``, one statement in its own transaction. None on SQLite, before
-    the pool is open, and inside a Piccolo transaction (a pool query would run
-    on another connection, outside the transaction, and hold a second
-    connection while the first waits).
+    ``execute``, one statement in its own transaction. None where
+    :func:`statement_engine` answers None.
+    """
+    engine = statement_engine(table)
+    return None if engine is None else statement_runner(engine)
+
+
+def statement_engine(table: type[Table]) -> PostgresEngine | None:
+    """The engine of ``table`` when a fixed statement may run on its lane, else None.
+
+    None on SQLite, before the pool is open, and inside a Piccolo transaction
+    (a pool query would run on another connection, outside the transaction,
+    and hold a second connection while the first waits). The batched reads
+    (server/db/read_batch.py) take the engine: their statement may run later,
+    in another task, and looks its runner up then.
     """
     engine = table._meta.db
     if not isinstance(engine, PostgresEngine) or engine.pool is None:
         return None
     if engine.current_transaction.get() is not None:
         return None
-    return statement_runner(engine)
+    return engine

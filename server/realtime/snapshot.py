@@ -17,7 +17,8 @@ import msgspec
 from piccolo.engine.base import Engine
 
 from server.access import policy
-from server.db.raw import runner_of
+from server.db.raw import runner_of, statement_engine
+from server.db.read_batch import ReadBatch
 from server.events.tables import Event
 from server.generations.tables import Generation
 from server.projects.entities import (
@@ -147,6 +148,24 @@ LEFT JOIN event e ON e.project_id = p.id AND e.seq > $2 AND e.seq <= p.seq
 WHERE p.id = $1
 ORDER BY e.seq
 """
+# The same read for several callers at once (a batch of concurrent resumes): one row per
+# (caller, event), or one row with no event; ``position`` (from 1) says whose. A project
+# that does not exist still gives its caller one row, with a NULL head.
+_RESUMES_AS_PG = """
+SELECT r.position AS position, p.seq AS head, p.deleted_at IS NOT NULL AS deleted,
+       (SELECT m.role FROM project_member m WHERE m.project_id = p.id AND m.user_id = r.user_id)
+           AS direct,
+       ARRAY(SELECT g.role FROM project_team_grant g JOIN team_member t ON t.team_id = g.team_id
+             WHERE g.project_id = p.id AND t.user_id = r.user_id) AS teams,
+       e.project_id AS project_id, e.seq AS seq, e.kind AS kind,
+       e.entity AS entity, e.entity_id AS entity_id, e.version AS version, e.data AS data,
+       e.actor_id AS actor_id, e.op_id AS op_id, e.at AS at
+FROM unnest($1::uuid[], $2::bigint[], $3::uuid[]) WITH ORDINALITY
+     AS r(project_id, last_seq, user_id, position)
+LEFT JOIN project p ON p.id = r.project_id
+LEFT JOIN event e ON e.project_id = p.id AND e.seq > r.last_seq AND e.seq <= p.seq
+ORDER BY r.position, e.seq
+"""
 
 
 async def read_resume(
@@ -180,19 +199,49 @@ async def read_resume_as(
 ) -> ResumeAs | None:
     """``role_on`` and ``read_resume`` in one statement; None where that cannot be done.
 
-    A reconnect storm runs one per socket: one round trip instead of two. Only
-    on PostgreSQL (server/db/raw.py): elsewhere the caller asks the two
+    A reconnect storm runs one per socket: one round trip instead of two, and
+    the calls that arrive together share one statement (server/db/read_batch.py).
+    Only on PostgreSQL (server/db/raw.py): elsewhere the caller asks the two
     questions apart.
     """
-    runner = runner_of(Project)
-    if runner is None:
+    engine = statement_engine(Project)
+    if engine is None:
         return None
-    rows = await runner.fetch(_RESUME_AS_PG, project_id, last_seq, user_id)
+    rows = await _resume_rows(engine, (project_id, last_seq, user_id))
     if not rows:
         return ResumeAs(role=None, resumed=None)
     first = rows[0]
     role = policy.role_for(first["direct"], first["teams"], deleted=first["deleted"])
     return ResumeAs(role=role, resumed=_resumed(rows, last_seq) if role is not None else None)
+
+
+_Resuming = tuple[uuid.UUID, int, uuid.UUID]  # project_id, last_seq, user_id
+
+
+async def _resume_as_rows(runner: Any, asked: _Resuming) -> list[Any]:
+    """A lone call's rows: the single-caller statement."""
+    rows: list[Any] = await runner.fetch(_RESUME_AS_PG, *asked)
+    return rows
+
+
+async def _resumes_as_rows(runner: Any, asked: list[_Resuming]) -> list[list[Any]]:
+    """Each call's rows of one statement, as its own statement would have answered them."""
+    rows = await runner.fetch(
+        _RESUMES_AS_PG,
+        [project_id for project_id, _, _ in asked],
+        [last_seq for _, last_seq, _ in asked],
+        [user_id for _, _, user_id in asked],
+    )
+    answers: list[list[Any]] = [[] for _ in asked]
+    for row in rows:
+        if row["head"] is not None:  # NULL: no such project, no rows
+            answers[row["position"] - 1].append(row)
+    return answers
+
+
+_resume_rows: ReadBatch[_Resuming, list[Any]] = ReadBatch(
+    "resume", _resume_as_rows, _resumes_as_rows
+)
 
 
 # In a reconnect storm every socket of a project replays the same few events: each

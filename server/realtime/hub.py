@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -42,6 +43,9 @@ log = get_logger(__name__)
 PRESENCE_FLUSH_S = 0.05  # a project's presence changes go out at most this often (coalesced)
 HEAL_S = 2.0  # how often the log's head is compared with what this instance delivered
 WRITE_DELAY_S = 0.002  # sockets' frames are written at most this often while traffic is dense
+# After a long uncork (many sockets), the next waits as long as it took, but never longer:
+# the most a write can add to a frame's latency, whatever an uncork cost (a GC pause in it).
+LONGEST_UNCORK_GAP_S = 0.02
 
 
 @dataclass(slots=True)
@@ -86,7 +90,8 @@ class Realtime:
         self._presence_batches: dict[uuid.UUID, PresenceBatch] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._corked: list[Connection] = []  # sockets with frames to write at the next uncork
-        self._uncorked_at = float("-inf")  # the loop's time of the last uncork
+        self._uncorked_at = float("-inf")  # the loop's time at the end of the last uncork
+        self._uncork_gap = 0.0  # how long after it the next may run (see uncork_soon)
         self._healer: asyncio.Task[None] | None = None
 
     # --- lifetime ---------------------------------------------------------------------
@@ -135,10 +140,18 @@ class Realtime:
         at once. Writing is most of a delivery's cost (the kernel's TCP
         path, for the sender and the receiver), so under load this is the
         fan-out's largest saving (docs/performance.md, Round 3, "Write delay").
+
+        An uncork that took longer than the delay (a thousand sockets: about
+        5 ms) is followed by a gap as long as itself, up to
+        ``LONGEST_UNCORK_GAP_S``: writing then takes at most about half of the
+        loop's time, and as events get denser each write carries more of them
+        instead of the loop falling behind them (W1 with 1,000 subscribers:
+        about three times the deliveries a second; docs/performance.md,
+        Round 5). A delay of 0 turns both off.
         """
         if not self._corked:
             loop = asyncio.get_running_loop()
-            due = self._uncorked_at + self.write_delay_s
+            due = self._uncorked_at + self._uncork_gap
             if due > loop.time():
                 loop.call_at(due, self._uncork)
             else:
@@ -146,13 +159,18 @@ class Realtime:
         self._corked.append(connection)
 
     def _uncork(self) -> None:
-        self._uncorked_at = asyncio.get_running_loop().time()
+        started = time.perf_counter()  # uvloop's clock counts milliseconds
         corked, self._corked = self._corked, []
         for connection in corked:
             try:
                 connection.uncork()
             except Exception as exc:  # one broken socket must not keep frames from the rest
                 log.warning("ws.write_failed", connection_id=connection.id, error=repr(exc))
+        took = time.perf_counter() - started
+        self._uncorked_at = asyncio.get_running_loop().time()
+        self._uncork_gap = (
+            min(max(self.write_delay_s, took), LONGEST_UNCORK_GAP_S) if self.write_delay_s else 0.0
+        )
 
     def spawn(self, coro: Any) -> None:
         """Run ``coro`` in the background, keeping a reference until it ends."""

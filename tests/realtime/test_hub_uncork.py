@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from server.realtime.bus import MemoryBroker
-from server.realtime.hub import Realtime
+from server.realtime.hub import LONGEST_UNCORK_GAP_S, Realtime
 from server.realtime.presence import MemoryPresence
 
 
@@ -16,9 +17,11 @@ class Held:
         self.id = name
         self.broken = broken
         self.writes = 0
+        self.written = asyncio.Event()
 
     def uncork(self) -> None:
         self.writes += 1
+        self.written.set()
         if self.broken:
             raise OSError("the transport broke")
 
@@ -59,3 +62,51 @@ async def test_frames_soon_after_a_write_wait_for_the_delay_then_go_together() -
     assert (second.writes, third.writes) == (0, 0)  # dense: held for the delay
     await asyncio.sleep(0.1)
     assert (first.writes, second.writes, third.writes) == (1, 1, 1)  # then in one uncork
+
+
+class Slow(Held):
+    """A socket whose write takes ``seconds`` of the loop's time, as a thousand sockets' do."""
+
+    def __init__(self, name: str, seconds: float) -> None:
+        super().__init__(name)
+        self.seconds = seconds
+
+    def uncork(self) -> None:
+        super().uncork()
+        time.sleep(self.seconds)  # holds the loop, as writing to many sockets does
+
+
+async def seconds_until_written(socket: Held) -> float:
+    started = time.perf_counter()
+    await asyncio.wait_for(socket.written.wait(), 5.0)
+    return time.perf_counter() - started
+
+
+async def test_after_an_uncork_longer_than_the_delay_the_next_waits_as_long() -> None:
+    realtime = hub(write_delay_s=0.001)
+    realtime.uncork_soon(Slow("many", 0.015))  # type: ignore[arg-type]
+    await turns()
+    follower = Held("next")
+    realtime.uncork_soon(follower)  # type: ignore[arg-type]
+    waited = await seconds_until_written(follower)
+    assert waited >= 0.013  # the slow write's own length, not the 1 ms delay
+
+
+async def test_the_gap_after_an_uncork_is_bounded_however_long_it_took() -> None:
+    realtime = hub(write_delay_s=0.001)
+    realtime.uncork_soon(Slow("stalled", 0.5))  # type: ignore[arg-type]  # a long pause in it
+    await turns()
+    follower = Held("next")
+    realtime.uncork_soon(follower)  # type: ignore[arg-type]
+    waited = await seconds_until_written(follower)
+    assert LONGEST_UNCORK_GAP_S / 2 <= waited < 0.3  # the bound (20 ms), not the 500 ms it took
+
+
+async def test_a_delay_of_zero_never_holds_frames_even_after_a_slow_uncork() -> None:
+    realtime = hub(write_delay_s=0)
+    realtime.uncork_soon(Slow("many", 0.08))  # type: ignore[arg-type]
+    await turns()
+    follower = Held("next")
+    realtime.uncork_soon(follower)  # type: ignore[arg-type]
+    await turns()
+    assert follower.writes == 1

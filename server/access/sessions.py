@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from piccolo.engine.postgres import PostgresEngine
+
 from server import metrics
 from server.access.principal import Principal, ServicePrincipal, Via
 from server.access.tables import ServiceAccount, UserSession
@@ -114,17 +116,12 @@ async def authenticate(token: str, *, ttl_s: int, via: Via) -> Principal | None:
     if row is None:
         metrics.AUTH_FAILURES.labels("token").inc()
         return None
-    if current - _aware(row["last_seen_at"]) >= TOUCH_INTERVAL:
-        expires_at = current + timedelta(seconds=ttl_s)
-        if engine is not None:
-            stale = current - TOUCH_INTERVAL
-            await statement_runner(engine).execute(
-                _TOUCH_SQL, row["id"], current, expires_at, stale
-            )
-        else:
-            await UserSession.update(
-                {UserSession.last_seen_at: current, UserSession.expires_at: expires_at}
-            ).where(UserSession.id == row["id"])
+    if current - _aware(row["last_seen_at"]) >= TOUCH_INTERVAL and row["id"] not in _touching:
+        _touching.add(row["id"])
+        try:
+            await _touch(engine, row["id"], current, ttl_s)
+        finally:
+            _touching.discard(row["id"])
     return Principal(
         user_id=UserId(row["user_id"]),
         session_id=row["id"],
@@ -133,6 +130,27 @@ async def authenticate(token: str, *, ttl_s: int, via: Via) -> Principal | None:
         role=row["role"],
         via=via,
     )
+
+
+# Sessions whose expiry a call of this process is sliding now. Calls of the same session
+# arriving meanwhile (a reconnect storm of one user's many sockets: a batch reads them all
+# stale at once) skip it: each would wait on the row's lock and its commit, holding a
+# statement-lane connection the other sockets' reads need, only to update nothing.
+_touching: set[uuid.UUID] = set()
+
+
+async def _touch(
+    engine: PostgresEngine | None, session_id: uuid.UUID, current: datetime, ttl_s: int
+) -> None:
+    """Slide the session's expiry to ``current`` + ``ttl_s``."""
+    expires_at = current + timedelta(seconds=ttl_s)
+    if engine is not None:
+        stale = current - TOUCH_INTERVAL
+        await statement_runner(engine).execute(_TOUCH_SQL, session_id, current, expires_at, stale)
+    else:
+        await UserSession.update(
+            {UserSession.last_seen_at: current, UserSession.expires_at: expires_at}
+        ).where(UserSession.id == session_id)
 
 
 async def _session_row(runner: Any, asked: tuple[str, datetime]) -> Any:

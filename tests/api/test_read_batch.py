@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import pytest
 
 from server import metrics
@@ -229,3 +230,67 @@ async def test_concurrent_resumes_share_statements_and_each_gets_its_own_answer(
     # The first call went alone; the 80 that came meanwhile went as 64, then 16.
     assert seen == Grouping(calls=3, reads=81, lone=1, within_bound=3)
     assert together == [alone[call] for call in calls]
+
+
+COUNT_UPDATES = (
+    "CREATE TABLE touch_statements (n int)",
+    "CREATE FUNCTION count_touch() RETURNS trigger LANGUAGE plpgsql AS"
+    " $$ BEGIN INSERT INTO touch_statements VALUES (1); RETURN NULL; END $$",
+    "CREATE TRIGGER count_touch AFTER UPDATE ON user_session"
+    " FOR EACH STATEMENT EXECUTE FUNCTION count_touch()",
+)
+# The touches waiting for the session row's lock.
+WAITING_TOUCHES = (
+    "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+    " AND query LIKE '%UPDATE user_session SET last_seen_at%' AND pid <> pg_backend_pid()"
+)
+STOP_COUNTING = (
+    "DROP TRIGGER count_touch ON user_session",
+    "DROP FUNCTION count_touch()",
+    "DROP TABLE touch_statements",
+)
+
+
+async def test_a_storm_of_one_stale_session_slides_its_expiry_with_one_update(
+    api: Api, pg_url: str
+) -> None:
+    """50 sockets of one session, not seen for two minutes, authenticate at once.
+
+    Another transaction holds the session's row, so the first call's touch is
+    still waiting when the others read the session, stale, in their batch.
+    They must not queue behind it on the row's lock (each holding a lane
+    connection) to update nothing: one UPDATE statement in all, counted by a
+    statement-level trigger.
+    """
+    user = await api.register("tabs")
+    old = datetime.now(UTC) - 2 * TOUCH_INTERVAL
+    await UserSession.update({UserSession.last_seen_at: old}).where(of_token(user.token))
+    for sql in COUNT_UPDATES:
+        await UserSession.raw(sql)
+    holder = await asyncpg.connect(pg_url)
+    try:
+        held = holder.transaction()
+        await held.start()
+        await holder.execute(
+            "SELECT 1 FROM user_session WHERE token_hash = $1 FOR UPDATE", hash_token(user.token)
+        )
+        storm = asyncio.gather(
+            *(authenticate(user.token, ttl_s=TTL_S, via="bearer") for _ in range(50))
+        )
+        async with asyncio.timeout(10):
+            # Asked outside the holder's transaction, whose view of the activity stays as it began.
+            while not (await UserSession.raw(WAITING_TOUCHES))[0]["n"]:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # the others have read the session meanwhile
+        await held.commit()
+        answers = await storm
+        counted = await UserSession.raw("SELECT count(*) AS n FROM touch_statements")
+    finally:
+        await holder.close()
+        for sql in STOP_COUNTING:
+            await UserSession.raw(sql)
+    assert all(answer is not None and str(answer.user_id) == user.id for answer in answers)
+    assert counted[0]["n"] == 1
+    touched = await UserSession.select(UserSession.last_seen_at).where(of_token(user.token)).first()
+    assert touched is not None
+    assert touched["last_seen_at"] > old

@@ -150,7 +150,12 @@ ORDER BY e.seq
 """
 # The same read for several callers at once (a batch of concurrent resumes): one row per
 # (caller, event), or one row with no event; ``position`` (from 1) says whose. A project
-# that does not exist still gives its caller one row, with a NULL head.
+# that does not exist still gives its caller one row, with a NULL head. The events are a
+# subquery the planner cannot merge into the join (OFFSET 0): each caller's range is then
+# an index range scan (project_id, seq > last_seq, seq <= head). As a plain join, the
+# planner used only one bound in the index and filtered the rest, reading every event
+# of each project up to its head: 45 ms a statement against 0.15 ms with 1,000 events
+# per project, and whole seconds of a reconnect storm once the log is long.
 _RESUMES_AS_PG = """
 SELECT r.position AS position, p.seq AS head, p.deleted_at IS NOT NULL AS deleted,
        (SELECT m.role FROM project_member m WHERE m.project_id = p.id AND m.user_id = r.user_id)
@@ -163,7 +168,10 @@ SELECT r.position AS position, p.seq AS head, p.deleted_at IS NOT NULL AS delete
 FROM unnest($1::uuid[], $2::bigint[], $3::uuid[]) WITH ORDINALITY
      AS r(project_id, last_seq, user_id, position)
 LEFT JOIN project p ON p.id = r.project_id
-LEFT JOIN event e ON e.project_id = p.id AND e.seq > r.last_seq AND e.seq <= p.seq
+LEFT JOIN LATERAL (
+    SELECT * FROM event e WHERE e.project_id = p.id AND e.seq > r.last_seq AND e.seq <= p.seq
+    ORDER BY e.seq OFFSET 0
+) e ON true
 ORDER BY r.position, e.seq
 """
 

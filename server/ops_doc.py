@@ -147,8 +147,9 @@ DESCRIPTIONS: dict[str, tuple[str | None, str]] = {
     "MOODBOARD_WRITE_DELAY_US": (
         None,
         "while frames are dense, each socket's are written at most this often, several "
-        "in one system call (a frame waits at most this long); a quiet socket's go out at "
-        "once; 0 writes at the end of every event-loop turn",
+        "in one system call; after a write round longer than this (many sockets), the next "
+        "waits as long as it took, up to 20 ms (the most a frame waits); a quiet socket's "
+        "go out at once; 0 writes at the end of every event-loop turn",
     ),
     "MOODBOARD_AUTH_TIMEOUT_MS": (None, "time a socket has to authenticate"),
     "MOODBOARD_EVENT_RETENTION_EVENTS": (

@@ -76,6 +76,16 @@ class Slow(Held):
         time.sleep(self.seconds)  # holds the loop, as writing to many sockets does
 
 
+async def after_a_slow_uncork(write_delay_s: float, slow_s: float) -> Held:
+    """A socket given frames just after an uncork that took ``slow_s``."""
+    realtime = hub(write_delay_s=write_delay_s)
+    realtime.uncork_soon(Slow("many", slow_s))  # type: ignore[arg-type]
+    await turns()
+    follower = Held("next")
+    realtime.uncork_soon(follower)  # type: ignore[arg-type]
+    return follower
+
+
 async def seconds_until_written(socket: Held) -> float:
     started = time.perf_counter()
     await asyncio.wait_for(socket.written.wait(), 5.0)
@@ -83,30 +93,18 @@ async def seconds_until_written(socket: Held) -> float:
 
 
 async def test_after_an_uncork_longer_than_the_delay_the_next_waits_as_long() -> None:
-    realtime = hub(write_delay_s=0.001)
-    realtime.uncork_soon(Slow("many", 0.015))  # type: ignore[arg-type]
-    await turns()
-    follower = Held("next")
-    realtime.uncork_soon(follower)  # type: ignore[arg-type]
+    follower = await after_a_slow_uncork(write_delay_s=0.001, slow_s=0.015)
     waited = await seconds_until_written(follower)
     assert waited >= 0.013  # the slow write's own length, not the 1 ms delay
 
 
 async def test_the_gap_after_an_uncork_is_bounded_however_long_it_took() -> None:
-    realtime = hub(write_delay_s=0.001)
-    realtime.uncork_soon(Slow("stalled", 0.5))  # type: ignore[arg-type]  # a long pause in it
-    await turns()
-    follower = Held("next")
-    realtime.uncork_soon(follower)  # type: ignore[arg-type]
+    follower = await after_a_slow_uncork(write_delay_s=0.001, slow_s=0.5)  # a long pause in it
     waited = await seconds_until_written(follower)
     assert LONGEST_UNCORK_GAP_S / 2 <= waited < 0.3  # the bound (20 ms), not the 500 ms it took
 
 
 async def test_a_delay_of_zero_never_holds_frames_even_after_a_slow_uncork() -> None:
-    realtime = hub(write_delay_s=0)
-    realtime.uncork_soon(Slow("many", 0.08))  # type: ignore[arg-type]
-    await turns()
-    follower = Held("next")
-    realtime.uncork_soon(follower)  # type: ignore[arg-type]
+    follower = await after_a_slow_uncork(write_delay_s=0, slow_s=0.08)
     await turns()
     assert follower.writes == 1

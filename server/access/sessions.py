@@ -62,20 +62,15 @@ async def start_session(
 
 
 # The live session of a token hash and its user, as authenticate's general path reads it.
-_SESSION_SQL = """
-SELECT s.id AS id, s.last_seen_at AS last_seen_at, u.id AS user_id, u.email AS email,
-       u.name AS name, u.role AS role
-FROM user_session s JOIN app_user u ON u.id = s.user_id
-WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 AND u.deleted_at IS NULL
-"""
-# The same for several token hashes at once (a batch of concurrent calls): each row says whose.
-_SESSIONS_SQL = """
+_LIVE_SESSIONS = """
 SELECT s.token_hash AS token_hash, s.id AS id, s.last_seen_at AS last_seen_at,
        u.id AS user_id, u.email AS email, u.name AS name, u.role AS role
 FROM user_session s JOIN app_user u ON u.id = s.user_id
-WHERE s.token_hash = ANY($1::text[]) AND s.revoked_at IS NULL AND s.expires_at > $2
-      AND u.deleted_at IS NULL
+WHERE s.token_hash {} AND s.revoked_at IS NULL AND s.expires_at > $2 AND u.deleted_at IS NULL
 """
+_SESSION_SQL = _LIVE_SESSIONS.format("= $1")
+# The same for several token hashes at once (a batch of concurrent calls): each row says whose.
+_SESSIONS_SQL = _LIVE_SESSIONS.format("= ANY($1::text[])")
 # Slide the expiry; a no-op when a concurrent request of the same session did it already.
 _TOUCH_SQL = """
 UPDATE user_session SET last_seen_at = $2, expires_at = $3 WHERE id = $1 AND last_seen_at <= $4

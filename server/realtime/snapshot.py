@@ -118,36 +118,41 @@ async def read_events(project_id: uuid.UUID, after: int, upto: int) -> list[p.Ev
     return [event_frame(row) for row in rows]
 
 
-# The project's seq S and the logged events after last_seq up to S, in one statement:
-# one consistent view (PostgreSQL: the statement's snapshot; SQLite: one read).
-_RESUME_SQL = """
-SELECT p.seq AS head, e.project_id AS project_id, e.seq AS seq, e.kind AS kind,
+# A logged event's columns, as event_frame takes them (every resume statement returns them).
+_EVENT_COLUMNS = """e.project_id AS project_id, e.seq AS seq, e.kind AS kind,
        e.entity AS entity, e.entity_id AS entity_id, e.version AS version, e.data AS data,
-       e.actor_id AS actor_id, e.op_id AS op_id, e.at AS at
-FROM project p
-LEFT JOIN event e ON e.project_id = p.id AND e.seq > {} AND e.seq <= p.seq
-WHERE p.id = {}
-ORDER BY e.seq
-"""
-_RESUME_PG = _RESUME_SQL.format("$2", "$1")
-
-# The same read, with the user's standing on the project on every row (PostgreSQL only):
-# the project's state, the direct role, the roles of the user's team grants
-# (server/projects/access.py reads the same three for role_on).
-_RESUME_AS_PG = """
-SELECT p.seq AS head, p.deleted_at IS NOT NULL AS deleted,
-       (SELECT m.role FROM project_member m WHERE m.project_id = p.id AND m.user_id = $3)
+       e.actor_id AS actor_id, e.op_id AS op_id, e.at AS at"""
+# A user's standing on project p: its state, the direct role, the roles of the user's
+# team grants (server/projects/access.py reads the same three for role_on).
+_STANDING_COLUMNS = """p.deleted_at IS NOT NULL AS deleted,
+       (SELECT m.role FROM project_member m WHERE m.project_id = p.id AND m.user_id = {user})
            AS direct,
        ARRAY(SELECT g.role FROM project_team_grant g JOIN team_member t ON t.team_id = g.team_id
-             WHERE g.project_id = p.id AND t.user_id = $3) AS teams,
-       e.project_id AS project_id, e.seq AS seq, e.kind AS kind,
-       e.entity AS entity, e.entity_id AS entity_id, e.version AS version, e.data AS data,
-       e.actor_id AS actor_id, e.op_id AS op_id, e.at AS at
+             WHERE g.project_id = p.id AND t.user_id = {user}) AS teams"""
+
+# The project's seq S and the logged events after last_seq up to S, in one statement:
+# one consistent view (PostgreSQL: the statement's snapshot; SQLite: one read).
+_RESUME = """
+SELECT p.seq AS head, {events}
+FROM project p
+LEFT JOIN event e ON e.project_id = p.id AND e.seq > {after} AND e.seq <= p.seq
+WHERE p.id = {project}
+ORDER BY e.seq
+"""
+_RESUME_SQL = _RESUME.format(events=_EVENT_COLUMNS, after="{}", project="{}")  # Piccolo's
+_RESUME_PG = _RESUME.format(events=_EVENT_COLUMNS, after="$2", project="$1")
+
+# The same read, with the user's standing on the project on every row (PostgreSQL only).
+_RESUME_AS = """
+SELECT p.seq AS head, {standing}, {events}
 FROM project p
 LEFT JOIN event e ON e.project_id = p.id AND e.seq > $2 AND e.seq <= p.seq
 WHERE p.id = $1
 ORDER BY e.seq
 """
+_RESUME_AS_PG = _RESUME_AS.format(
+    standing=_STANDING_COLUMNS.format(user="$3"), events=_EVENT_COLUMNS
+)
 # The same read for several callers at once (a batch of concurrent resumes): one row per
 # (caller, event), or one row with no event; ``position`` (from 1) says whose. A project
 # that does not exist still gives its caller one row, with a NULL head. The events are a
@@ -156,15 +161,8 @@ ORDER BY e.seq
 # planner used only one bound in the index and filtered the rest, reading every event
 # of each project up to its head: 45 ms a statement against 0.15 ms with 1,000 events
 # per project, and whole seconds of a reconnect storm once the log is long.
-_RESUMES_AS_PG = """
-SELECT r.position AS position, p.seq AS head, p.deleted_at IS NOT NULL AS deleted,
-       (SELECT m.role FROM project_member m WHERE m.project_id = p.id AND m.user_id = r.user_id)
-           AS direct,
-       ARRAY(SELECT g.role FROM project_team_grant g JOIN team_member t ON t.team_id = g.team_id
-             WHERE g.project_id = p.id AND t.user_id = r.user_id) AS teams,
-       e.project_id AS project_id, e.seq AS seq, e.kind AS kind,
-       e.entity AS entity, e.entity_id AS entity_id, e.version AS version, e.data AS data,
-       e.actor_id AS actor_id, e.op_id AS op_id, e.at AS at
+_RESUMES_AS = """
+SELECT r.position AS position, p.seq AS head, {standing}, {events}
 FROM unnest($1::uuid[], $2::bigint[], $3::uuid[]) WITH ORDINALITY
      AS r(project_id, last_seq, user_id, position)
 LEFT JOIN project p ON p.id = r.project_id
@@ -174,6 +172,9 @@ LEFT JOIN LATERAL (
 ) e ON true
 ORDER BY r.position, e.seq
 """
+_RESUMES_AS_PG = _RESUMES_AS.format(
+    standing=_STANDING_COLUMNS.format(user="r.user_id"), events=_EVENT_COLUMNS
+)
 
 
 async def read_resume(

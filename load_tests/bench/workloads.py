@@ -169,6 +169,23 @@ async def wait_until(done: Any, limit_s: float) -> None:
                 await asyncio.sleep(0.02)
 
 
+def between_knee(steps: list[dict[str, Any]]) -> int | None:
+    """The rate halfway from the best passing step to the next, failed, one; None: no gap left.
+
+    None too when no step passed, or none above the best failed (the harness's top rate).
+    """
+    low = max((s["offered_edits_per_s"] for s in steps if s["ok"]), default=None)
+    if low is None:
+        return None
+    high = min(
+        (s["offered_edits_per_s"] for s in steps if not s["ok"] and s["offered_edits_per_s"] > low),
+        default=None,
+    )
+    if high is None or high - low < 2:
+        return None
+    return round((low + high) / 2)
+
+
 async def w1_fanout(
     target: Target, subscribers: int, rates: list[float], step_s: float
 ) -> dict[str, Any]:
@@ -277,19 +294,11 @@ async def w1_fanout(
         # the gap a few times, so the result (and its ratio to the baseline) does
         # not jump by a third on which side of one grid line a run falls.
         for _ in range(W1_REFINE_STEPS):
-            low = max((s["offered_edits_per_s"] for s in steps if s["ok"]), default=None)
-            high = min(
-                (
-                    s["offered_edits_per_s"]
-                    for s in steps
-                    if not s["ok"] and (low is None or s["offered_edits_per_s"] > low)
-                ),
-                default=None,
-            )
-            if low is None or high is None or high - low < 2:
+            rate = between_knee(steps)
+            if rate is None:
                 break
             await asyncio.sleep(W1_REFINE_PAUSE_S)  # the failed step's backlog is gone
-            steps.append(await step(round((low + high) / 2), refined=True))
+            steps.append(await step(rate, refined=True))
     finally:
         drop(conns)
     passing = [s for s in steps if s["ok"]]

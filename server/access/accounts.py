@@ -11,7 +11,6 @@ from piccolo.engine.base import Engine
 
 from server import metrics
 from server.access import audit
-from server.access.notify import Notifier
 from server.access.passwords import hash_password, needs_rehash, verify_password
 from server.access.principal import Principal
 from server.access.sessions import NewSession, list_sessions, revoke_all_sessions, start_session
@@ -23,11 +22,12 @@ from server.db.engine import write_transaction
 from server.errors import RateLimited, Unauthorized
 from server.events import log as event_log
 from server.events.log import EventRecord
+from server.events.notify import Notifier
 from server.events.tables import Event
-from server.projects.entities import rfc3339
 from server.projects.service import soft_delete
 from server.projects.tables import Project, ProjectMember
 from server.settings import Settings
+from server.timestamps import rfc3339
 from server.types import ProjectId, UserId
 
 BAD_LOGIN = "wrong e-mail or password"

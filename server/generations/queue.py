@@ -41,18 +41,19 @@ from typing import Any, Literal
 
 from piccolo.engine.base import Engine
 
-from server.access.notify import Notifier
 from server.db.engine import write_transaction
 from server.errors import BadRequest, Conflict, NotFound
 from server.events import log as event_log
 from server.events.log import EventRecord
+from server.events.notify import Notifier
 from server.generations.service import generation_row, refund
 from server.generations.tables import Generation
 from server.log import get_logger
 from server.projects import resources
-from server.projects.entities import generation_entity, rfc3339, room_entity, utc
+from server.projects.entities import generation_entity, room_entity
 from server.projects.tables import Project, Room
 from server.projects.validation import clean_json, clean_text
+from server.timestamps import rfc3339, utc
 from server.types import ProjectId
 
 log = get_logger(__name__)

@@ -28,6 +28,7 @@ from server import metrics
 from server.access.principal import Principal
 from server.access.sessions import authenticate
 from server.errors import CloseCode, ServerError
+from server.events.reads import REPLAYED_EVENTS, read_resume, read_resume_as, read_snapshot
 from server.log import get_logger
 from server.projects import edits
 from server.projects.access import NO_ACCESS, role_on
@@ -48,7 +49,6 @@ from server.realtime.session import (
     Send,
     SetPresence,
 )
-from server.realtime.snapshot import REPLAYED_EVENTS, read_resume, read_resume_as, read_snapshot
 from server.realtime.wire import DirectWriter, Outgoing
 from server.types import ProjectId, UserId
 
@@ -358,7 +358,7 @@ class Connection:
         user = self.session.user
         assert user is not None
         # A resume checks the role in the statement that reads its events, after
-        # subscribing (server/realtime/snapshot.py, read_resume_as): a storm of
+        # subscribing (server/events/reads.py, read_resume_as): a storm of
         # resumes costs one database round trip per socket, not two. Nothing of
         # the project reaches the socket before the role is known: events wait in
         # the stream's buffer, presence is entered after.

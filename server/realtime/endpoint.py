@@ -24,8 +24,8 @@ from server.access.origins import origin_allowed
 from server.access.principal import Principal
 from server.access.sessions import authenticate
 from server.access.tokens import token_kind
+from server.context import AppContext
 from server.errors import CloseCode
-from server.http.context import AppContext
 from server.realtime.connection import Connection
 from server.realtime.hub import Realtime
 from server.realtime.session import ConnectionSession, Limits

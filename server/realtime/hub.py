@@ -24,16 +24,16 @@ from redis.exceptions import RedisError
 
 from server import metrics
 from server.events.log import EventRecord
+from server.events.reads import project_seqs, read_events
 from server.log import get_logger
 from server.projects.access import role_on
-from server.projects.entities import rfc3339
 from server.realtime import envelope as env
 from server.realtime import protocol as p
 from server.realtime.bus import Broker, BrokerUnavailable
 from server.realtime.presence import PresenceStore
 from server.realtime.presence_batch import Change, PresenceBatch, diff, period, without
-from server.realtime.snapshot import project_seqs, read_events
 from server.realtime.wire import Outgoing
+from server.timestamps import rfc3339
 from server.types import ProjectId, UserId
 
 if TYPE_CHECKING:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from server.events.reads import read_events, read_replay, read_resume
 from server.events.retention import prune
 from server.events.tables import Event
-from server.realtime.snapshot import read_events, read_replay, read_resume
 from tests.api.conftest import Api
 
 

@@ -21,17 +21,12 @@ from server.db.raw import runner_of, statement_engine
 from server.db.read_batch import ReadBatch
 from server.events.tables import Event
 from server.generations.tables import Generation
-from server.projects.entities import (
-    generation_entity,
-    item_entity,
-    project_entity,
-    rfc3339,
-    room_entity,
-)
+from server.projects.entities import generation_entity, item_entity, project_entity, room_entity
 from server.projects.membership import list_members
 from server.projects.tables import Item, Project, Room
 from server.realtime import protocol as p
 from server.realtime.recent import Recent
+from server.timestamps import rfc3339
 from server.types import ProjectId, ProjectRole
 
 

@@ -25,7 +25,6 @@ from server.projects.entities import generation_entity, item_entity, project_ent
 from server.projects.membership import list_members
 from server.projects.tables import Item, Project, Room
 from server.realtime import protocol as p
-from server.realtime.recent import Recent
 from server.timestamps import rfc3339
 from server.types import ProjectId, ProjectRole
 
@@ -248,12 +247,6 @@ _resume_rows: ReadBatch[_Resuming, list[Any]] = ReadBatch(
 )
 
 
-# In a reconnect storm every socket of a project replays the same few events: each
-# is decoded once. A logged event never changes, so its frame can be shared.
-REPLAYED_EVENTS = 4096
-_replayed: Recent[tuple[Any, int], p.EventFrame] = Recent(REPLAYED_EVENTS)
-
-
 def _resumed(rows: Any, last_seq: int) -> tuple[int, list[p.EventFrame] | None] | None:
     """The project's seq and the events after ``last_seq`` of a resume query's rows."""
     if not rows:
@@ -264,13 +257,7 @@ def _resumed(rows: Any, last_seq: int) -> tuple[int, list[p.EventFrame] | None] 
     events = [row for row in rows if row["seq"] is not None]
     if len(events) != head - last_seq:
         return head, None  # retention removed some
-    return head, [
-        _replayed.get((row["project_id"], row["seq"]), _event_frame_of, row) for row in events
-    ]
-
-
-def _event_frame_of(row: Any) -> p.EventFrame:
-    return event_frame(_loaded(row))
+    return head, [event_frame(_loaded(row)) for row in events]
 
 
 def _loaded(row: Any) -> dict[str, Any]:
@@ -281,13 +268,3 @@ def _loaded(row: Any) -> dict[str, Any]:
     if isinstance(loaded["at"], str):  # SQLite
         loaded["at"] = datetime.fromisoformat(loaded["at"])
     return loaded
-
-
-async def read_replay(project_id: uuid.UUID, last_seq: int, seq: int) -> list[p.EventFrame] | None:
-    """Exactly the events ``last_seq + 1 .. seq``, or None when the log no longer holds them all."""
-    if last_seq > seq:
-        return None
-    frames = await read_events(project_id, last_seq, seq)
-    if len(frames) != seq - last_seq:
-        return None  # retention removed some: the client needs a snapshot
-    return frames

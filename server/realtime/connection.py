@@ -28,7 +28,7 @@ from server import metrics
 from server.access.principal import Principal
 from server.access.sessions import authenticate
 from server.errors import CloseCode, ServerError
-from server.events.reads import REPLAYED_EVENTS, read_resume, read_resume_as, read_snapshot
+from server.events.reads import read_resume, read_resume_as, read_snapshot
 from server.log import get_logger
 from server.projects import edits
 from server.projects.access import NO_ACCESS, role_on
@@ -36,8 +36,7 @@ from server.projects.edits import EditRequest
 from server.realtime import protocol as p
 from server.realtime.bus import BrokerUnavailable
 from server.realtime.hub import Realtime
-from server.realtime.outbox import Outbox, start
-from server.realtime.recent import Recent
+from server.realtime.outbox import Outbox
 from server.realtime.session import (
     ApplyEdit,
     Authenticate,
@@ -55,10 +54,6 @@ from server.types import ProjectId, UserId
 log = get_logger(__name__)
 FLUSH_ON_CLOSE_S = 1.0
 CORK_FRAMES = 64  # frames held for one write at the next uncork, at most
-# Replayed events' frames, encoded once for every socket that replays them (as
-# snapshot.py decodes each once): a reconnect storm replays a project's few events
-# to each of its sockets.
-_replay_wire: Recent[tuple[uuid.UUID, int], Outgoing] = Recent(REPLAYED_EVENTS)
 
 
 def _wire_of(frame: p.ServerFrame) -> Outgoing:
@@ -98,7 +93,6 @@ class Connection:
         self._send = socket.send  # the ASGI send, below Litestar's send_text helpers
         self._direct = DirectWriter.for_scope(socket.scope)  # None: not under uvicorn
         self._corked: list[Outgoing] = []  # for the transport at the hub's next uncork
-        self._stalled: Awaitable[None] | None = None  # a direct write waiting for the socket
         self._writing = False  # the writer task is writing a queued frame
         self._auth_timer: asyncio.TimerHandle | None = None
 
@@ -242,21 +236,13 @@ class Connection:
         """
         if self.closed:
             return False
-        if self._stalled is None and not self._writing and not len(self.outbox):
-            # Nothing ahead of it (order kept): write it now, no task to wake.
-            if self._direct is not None:
-                if not self._corked:
-                    self.realtime.uncork_soon(self)
-                self._corked.append(frame)
-                if len(self._corked) >= CORK_FRAMES:  # a long replay: no need to hold it all
-                    self.uncork()
-                return True
-            try:
-                self._stalled = start(self._write(frame))  # outbox.py
-            except Exception:  # the peer is gone: the reader sees the disconnect
-                return True
-            if self._stalled is not None:  # the transport is full: the writer finishes it
-                self._wake_writer()
+        if self._direct is not None and not self._writing and not len(self.outbox):
+            # Nothing ahead of it (order kept): held for the transport, no task to wake.
+            if not self._corked:
+                self.realtime.uncork_soon(self)
+            self._corked.append(frame)
+            if len(self._corked) >= CORK_FRAMES:  # a long replay: no need to hold it all
+                self.uncork()
             return True
         self._queue(frame)
         return True
@@ -336,12 +322,9 @@ class Connection:
         stream.buffer.append((seq, frame))
 
     async def _write_loop(self) -> None:
-        """Finish a stalled direct write, then write what queued behind it, in order."""
+        """Write the queued frames onto the socket, in order, until the outbox closes."""
         with contextlib.suppress(Exception):
             while True:
-                if self._stalled is not None:
-                    await self._stalled
-                    self._stalled = None
                 frame = self.outbox.take()
                 if frame is not None:
                     self._writing = True
@@ -407,8 +390,7 @@ class Connection:
             )
         )
         for frame in replay or ():
-            metrics.sent(frame)
-            self.send(_replay_wire.get((frame.project_id, frame.seq), _wire_of, frame))
+            self.send_frame(frame)
         stream.last_seq = seq
         self.realtime.feed_start(project_id, seq)
         buffered, stream.buffer = stream.buffer or [], None

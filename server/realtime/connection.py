@@ -1,6 +1,6 @@
 """One socket at work: it pumps frames through the state machine and runs its effects.
 
-The reader loop decodes each frame and feeds ``ConnectionSession``; the
+The reader loop decodes each frame and feeds ``SocketStateMachine`` (socket_state.py); the
 effects it returns are carried out here (sending, authenticating, joining,
 leaving, presence). Under uvicorn, the frames a socket is sent go to its
 transport together, in one write, at the hub's next ``uncork`` (wire.py):
@@ -37,16 +37,16 @@ from server.realtime import protocol as p
 from server.realtime.bus import BrokerUnavailable
 from server.realtime.hub import Realtime
 from server.realtime.outbox import Outbox
-from server.realtime.session import (
+from server.realtime.socket_state import (
     ApplyEdit,
     Authenticate,
     Close,
-    ConnectionSession,
     Effect,
     JoinProject,
     LeaveProject,
     Send,
     SetPresence,
+    SocketStateMachine,
 )
 from server.realtime.wire import DirectWriter, Outgoing
 from server.types import ProjectId, UserId
@@ -74,7 +74,7 @@ class Connection:
     def __init__(
         self,
         socket: WebSocket[Any, Any, Any],
-        session: ConnectionSession,
+        machine: SocketStateMachine,
         realtime: Realtime,
         *,
         engine: Any,
@@ -82,7 +82,7 @@ class Connection:
         outbox_frames: int,
     ) -> None:
         self.socket = socket
-        self.session = session
+        self.machine = machine
         self.realtime = realtime
         self.engine = engine
         self.session_ttl_s = session_ttl_s
@@ -98,19 +98,19 @@ class Connection:
 
     @property
     def id(self) -> str:
-        return self.session.connection_id
+        return self.machine.connection_id
 
     @property
     def user(self) -> p.UserInfo | None:
-        return self.session.user
+        return self.machine.user
 
     @property
     def user_id(self) -> uuid.UUID | None:
-        return None if self.session.user is None else self.session.user.id
+        return None if self.machine.user is None else self.machine.user.id
 
     @property
     def session_id(self) -> uuid.UUID | None:
-        return self.session.session_id
+        return self.machine.session_id
 
     # --- the pump -------------------------------------------------------------------------
 
@@ -118,14 +118,14 @@ class Connection:
         """Serve the socket until it closes (it is already accepted)."""
         try:
             if handshake_failed:
-                await self.execute(self.session.authentication_failed())
+                await self.execute(self.machine.authentication_failed())
             elif handshake is not None:
                 await self._authenticated(handshake, None)
             else:
                 loop = asyncio.get_running_loop()
                 self._auth_timer = loop.call_later(
-                    self.session.limits.auth_timeout_s,
-                    lambda: self.realtime.spawn(self.execute(self.session.auth_deadline())),
+                    self.machine.limits.auth_timeout_s,
+                    lambda: self.realtime.spawn(self.execute(self.machine.auth_deadline())),
                 )
             while not self.closed:
                 message = await self.socket.receive()
@@ -134,15 +134,15 @@ class Connection:
                 now = time.monotonic()
                 text = message.get("text")
                 if not isinstance(text, str):
-                    effects = self.session.receive_invalid(p.binary_frame_error(), now)
+                    effects = self.machine.receive_invalid(p.binary_frame_error(), now)
                 else:
                     try:
                         frame = p.decode(text)
                     except p.ProtocolError as exc:
-                        effects = self.session.receive_invalid(exc, now)
+                        effects = self.machine.receive_invalid(exc, now)
                     else:
                         metrics.received(frame)
-                        effects = self.session.receive(frame, now)
+                        effects = self.machine.receive(frame, now)
                 await self.execute(effects)
         finally:
             await self._cleanup()
@@ -156,7 +156,7 @@ class Connection:
             elif isinstance(effect, Authenticate):
                 principal = await authenticate(effect.token, ttl_s=self.session_ttl_s, via="bearer")
                 if principal is None:
-                    await self.execute(self.session.authentication_failed())
+                    await self.execute(self.machine.authentication_failed())
                 else:
                     await self._authenticated(principal, effect.ref)
             elif isinstance(effect, JoinProject):
@@ -218,10 +218,10 @@ class Connection:
         if self._auth_timer is not None:
             self._auth_timer.cancel()
         user = p.UserInfo(id=principal.user_id, name=principal.name, email=principal.email)
-        if self.session.user is None and not self.realtime.register(self, principal.user_id):
+        if self.machine.user is None and not self.realtime.register(self, principal.user_id):
             await self.close(CloseCode.RATE_LIMITED, "too many sockets for this user")
             return
-        await self.execute(self.session.authenticated(user, principal.session_id, ref))
+        await self.execute(self.machine.authenticated(user, principal.session_id, ref))
 
     # --- output ---------------------------------------------------------------------------
 
@@ -338,7 +338,7 @@ class Connection:
     # --- joining and leaving -----------------------------------------------------------------
 
     async def _join(self, project_id: uuid.UUID, last_seq: int | None, ref: str | None) -> None:
-        user = self.session.user
+        user = self.machine.user
         assert user is not None
         # A resume checks the role in the statement that reads its events, after
         # subscribing (server/events/reads.py, read_resume_as): a storm of
@@ -402,7 +402,7 @@ class Connection:
             elif event_seq > stream.last_seq:
                 stream.last_seq = event_seq
                 self.send(queued)
-        self.session.join_done(project_id)
+        self.machine.join_done(project_id)
 
     async def _read_resume(
         self, user_id: UserId, project_id: uuid.UUID, last_seq: int
@@ -416,14 +416,14 @@ class Connection:
         return True, await read_resume(project_id, last_seq)
 
     def _refuse(self, project_id: uuid.UUID, ref: str | None) -> None:
-        self.session.join_failed(project_id)
+        self.machine.join_failed(project_id)
         self.send_frame(p.Error(ref=ref, code="forbidden", message=NO_ACCESS))
 
     async def _bus_down(self, project_id: uuid.UUID, ref: str | None) -> None:
         """Redis did not answer while joining: undo the join, tell the client to retry."""
         with contextlib.suppress(Exception):  # Redis is down: leaving may fail too
             await self._leave(project_id)
-        self.session.join_failed(project_id)
+        self.machine.join_failed(project_id)
         self.send_frame(
             p.Error(
                 ref=ref,
@@ -433,7 +433,7 @@ class Connection:
         )
 
     async def _leave(self, project_id: uuid.UUID) -> None:
-        self.session.left(project_id)
+        self.machine.left(project_id)
         if self.streams.pop(project_id, None) is None:
             return
         await self.realtime.unsubscribe(self, project_id)
@@ -446,7 +446,7 @@ class Connection:
             self.send_frame(p.Left(project_id=project_id, reason="access_revoked"))
 
     async def session_ended(self, revoked: set[uuid.UUID]) -> None:
-        await self.execute(self.session.session_revoked(revoked))
+        await self.execute(self.machine.session_revoked(revoked))
 
     # --- closing ------------------------------------------------------------------------
 
@@ -460,7 +460,7 @@ class Connection:
         if self.closed:
             return
         self.uncork()  # what was sent before the close goes first (an error explaining it)
-        self.session.close(code, reason)
+        self.machine.close(code, reason)
         metrics.closed(int(code))
         self.closed = True
         self.outbox.close()

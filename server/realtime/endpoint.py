@@ -28,7 +28,7 @@ from server.context import AppContext
 from server.errors import CloseCode
 from server.realtime.connection import Connection
 from server.realtime.hub import Realtime
-from server.realtime.session import ConnectionSession, Limits
+from server.realtime.socket_state import Limits, SocketStateMachine
 
 _ids = itertools.count(1)
 
@@ -107,7 +107,7 @@ async def _serve(
     )
     connection = Connection(
         socket,
-        ConnectionSession(connection_id, limits),
+        SocketStateMachine(connection_id, limits),
         realtime,
         engine=ctx.engine,
         session_ttl_s=settings.session_ttl_s,

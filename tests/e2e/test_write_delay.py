@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from server.realtime.session import Limits
+from server.realtime.socket_state import Limits
 from tests.e2e.test_socket import flood, project, rename, user
 from tests.servers import ServerProcess, running_server, server_env
 from tests.wsclient import ws

@@ -132,7 +132,7 @@ def create_app(settings: Settings) -> Litestar:
             )
             await realtime.start()
             listener = (
-                Listener(settings.database.url, realtime.notice, realtime.heal)
+                Listener(settings.database.url, realtime.feeds.catch_up, realtime.feeds.heal)
                 if settings.database.kind == "postgres"
                 else None
             )

@@ -1,10 +1,11 @@
 """One socket at work: it pumps frames through the state machine and runs its effects.
 
-The reader loop decodes each frame and feeds ``SocketStateMachine`` (socket_state.py); the
-effects it returns are carried out here (sending, authenticating, joining,
-leaving, presence). Under uvicorn, the frames a socket is sent go to its
-transport together, in one write, at the hub's next ``uncork`` (wire.py):
-the end of this turn of the event loop, or, while frames are dense, up to
+The reader loop decodes each frame and feeds ``SocketStateMachine``
+(socket_state.py); the effects it returns are carried out here (sending,
+authenticating, joining (join.py), leaving, presence). Under uvicorn, the
+frames a socket is sent are held and go to its transport together, in one
+write, at the next write round (write_rounds.py, wire.py): the end of this
+turn of the event loop, or, while frames are dense, up to
 MOODBOARD_WRITE_DELAY_US later. Under load a socket then costs one system
 call for several events. Frames a socket cannot take now (a slow reader) go
 into the bounded outbox that a writer task drains onto the socket; when the
@@ -19,7 +20,6 @@ import contextlib
 import time
 import uuid
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
 from typing import Any
 
 from litestar import WebSocket
@@ -28,14 +28,12 @@ from server import metrics
 from server.access.principal import Principal
 from server.access.sessions import authenticate
 from server.errors import CloseCode, ServerError
-from server.events.reads import read_resume, read_resume_as, read_snapshot
 from server.log import get_logger
 from server.projects import edits
-from server.projects.access import NO_ACCESS, role_on
 from server.projects.edits import EditRequest
 from server.realtime import protocol as p
-from server.realtime.bus import BrokerUnavailable
 from server.realtime.hub import Realtime
+from server.realtime.join import Stream, join
 from server.realtime.outbox import Outbox
 from server.realtime.socket_state import (
     ApplyEdit,
@@ -49,23 +47,15 @@ from server.realtime.socket_state import (
     SocketStateMachine,
 )
 from server.realtime.wire import DirectWriter, Outgoing
-from server.types import ProjectId, UserId
+from server.types import UserId
 
 log = get_logger(__name__)
 FLUSH_ON_CLOSE_S = 1.0
-CORK_FRAMES = 64  # frames held for one write at the next uncork, at most
+MAX_HELD_FRAMES = 64  # frames held for one write at the next write round, at most
 
 
 def _wire_of(frame: p.ServerFrame) -> Outgoing:
     return Outgoing(p.encode(frame))
-
-
-@dataclass(slots=True)
-class Stream:
-    """A joined project on this socket: the last seq delivered, and the join-time buffer."""
-
-    last_seq: int = 0
-    buffer: list[tuple[int | None, Outgoing]] | None = field(default_factory=list)
 
 
 class Connection:
@@ -92,7 +82,8 @@ class Connection:
         self._writer: asyncio.Task[None] | None = None
         self._send = socket.send  # the ASGI send, below Litestar's send_text helpers
         self._direct = DirectWriter.for_scope(socket.scope)  # None: not under uvicorn
-        self._corked: list[Outgoing] = []  # for the transport at the hub's next uncork
+        self._held: list[Outgoing] = []  # for the transport at the next write round
+        self._next_round = realtime.write_rounds.add
         self._writing = False  # the writer task is writing a queued frame
         self._auth_timer: asyncio.TimerHandle | None = None
 
@@ -160,12 +151,12 @@ class Connection:
                 else:
                     await self._authenticated(principal, effect.ref)
             elif isinstance(effect, JoinProject):
-                await self._join(effect.project_id, effect.last_seq, effect.ref)
+                await join(self, effect.project_id, effect.last_seq, effect.ref)
             elif isinstance(effect, LeaveProject):
-                await self._leave(effect.project_id)
+                await self.leave(effect.project_id)
                 self.send_frame(p.Left(ref=effect.ref, project_id=effect.project_id))
             elif isinstance(effect, SetPresence):
-                self.realtime.presence_update(self, effect.project_id, effect.state)
+                self.realtime.presence.update(self, effect.project_id, effect.state)
             elif isinstance(effect, ApplyEdit):
                 await self._edit(effect.edit)
 
@@ -218,7 +209,9 @@ class Connection:
         if self._auth_timer is not None:
             self._auth_timer.cancel()
         user = p.UserInfo(id=principal.user_id, name=principal.name, email=principal.email)
-        if self.machine.user is None and not self.realtime.register(self, principal.user_id):
+        if self.machine.user is None and not self.realtime.sockets.register(
+            self, principal.user_id
+        ):
             await self.close(CloseCode.RATE_LIMITED, "too many sockets for this user")
             return
         await self.execute(self.machine.authenticated(user, principal.session_id, ref))
@@ -238,30 +231,30 @@ class Connection:
             return False
         if self._direct is not None and not self._writing and not len(self.outbox):
             # Nothing ahead of it (order kept): held for the transport, no task to wake.
-            if not self._corked:
-                self.realtime.uncork_soon(self)
-            self._corked.append(frame)
-            if len(self._corked) >= CORK_FRAMES:  # a long replay: no need to hold it all
-                self.uncork()
+            if not self._held:
+                self._next_round(self)
+            self._held.append(frame)
+            if len(self._held) >= MAX_HELD_FRAMES:  # a long replay: no need to hold it all
+                self.write_held()
             return True
         self._queue(frame)
         return True
 
-    def uncork(self) -> None:
-        """Write the frames sent since the last uncork, in one go (the hub calls it)."""
-        corked = self._corked  # emptied in place: no new list per socket and turn (GC)
-        if not corked:
+    def write_held(self) -> None:
+        """Write the frames held since the last write round, in one go (the round calls it)."""
+        held = self._held  # emptied in place: no new list per socket and turn (GC)
+        if not held:
             return
         if self.closed or self._direct is None:
-            corked.clear()
+            held.clear()
             return
-        data = corked[0].wire if len(corked) == 1 else b"".join([f.wire for f in corked])
+        data = held[0].wire if len(held) == 1 else b"".join([f.wire for f in held])
         if self._direct.write(data):
-            corked.clear()
+            held.clear()
             return
         # The transport is paused (or closing): the writer's ASGI send waits for it.
-        frames = corked[:]
-        corked.clear()
+        frames = held[:]
+        held.clear()
         for frame in frames:
             if not self._queue(frame):
                 return
@@ -335,114 +328,20 @@ class Connection:
                 else:
                     await self.outbox.wait()
 
-    # --- joining and leaving -----------------------------------------------------------------
+    # --- leaving ------------------------------------------------------------------------
 
-    async def _join(self, project_id: uuid.UUID, last_seq: int | None, ref: str | None) -> None:
-        user = self.machine.user
-        assert user is not None
-        # A resume checks the role in the statement that reads its events, after
-        # subscribing (server/events/reads.py, read_resume_as): a storm of
-        # resumes costs one database round trip per socket, not two. Nothing of
-        # the project reaches the socket before the role is known: events wait in
-        # the stream's buffer, presence is entered after.
-        if last_seq is None and await role_on(ProjectId(project_id), UserId(user.id)) is None:
-            self._refuse(project_id, ref)
-            return
-        stream = self.streams[project_id] = Stream()
-        # Subscribe first, then read at a known seq S, then hand over what came after S.
-        try:
-            await self.realtime.subscribe(self, project_id)
-        except BrokerUnavailable:
-            await self._bus_down(project_id, ref)
-            return
-        replay: list[p.EventFrame] | None = None
-        seq: int | None = None
-        if last_seq is not None:
-            allowed, resumed = await self._read_resume(UserId(user.id), project_id, last_seq)
-            if not allowed:
-                self.streams.pop(project_id, None)
-                await self.realtime.unsubscribe(self, project_id)
-                self._refuse(project_id, ref)
-                return
-            if resumed is not None:
-                seq, replay = resumed
-        snapshot = None
-        if replay is None:
-            taken = await read_snapshot(self.engine, project_id)
-            seq, snapshot = taken.seq, taken.state
-        assert seq is not None
-        try:
-            presence = await self.realtime.presence_enter(
-                self, project_id, p.PresenceEntry(user_id=user.id, name=user.name, state={})
-            )
-        except BrokerUnavailable:
-            await self._bus_down(project_id, ref)
-            return
-        metrics.JOINS.labels("snapshot" if replay is None else "replay").inc()
-        self.send_frame(
-            p.Joined(
-                ref=ref,
-                project_id=project_id,
-                seq=seq,
-                mode="snapshot" if replay is None else "replay",
-                presence=presence,
-                snapshot=snapshot,
-            )
-        )
-        for frame in replay or ():
-            self.send_frame(frame)
-        stream.last_seq = seq
-        self.realtime.feed_start(project_id, seq)
-        buffered, stream.buffer = stream.buffer or [], None
-        # Presence diffs first (they have no seq), then events in seq order.
-        buffered.sort(key=lambda entry: -1 if entry[0] is None else entry[0])
-        for event_seq, queued in buffered:
-            if event_seq is None:
-                self.send(queued)
-            elif event_seq > stream.last_seq:
-                stream.last_seq = event_seq
-                self.send(queued)
-        self.machine.join_done(project_id)
-
-    async def _read_resume(
-        self, user_id: UserId, project_id: uuid.UUID, last_seq: int
-    ) -> tuple[bool, tuple[int, list[p.EventFrame] | None] | None]:
-        """Whether the user may read the project, and the resume read (read_resume's answer)."""
-        both = await read_resume_as(user_id, project_id, last_seq)
-        if both is not None:
-            return both.role is not None, both.resumed
-        if await role_on(ProjectId(project_id), user_id) is None:
-            return False, None
-        return True, await read_resume(project_id, last_seq)
-
-    def _refuse(self, project_id: uuid.UUID, ref: str | None) -> None:
-        self.machine.join_failed(project_id)
-        self.send_frame(p.Error(ref=ref, code="forbidden", message=NO_ACCESS))
-
-    async def _bus_down(self, project_id: uuid.UUID, ref: str | None) -> None:
-        """Redis did not answer while joining: undo the join, tell the client to retry."""
-        with contextlib.suppress(Exception):  # Redis is down: leaving may fail too
-            await self._leave(project_id)
-        self.machine.join_failed(project_id)
-        self.send_frame(
-            p.Error(
-                ref=ref,
-                code="internal",
-                message="the message bus is unavailable; join again later",
-            )
-        )
-
-    async def _leave(self, project_id: uuid.UUID) -> None:
+    async def leave(self, project_id: uuid.UUID) -> None:
+        """Stop following the project and leave its presence (the frame is the caller's)."""
         self.machine.left(project_id)
         if self.streams.pop(project_id, None) is None:
             return
         await self.realtime.unsubscribe(self, project_id)
-        await self.realtime.presence_exit(self, project_id)
+        await self.realtime.presence.exit(self, project_id)
 
     async def revoke(self, project_id: uuid.UUID) -> None:
         """The user lost access while joined: ``left`` with reason access_revoked."""
         if project_id in self.streams:
-            await self._leave(project_id)
+            await self.leave(project_id)
             self.send_frame(p.Left(project_id=project_id, reason="access_revoked"))
 
     async def session_ended(self, revoked: set[uuid.UUID]) -> None:
@@ -459,7 +358,7 @@ class Connection:
         """
         if self.closed:
             return
-        self.uncork()  # what was sent before the close goes first (an error explaining it)
+        self.write_held()  # what was sent before the close goes first (an error explaining it)
         self.machine.close(code, reason)
         metrics.closed(int(code))
         self.closed = True
@@ -487,5 +386,5 @@ class Connection:
             writer.cancel()
         for project_id in list(self.streams):
             with contextlib.suppress(Exception):
-                await self._leave(project_id)
-        self.realtime.unregister(self)
+                await self.leave(project_id)
+        self.realtime.sockets.unregister(self)

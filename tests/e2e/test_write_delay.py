@@ -1,7 +1,7 @@
 """Frames held for the write delay (MOODBOARD_WRITE_DELAY_US) still arrive whole, in order, first.
 
 Under uvicorn a socket's frames go out at most once per write delay while
-they are dense (server/realtime/hub.py, ``uncork_soon``). Here the delay is
+they are dense (server/realtime/write_rounds.py). Here the delay is
 the largest allowed (100 ms), so nearly every frame of these tests waits:
 none may be lost, reordered or overtaken by the socket's close.
 """

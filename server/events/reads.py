@@ -1,4 +1,10 @@
-"""What a joining socket receives first (PROTOCOL.md 3.2): a snapshot at seq S, or a replay.
+"""The event layer's reads: a project's snapshot, its resume, its log ranges and head seqs.
+
+A joining socket receives a snapshot at seq S, or a replay (PROTOCOL.md 3.2):
+``read_snapshot``, ``read_resume`` and ``read_resume_as`` (with the reader's
+role, batched). The feed fills gaps and heals with ``read_events`` and
+``project_seqs``; the REST events endpoint pages with ``read_events`` and
+``current_seq``.
 
 The snapshot is read in one transaction that sees one consistent state
 (REPEATABLE READ on PostgreSQL; a read transaction in SQLite's WAL mode), and

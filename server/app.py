@@ -19,6 +19,7 @@ from server.access.throttle import (
     MemoryLoginThrottle,
     RedisLoginThrottle,
 )
+from server.context import AppContext
 from server.db.engine import create_engine, engine_lifespan
 from server.events.listener import Listener
 from server.generations.builtin import BuiltinGenerator
@@ -27,7 +28,6 @@ from server.generations.worker import InProcessWorkerApi, Worker
 from server.http.admin import AdminController
 from server.http.auth import AuthController
 from server.http.content import ContentController
-from server.http.context import AppContext
 from server.http.deps import DEPENDENCIES
 from server.http.generations import GenerationController, ProjectGenerationController
 from server.http.health import healthz, readyz
@@ -132,7 +132,7 @@ def create_app(settings: Settings) -> Litestar:
             )
             await realtime.start()
             listener = (
-                Listener(settings.database.url, realtime.notice, realtime.heal)
+                Listener(settings.database.url, realtime.feeds.catch_up, realtime.feeds.heal)
                 if settings.database.kind == "postgres"
                 else None
             )

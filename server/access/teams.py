@@ -8,14 +8,14 @@ from typing import Any
 from piccolo.engine.base import Engine
 
 from server.access import audit
-from server.access.notify import Notifier
 from server.access.principal import Principal
 from server.access.tables import AppUser, Team, TeamMember
 from server.access.users import normalize_email
 from server.db.engine import write_transaction
 from server.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from server.projects.entities import rfc3339
+from server.events.notify import Notifier
 from server.projects.tables import ProjectTeamGrant
+from server.timestamps import rfc3339
 from server.types import TEAM_ROLES, ProjectId, UserId
 
 MAX_NAME = 200

@@ -11,7 +11,7 @@ Only a refused credential (4401) or :meth:`Client.close` stops it.
 The parts without I/O live beside it: ``state.py`` (snapshot and events
 applied exactly once), ``pending.py`` and ``rebase.py`` (unanswered edits and
 what a conflict turns into), ``presence.py`` (the throttle), ``stream.py``
-(the events iterator) and ``backoff.py``.
+(the events iterator) and ``backoff.py``; the edit calls are in ``edits.py``.
 """
 
 from __future__ import annotations
@@ -30,13 +30,14 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from server.client.backoff import Backoff
+from server.client.edits import EditMethods, Id
 from server.client.errors import (
     ClientError,
     Closed,
     ServerRefused,
     Unauthorized,
 )
-from server.client.pending import EditResult, PendingEdits, new_op_id
+from server.client.pending import PendingEdits
 from server.client.presence import PresenceThrottle
 from server.client.state import Applied, ProjectState
 from server.client.stream import EventStream
@@ -45,10 +46,9 @@ from server.realtime import protocol as p
 
 log = get_logger(__name__)
 CLOSE_UNAUTHORIZED = 4401  # PROTOCOL.md 3.5: the only close after which retrying is pointless
-Id = uuid.UUID | str
 
 
-class Client:
+class Client(EditMethods):
     """A realtime connection of one user that survives disconnects (see the module docstring).
 
     ``states[project_id]`` is the materialised project (``ProjectState``),
@@ -260,123 +260,6 @@ class Client:
 
         await asyncio.wait_for(wait(), timeout_s)
 
-    # --- edits ---------------------------------------------------------------------------------
-
-    async def edit(
-        self,
-        project_id: Id,
-        action: p.EditAction,
-        entity: p.EditEntity,
-        *,
-        id: Id | None = None,
-        base_version: int | None = None,
-        room_id: Id | None = None,
-        data: dict[str, Any] | None = None,
-        op_id: str | None = None,
-        rebase_conflicts: bool = True,
-        sync: bool = True,
-    ) -> EditResult:
-        """Send an edit (queued while offline) and wait for its ack.
-
-        A conflicting update is rebased: the same fields are sent again on the
-        current version (``rebase.py``). ``sync`` also waits until the local
-        state of a joined project holds the edit's event.
-
-        Raises:
-            EditConflict: the conflict could not be rebased (the entity is gone,
-                or ``rebase_conflicts`` is False).
-            ServerRefused: the server refused the edit (forbidden, bad_request, ...).
-            QueueFull: ``max_pending`` edits are already waiting.
-        """
-        self._raise_if_failed()
-        pid = uuid.UUID(str(project_id))
-        op = op_id or new_op_id()
-        message = p.Edit(
-            project_id=pid,
-            op_id=op,
-            ref=op,
-            action=action,
-            entity=entity,
-            id=None if id is None else uuid.UUID(str(id)),
-            base_version=base_version,
-            room_id=None if room_id is None else uuid.UUID(str(room_id)),
-            data=data,
-        )
-        future = self._edits.add(message, rebase_conflicts=rebase_conflicts)
-        await self._send_edit(message)
-        result = await future
-        if sync and pid in self._joined:
-            await self.wait_for_seq(pid, result.seq)
-        return result
-
-    async def create(
-        self,
-        project_id: Id,
-        entity: p.EditEntity,
-        data: dict[str, Any],
-        *,
-        room_id: Id | None = None,
-        id: Id | None = None,
-        op_id: str | None = None,
-    ) -> EditResult:
-        """Create a room or an item (``room_id`` for an item); ``id`` defaults to a new UUID."""
-        return await self.edit(
-            project_id,
-            "create",
-            entity,
-            id=id or uuid.uuid4(),
-            room_id=room_id,
-            data=data,
-            op_id=op_id,
-        )
-
-    async def update(
-        self,
-        project_id: Id,
-        entity: p.EditEntity,
-        id: Id,
-        data: dict[str, Any],
-        *,
-        base_version: int | None = None,
-        op_id: str | None = None,
-        rebase_conflicts: bool = True,
-    ) -> EditResult:
-        """Set fields; ``base_version`` defaults to the version in the local state."""
-        return await self.edit(
-            project_id,
-            "update",
-            entity,
-            id=id,
-            base_version=base_version or self._local_version(project_id, entity, id),
-            data=data,
-            op_id=op_id,
-            rebase_conflicts=rebase_conflicts,
-        )
-
-    async def delete(
-        self,
-        project_id: Id,
-        entity: p.EditEntity,
-        id: Id,
-        *,
-        base_version: int | None = None,
-        op_id: str | None = None,
-    ) -> EditResult:
-        """Delete; ``base_version`` defaults to the version in the local state."""
-        return await self.edit(
-            project_id,
-            "delete",
-            entity,
-            id=id,
-            base_version=base_version or self._local_version(project_id, entity, id),
-            op_id=op_id,
-        )
-
-    @property
-    def pending(self) -> int:
-        """Edits sent or queued and not answered yet."""
-        return len(self._edits)
-
     # --- presence and liveness -----------------------------------------------------------------
 
     def set_presence(self, project_id: Id, state: dict[str, Any]) -> None:
@@ -554,10 +437,6 @@ class Client:
             return False
         return True
 
-    async def _send_edit(self, edit: p.Edit) -> None:
-        if edit.op_id in self._edits:
-            await self._send(edit)
-
     async def _request(self, message: p.ClientFrame, timeout_s: float) -> p.ServerFrame:
         """Send a frame with a ref; wait for the reply carrying it (sent on connect if offline)."""
         self._raise_if_failed()
@@ -589,13 +468,6 @@ class Client:
 
     def _resume_seq(self, state: ProjectState) -> int | None:
         return state.seq if state.complete or state.seq > 0 else None
-
-    def _local_version(self, project_id: Id, entity: str, id: Id) -> int:
-        state = self.states.get(uuid.UUID(str(project_id)))
-        version = None if state is None else state.version_of(entity, uuid.UUID(str(id)))
-        if version is None:
-            raise ValueError(f"{entity} {id} is not in the local state; pass base_version")
-        return version
 
     def _raise_if_failed(self) -> None:
         if self._failure is not None:

@@ -18,7 +18,7 @@ from server.access.tables import AppUser
 from server.credits.tables import CreditLedger
 from server.db.engine import write_transaction
 from server.errors import NotFound, PaymentRequired, ValidationFailed
-from server.projects.entities import rfc3339
+from server.timestamps import rfc3339
 from server.types import UserId
 
 MAX_REASON = 256  # credit_ledger.reason

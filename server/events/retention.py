@@ -3,7 +3,7 @@
 A project's log keeps at least its last ``keep_events`` events, and every
 event younger than ``keep_days``; older ones are deleted. A client resuming
 from a ``last_seq`` the log no longer covers gets a snapshot instead
-(server/realtime/snapshot.py, read_replay), and a stale write whose history
+(server/events/reads.py, read_resume), and a stale write whose history
 is gone conflicts rather than merges (server/projects/merge.py).
 Outcomes of client operations kept in ``operation`` (conflicts, merged
 acks) are kept for ``keep_days`` too: a client retrying such an op_id later

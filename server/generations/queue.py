@@ -23,36 +23,34 @@ in short:
   expired jobs back (or fails them for good past the maximum attempts, with
   one refund); claims and a periodic task in each server run it.
 - **Events.** Every status change is a ``generation.*`` event with the whole
-  entity. Progress events are coalesced per generation to at most one per
-  ``progress_interval_s`` (latest value wins: a trailing event carries the
-  value the row holds when the interval ends); status changes are never
-  coalesced.
+  entity (jobs.py); progress events are coalesced (progress.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from piccolo.engine.base import Engine
 
-from server.access.notify import Notifier
 from server.db.engine import write_transaction
 from server.errors import BadRequest, Conflict, NotFound
-from server.events import log as event_log
 from server.events.log import EventRecord
-from server.generations.service import generation_row, refund
+from server.events.notify import Notifier
+from server.generations import jobs
+from server.generations.progress import ProgressEvents
+from server.generations.service import refund
 from server.generations.tables import Generation
 from server.log import get_logger
 from server.projects import resources
-from server.projects.entities import generation_entity, rfc3339, room_entity, utc
+from server.projects.entities import room_entity
 from server.projects.tables import Project, Room
 from server.projects.validation import clean_json, clean_text
+from server.timestamps import rfc3339, utc
 from server.types import ProjectId
 
 log = get_logger(__name__)
@@ -99,28 +97,6 @@ class Owner:
     worker_id: str | None
 
 
-@dataclass(slots=True)
-class _Throttle:
-    """Per generation: when its last progress event went out, and a pending trailing one."""
-
-    last_emit: dict[uuid.UUID, float] = field(default_factory=dict)
-    emitted_version: dict[uuid.UUID, int] = field(default_factory=dict)
-    pending: dict[uuid.UUID, asyncio.Task[None]] = field(default_factory=dict)
-
-    def forget(self, generation_id: uuid.UUID) -> None:
-        """The job left ``running``: drop its state (a pending trailing event finds it so)."""
-        self.last_emit.pop(generation_id, None)
-        self.emitted_version.pop(generation_id, None)
-
-
-def _ms(delta: timedelta) -> int:
-    return max(0, int(delta.total_seconds() * 1000))
-
-
-def _project_id(value: Any) -> ProjectId:
-    return ProjectId(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
-
-
 class GenerationQueue:
     """Every worker-side transition of a generation; one per server process."""
 
@@ -138,12 +114,11 @@ class GenerationQueue:
         self.max_attempts = max_attempts
         self.storage_dir = storage_dir
         self.progress_interval_s = progress_interval_s
-        self._throttle = _Throttle()
+        self._progress = ProgressEvents(engine, progress_interval_s)
 
     async def settle(self) -> None:
         """Wait until every pending trailing progress event has gone out."""
-        while self._throttle.pending:
-            await asyncio.gather(*self._throttle.pending.values(), return_exceptions=True)
+        await self._progress.settle()
 
     async def close(self) -> None:
         """Let pending trailing progress events go out (each is at most one interval away).
@@ -173,7 +148,7 @@ class GenerationQueue:
 
     async def _ranked_projects(self) -> list[ProjectId]:
         rows = await Generation.raw(_RANKED_PROJECTS_SQL, CANDIDATE_PROJECTS)
-        return [_project_id(row["project_id"]) for row in rows]
+        return [jobs.project_id_of(row["project_id"]) for row in rows]
 
     async def _claim_in(
         self, notifier: Notifier, project_id: ProjectId, owner: Owner, *, wait: bool
@@ -203,7 +178,7 @@ class GenerationQueue:
             started_at = utc(row["started_at"]) or now
             queue_wait_ms = row["queue_wait_ms"]
             if queue_wait_ms is None:
-                queue_wait_ms = _ms(now - utc(row["created_at"]))
+                queue_wait_ms = jobs.ms(now - utc(row["created_at"]))
             await Generation.update(
                 {
                     Generation.status: "running",
@@ -218,7 +193,7 @@ class GenerationQueue:
                     Generation.version: version,
                 }
             ).where(Generation.id == row["id"])
-            entity, event = await self._logged(row["id"], project_id, "generation.started", version)
+            entity, event = await jobs.logged(row["id"], project_id, "generation.started", version)
             room = None
             if row["room_id"] is not None:
                 room_row = (
@@ -274,18 +249,18 @@ class GenerationQueue:
                     }
                 )
             await Generation.update(values).where(Generation.id == generation_id)
-            project_id = _project_id(row["project_id"])
-            if changed and self._may_emit(generation_id):
-                entity, event = await self._logged(
+            project_id = jobs.project_id_of(row["project_id"])
+            if changed and self._progress.may_emit(generation_id):
+                entity, event = await jobs.logged(
                     generation_id, project_id, "generation.progress", version
                 )
-                self._emitted(generation_id, version)
+                self._progress.emitted(generation_id, version)
             else:
-                entity = await self._entity(generation_id)
+                entity = await jobs.entity(generation_id)
         if event is not None:
             await notifier.events_committed([event])
         elif changed:
-            self._trail(notifier, generation_id, project_id)
+            self._progress.trail(notifier, generation_id, project_id)
         return entity
 
     async def complete(
@@ -295,9 +270,9 @@ class GenerationQueue:
         result = clean_json("result", result)
         async with write_transaction(self.engine):
             row = await self._held(generation_id, owner)
-            project_id = _project_id(row["project_id"])
+            project_id = jobs.project_id_of(row["project_id"])
             asset = result.get("asset_id")
-            if asset is not None and not await self._is_resource(project_id, asset):
+            if asset is not None and not await jobs.is_resource(project_id, asset):
                 raise BadRequest(
                     "result.asset_id: not a resource of this generation's project",
                     field="result",
@@ -311,7 +286,7 @@ class GenerationQueue:
                     Generation.result: result,
                     Generation.error: None,
                     Generation.finished_at: now,
-                    Generation.run_ms: _ms(now - (utc(row["started_at"]) or now)),
+                    Generation.run_ms: jobs.ms(now - (utc(row["started_at"]) or now)),
                     Generation.stage_timings: self._timed(row, now),
                     Generation.lease_owner: None,
                     Generation.lease_account_id: None,
@@ -319,10 +294,10 @@ class GenerationQueue:
                     Generation.version: version,
                 }
             ).where(Generation.id == generation_id)
-            entity, event = await self._logged(
+            entity, event = await jobs.logged(
                 generation_id, project_id, "generation.succeeded", version
             )
-        self._throttle.forget(generation_id)
+        self._progress.forget(generation_id)
         await notifier.events_committed([event])
         return entity
 
@@ -340,7 +315,7 @@ class GenerationQueue:
         async with write_transaction(self.engine):
             row = await self._held(generation_id, owner)
             entity, event = await self._give_up(row, error, retryable=retryable)
-        self._throttle.forget(generation_id)
+        self._progress.forget(generation_id)
         await notifier.events_committed([event])
         return entity
 
@@ -358,7 +333,7 @@ class GenerationQueue:
         # A first look without locks, so no file is written for a job this worker does
         # not hold; the transaction checks again under the lock.
         first = await Generation.select().where(Generation.id == generation_id).first()
-        project_id = _project_id(self._check_holder(first, owner)["project_id"])
+        project_id = jobs.project_id_of(self._check_holder(first, owner)["project_id"])
         stored = await resources.write_file(self.storage_dir, project_id, content_type, data)
         async with write_transaction(self.engine):
             row = await self._held(generation_id, owner)
@@ -392,13 +367,13 @@ class GenerationQueue:
         for candidate in expired:
             events: list[EventRecord] = []
             async with write_transaction(self.engine):
-                row = await self._locked(candidate["id"])
+                row = await jobs.locked(candidate["id"])
                 expires = utc(row["lease_expires_at"]) if row else None
                 if row is None or row["status"] != "running" or expires is None or expires >= now:
                     continue  # someone reported, finished or swept it meanwhile
                 _, event = await self._give_up(row, "the worker's lease expired", retryable=True)
                 events.append(event)
-            self._throttle.forget(candidate["id"])
+            self._progress.forget(candidate["id"])
             await notifier.events_committed(events)
             log.warning(
                 "generation.lease_expired", generation_id=str(candidate["id"]), kind=event.kind
@@ -418,7 +393,7 @@ class GenerationQueue:
         )
         for orphan in orphans:
             async with write_transaction(self.engine):
-                row = await self._locked(orphan["id"])
+                row = await jobs.locked(orphan["id"])
                 if row is None or row["status"] not in ("queued", "running"):
                     continue
                 version = int(row["version"]) + 1
@@ -434,10 +409,13 @@ class GenerationQueue:
                     }
                 ).where(Generation.id == orphan["id"])
                 await refund(row)
-                _, event = await self._logged(
-                    orphan["id"], _project_id(row["project_id"]), "generation.canceled", version
+                _, event = await jobs.logged(
+                    orphan["id"],
+                    jobs.project_id_of(row["project_id"]),
+                    "generation.canceled",
+                    version,
                 )
-            self._throttle.forget(orphan["id"])
+            self._progress.forget(orphan["id"])
             await notifier.events_committed([event])
 
     async def sweep_forever(
@@ -460,7 +438,7 @@ class GenerationQueue:
     ) -> tuple[dict[str, Any], EventRecord]:
         """Requeue ``row`` (attempts remain and retryable) or fail it for good with a refund."""
         generation_id: uuid.UUID = row["id"]
-        project_id = _project_id(row["project_id"])
+        project_id = jobs.project_id_of(row["project_id"])
         now = datetime.now(UTC)
         version = int(row["version"]) + 1
         values: dict[Any, Any] = {
@@ -476,39 +454,27 @@ class GenerationQueue:
                 {Generation.status: "queued", Generation.progress: 0, Generation.stage: None}
             )
             await Generation.update(values).where(Generation.id == generation_id)
-            return await self._logged(generation_id, project_id, "generation.queued", version)
+            return await jobs.logged(generation_id, project_id, "generation.queued", version)
         values.update(
             {
                 Generation.status: "failed",
                 Generation.finished_at: now,
-                Generation.run_ms: _ms(now - (utc(row["started_at"]) or now)),
+                Generation.run_ms: jobs.ms(now - (utc(row["started_at"]) or now)),
             }
         )
         await Generation.update(values).where(Generation.id == generation_id)
         await refund(row)
-        return await self._logged(generation_id, project_id, "generation.failed", version)
-
-    async def _locked(self, generation_id: uuid.UUID) -> dict[str, Any] | None:
-        """The generation's row, read after taking its project's row lock (the lock order)."""
-        first = (
-            await Generation.select(Generation.project_id)
-            .where(Generation.id == generation_id)
-            .first()
-        )
-        if first is None:
-            return None
-        await event_log.lock_project(_project_id(first["project_id"]))
-        return await generation_row(generation_id)
+        return await jobs.logged(generation_id, project_id, "generation.failed", version)
 
     async def _held(self, generation_id: uuid.UUID, owner: Owner) -> dict[str, Any]:
         """The locked row of a job ``owner`` holds a live lease on; 404 / 409 otherwise."""
-        return self._check_holder(await self._locked(generation_id), owner)
+        return self._check_holder(await jobs.locked(generation_id), owner)
 
     def _check_holder(self, row: dict[str, Any] | None, owner: Owner) -> dict[str, Any]:
         if row is None:
             raise NotFound(NO_JOB)
         if row["status"] != "running":
-            self._throttle.forget(row["id"])  # e.g. canceled while it ran
+            self._progress.forget(row["id"])  # e.g. canceled while it ran
             raise LeaseLost(
                 f"this worker does not hold the generation: it is {row['status']}",
                 status_now=row["status"],
@@ -532,95 +498,6 @@ class GenerationQueue:
         timings: dict[str, int] = dict(row["stage_timings"] or {})
         expires = utc(row["lease_expires_at"])
         if row["stage"] is not None and expires is not None:
-            spent = _ms(now - (expires - self.lease))
+            spent = jobs.ms(now - (expires - self.lease))
             timings[row["stage"]] = int(timings.get(row["stage"], 0)) + spent
         return timings
-
-    async def _is_resource(self, project_id: ProjectId, asset: Any) -> bool:
-        try:
-            resource_id = uuid.UUID(str(asset))
-        except ValueError:
-            return False
-        return await resources.exists(project_id, resource_id)
-
-    async def _entity(self, generation_id: uuid.UUID) -> dict[str, Any]:
-        row = (
-            await Generation.select()
-            .where(Generation.id == generation_id)
-            .output(load_json=True)
-            .first()
-        )
-        assert row is not None
-        return generation_entity(row)
-
-    async def _logged(
-        self, generation_id: uuid.UUID, project_id: ProjectId, kind: str, version: int
-    ) -> tuple[dict[str, Any], EventRecord]:
-        """The entity now, and its event appended to the project's log."""
-        entity = await self._entity(generation_id)
-        event = await event_log.append(
-            project_id,
-            kind=kind,
-            entity="generation",
-            entity_id=generation_id,
-            version=version,
-            data=entity,
-            actor_id=None,
-        )
-        return entity, event
-
-    # --- progress throttle --------------------------------------------------------
-
-    def _may_emit(self, generation_id: uuid.UUID) -> bool:
-        last = self._throttle.last_emit.get(generation_id)
-        return last is None or time.monotonic() - last >= self.progress_interval_s
-
-    def _emitted(self, generation_id: uuid.UUID, version: int) -> None:
-        self._throttle.last_emit[generation_id] = time.monotonic()
-        self._throttle.emitted_version[generation_id] = version
-
-    def _trail(self, notifier: Notifier, generation_id: uuid.UUID, project_id: ProjectId) -> None:
-        """Make sure a trailing progress event follows when the interval ends."""
-        if generation_id in self._throttle.pending:
-            return
-        last = self._throttle.last_emit.get(generation_id, time.monotonic())
-        delay = max(0.0, last + self.progress_interval_s - time.monotonic())
-        self._throttle.pending[generation_id] = asyncio.create_task(
-            self._flush(notifier, generation_id, project_id, delay)
-        )
-
-    async def _flush(
-        self, notifier: Notifier, generation_id: uuid.UUID, project_id: ProjectId, delay: float
-    ) -> None:
-        try:
-            event: EventRecord | None = None
-            while event is None:
-                await asyncio.sleep(delay)
-                async with write_transaction(self.engine):
-                    await event_log.lock_project(project_id)
-                    row = (
-                        await Generation.select(Generation.status, Generation.version)
-                        .where(Generation.id == generation_id)
-                        .first()
-                    )
-                    if row is None or row["status"] != "running":
-                        return
-                    version = int(row["version"])
-                    if version <= self._throttle.emitted_version.get(generation_id, 0):
-                        return  # a report's own event already carried the latest value
-                    if not self._may_emit(generation_id):  # one went out meanwhile: wait on
-                        last = self._throttle.last_emit[generation_id]
-                        delay = max(0.0, last + self.progress_interval_s - time.monotonic())
-                        continue
-                    _, event = await self._logged(
-                        generation_id, project_id, "generation.progress", version
-                    )
-                    self._emitted(generation_id, version)
-            await notifier.events_committed([event])
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("generation.progress_flush_failed", generation_id=str(generation_id))
-        finally:
-            if self._throttle.pending.get(generation_id) is asyncio.current_task():
-                del self._throttle.pending[generation_id]

@@ -15,12 +15,12 @@ from typing import Any
 
 from piccolo.engine.base import Engine
 
-from server.access.notify import Notifier
 from server.access.principal import Principal
 from server.credits.service import apply_change
 from server.db.engine import write_transaction
 from server.errors import BadRequest, Conflict, Forbidden, NotFound
 from server.events import log as event_log
+from server.events.notify import Notifier
 from server.generations.tables import Generation
 from server.log import get_logger
 from server.projects import access

@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from server.access.notify import Notifier
 from server.client.worker_api import JobLost
 from server.errors import Conflict
+from server.events.notify import Notifier
 from server.generations.queue import GenerationQueue, Owner
 from server.log import get_logger
 

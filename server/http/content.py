@@ -16,8 +16,9 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from server.access.principal import Principal
+from server.context import AppContext
 from server.errors import BadRequest, Conflict
-from server.http.context import AppContext
+from server.events.reads import current_seq, read_events
 from server.http.deps import Caller, Ctx, strictly
 from server.http.schemas import (
     EventPage,
@@ -33,7 +34,6 @@ from server.projects.entities import item_entity, room_entity
 from server.projects.tables import Item as ItemTable
 from server.projects.tables import Room as RoomTable
 from server.projects.validation import EditableEntity
-from server.realtime.snapshot import current_seq, read_events
 from server.types import ProjectId
 
 MAX_OP_ID = 64

@@ -20,8 +20,8 @@ from server.access.origins import origin_allowed
 from server.access.principal import Principal
 from server.access.sessions import authenticate
 from server.access.tokens import token_kind
+from server.context import AppContext
 from server.errors import BadRequest, Forbidden, Unauthorized
-from server.http.context import AppContext
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 T = TypeVar("T")

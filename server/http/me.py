@@ -9,6 +9,7 @@ from litestar import Controller, Response, delete, get
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
+from server import account_data
 from server.access import accounts
 from server.access.sessions import list_sessions, revoke_session
 from server.errors import NotFound
@@ -52,14 +53,14 @@ class MeController(Controller):
     @get("/export")
     async def export(self, caller: Caller) -> dict[str, Any]:
         """Everything held about the caller, including the credit ledger."""
-        return await accounts.export(caller)
+        return await account_data.export(caller)
 
     @delete("/", status_code=HTTP_204_NO_CONTENT)
     async def erase(
         self, data: JSONBody[PasswordBody], caller: Caller, ctx: Ctx, client: ClientInfo
     ) -> Response[None]:
         """Delete the account (password re-confirmed); see docs/security.md for the rule."""
-        await accounts.erase(
+        await account_data.erase(
             ctx.engine, ctx.notifier, caller, password=data.password, client=client
         )
         return Response(None, status_code=HTTP_204_NO_CONTENT)

@@ -19,9 +19,9 @@ from piccolo.engine.postgres import PostgresEngine
 from piccolo.query.functions.aggregate import Count, Min
 
 from server import metrics
+from server.context import AppContext
 from server.errors import Forbidden, Unauthorized
 from server.generations.tables import Generation
-from server.http.context import AppContext
 
 
 def _loopback(host: str | None) -> bool:

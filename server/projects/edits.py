@@ -40,18 +40,19 @@ from piccolo.table import Table
 
 from server import metrics
 from server.access import policy
-from server.access.notify import Notifier
 from server.db.engine import statement_runner, write_transaction
 from server.errors import BadRequest, NotFound, ServerError
 from server.events import log as event_log
 from server.events.log import EventRecord
+from server.events.notify import Notifier
 from server.events.tables import Event, Operation
 from server.projects import access
-from server.projects.entities import item_entity, plain, project_entity, rfc3339, room_entity
+from server.projects.entities import item_entity, plain, project_entity, room_entity
 from server.projects.group_commit import MAX_BATCH, GroupCommit
 from server.projects.merge import Apply, decide
 from server.projects.tables import Item, Project, Room
 from server.projects.validation import EditableEntity, clean
+from server.timestamps import rfc3339
 from server.types import ProjectId, UserId
 
 Action = Literal["create", "update", "delete"]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any, overload
+from datetime import datetime
+from typing import Any
+
+from server.timestamps import rfc3339
 
 PROJECT_FIELDS = (
     "id",
@@ -16,23 +18,6 @@ PROJECT_FIELDS = (
     "created_at",
     "updated_at",
 )
-
-
-@overload
-def utc(value: datetime) -> datetime: ...
-@overload
-def utc(value: None) -> None: ...
-def utc(value: datetime | None) -> datetime | None:
-    """An aware UTC datetime (SQLite gives naive ones, written as UTC)."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def rfc3339(value: datetime | None) -> str | None:
-    """RFC 3339 in UTC with a Z, as every time on the wire."""
-    aware = utc(value)
-    return None if aware is None else aware.isoformat().replace("+00:00", "Z")
 
 
 def _plain(value: Any) -> Any:

@@ -15,7 +15,6 @@ from typing import Any
 from piccolo.engine.base import Engine
 
 from server.access import audit
-from server.access.notify import Notifier
 from server.access.policy import RANK, Action
 from server.access.principal import Principal
 from server.access.tables import AppUser, Team, TeamMember
@@ -25,9 +24,10 @@ from server.db.engine import write_transaction
 from server.errors import Conflict, Forbidden, Gone, NotFound, ValidationFailed
 from server.events import log as event_log
 from server.events.log import EventRecord
+from server.events.notify import Notifier
 from server.projects import access
-from server.projects.entities import rfc3339, utc
 from server.projects.tables import Invitation, Project, ProjectMember, ProjectTeamGrant
+from server.timestamps import rfc3339, utc
 from server.types import PROJECT_ROLES, ProjectId, ProjectRole, UserId
 
 LAST_OWNER = "the project's last owner cannot be removed or demoted; add another owner first"

@@ -22,8 +22,8 @@ from typing import Any
 
 from server.errors import BadRequest, NotFound, TooLarge
 from server.projects import access
-from server.projects.entities import rfc3339
 from server.projects.tables import Project, ProjectResource
+from server.timestamps import rfc3339
 from server.types import ProjectId, UserId
 
 CONTENT_TYPES = {

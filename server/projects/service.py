@@ -13,13 +13,13 @@ from typing import Any
 
 from piccolo.engine.base import Engine
 
-from server.access.notify import Notifier
 from server.access.principal import Principal
 from server.access.tables import TeamMember
 from server.db.engine import write_transaction
 from server.errors import Forbidden
 from server.events import log as event_log
 from server.events.log import EventRecord
+from server.events.notify import Notifier
 from server.projects import access
 from server.projects.entities import project_entity
 from server.projects.tables import Project, ProjectMember, ProjectTeamGrant

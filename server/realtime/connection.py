@@ -1,10 +1,11 @@
 """One socket at work: it pumps frames through the state machine and runs its effects.
 
-The reader loop decodes each frame and feeds ``ConnectionSession``; the
-effects it returns are carried out here (sending, authenticating, joining,
-leaving, presence). Under uvicorn, the frames a socket is sent go to its
-transport together, in one write, at the hub's next ``uncork`` (wire.py):
-the end of this turn of the event loop, or, while frames are dense, up to
+The reader loop decodes each frame and feeds ``SocketStateMachine``
+(socket_state.py); the effects it returns are carried out here (sending,
+authenticating, joining (join.py), leaving, presence). Under uvicorn, the
+frames a socket is sent are held and go to its transport together, in one
+write, at the next write round (write_rounds.py, wire.py): the end of this
+turn of the event loop, or, while frames are dense, up to
 MOODBOARD_WRITE_DELAY_US later. Under load a socket then costs one system
 call for several events. Frames a socket cannot take now (a slow reader) go
 into the bounded outbox that a writer task drains onto the socket; when the
@@ -19,7 +20,6 @@ import contextlib
 import time
 import uuid
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
 from typing import Any
 
 from litestar import WebSocket
@@ -30,47 +30,32 @@ from server.access.sessions import authenticate
 from server.errors import CloseCode, ServerError
 from server.log import get_logger
 from server.projects import edits
-from server.projects.access import NO_ACCESS, role_on
 from server.projects.edits import EditRequest
 from server.realtime import protocol as p
-from server.realtime.bus import BrokerUnavailable
 from server.realtime.hub import Realtime
-from server.realtime.outbox import Outbox, start
-from server.realtime.recent import Recent
-from server.realtime.session import (
+from server.realtime.join import Stream, join
+from server.realtime.outbox import Outbox
+from server.realtime.socket_state import (
     ApplyEdit,
     Authenticate,
     Close,
-    ConnectionSession,
     Effect,
     JoinProject,
     LeaveProject,
     Send,
     SetPresence,
+    SocketStateMachine,
 )
-from server.realtime.snapshot import REPLAYED_EVENTS, read_resume, read_resume_as, read_snapshot
 from server.realtime.wire import DirectWriter, Outgoing
-from server.types import ProjectId, UserId
+from server.types import UserId
 
 log = get_logger(__name__)
 FLUSH_ON_CLOSE_S = 1.0
-CORK_FRAMES = 64  # frames held for one write at the next uncork, at most
-# Replayed events' frames, encoded once for every socket that replays them (as
-# snapshot.py decodes each once): a reconnect storm replays a project's few events
-# to each of its sockets.
-_replay_wire: Recent[tuple[uuid.UUID, int], Outgoing] = Recent(REPLAYED_EVENTS)
+MAX_HELD_FRAMES = 64  # frames held for one write at the next write round, at most
 
 
 def _wire_of(frame: p.ServerFrame) -> Outgoing:
     return Outgoing(p.encode(frame))
-
-
-@dataclass(slots=True)
-class Stream:
-    """A joined project on this socket: the last seq delivered, and the join-time buffer."""
-
-    last_seq: int = 0
-    buffer: list[tuple[int | None, Outgoing]] | None = field(default_factory=list)
 
 
 class Connection:
@@ -79,7 +64,7 @@ class Connection:
     def __init__(
         self,
         socket: WebSocket[Any, Any, Any],
-        session: ConnectionSession,
+        machine: SocketStateMachine,
         realtime: Realtime,
         *,
         engine: Any,
@@ -87,7 +72,7 @@ class Connection:
         outbox_frames: int,
     ) -> None:
         self.socket = socket
-        self.session = session
+        self.machine = machine
         self.realtime = realtime
         self.engine = engine
         self.session_ttl_s = session_ttl_s
@@ -97,26 +82,26 @@ class Connection:
         self._writer: asyncio.Task[None] | None = None
         self._send = socket.send  # the ASGI send, below Litestar's send_text helpers
         self._direct = DirectWriter.for_scope(socket.scope)  # None: not under uvicorn
-        self._corked: list[Outgoing] = []  # for the transport at the hub's next uncork
-        self._stalled: Awaitable[None] | None = None  # a direct write waiting for the socket
+        self._held: list[Outgoing] = []  # for the transport at the next write round
+        self._next_round = realtime.write_rounds.add
         self._writing = False  # the writer task is writing a queued frame
         self._auth_timer: asyncio.TimerHandle | None = None
 
     @property
     def id(self) -> str:
-        return self.session.connection_id
+        return self.machine.connection_id
 
     @property
     def user(self) -> p.UserInfo | None:
-        return self.session.user
+        return self.machine.user
 
     @property
     def user_id(self) -> uuid.UUID | None:
-        return None if self.session.user is None else self.session.user.id
+        return None if self.machine.user is None else self.machine.user.id
 
     @property
     def session_id(self) -> uuid.UUID | None:
-        return self.session.session_id
+        return self.machine.session_id
 
     # --- the pump -------------------------------------------------------------------------
 
@@ -124,14 +109,14 @@ class Connection:
         """Serve the socket until it closes (it is already accepted)."""
         try:
             if handshake_failed:
-                await self.execute(self.session.authentication_failed())
+                await self.execute(self.machine.authentication_failed())
             elif handshake is not None:
                 await self._authenticated(handshake, None)
             else:
                 loop = asyncio.get_running_loop()
                 self._auth_timer = loop.call_later(
-                    self.session.limits.auth_timeout_s,
-                    lambda: self.realtime.spawn(self.execute(self.session.auth_deadline())),
+                    self.machine.limits.auth_timeout_s,
+                    lambda: self.realtime.spawn(self.execute(self.machine.auth_deadline())),
                 )
             while not self.closed:
                 message = await self.socket.receive()
@@ -140,15 +125,15 @@ class Connection:
                 now = time.monotonic()
                 text = message.get("text")
                 if not isinstance(text, str):
-                    effects = self.session.receive_invalid(p.binary_frame_error(), now)
+                    effects = self.machine.receive_invalid(p.binary_frame_error(), now)
                 else:
                     try:
                         frame = p.decode(text)
                     except p.ProtocolError as exc:
-                        effects = self.session.receive_invalid(exc, now)
+                        effects = self.machine.receive_invalid(exc, now)
                     else:
                         metrics.received(frame)
-                        effects = self.session.receive(frame, now)
+                        effects = self.machine.receive(frame, now)
                 await self.execute(effects)
         finally:
             await self._cleanup()
@@ -162,16 +147,16 @@ class Connection:
             elif isinstance(effect, Authenticate):
                 principal = await authenticate(effect.token, ttl_s=self.session_ttl_s, via="bearer")
                 if principal is None:
-                    await self.execute(self.session.authentication_failed())
+                    await self.execute(self.machine.authentication_failed())
                 else:
                     await self._authenticated(principal, effect.ref)
             elif isinstance(effect, JoinProject):
-                await self._join(effect.project_id, effect.last_seq, effect.ref)
+                await join(self, effect.project_id, effect.last_seq, effect.ref)
             elif isinstance(effect, LeaveProject):
-                await self._leave(effect.project_id)
+                await self.leave(effect.project_id)
                 self.send_frame(p.Left(ref=effect.ref, project_id=effect.project_id))
             elif isinstance(effect, SetPresence):
-                self.realtime.presence_update(self, effect.project_id, effect.state)
+                self.realtime.presence.update(self, effect.project_id, effect.state)
             elif isinstance(effect, ApplyEdit):
                 await self._edit(effect.edit)
 
@@ -224,10 +209,12 @@ class Connection:
         if self._auth_timer is not None:
             self._auth_timer.cancel()
         user = p.UserInfo(id=principal.user_id, name=principal.name, email=principal.email)
-        if self.session.user is None and not self.realtime.register(self, principal.user_id):
+        if self.machine.user is None and not self.realtime.sockets.register(
+            self, principal.user_id
+        ):
             await self.close(CloseCode.RATE_LIMITED, "too many sockets for this user")
             return
-        await self.execute(self.session.authenticated(user, principal.session_id, ref))
+        await self.execute(self.machine.authenticated(user, principal.session_id, ref))
 
     # --- output ---------------------------------------------------------------------------
 
@@ -242,40 +229,32 @@ class Connection:
         """
         if self.closed:
             return False
-        if self._stalled is None and not self._writing and not len(self.outbox):
-            # Nothing ahead of it (order kept): write it now, no task to wake.
-            if self._direct is not None:
-                if not self._corked:
-                    self.realtime.uncork_soon(self)
-                self._corked.append(frame)
-                if len(self._corked) >= CORK_FRAMES:  # a long replay: no need to hold it all
-                    self.uncork()
-                return True
-            try:
-                self._stalled = start(self._write(frame))  # outbox.py
-            except Exception:  # the peer is gone: the reader sees the disconnect
-                return True
-            if self._stalled is not None:  # the transport is full: the writer finishes it
-                self._wake_writer()
+        if self._direct is not None and not self._writing and not len(self.outbox):
+            # Nothing ahead of it (order kept): held for the transport, no task to wake.
+            if not self._held:
+                self._next_round(self)
+            self._held.append(frame)
+            if len(self._held) >= MAX_HELD_FRAMES:  # a long replay: no need to hold it all
+                self.write_held()
             return True
         self._queue(frame)
         return True
 
-    def uncork(self) -> None:
-        """Write the frames sent since the last uncork, in one go (the hub calls it)."""
-        corked = self._corked  # emptied in place: no new list per socket and turn (GC)
-        if not corked:
+    def write_held(self) -> None:
+        """Write the frames held since the last write round, in one go (the round calls it)."""
+        held = self._held  # emptied in place: no new list per socket and turn (GC)
+        if not held:
             return
         if self.closed or self._direct is None:
-            corked.clear()
+            held.clear()
             return
-        data = corked[0].wire if len(corked) == 1 else b"".join([f.wire for f in corked])
+        data = held[0].wire if len(held) == 1 else b"".join([f.wire for f in held])
         if self._direct.write(data):
-            corked.clear()
+            held.clear()
             return
         # The transport is paused (or closing): the writer's ASGI send waits for it.
-        frames = corked[:]
-        corked.clear()
+        frames = held[:]
+        held.clear()
         for frame in frames:
             if not self._queue(frame):
                 return
@@ -336,12 +315,9 @@ class Connection:
         stream.buffer.append((seq, frame))
 
     async def _write_loop(self) -> None:
-        """Finish a stalled direct write, then write what queued behind it, in order."""
+        """Write the queued frames onto the socket, in order, until the outbox closes."""
         with contextlib.suppress(Exception):
             while True:
-                if self._stalled is not None:
-                    await self._stalled
-                    self._stalled = None
                 frame = self.outbox.take()
                 if frame is not None:
                     self._writing = True
@@ -352,119 +328,24 @@ class Connection:
                 else:
                     await self.outbox.wait()
 
-    # --- joining and leaving -----------------------------------------------------------------
+    # --- leaving ------------------------------------------------------------------------
 
-    async def _join(self, project_id: uuid.UUID, last_seq: int | None, ref: str | None) -> None:
-        user = self.session.user
-        assert user is not None
-        # A resume checks the role in the statement that reads its events, after
-        # subscribing (server/realtime/snapshot.py, read_resume_as): a storm of
-        # resumes costs one database round trip per socket, not two. Nothing of
-        # the project reaches the socket before the role is known: events wait in
-        # the stream's buffer, presence is entered after.
-        if last_seq is None and await role_on(ProjectId(project_id), UserId(user.id)) is None:
-            self._refuse(project_id, ref)
-            return
-        stream = self.streams[project_id] = Stream()
-        # Subscribe first, then read at a known seq S, then hand over what came after S.
-        try:
-            await self.realtime.subscribe(self, project_id)
-        except BrokerUnavailable:
-            await self._bus_down(project_id, ref)
-            return
-        replay: list[p.EventFrame] | None = None
-        seq: int | None = None
-        if last_seq is not None:
-            allowed, resumed = await self._read_resume(UserId(user.id), project_id, last_seq)
-            if not allowed:
-                self.streams.pop(project_id, None)
-                await self.realtime.unsubscribe(self, project_id)
-                self._refuse(project_id, ref)
-                return
-            if resumed is not None:
-                seq, replay = resumed
-        snapshot = None
-        if replay is None:
-            taken = await read_snapshot(self.engine, project_id)
-            seq, snapshot = taken.seq, taken.state
-        assert seq is not None
-        try:
-            presence = await self.realtime.presence_enter(
-                self, project_id, p.PresenceEntry(user_id=user.id, name=user.name, state={})
-            )
-        except BrokerUnavailable:
-            await self._bus_down(project_id, ref)
-            return
-        metrics.JOINS.labels("snapshot" if replay is None else "replay").inc()
-        self.send_frame(
-            p.Joined(
-                ref=ref,
-                project_id=project_id,
-                seq=seq,
-                mode="snapshot" if replay is None else "replay",
-                presence=presence,
-                snapshot=snapshot,
-            )
-        )
-        for frame in replay or ():
-            metrics.sent(frame)
-            self.send(_replay_wire.get((frame.project_id, frame.seq), _wire_of, frame))
-        stream.last_seq = seq
-        self.realtime.feed_start(project_id, seq)
-        buffered, stream.buffer = stream.buffer or [], None
-        # Presence diffs first (they have no seq), then events in seq order.
-        buffered.sort(key=lambda entry: -1 if entry[0] is None else entry[0])
-        for event_seq, queued in buffered:
-            if event_seq is None:
-                self.send(queued)
-            elif event_seq > stream.last_seq:
-                stream.last_seq = event_seq
-                self.send(queued)
-        self.session.join_done(project_id)
-
-    async def _read_resume(
-        self, user_id: UserId, project_id: uuid.UUID, last_seq: int
-    ) -> tuple[bool, tuple[int, list[p.EventFrame] | None] | None]:
-        """Whether the user may read the project, and the resume read (read_resume's answer)."""
-        both = await read_resume_as(user_id, project_id, last_seq)
-        if both is not None:
-            return both.role is not None, both.resumed
-        if await role_on(ProjectId(project_id), user_id) is None:
-            return False, None
-        return True, await read_resume(project_id, last_seq)
-
-    def _refuse(self, project_id: uuid.UUID, ref: str | None) -> None:
-        self.session.join_failed(project_id)
-        self.send_frame(p.Error(ref=ref, code="forbidden", message=NO_ACCESS))
-
-    async def _bus_down(self, project_id: uuid.UUID, ref: str | None) -> None:
-        """Redis did not answer while joining: undo the join, tell the client to retry."""
-        with contextlib.suppress(Exception):  # Redis is down: leaving may fail too
-            await self._leave(project_id)
-        self.session.join_failed(project_id)
-        self.send_frame(
-            p.Error(
-                ref=ref,
-                code="internal",
-                message="the message bus is unavailable; join again later",
-            )
-        )
-
-    async def _leave(self, project_id: uuid.UUID) -> None:
-        self.session.left(project_id)
+    async def leave(self, project_id: uuid.UUID) -> None:
+        """Stop following the project and leave its presence (the frame is the caller's)."""
+        self.machine.left(project_id)
         if self.streams.pop(project_id, None) is None:
             return
         await self.realtime.unsubscribe(self, project_id)
-        await self.realtime.presence_exit(self, project_id)
+        await self.realtime.presence.exit(self, project_id)
 
     async def revoke(self, project_id: uuid.UUID) -> None:
         """The user lost access while joined: ``left`` with reason access_revoked."""
         if project_id in self.streams:
-            await self._leave(project_id)
+            await self.leave(project_id)
             self.send_frame(p.Left(project_id=project_id, reason="access_revoked"))
 
     async def session_ended(self, revoked: set[uuid.UUID]) -> None:
-        await self.execute(self.session.session_revoked(revoked))
+        await self.execute(self.machine.session_revoked(revoked))
 
     # --- closing ------------------------------------------------------------------------
 
@@ -477,8 +358,8 @@ class Connection:
         """
         if self.closed:
             return
-        self.uncork()  # what was sent before the close goes first (an error explaining it)
-        self.session.close(code, reason)
+        self.write_held()  # what was sent before the close goes first (an error explaining it)
+        self.machine.close(code, reason)
         metrics.closed(int(code))
         self.closed = True
         self.outbox.close()
@@ -505,5 +386,5 @@ class Connection:
             writer.cancel()
         for project_id in list(self.streams):
             with contextlib.suppress(Exception):
-                await self._leave(project_id)
-        self.realtime.unregister(self)
+                await self.leave(project_id)
+        self.realtime.sockets.unregister(self)

@@ -24,11 +24,11 @@ from server.access.origins import origin_allowed
 from server.access.principal import Principal
 from server.access.sessions import authenticate
 from server.access.tokens import token_kind
+from server.context import AppContext
 from server.errors import CloseCode
-from server.http.context import AppContext
 from server.realtime.connection import Connection
 from server.realtime.hub import Realtime
-from server.realtime.session import ConnectionSession, Limits
+from server.realtime.socket_state import Limits, SocketStateMachine
 
 _ids = itertools.count(1)
 
@@ -107,7 +107,7 @@ async def _serve(
     )
     connection = Connection(
         socket,
-        ConnectionSession(connection_id, limits),
+        SocketStateMachine(connection_id, limits),
         realtime,
         engine=ctx.engine,
         session_ttl_s=settings.session_ttl_s,

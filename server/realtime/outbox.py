@@ -1,4 +1,4 @@
-"""A connection's bounded outbound queue (DESIGN.md "delivery path"), and writing without a task.
+"""A connection's bounded outbound queue (DESIGN.md "delivery path").
 
 Frames are queued already encoded; a connection's writer task, started with
 its first queued frame, drains the queue onto the socket. ``offer`` never
@@ -6,22 +6,20 @@ blocks and never drops silently: when the queue is full it says so, and the
 caller closes the connection with 4503 so the client resumes with
 ``last_seq`` and loses nothing.
 
-Most of the time nothing is queued and the socket can take a frame at once:
-the connection then writes it in place (under uvicorn straight to the
-transport, realtime/wire.py; elsewhere through ASGI ``send``, run by
-:func:`start`) instead of queueing it and waking a task, which costs more
-than the write itself when one event goes to a thousand sockets. The queue
-is for the socket that cannot take a frame now (the transport's buffer is
-full: a slow reader).
+Under uvicorn most frames never come here: the connection hands them straight
+to the transport (realtime/wire.py). The queue is for the socket that cannot
+take a frame now (the transport's buffer is full: a slow reader), and for
+every frame under any other server (the test client, hypercorn), where the
+writer task's ASGI ``send`` writes them.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Generator, Sized
+from collections.abc import Sized
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 DEFAULT_MAX_FRAMES = 1024
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
@@ -89,54 +87,3 @@ class Outbox(Generic[F]):
             await self._waiter
         finally:
             self._waiter = None
-
-    async def next(self) -> F | None:
-        """The next frame to write, waiting for one; None once closed and drained."""
-        while (frame := self.take()) is None:
-            if self._closed:
-                return None
-            await self.wait()
-        return frame
-
-
-def start(awaitable: Awaitable[None]) -> Awaitable[None] | None:
-    """Run ``awaitable`` here until it first has to wait.
-
-    Returns None when it finished without waiting (a socket write that the
-    transport took at once), else an awaitable that finishes it, for a task
-    to await. Raises what ``awaitable`` raised before waiting.
-    """
-    coro = awaitable.__await__()
-    try:
-        blocked_on = coro.send(None)
-    except StopIteration:
-        return None
-    return _Rest(coro, blocked_on)
-
-
-class _Rest:
-    """The rest of a coroutine that :func:`start` ran up to its first wait.
-
-    Awaited in a task, it hands the task what the coroutine waits on, then
-    resumes the coroutine with what the task sends or throws, like ``await``.
-    """
-
-    def __init__(self, coro: Generator[Any, Any, None], blocked_on: Any) -> None:
-        self._coro = coro
-        self._blocked_on = blocked_on
-
-    def __await__(self) -> Generator[Any, Any, None]:
-        coro, waiting_on = self._coro, self._blocked_on
-        while True:
-            try:
-                value = yield waiting_on
-            except BaseException as exc:  # the task was cancelled: pass it on
-                try:
-                    waiting_on = coro.throw(exc)
-                except StopIteration:
-                    return
-            else:
-                try:
-                    waiting_on = coro.send(value)
-                except StopIteration:
-                    return

@@ -3,9 +3,10 @@
 PROTOCOL.md 3.4 lets updates be coalesced (latest wins) under load. Every
 join, leave and state change of a local socket is told to every member of
 the project; in a reconnect storm of a 100-member project that is 100 frames
-per join. The hub collects a project's changes for a short while and sends
-them as one frame with several joins and leaves. Pure logic, no I/O: the hub
-(server/realtime/hub.py) writes to Redis and publishes.
+per join. The presence fan-out (server/realtime/presence_fanout.py) collects
+a project's changes for a short while and sends them as one frame with
+several joins and leaves. Pure logic, no I/O: the fan-out writes to Redis
+and publishes.
 
 The rules, per connection id, the latest change wins:
 

@@ -19,11 +19,11 @@ import httpx
 import pytest
 from litestar import Litestar
 
-from server.access.notify import Notifier
 from server.access.users import create_or_promote_admin
 from server.app import create_app
+from server.context import AppContext
 from server.events.log import EventRecord
-from server.http.context import AppContext
+from server.events.notify import Notifier
 from server.settings import load_settings
 from server.types import ProjectId, UserId
 

@@ -23,9 +23,9 @@ from server import metrics
 from server.access.sessions import TOUCH_INTERVAL, authenticate
 from server.access.tables import AppUser, UserSession
 from server.access.tokens import hash_token
+from server.events.reads import ResumeAs, current_seq, read_resume_as
 from server.events.retention import prune
 from server.events.tables import Event
-from server.realtime.snapshot import ResumeAs, current_seq, read_resume_as
 from tests.api.conftest import PASSWORD, Account, Api
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)

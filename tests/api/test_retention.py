@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from server.events.reads import read_events, read_resume
 from server.events.retention import prune
 from server.events.tables import Event
-from server.realtime.snapshot import read_events, read_replay, read_resume
 from tests.api.conftest import Api
 
 
@@ -46,10 +46,7 @@ async def test_resume_beyond_the_log_falls_back_to_a_snapshot(api: Api) -> None:
     old = datetime.now(UTC) - timedelta(days=5)
     await Event.update({Event.at: old}).where(Event.project_id == uuid.UUID(pid))
     await prune(keep_events=2, keep_days=1)
-    assert await read_replay(uuid.UUID(pid), head - 2, head) is not None
-    assert await read_replay(uuid.UUID(pid), head - 3, head) is None
-    assert await read_replay(uuid.UUID(pid), head + 1, head) is None  # ahead of the project
-    # The socket's resume reads the head and the events in one query: the same answers.
+    # The socket's resume reads the head and the events in one query.
     assert await read_resume(uuid.UUID(pid), head - 2) == (
         head,
         await read_events(uuid.UUID(pid), head - 2, head),

@@ -389,7 +389,7 @@ async def test_replays_of_the_same_seqs_in_two_projects_are_each_their_own(
 
 
 async def test_a_long_replay_arrives_whole_and_in_order(server: ServerProcess) -> None:
-    """A replay longer than one write's worth of frames (CORK_FRAMES) loses and reorders nothing."""
+    """A replay longer than one write's worth (MAX_HELD_FRAMES) loses and reorders nothing."""
     _, token = await user(server)
     created = await project(server, token)
     pid, edits = created["id"], 150

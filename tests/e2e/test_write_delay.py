@@ -1,7 +1,7 @@
 """Frames held for the write delay (MOODBOARD_WRITE_DELAY_US) still arrive whole, in order, first.
 
 Under uvicorn a socket's frames go out at most once per write delay while
-they are dense (server/realtime/hub.py, ``uncork_soon``). Here the delay is
+they are dense (server/realtime/write_rounds.py). Here the delay is
 the largest allowed (100 ms), so nearly every frame of these tests waits:
 none may be lost, reordered or overtaken by the socket's close.
 """
@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from server.realtime.session import Limits
+from server.realtime.socket_state import Limits
 from tests.e2e.test_socket import flood, project, rename, user
 from tests.servers import ServerProcess, running_server, server_env
 from tests.wsclient import ws

@@ -190,7 +190,7 @@ async def test_the_hub_reports_a_failed_batch_to_each_joiner_as_the_bus_being_do
 
     async def join(member: Member, project: uuid.UUID) -> dict[str, PresenceEntry]:
         # a socket, as far as the hub goes
-        return await hub.presence_enter(member, project, mine)  # type: ignore[arg-type]
+        return await hub.presence.enter(member, project, mine)  # type: ignore[arg-type]
 
     try:
         first = asyncio.create_task(join(members[0], good))

@@ -8,8 +8,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from piccolo.engine.base import Engine
 
-from server.access.notify import Notifier
 from server.access.throttle import LoginThrottle
+from server.events.notify import Notifier
 from server.generations.queue import GenerationQueue
 from server.settings import Settings
 

@@ -1,4 +1,10 @@
-"""What a joining socket receives first (PROTOCOL.md 3.2): a snapshot at seq S, or a replay.
+"""The event layer's reads: a project's snapshot, its resume, its log ranges and head seqs.
+
+A joining socket receives a snapshot at seq S, or a replay (PROTOCOL.md 3.2):
+``read_snapshot``, ``read_resume`` and ``read_resume_as`` (with the reader's
+role, batched). The feed fills gaps and heals with ``read_events`` and
+``project_seqs``; the REST events endpoint pages with ``read_events`` and
+``current_seq``.
 
 The snapshot is read in one transaction that sees one consistent state
 (REPEATABLE READ on PostgreSQL; a read transaction in SQLite's WAL mode), and
@@ -21,17 +27,11 @@ from server.db.raw import runner_of, statement_engine
 from server.db.read_batch import ReadBatch
 from server.events.tables import Event
 from server.generations.tables import Generation
-from server.projects.entities import (
-    generation_entity,
-    item_entity,
-    project_entity,
-    rfc3339,
-    room_entity,
-)
+from server.projects.entities import generation_entity, item_entity, project_entity, room_entity
 from server.projects.membership import list_members
 from server.projects.tables import Item, Project, Room
 from server.realtime import protocol as p
-from server.realtime.recent import Recent
+from server.timestamps import rfc3339
 from server.types import ProjectId, ProjectRole
 
 
@@ -253,12 +253,6 @@ _resume_rows: ReadBatch[_Resuming, list[Any]] = ReadBatch(
 )
 
 
-# In a reconnect storm every socket of a project replays the same few events: each
-# is decoded once. A logged event never changes, so its frame can be shared.
-REPLAYED_EVENTS = 4096
-_replayed: Recent[tuple[Any, int], p.EventFrame] = Recent(REPLAYED_EVENTS)
-
-
 def _resumed(rows: Any, last_seq: int) -> tuple[int, list[p.EventFrame] | None] | None:
     """The project's seq and the events after ``last_seq`` of a resume query's rows."""
     if not rows:
@@ -269,13 +263,7 @@ def _resumed(rows: Any, last_seq: int) -> tuple[int, list[p.EventFrame] | None] 
     events = [row for row in rows if row["seq"] is not None]
     if len(events) != head - last_seq:
         return head, None  # retention removed some
-    return head, [
-        _replayed.get((row["project_id"], row["seq"]), _event_frame_of, row) for row in events
-    ]
-
-
-def _event_frame_of(row: Any) -> p.EventFrame:
-    return event_frame(_loaded(row))
+    return head, [event_frame(_loaded(row)) for row in events]
 
 
 def _loaded(row: Any) -> dict[str, Any]:
@@ -286,13 +274,3 @@ def _loaded(row: Any) -> dict[str, Any]:
     if isinstance(loaded["at"], str):  # SQLite
         loaded["at"] = datetime.fromisoformat(loaded["at"])
     return loaded
-
-
-async def read_replay(project_id: uuid.UUID, last_seq: int, seq: int) -> list[p.EventFrame] | None:
-    """Exactly the events ``last_seq + 1 .. seq``, or None when the log no longer holds them all."""
-    if last_seq > seq:
-        return None
-    frames = await read_events(project_id, last_seq, seq)
-    if len(frames) != seq - last_seq:
-        return None  # retention removed some: the client needs a snapshot
-    return frames

@@ -1,11 +1,14 @@
-"""One connection's state machine, sans I/O (PROTOCOL.md 3.1-3.5).
+"""One socket's state machine, sans I/O (PROTOCOL.md 3.1-3.5).
+
+(Not the login session: that is ``server/access/sessions.py``; a socket
+authenticates as one, and closes with 4401 when it is revoked.)
 
 ``unauthenticated -> ready -> closed``, plus the set of joined projects. The
-socket handler (``endpoint.py``) feeds it decoded frames and the outcomes of
+socket's pump (``connection.py``) feeds it decoded frames and the outcomes of
 the work it asked for; it answers with effects: frames to send, work to do
 (authenticate, join, leave, edit, presence), or a close with its code. It
 never touches a socket, a database or a clock of its own, so every rule here
-is tested directly (tests/realtime/test_session.py).
+is tested directly (tests/realtime/test_socket_state.py).
 """
 
 from __future__ import annotations
@@ -88,8 +91,8 @@ def _error(code: ErrorCode, message: str, ref: str | None) -> Send:
 
 
 @dataclass(slots=True)
-class ConnectionSession:
-    """The protocol state of one socket."""
+class SocketStateMachine:
+    """The protocol state of one socket; ``session_id`` is the login session it runs as."""
 
     connection_id: str
     limits: Limits = field(default_factory=Limits)

@@ -1,4 +1,4 @@
-"""The hub sends a large project's presence less often than a small one's (period())."""
+"""Presence fan-out sends a large project's presence less often than a small one's (period())."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ async def diffs_seen(members: int, seconds: float = 0.6) -> int:
         loop = asyncio.get_running_loop()
         end = loop.time() + seconds
         while loop.time() < end:
-            hub.presence_update(mover, project_id, {"x": loop.time()})  # type: ignore[arg-type]
+            hub.presence.update(mover, project_id, {"x": loop.time()})  # type: ignore[arg-type]
             await asyncio.sleep(0.005)
         return watcher.diffs
     finally:

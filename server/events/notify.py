@@ -2,7 +2,7 @@
 
 Services call a ``Notifier`` after they commit: sessions revoked, a user's
 access to a project changed, events appended. The realtime layer
-(``server/realtime/hub.py``) implements it with messages on the bus, so every
+(``Realtime`` in ``server/realtime/hub.py``) implements it with messages on the bus, so every
 instance delivers the events and closes or unsubscribes the affected sockets.
 """
 

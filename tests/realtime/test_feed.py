@@ -1,0 +1,77 @@
+"""The per-project feed's ordering: each event once, in seq order, gaps sent to the log to fill."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Coroutine
+from typing import Any
+
+from server.realtime.feed import Feeds
+from server.realtime.wire import Outgoing
+
+PROJECT = uuid.uuid4()
+
+
+class Follower:
+    """What the feed needs of a socket: taking an event's frame."""
+
+    def __init__(self) -> None:
+        self.seqs: list[int] = []
+
+    def deliver_event(self, _project_id: uuid.UUID, seq: int, _frame: Outgoing) -> bool:
+        self.seqs.append(seq)
+        return True
+
+
+def feeds_with(follower: Follower) -> tuple[Feeds, list[str]]:
+    """A feed of PROJECT with one follower; fills are recorded, not run (no database here)."""
+    fills: list[str] = []
+
+    def spawn(coro: Coroutine[Any, Any, Any]) -> None:
+        fills.append(coro.__qualname__)
+        coro.close()
+
+    feeds = Feeds({PROJECT: {follower}}, spawn)  # type: ignore[arg-type]  # a socket, to the feed
+    feeds.open(PROJECT)
+    return feeds, fills
+
+
+def frame(seq: int) -> Outgoing:
+    return Outgoing(f'{{"type":"event","seq":{seq}}}'.encode())
+
+
+def test_events_wait_for_the_gap_before_them_and_duplicates_are_dropped() -> None:
+    """After a join read at seq 5: 7 waits for 6, then both go in order; 6 again goes nowhere."""
+    follower = Follower()
+    feeds, fills = feeds_with(follower)
+    feeds.start(PROJECT, 5)
+    feeds.arrive(PROJECT, 7, frame(7))
+    assert follower.seqs == []
+    assert fills == ["Feeds._fill"]  # the log is asked for the gap
+    feeds.arrive(PROJECT, 6, frame(6))
+    feeds.arrive(PROJECT, 6, frame(6))
+    feeds.arrive(PROJECT, 5, frame(5))
+    assert follower.seqs == [6, 7]
+
+
+def test_before_any_join_has_read_events_pass_straight_to_the_joiners() -> None:
+    """With no head yet, events go to the joiners' buffers as they come (they sort them)."""
+    follower = Follower()
+    feeds, _ = feeds_with(follower)
+    feeds.arrive(PROJECT, 3, frame(3))
+    feeds.arrive(PROJECT, 2, frame(2))
+    assert follower.seqs == [3, 2]
+    feeds.start(PROJECT, 3)
+    feeds.arrive(PROJECT, 3, frame(3))
+    feeds.arrive(PROJECT, 4, frame(4))
+    assert follower.seqs == [3, 2, 4]
+
+
+def test_catch_up_fills_only_when_the_log_is_ahead() -> None:
+    """A NOTIFY or heal at or below the head asks nothing of the log; one above it does, once."""
+    feeds, fills = feeds_with(Follower())
+    feeds.start(PROJECT, 5)
+    feeds.catch_up(PROJECT, 5)
+    assert fills == []
+    feeds.catch_up(PROJECT, 9)
+    assert fills == ["Feeds._fill"]

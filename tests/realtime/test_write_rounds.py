@@ -1,0 +1,99 @@
+"""Write rounds: every socket's held frames go out together, at most once per write delay."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from server.realtime.write_rounds import LONGEST_ROUND_GAP_S, WriteRounds
+
+
+class Held:
+    """What a write round needs of a socket with frames held: ``write_held``, and an id to log."""
+
+    def __init__(self, name: str, broken: bool = False) -> None:
+        self.id = name
+        self.broken = broken
+        self.writes = 0
+        self.written = asyncio.Event()
+
+    def write_held(self) -> None:
+        self.writes += 1
+        self.written.set()
+        if self.broken:
+            raise OSError("the transport broke")
+
+
+async def turns(n: int = 3) -> None:
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+async def test_a_socket_that_fails_to_write_does_not_keep_frames_from_the_others() -> None:
+    rounds = WriteRounds(write_delay_s=0)
+    sockets = [Held("a"), Held("b", broken=True), Held("c")]
+    for socket in sockets:
+        rounds.add(socket)
+    await turns()
+    assert [s.writes for s in sockets] == [1, 1, 1]
+
+
+async def test_frames_soon_after_a_write_wait_for_the_delay_then_go_together() -> None:
+    rounds = WriteRounds(write_delay_s=0.05)
+    first, second, third = Held("a"), Held("b"), Held("c")
+    rounds.add(first)
+    await turns()
+    assert first.writes == 1  # quiet until now: written at the end of the turn
+    rounds.add(second)
+    await turns()
+    rounds.add(third)
+    await turns()
+    assert (second.writes, third.writes) == (0, 0)  # dense: held for the delay
+    await asyncio.sleep(0.1)
+    assert (first.writes, second.writes, third.writes) == (1, 1, 1)  # then in one round
+
+
+class Slow(Held):
+    """A socket whose write takes ``seconds`` of the loop's time, as a thousand sockets' do."""
+
+    def __init__(self, name: str, seconds: float) -> None:
+        super().__init__(name)
+        self.seconds = seconds
+
+    def write_held(self) -> None:
+        super().write_held()
+        time.sleep(self.seconds)  # holds the loop, as writing to many sockets does
+
+
+async def after_a_slow_round(write_delay_s: float, slow_s: float) -> Held:
+    """A socket given frames just after a round that took ``slow_s``."""
+    rounds = WriteRounds(write_delay_s=write_delay_s)
+    rounds.add(Slow("many", slow_s))
+    await turns()
+    follower = Held("next")
+    rounds.add(follower)
+    return follower
+
+
+async def seconds_until_written(socket: Held) -> float:
+    started = time.perf_counter()
+    await asyncio.wait_for(socket.written.wait(), 5.0)
+    return time.perf_counter() - started
+
+
+async def test_after_a_round_longer_than_the_delay_the_next_waits_as_long() -> None:
+    follower = await after_a_slow_round(write_delay_s=0.001, slow_s=0.015)
+    waited = await seconds_until_written(follower)
+    assert waited >= 0.013  # the slow write's own length, not the 1 ms delay
+
+
+async def test_the_gap_after_a_round_is_bounded_however_long_it_took() -> None:
+    follower = await after_a_slow_round(write_delay_s=0.001, slow_s=0.5)  # a long pause in it
+    waited = await seconds_until_written(follower)
+    assert LONGEST_ROUND_GAP_S / 2 <= waited < 0.3  # the bound (20 ms), not the 500 ms it took
+
+
+async def test_a_delay_of_zero_never_holds_frames_even_after_a_slow_round() -> None:
+    follower = await after_a_slow_round(write_delay_s=0, slow_s=0.08)
+    await turns()
+    assert follower.writes == 1

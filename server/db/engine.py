@@ -17,7 +17,7 @@ from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 
 from server import metrics
-from server.db.lane import Lane, lane_size
+from server.db.statement_connections import Lane, lane_size
 from server.db.tables import TABLES
 from server.settings import DatabaseUrl
 
@@ -91,7 +91,8 @@ _lanes: dict[int, Lane] = {}
 
 
 def statement_runner(engine: PostgresEngine) -> Any:
-    """What runs a one-statement call: the engine's lane (server/db/lane.py), else its pool.
+    """What runs a one-statement call: the engine's lane (server/db/statement_connections.py),
+    else its pool.
 
     Both offer ``fetchval(query, *args)``; a pool too small to share has no lane.
     """

@@ -27,7 +27,7 @@ from server.db.engine import statement_runner
 def runner_of(table: type[Table]) -> Any | None:
     """What runs a fixed statement for ``table``, or None: take the general path.
 
-    The engine's statement lane (server/db/lane.py) when it has one, else its
+    The engine's statement lane (server/db/statement_connections.py) when it has one, else its
     asyncpg pool: either offers ``fetch``, ``fetchrow``, ``fetchval`` and
     ``execute``, one statement in its own transaction. None where
     :func:`statement_engine` answers None.

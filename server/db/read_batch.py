@@ -5,7 +5,7 @@ fixed statements per socket (server/db/raw.py: ``authenticate``,
 ``read_resume_as``), and asyncpg's client-side cost per statement (building
 the message, the round trip's futures, decoding the answer) is the largest
 single share of a resume's server CPU. So these reads run the way presence
-enters and socket edits do (server/projects/group_commit.py): with one key
+enters and socket edits do (server/concurrency/group_commit.py): with one key
 per engine, a read that finds no call in flight runs at once, in its
 caller's task, as the single-row statement it always was (a lone read waits
 for nothing and costs what it did); the reads that arrive while a call is in
@@ -28,8 +28,8 @@ from typing import Any, Generic, Literal, TypeVar
 from piccolo.engine.postgres import PostgresEngine
 
 from server import metrics
+from server.concurrency.group_commit import MAX_BATCH, GroupCommit
 from server.db.engine import statement_runner
-from server.projects.group_commit import MAX_BATCH, GroupCommit
 
 T = TypeVar("T")
 R = TypeVar("R")

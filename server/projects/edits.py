@@ -12,9 +12,9 @@ and one round trip. A lone edit calls ``moodboard_edit_update`` (migration
 "one-round-trip edit function"); the edits of one project that arrived while
 its previous call was in flight go together to ``moodboard_edit_batch``
 (migration "a batch of one project's edits in one transaction";
-group_commit.py: they share its lock and its commit). It writes nothing for
-an edit it cannot simply apply (no role, stale base, a seen op_id, ...) and
-answers NULL for it; the general path below then gives the answer. So both
+server/concurrency/group_commit.py: they share its lock and its commit). It
+writes nothing for an edit it cannot simply apply (no role, stale base, a
+seen op_id, ...) and answers NULL for it; the general path below then gives the answer. So both
 paths behave the same, and SQLite only ever takes the general path.
 
 Where an op's outcome is kept: a plain ack (not merged) is its event row,
@@ -41,6 +41,7 @@ from piccolo.table import Table
 from server import metrics
 from server.access import policy
 from server.access.notify import Notifier
+from server.concurrency.group_commit import MAX_BATCH, GroupCommit
 from server.db.engine import statement_runner, write_transaction
 from server.errors import BadRequest, NotFound, ServerError
 from server.events import log as event_log
@@ -48,7 +49,6 @@ from server.events.log import EventRecord
 from server.events.tables import Event, Operation
 from server.projects import access
 from server.projects.entities import item_entity, plain, project_entity, rfc3339, room_entity
-from server.projects.group_commit import MAX_BATCH, GroupCommit
 from server.projects.merge import Apply, decide
 from server.projects.tables import Item, Project, Room
 from server.projects.validation import EditableEntity, clean

@@ -27,6 +27,7 @@ from litestar import WebSocket
 from server import metrics
 from server.access.principal import Principal
 from server.access.sessions import authenticate
+from server.concurrency.recent import Recent
 from server.errors import CloseCode, ServerError
 from server.log import get_logger
 from server.projects import edits
@@ -36,7 +37,6 @@ from server.realtime import protocol as p
 from server.realtime.bus import BrokerUnavailable
 from server.realtime.hub import Realtime
 from server.realtime.outbox import Outbox, start
-from server.realtime.recent import Recent
 from server.realtime.session import (
     ApplyEdit,
     Authenticate,

@@ -17,6 +17,7 @@ import msgspec
 from piccolo.engine.base import Engine
 
 from server.access import policy
+from server.concurrency.recent import Recent
 from server.db.raw import runner_of, statement_engine
 from server.db.read_batch import ReadBatch
 from server.events.tables import Event
@@ -31,7 +32,6 @@ from server.projects.entities import (
 from server.projects.membership import list_members
 from server.projects.tables import Item, Project, Room
 from server.realtime import protocol as p
-from server.realtime.recent import Recent
 from server.types import ProjectId, ProjectRole
 
 

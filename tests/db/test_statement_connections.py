@@ -1,4 +1,4 @@
-"""The statement lane (server/db/lane.py) lends pool connections for one statement each."""
+"""The statement connections (server/db/statement_connections.py) lend one statement each."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from server.db.lane import Lane, lane_size
+from server.db.statement_connections import Lane, lane_size
 
 
 @pytest.fixture

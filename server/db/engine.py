@@ -17,7 +17,7 @@ from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 
 from server import metrics
-from server.db.statement_connections import Lane, lane_size
+from server.db.statement_connections import StatementConnections, share_of
 from server.db.tables import TABLES
 from server.settings import DatabaseUrl
 
@@ -69,7 +69,9 @@ async def engine_lifespan(engine: Engine[Any], pool_size: int) -> AsyncIterator[
         await engine.start_connection_pool(
             min_size=1, max_size=pool_size, init=_observe_queries, reset=_keep_session
         )
-        lane = Lane(engine.pool, lane_size(pool_size)) if lane_size(pool_size) else None
+        lane = (
+            StatementConnections(engine.pool, share_of(pool_size)) if share_of(pool_size) else None
+        )
         if lane is not None:
             _lanes[id(engine)] = lane
         try:
@@ -87,7 +89,7 @@ async def engine_lifespan(engine: Engine[Any], pool_size: int) -> AsyncIterator[
 
 
 # By id(engine) (engines take no weak references); an entry lives as long as its lifespan.
-_lanes: dict[int, Lane] = {}
+_lanes: dict[int, StatementConnections] = {}
 
 
 def statement_runner(engine: PostgresEngine) -> Any:

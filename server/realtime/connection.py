@@ -28,6 +28,7 @@ from server import metrics
 from server.access.principal import Principal
 from server.access.sessions import authenticate
 from server.concurrency.recent import Recent
+from server.db.database import Database
 from server.errors import CloseCode, ServerError
 from server.log import get_logger
 from server.projects import edits
@@ -82,14 +83,14 @@ class Connection:
         session: ConnectionSession,
         realtime: Realtime,
         *,
-        engine: Any,
+        database: Database,
         session_ttl_s: int,
         outbox_frames: int,
     ) -> None:
         self.socket = socket
         self.session = session
         self.realtime = realtime
-        self.engine = engine
+        self.database = database
         self.session_ttl_s = session_ttl_s
         self.outbox: Outbox[Outgoing] = Outbox(max_frames=outbox_frames)
         self.streams: dict[uuid.UUID, Stream] = {}
@@ -160,7 +161,9 @@ class Connection:
             elif isinstance(effect, Close):
                 await self.close(effect.code, effect.reason)
             elif isinstance(effect, Authenticate):
-                principal = await authenticate(effect.token, ttl_s=self.session_ttl_s, via="bearer")
+                principal = await authenticate(
+                    self.database, effect.token, ttl_s=self.session_ttl_s, via="bearer"
+                )
                 if principal is None:
                     await self.execute(self.session.authentication_failed())
                 else:
@@ -190,7 +193,7 @@ class Connection:
         )
         try:
             outcome, _ = await edits.apply(
-                self.engine, self.realtime, UserId(self.user_id), request, want_entity=False
+                self.database, self.realtime, UserId(self.user_id), request, want_entity=False
             )
         except ServerError as exc:
             self.send_frame(p.Error(ref=edit.ref, code=exc.code, message=exc.detail))
@@ -385,7 +388,7 @@ class Connection:
                 seq, replay = resumed
         snapshot = None
         if replay is None:
-            taken = await read_snapshot(self.engine, project_id)
+            taken = await read_snapshot(self.database.engine, project_id)
             seq, snapshot = taken.seq, taken.state
         assert seq is not None
         try:
@@ -426,7 +429,7 @@ class Connection:
         self, user_id: UserId, project_id: uuid.UUID, last_seq: int
     ) -> tuple[bool, tuple[int, list[p.EventFrame] | None] | None]:
         """Whether the user may read the project, and the resume read (read_resume's answer)."""
-        both = await read_resume_as(user_id, project_id, last_seq)
+        both = await read_resume_as(self.database, user_id, project_id, last_seq)
         if both is not None:
             return both.role is not None, both.resumed
         if await role_on(ProjectId(project_id), user_id) is None:

@@ -20,7 +20,7 @@ from server.access.throttle import (
     RedisLoginThrottle,
 )
 from server.context import AppContext
-from server.db.engine import create_engine, engine_lifespan
+from server.db.database import Database
 from server.events.listener import Listener
 from server.generations.builtin import BuiltinGenerator
 from server.generations.queue import GenerationQueue
@@ -44,7 +44,6 @@ from server.http.teams import TeamController
 from server.http.worker import WorkerController
 from server.log import get_logger
 from server.ops.maintenance import run_periodically
-from server.projects import edits
 from server.realtime.bus import Broker, MemoryBroker, RedisBroker
 from server.realtime.endpoint import new_instance_id, ws_endpoint
 from server.realtime.hub import Realtime
@@ -97,15 +96,16 @@ def redis_client(url: str | None, pool_size: int) -> aioredis.Redis | None:
 def create_app(settings: Settings) -> Litestar:
     """Build the ASGI application for ``settings``.
 
-    Resources with a lifetime (the database pool, the Redis client) open in the
-    app's lifespan and live on ``app.state``.
+    Resources with a lifetime (the Database with its pool, the Redis client)
+    open in the app's lifespan and live on ``app.state``.
     """
 
     @asynccontextmanager
     async def resources(app: Litestar) -> AsyncIterator[None]:
-        engine = create_engine(settings.database)
-        async with engine_lifespan(engine, settings.db_pool_size):
-            edits.batch_edits(engine, settings.edit_batch)
+        async with Database.of(
+            settings.database, pool_size=settings.db_pool_size, edit_batch=settings.edit_batch
+        ) as database:
+            engine = database.engine
             redis = redis_client(settings.redis_url, settings.redis_pool_size)
             local_throttle = MemoryLoginThrottle(settings.login_failures_per_minute)
             throttle: LoginThrottle = (
@@ -162,7 +162,7 @@ def create_app(settings: Settings) -> Litestar:
             app.state.realtime = realtime
             app.state.ctx = AppContext(
                 settings=settings,
-                engine=engine,
+                database=database,
                 redis=redis,
                 throttle=throttle,
                 notifier=realtime,

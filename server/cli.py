@@ -50,17 +50,16 @@ def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
 
 def _create_admin(settings: Settings, args: argparse.Namespace) -> int:
     from server.access.users import create_or_promote_admin
-    from server.db.engine import create_engine, engine_lifespan
+    from server.db.database import Database
     from server.db.migrate import migrate
     from server.errors import ServerError
 
     async def run() -> int:
         await migrate(settings.database)
-        engine = create_engine(settings.database)
-        async with engine_lifespan(engine, pool_size=1):
+        async with Database.of(settings.database, pool_size=1) as database:
             try:
                 user = await create_or_promote_admin(
-                    engine,
+                    database.engine,
                     email=args.email,
                     password=args.password,
                     signup_credits=settings.signup_credits,
@@ -77,17 +76,16 @@ def _create_admin(settings: Settings, args: argparse.Namespace) -> int:
 
 def _create_service_account(settings: Settings, args: argparse.Namespace) -> int:
     from server.access.admin import new_service_account
-    from server.db.engine import create_engine, engine_lifespan
+    from server.db.database import Database
     from server.db.migrate import migrate
     from server.errors import ServerError
 
     async def run() -> int:
         await migrate(settings.database)
-        engine = create_engine(settings.database)
-        async with engine_lifespan(engine, pool_size=1):
+        async with Database.of(settings.database, pool_size=1) as database:
             try:
                 created = await new_service_account(
-                    engine, name=args.name, created_by=None, ip=None
+                    database.engine, name=args.name, created_by=None, ip=None
                 )
             except ServerError as exc:
                 print(f"moodboard create-service-account: {exc.detail}", file=sys.stderr)
@@ -127,15 +125,15 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 def _maintenance(settings: Settings, _args: argparse.Namespace) -> int:
     import redis.asyncio as aioredis
 
-    from server.db.engine import create_engine, engine_lifespan
+    from server.db.database import Database
     from server.ops.maintenance import run_once
 
     async def run() -> int:
-        engine = create_engine(settings.database)
+        database = Database.of(settings.database, pool_size=2)
         redis = aioredis.from_url(settings.redis_url) if settings.redis_url else None
         try:
-            async with engine_lifespan(engine, pool_size=2):
-                report = await run_once(engine, settings.maintenance_policy, redis=redis)
+            async with database:
+                report = await run_once(database.engine, settings.maintenance_policy, redis=redis)
         finally:
             if redis is not None:
                 await redis.aclose()

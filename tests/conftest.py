@@ -21,7 +21,8 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from server.db.engine import bind_tables, create_engine, engine_lifespan
+from server.db.database import Database
+from server.db.engine import bind_tables
 from server.db.migrate import migrate
 from server.db.tables import TABLES
 from server.settings import parse_database_url
@@ -160,15 +161,20 @@ def database_url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[Any]:
-    """A connected engine with every table bound to it; tables emptied afterwards."""
-    db = create_engine(parse_database_url(database_url))
-    async with engine_lifespan(db, pool_size=4):
+async def database(database_url: str) -> AsyncIterator[Database]:
+    """An open Database with every table bound to its engine; tables emptied afterwards."""
+    async with Database.of(parse_database_url(database_url), pool_size=4) as db:
         try:
             yield db
         finally:
-            bind_tables(db)
-            await _empty_tables(db)
+            bind_tables(db.engine)
+            await _empty_tables(db.engine)
+
+
+@pytest.fixture
+def engine(database: Database) -> Any:
+    """The engine of this test's ``database``."""
+    return database.engine
 
 
 async def _empty_tables(db: Any) -> None:

@@ -13,14 +13,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from piccolo.engine.postgres import PostgresEngine
-
 from server import metrics
 from server.access.principal import Principal, ServicePrincipal, Via
 from server.access.tables import ServiceAccount, UserSession
 from server.access.tokens import hash_token, new_token
-from server.db.engine import statement_runner
-from server.db.raw import statement_engine
+from server.db.database import Database
 from server.db.read_batch import ReadBatch
 from server.types import UserId
 
@@ -77,19 +74,20 @@ UPDATE user_session SET last_seen_at = $2, expires_at = $3 WHERE id = $1 AND las
 """
 
 
-async def authenticate(token: str, *, ttl_s: int, via: Via) -> Principal | None:
+async def authenticate(database: Database, token: str, *, ttl_s: int, via: Via) -> Principal | None:
     """The principal of a live session token, or None (unknown, expired, revoked, erased).
 
     Every socket and request comes through here: on PostgreSQL it is one fixed
-    statement on the statement lane (server/db/raw.py), shared by the calls
-    that arrive together (server/db/read_batch.py); elsewhere the Piccolo query.
+    statement on the statement connections (server/db/raw.py), shared by the
+    calls that arrive together (server/db/read_batch.py); elsewhere the
+    Piccolo query.
     """
     current = now()
     token_hash = hash_token(token)
-    engine = statement_engine(UserSession)
+    runner = database.statement_runner()
     row: Any
-    if engine is not None:
-        row = await _live_session(engine, (token_hash, current))
+    if runner is not None:
+        row = await database.owned(_live_sessions).read((token_hash, current))
     else:
         row = (
             await UserSession.select(
@@ -111,12 +109,14 @@ async def authenticate(token: str, *, ttl_s: int, via: Via) -> Principal | None:
     if row is None:
         metrics.AUTH_FAILURES.labels("token").inc()
         return None
-    if current - _aware(row["last_seen_at"]) >= TOUCH_INTERVAL and row["id"] not in _touching:
-        _touching.add(row["id"])
-        try:
-            await _touch(engine, row["id"], current, ttl_s)
-        finally:
-            _touching.discard(row["id"])
+    if current - _aware(row["last_seen_at"]) >= TOUCH_INTERVAL:
+        touching = database.owned(_touching)
+        if row["id"] not in touching:
+            touching.add(row["id"])
+            try:
+                await _touch(runner, row["id"], current, ttl_s)
+            finally:
+                touching.discard(row["id"])
     return Principal(
         user_id=UserId(row["user_id"]),
         session_id=row["id"],
@@ -127,21 +127,23 @@ async def authenticate(token: str, *, ttl_s: int, via: Via) -> Principal | None:
     )
 
 
-# Sessions whose expiry a call of this process is sliding now. Calls of the same session
-# arriving meanwhile (a reconnect storm of one user's many sockets: a batch reads them all
-# stale at once) skip it: each would wait on the row's lock and its commit, holding a
-# statement-lane connection the other sockets' reads need, only to update nothing.
-_touching: set[uuid.UUID] = set()
+def _touching(_database: Database) -> set[uuid.UUID]:
+    """Sessions whose expiry a call on this database is sliding now.
+
+    Calls of the same session arriving meanwhile (a reconnect storm of one
+    user's many sockets: a batch reads them all stale at once) skip it: each
+    would wait on the row's lock and its commit, holding a statement
+    connection the other sockets' reads need, only to update nothing.
+    """
+    return set()
 
 
-async def _touch(
-    engine: PostgresEngine | None, session_id: uuid.UUID, current: datetime, ttl_s: int
-) -> None:
+async def _touch(runner: Any | None, session_id: uuid.UUID, current: datetime, ttl_s: int) -> None:
     """Slide the session's expiry to ``current`` + ``ttl_s``."""
     expires_at = current + timedelta(seconds=ttl_s)
-    if engine is not None:
+    if runner is not None:
         stale = current - TOUCH_INTERVAL
-        await statement_runner(engine).execute(_TOUCH_SQL, session_id, current, expires_at, stale)
+        await runner.execute(_TOUCH_SQL, session_id, current, expires_at, stale)
     else:
         await UserSession.update(
             {UserSession.last_seen_at: current, UserSession.expires_at: expires_at}
@@ -165,9 +167,9 @@ async def _session_rows(runner: Any, asked: list[tuple[str, datetime]]) -> list[
     return [found.get(token_hash) for token_hash, _ in asked]
 
 
-_live_session: ReadBatch[tuple[str, datetime], Any] = ReadBatch(
-    "session", _session_row, _session_rows
-)
+def _live_sessions(database: Database) -> ReadBatch[tuple[str, datetime], Any]:
+    """The database's batched reads of live sessions (one statement in flight)."""
+    return ReadBatch(database, "session", _session_row, _session_rows)
 
 
 async def authenticate_service(key: str) -> ServicePrincipal | None:

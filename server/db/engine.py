@@ -2,13 +2,12 @@
 
 Tables are bound to the engine explicitly (``bind_tables``) rather than found
 through ``piccolo_conf`` at first use, so a process (or a test) decides once
-which database its tables talk to.
+which database its tables talk to. The pool and what shares it belong to the
+engine's :class:`server.db.database.Database`.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +15,28 @@ from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 
-from server import metrics
-from server.db.lane import Lane, lane_size
 from server.db.tables import TABLES
 from server.settings import DatabaseUrl
 
 SERVER_WRITER_SETTING = "moodboard.writer"
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
+
+
+class ServerPostgresEngine(PostgresEngine):
+    """Piccolo's PostgreSQL engine, carrying what runs its fixed statements.
+
+    ``statements`` is set by the :class:`server.db.database.Database` that
+    owns the engine while it is open (its statement connections, or the
+    pool), for the fixed reads that find the engine through a table
+    (:func:`server.db.raw.runner_of`); None otherwise.
+    """
+
+    __slots__ = ("statements",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.statements: Any = None
 
 
 def create_engine(database: DatabaseUrl) -> Engine[Any]:
@@ -35,7 +48,7 @@ def create_engine(database: DatabaseUrl) -> Engine[Any]:
         # triggers leave the server's own writes to its write path (see the
         # migration "operation indexes and outside-writer triggers").
         config = {"dsn": database.url, "server_settings": {SERVER_WRITER_SETTING: "server"}}
-        return PostgresEngine(config=config, extensions=(), log_queries=False)
+        return ServerPostgresEngine(config=config, extensions=(), log_queries=False)
     assert database.sqlite_path is not None
     Path(database.sqlite_path).parent.mkdir(parents=True, exist_ok=True)
     # IMMEDIATE write transactions queue on SQLite's busy handler; its 5 s default
@@ -43,64 +56,10 @@ def create_engine(database: DatabaseUrl) -> Engine[Any]:
     return SQLiteEngine(path=database.sqlite_path, timeout=SQLITE_BUSY_TIMEOUT_S)
 
 
-async def _keep_session(_connection: Any) -> None:
-    """What a pool connection needs when it goes back: nothing more than asyncpg always does.
-
-    asyncpg rolls back an open transaction on release either way; its default
-    reset then runs ``RESET ALL; UNLISTEN *; CLOSE ALL; pg_advisory_unlock_all()``,
-    one more round trip per query. Pool connections carry no session state to
-    undo: LISTEN and the migration's advisory lock use dedicated connections,
-    and settings are only set per transaction (SET TRANSACTION) or at connect
-    (moodboard.writer), which the reset would keep anyway.
-    """
-
-
 def bind_tables(engine: Engine[Any]) -> None:
     """Point every table of the schema at ``engine``."""
     for table in TABLES:
         table._meta.db = engine
-
-
-@asynccontextmanager
-async def engine_lifespan(engine: Engine[Any], pool_size: int) -> AsyncIterator[Engine[Any]]:
-    """Open the pool (PostgreSQL) or set journal mode (SQLite); close on exit."""
-    bind_tables(engine)
-    if isinstance(engine, PostgresEngine):
-        await engine.start_connection_pool(
-            min_size=1, max_size=pool_size, init=_observe_queries, reset=_keep_session
-        )
-        lane = Lane(engine.pool, lane_size(pool_size)) if lane_size(pool_size) else None
-        if lane is not None:
-            _lanes[id(engine)] = lane
-        try:
-            yield engine
-        finally:
-            if lane is not None:
-                _lanes.pop(id(engine), None)
-                await lane.close()
-            await engine.close_connection_pool()
-    else:
-        # WAL lets readers run while one writer commits: the embedded server
-        # reads snapshots while it writes events.
-        await engine.run_ddl("PRAGMA journal_mode=WAL")
-        yield engine
-
-
-# By id(engine) (engines take no weak references); an entry lives as long as its lifespan.
-_lanes: dict[int, Lane] = {}
-
-
-def statement_runner(engine: PostgresEngine) -> Any:
-    """What runs a one-statement call: the engine's lane (server/db/lane.py), else its pool.
-
-    Both offer ``fetchval(query, *args)``; a pool too small to share has no lane.
-    """
-    return _lanes.get(id(engine)) or engine.pool
-
-
-async def _observe_queries(connection: Any) -> None:
-    """Every pool connection reports each statement's duration (moodboard_db_query_seconds)."""
-    connection.add_query_logger(metrics.query_logged)
 
 
 async def ping(engine: Engine[Any]) -> None:

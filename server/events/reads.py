@@ -23,7 +23,8 @@ import msgspec
 from piccolo.engine.base import Engine
 
 from server.access import policy
-from server.db.raw import runner_of, statement_engine
+from server.db.database import Database
+from server.db.raw import runner_of
 from server.db.read_batch import ReadBatch
 from server.events.tables import Event
 from server.generations.tables import Generation
@@ -204,7 +205,7 @@ class ResumeAs:
 
 
 async def read_resume_as(
-    user_id: uuid.UUID, project_id: uuid.UUID, last_seq: int
+    database: Database, user_id: uuid.UUID, project_id: uuid.UUID, last_seq: int
 ) -> ResumeAs | None:
     """``role_on`` and ``read_resume`` in one statement; None where that cannot be done.
 
@@ -213,10 +214,9 @@ async def read_resume_as(
     Only on PostgreSQL (server/db/raw.py): elsewhere the caller asks the two
     questions apart.
     """
-    engine = statement_engine(Project)
-    if engine is None:
+    if database.statement_runner() is None:
         return None
-    rows = await _resume_rows(engine, (project_id, last_seq, user_id))
+    rows = await database.owned(_resumes).read((project_id, last_seq, user_id))
     if not rows:
         return ResumeAs(role=None, resumed=None)
     first = rows[0]
@@ -248,9 +248,9 @@ async def _resumes_as_rows(runner: Any, asked: list[_Resuming]) -> list[list[Any
     return answers
 
 
-_resume_rows: ReadBatch[_Resuming, list[Any]] = ReadBatch(
-    "resume", _resume_as_rows, _resumes_as_rows
-)
+def _resumes(database: Database) -> ReadBatch[_Resuming, list[Any]]:
+    """The database's batched resume reads (one statement in flight)."""
+    return ReadBatch(database, "resume", _resume_as_rows, _resumes_as_rows)
 
 
 def _resumed(rows: Any, last_seq: int) -> tuple[int, list[p.EventFrame] | None] | None:

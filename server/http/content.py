@@ -74,7 +74,7 @@ async def write(
         data=data,
         op_id=op_id_of(http),
     )
-    outcome, after = await edits.apply(ctx.engine, ctx.notifier, caller.user_id, request)
+    outcome, after = await edits.apply(ctx.database, ctx.notifier, caller.user_id, request)
     if isinstance(outcome, edits.Conflicted):
         raise Conflict(
             f"{outcome.entity} changed since version {outcome.base_version}",

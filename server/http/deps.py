@@ -56,7 +56,9 @@ async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
     if token is not None:
         if token_kind(token) == "service":
             raise Unauthorized("service-account keys authenticate the worker API only")
-        principal = await authenticate(token, ttl_s=ctx.settings.session_ttl_s, via="bearer")
+        principal = await authenticate(
+            ctx.database, token, ttl_s=ctx.settings.session_ttl_s, via="bearer"
+        )
     else:
         cookie = request.cookies.get(COOKIE_NAME)
         token = unsign(cookie, ctx.settings.secret_key) if cookie else None
@@ -69,7 +71,9 @@ async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
             allowed=ctx.settings.allowed_origins,
         ):
             raise Forbidden("cookie-authenticated changes must come from an allowed Origin")
-        principal = await authenticate(token, ttl_s=ctx.settings.session_ttl_s, via="cookie")
+        principal = await authenticate(
+            ctx.database, token, ttl_s=ctx.settings.session_ttl_s, via="cookie"
+        )
     if principal is None:
         raise Unauthorized("the session is unknown, expired or revoked; sign in again")
     return principal

@@ -12,9 +12,9 @@ and one round trip. A lone edit calls ``moodboard_edit_update`` (migration
 "one-round-trip edit function"); the edits of one project that arrived while
 its previous call was in flight go together to ``moodboard_edit_batch``
 (migration "a batch of one project's edits in one transaction";
-group_commit.py: they share its lock and its commit). It writes nothing for
-an edit it cannot simply apply (no role, stale base, a seen op_id, ...) and
-answers NULL for it; the general path below then gives the answer. So both
+server/concurrency/group_commit.py: they share its lock and its commit). It
+writes nothing for an edit it cannot simply apply (no role, stale base, a
+seen op_id, ...) and answers NULL for it; the general path below then gives the answer. So both
 paths behave the same, and SQLite only ever takes the general path.
 
 Where an op's outcome is kept: a plain ack (not merged) is its event row,
@@ -34,13 +34,14 @@ from typing import Any, Literal
 
 import asyncpg
 import msgspec
-from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.table import Table
 
 from server import metrics
 from server.access import policy
-from server.db.engine import statement_runner, write_transaction
+from server.concurrency.group_commit import GroupCommit
+from server.db.database import Database
+from server.db.engine import write_transaction
 from server.errors import BadRequest, NotFound, ServerError
 from server.events import log as event_log
 from server.events.log import EventRecord
@@ -48,7 +49,6 @@ from server.events.notify import Notifier
 from server.events.tables import Event, Operation
 from server.projects import access
 from server.projects.entities import item_entity, plain, project_entity, room_entity
-from server.projects.group_commit import MAX_BATCH, GroupCommit
 from server.projects.merge import Apply, decide
 from server.projects.tables import Item, Project, Room
 from server.projects.validation import EditableEntity, clean
@@ -112,7 +112,7 @@ class _Work:
 
 
 async def apply(
-    engine: Engine[Any],
+    database: Database,
     notifier: Notifier,
     user_id: UserId,
     request: EditRequest,
@@ -132,8 +132,9 @@ async def apply(
         NotFound: the id is not an entity of this project.
     """
     project_id = ProjectId(request.project_id)
+    engine = database.engine
     if not want_entity and isinstance(engine, PostgresEngine):
-        work = await _quick_update(engine, project_id, user_id, request)
+        work = await _quick_update(database, project_id, user_id, request)
         if work is not None:
             metrics.edit_outcome(work.outcome)
             await notifier.events_committed(work.events)
@@ -181,7 +182,7 @@ class _Update:
 
 
 async def _quick_update(
-    engine: PostgresEngine, project_id: ProjectId, user_id: UserId, request: EditRequest
+    database: Database, project_id: ProjectId, user_id: UserId, request: EditRequest
 ) -> _Work | None:
     """A current-base room or item update in one statement; None: take the general path.
 
@@ -193,7 +194,7 @@ async def _quick_update(
         or request.entity == "project"
         or request.id is None
         or request.base_version is None
-        or engine.pool is None
+        or database.statements is None
     ):
         return None
     try:
@@ -212,7 +213,7 @@ async def _quick_update(
         op_id=request.op_id,
         at=datetime.now(UTC),
     )
-    seq = await _group_commit(engine).submit(project_id, update)
+    seq = await database.owned(_quick_updates).submit(project_id, update)
     if seq is None:
         return None
     version = update.base_version + 1
@@ -232,33 +233,25 @@ async def _quick_update(
     return _Work(outcome=outcome, entity=None, events=[event])
 
 
-def batch_edits(engine: Engine[Any], max_batch: int) -> None:
-    """How many of a busy project's waiting socket edits one call may take (MOODBOARD_EDIT_BATCH).
+def _quick_updates(database: Database) -> GroupCommit[ProjectId, _Update, int | None]:
+    """The database's group commit of quick updates: one call in flight per project.
 
-    1 gives every edit a transaction of its own (still one call in flight per project).
+    A call takes at most ``database.edit_batch`` of a busy project's waiting
+    socket edits (MOODBOARD_EDIT_BATCH); 1 gives every edit a transaction of
+    its own.
     """
-    if isinstance(engine, PostgresEngine):
-        _group_commits[id(engine)] = (engine, GroupCommit(_batch_runner(engine), max_batch))
-
-
-def _group_commit(engine: PostgresEngine) -> GroupCommit[ProjectId, _Update, int | None]:
-    """The engine's group commit of quick updates (the default batch unless configured)."""
-    known = _group_commits.get(id(engine))
-    if known is None or known[0] is not engine:
-        batch_edits(engine, MAX_BATCH)
-        known = _group_commits[id(engine)]
-    return known[1]
+    return GroupCommit(_batch_runner(database), database.edit_batch)
 
 
 def _batch_runner(
-    engine: PostgresEngine,
+    database: Database,
 ) -> Callable[[ProjectId, list[_Update]], Awaitable[list[int | None]]]:
     async def run(project_id: ProjectId, updates: list[_Update]) -> list[int | None]:
         """Each update's seq, or None where the general path must answer."""
         if len(updates) == 1:
-            return [await _update_one(engine, project_id, updates[0])]
+            return [await _update_one(database, project_id, updates[0])]
         try:
-            seqs: list[int | None] = await statement_runner(engine).fetchval(
+            seqs: list[int | None] = await database.statements.fetchval(
                 _EDIT_BATCH_SQL,
                 project_id,
                 [u.entity for u in updates],
@@ -280,14 +273,14 @@ def _batch_runner(
     return run
 
 
-async def _update_one(engine: PostgresEngine, project_id: ProjectId, update: _Update) -> int | None:
+async def _update_one(database: Database, project_id: ProjectId, update: _Update) -> int | None:
     """A lone update (nothing waited for it): the one-edit function, cheaper than a batch.
 
     It leaves a retried op_id to the unique index ``event_one_op``, where the
     batch looks it up: a refusal would roll back a batch's other edits.
     """
     try:
-        seq: int | None = await statement_runner(engine).fetchval(
+        seq: int | None = await database.statements.fetchval(
             _EDIT_UPDATE_SQL,
             update.entity,
             project_id,
@@ -304,10 +297,6 @@ async def _update_one(engine: PostgresEngine, project_id: ProjectId, update: _Up
     if seq is not None:
         metrics.EDIT_BATCH.observe(1)
     return seq
-
-
-# By id(engine) (engines take no weak references), with the engine to tell a new one apart.
-_group_commits: dict[int, tuple[PostgresEngine, GroupCommit[ProjectId, _Update, int | None]]] = {}
 
 
 def _told_by_event(outcome: Outcome) -> bool:

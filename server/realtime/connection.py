@@ -27,6 +27,7 @@ from litestar import WebSocket
 from server import metrics
 from server.access.principal import Principal
 from server.access.sessions import authenticate
+from server.db.database import Database
 from server.errors import CloseCode, ServerError
 from server.log import get_logger
 from server.projects import edits
@@ -67,14 +68,14 @@ class Connection:
         machine: SocketStateMachine,
         realtime: Realtime,
         *,
-        engine: Any,
+        database: Database,
         session_ttl_s: int,
         outbox_frames: int,
     ) -> None:
         self.socket = socket
         self.machine = machine
         self.realtime = realtime
-        self.engine = engine
+        self.database = database
         self.session_ttl_s = session_ttl_s
         self.outbox: Outbox[Outgoing] = Outbox(max_frames=outbox_frames)
         self.streams: dict[uuid.UUID, Stream] = {}
@@ -145,7 +146,9 @@ class Connection:
             elif isinstance(effect, Close):
                 await self.close(effect.code, effect.reason)
             elif isinstance(effect, Authenticate):
-                principal = await authenticate(effect.token, ttl_s=self.session_ttl_s, via="bearer")
+                principal = await authenticate(
+                    self.database, effect.token, ttl_s=self.session_ttl_s, via="bearer"
+                )
                 if principal is None:
                     await self.execute(self.machine.authentication_failed())
                 else:
@@ -175,7 +178,7 @@ class Connection:
         )
         try:
             outcome, _ = await edits.apply(
-                self.engine, self.realtime, UserId(self.user_id), request, want_entity=False
+                self.database, self.realtime, UserId(self.user_id), request, want_entity=False
             )
         except ServerError as exc:
             self.send_frame(p.Error(ref=edit.ref, code=exc.code, message=exc.detail))

@@ -62,7 +62,7 @@ async def _handshake(
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or token_kind(token.strip()) == "service":
             return None, True
-        principal = await authenticate(token.strip(), ttl_s=ttl, via="bearer")
+        principal = await authenticate(ctx.database, token.strip(), ttl_s=ttl, via="bearer")
         return principal, principal is None
     cookie = socket.cookies.get(COOKIE_NAME)
     if cookie is not None:
@@ -70,7 +70,7 @@ async def _handshake(
         principal = (
             None
             if token_value is None
-            else await authenticate(token_value, ttl_s=ttl, via="cookie")
+            else await authenticate(ctx.database, token_value, ttl_s=ttl, via="cookie")
         )
         return principal, principal is None
     return None, False
@@ -109,7 +109,7 @@ async def _serve(
         socket,
         SocketStateMachine(connection_id, limits),
         realtime,
-        engine=ctx.engine,
+        database=ctx.database,
         session_ttl_s=settings.session_ttl_s,
         outbox_frames=settings.outbox_frames,
     )

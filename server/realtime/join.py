@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from server import metrics
+from server.db.database import Database
 from server.events.reads import read_resume, read_resume_as, read_snapshot
 from server.projects.access import NO_ACCESS, role_on
 from server.realtime import protocol as p
@@ -60,7 +61,9 @@ async def join(
     replay: list[p.EventFrame] | None = None
     seq: int | None = None
     if last_seq is not None:
-        allowed, resumed = await _read_resume(UserId(user.id), project_id, last_seq)
+        allowed, resumed = await _read_resume(
+            connection.database, UserId(user.id), project_id, last_seq
+        )
         if not allowed:
             connection.streams.pop(project_id, None)
             await realtime.unsubscribe(connection, project_id)
@@ -70,7 +73,7 @@ async def join(
             seq, replay = resumed
     snapshot = None
     if replay is None:
-        taken = await read_snapshot(connection.engine, project_id)
+        taken = await read_snapshot(connection.database.engine, project_id)
         seq, snapshot = taken.seq, taken.state
     assert seq is not None
     try:
@@ -108,10 +111,10 @@ async def join(
 
 
 async def _read_resume(
-    user_id: UserId, project_id: uuid.UUID, last_seq: int
+    database: Database, user_id: UserId, project_id: uuid.UUID, last_seq: int
 ) -> tuple[bool, tuple[int, list[p.EventFrame] | None] | None]:
     """Whether the user may read the project, and the resume read (read_resume's answer)."""
-    both = await read_resume_as(user_id, project_id, last_seq)
+    both = await read_resume_as(database, user_id, project_id, last_seq)
     if both is not None:
         return both.role is not None, both.resumed
     if await role_on(ProjectId(project_id), user_id) is None:

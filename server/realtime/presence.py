@@ -26,10 +26,10 @@ from typing import Any, NamedTuple, Protocol
 import msgspec
 import redis.asyncio as aioredis
 
+from server.concurrency.group_commit import GroupCommit
+from server.concurrency.recent import Recent
 from server.log import get_logger
-from server.projects.group_commit import GroupCommit
 from server.realtime.protocol import PresenceEntry
-from server.realtime.recent import Recent
 
 log = get_logger(__name__)
 OnOrphans = Callable[[uuid.UUID, dict[str, PresenceEntry]], Coroutine[Any, Any, None]]

@@ -21,7 +21,7 @@ from server.access.tables import AppUser, AuditLog
 from server.access.users import create_user
 from server.credits.service import InsufficientCredits, change_balance
 from server.credits.tables import CreditLedger
-from server.db.engine import create_engine, engine_lifespan
+from server.db.database import Database
 from server.settings import parse_database_url
 from server.types import UserId
 from tests.api.conftest import PASSWORD, Api
@@ -79,8 +79,8 @@ async def test_concurrent_deductions_never_overdraw(engine: Any, database_url: s
     user_id = await _user_with(engine, 10)
     # A pool of 20 so that (on PostgreSQL) 20 transactions really run at once;
     # SQLite serialises them with IMMEDIATE transactions and must get the same count.
-    wide = create_engine(parse_database_url(database_url))
-    async with engine_lifespan(wide, pool_size=20):
+    async with Database.of(parse_database_url(database_url), pool_size=20) as database:
+        wide = database.engine
         results = await asyncio.gather(
             *(change_balance(wide, user_id, -1, "test") for _ in range(50)),
             return_exceptions=True,
@@ -98,12 +98,12 @@ async def test_concurrent_deductions_never_overdraw(engine: Any, database_url: s
 _WORKER = """
 import asyncio, json, sys, uuid
 from server.credits.service import InsufficientCredits, change_balance
-from server.db.engine import create_engine, engine_lifespan
+from server.db.database import Database
 from server.settings import parse_database_url
 
 async def main(url, user_id, attempts):
-    engine = create_engine(parse_database_url(url))
-    async with engine_lifespan(engine, pool_size=attempts):
+    async with Database.of(parse_database_url(url), pool_size=attempts) as database:
+        engine = database.engine
         await engine.run_ddl("SELECT 1")
         print("ready", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
@@ -23,7 +24,7 @@ from server.events.tables import Event
 from server.projects import edits
 from server.projects.edits import Acked, Conflicted, EditRequest
 from server.types import ProjectId, UserId
-from tests.api.conftest import Account, Api, RecordingNotifier
+from tests.api.conftest import Account, Api, RecordingNotifier, app_for, serving
 
 
 class Twins:
@@ -56,7 +57,7 @@ class Twins:
         request = EditRequest(project_id=uuid.UUID(self.pid), **fields)
         user = UserId(uuid.UUID((who or self.owner).id))
         outcome, _ = await edits.apply(
-            self.api.ctx.engine, self.api.ctx.notifier, user, request, want_entity=not socket
+            self.api.ctx.database, self.api.ctx.notifier, user, request, want_entity=not socket
         )
         return outcome
 
@@ -246,8 +247,19 @@ async def test_a_retried_op_id_gets_its_first_outcome_whichever_path_either_took
     assert (await board.listed("item"))[str(item)]["h"] != 7.0
 
 
-@pytest.mark.parametrize("batch", [64, 1])
-async def test_concurrent_socket_edits_of_one_project_lose_nothing(api: Api, batch: int) -> None:
+@pytest.fixture(params=[64, 1])
+async def batched(
+    request: pytest.FixtureRequest, engine: Any, database_url: str
+) -> AsyncIterator[tuple[Api, int]]:
+    """The app with MOODBOARD_EDIT_BATCH set to the param (``engine`` empties the tables)."""
+    app = app_for(database_url, MOODBOARD_EDIT_BATCH=str(request.param))
+    async with serving(app) as client:
+        yield Api(app, client), request.param
+
+
+async def test_concurrent_socket_edits_of_one_project_lose_nothing(
+    batched: tuple[Api, int],
+) -> None:
     """Edits racing into one project (one database call in flight, the rest batched) all count.
 
     With MOODBOARD_EDIT_BATCH=1 every edit has a transaction of its own, with the same outcomes.
@@ -258,6 +270,7 @@ async def test_concurrent_socket_edits_of_one_project_lose_nothing(api: Api, bat
     twice (one outcome, applied once). Whatever batch each landed in, the
     outcome is the one the edits would get one after the other.
     """
+    api, batch = batched
     board = await twins(api)
     viewer = await api.register("viewer")
     await api.add_member(board.owner, board.pid, viewer, "viewer")
@@ -288,7 +301,6 @@ async def test_concurrent_socket_edits_of_one_project_lose_nothing(api: Api, bat
         except Exception as exc:  # the error a client would get
             return type(exc).__name__
 
-    edits.batch_edits(api.ctx.engine, batch)
     before = _batched_edits()
     outcomes = await asyncio.gather(*(send(*s) for s in sends))
     if isinstance(api.ctx.engine, PostgresEngine):  # the race did make batches, if allowed

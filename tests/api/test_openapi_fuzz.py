@@ -49,7 +49,7 @@ from schemathesis.core.failures import FailureGroup
 from schemathesis.python import asgi
 
 from server.access.users import create_or_promote_admin
-from server.db.engine import create_engine, engine_lifespan
+from server.db.database import Database
 from server.db.migrate import migrate
 from server.db.tables import TABLES
 from server.settings import parse_database_url
@@ -82,9 +82,10 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
 
 
 async def _make_admin(database_url: str) -> None:
-    db = create_engine(parse_database_url(database_url))
-    async with engine_lifespan(db, pool_size=1):
-        await create_or_promote_admin(db, email=ADMIN_EMAIL, password=PASSWORD, signup_credits=0)
+    async with Database.of(parse_database_url(database_url), pool_size=1) as db:
+        await create_or_promote_admin(
+            db.engine, email=ADMIN_EMAIL, password=PASSWORD, signup_credits=0
+        )
 
 
 @pytest.fixture(params=ENGINES)

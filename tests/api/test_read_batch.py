@@ -89,6 +89,7 @@ async def test_concurrent_authentications_share_statements_and_each_gets_its_own
     expired session, a deleted user's live session, an unknown token, and
     each token sent more than once.
     """
+    database = api.ctx.database
     users = [await api.register(f"u{n}") for n in range(4)]
     valid = [user.token for user in users] + [
         await login(api, users[0]),
@@ -107,7 +108,7 @@ async def test_concurrent_authentications_share_statements_and_each_gets_its_own
     assert len(tokens) == 60
 
     before = grouping("session")
-    alone = {t: await authenticate(t, ttl_s=TTL_S, via="bearer") for t in valid + refused}
+    alone = {t: await authenticate(database, t, ttl_s=TTL_S, via="bearer") for t in valid + refused}
     assert grouping("session").since(before) == Grouping(10, 10, 10, 10)  # one at a time
     assert [alone[token] is None for token in valid + refused] == [False] * 6 + [True] * 4
     owners = {token: str(alone[token].user_id) for token in valid}  # type: ignore[union-attr]
@@ -118,7 +119,9 @@ async def test_concurrent_authentications_share_statements_and_each_gets_its_own
     await UserSession.update({UserSession.last_seen_at: old}).where(of_token(valid[2]))
     before = grouping("session")
     tokens = tokens + tokens[:30]  # 90: more than one statement may take
-    together = await asyncio.gather(*(authenticate(t, ttl_s=TTL_S, via="bearer") for t in tokens))
+    together = await asyncio.gather(
+        *(authenticate(database, t, ttl_s=TTL_S, via="bearer") for t in tokens)
+    )
     seen = grouping("session").since(before)
     # The first call went alone; the 89 that came meanwhile went as 64, then 25.
     assert seen == Grouping(calls=3, reads=90, lone=1, within_bound=3)
@@ -166,6 +169,7 @@ async def test_concurrent_resumes_share_statements_and_each_gets_its_own_answer(
     from behind, at its head and from ahead of it; a project whose old
     events are gone (a snapshot is needed); a deleted project; no project.
     """
+    database = api.ctx.database
     owner, editor, teamed, both, outsider = [
         await api.register(name) for name in ("owner", "editor", "teamed", "both", "outsider")
     ]
@@ -200,7 +204,7 @@ async def test_concurrent_resumes_share_statements_and_each_gets_its_own_answer(
     assert len(calls) == 81
 
     before = grouping("resume")
-    alone = {call: await read_resume_as(*call) for call in dict.fromkeys(calls)}
+    alone = {call: await read_resume_as(database, *call) for call in dict.fromkeys(calls)}
     assert grouping("resume").since(before) == Grouping(27, 27, 27, 27)  # one at a time
 
     def answer(who: Account, pid: str, last_seq: int) -> ResumeAs | None:
@@ -225,7 +229,7 @@ async def test_concurrent_resumes_share_statements_and_each_gets_its_own_answer(
     assert answer(owner, nowhere, 0) == ResumeAs(role=None, resumed=None)
 
     before = grouping("resume")
-    together = await asyncio.gather(*(read_resume_as(*call) for call in calls))
+    together = await asyncio.gather(*(read_resume_as(database, *call) for call in calls))
     seen = grouping("resume").since(before)
     # The first call went alone; the 80 that came meanwhile went as 64, then 16.
     assert seen == Grouping(calls=3, reads=81, lone=1, within_bound=3)
@@ -258,10 +262,11 @@ async def test_a_storm_of_one_stale_session_slides_its_expiry_with_one_update(
 
     Another transaction holds the session's row, so the first call's touch is
     still waiting when the others read the session, stale, in their batch.
-    They must not queue behind it on the row's lock (each holding a lane
-    connection) to update nothing: one UPDATE statement in all, counted by a
+    They must not queue behind it on the row's lock (each holding a
+    statement connection) to update nothing: one UPDATE statement in all, counted by a
     statement-level trigger.
     """
+    database = api.ctx.database
     user = await api.register("tabs")
     old = datetime.now(UTC) - 2 * TOUCH_INTERVAL
     await UserSession.update({UserSession.last_seen_at: old}).where(of_token(user.token))
@@ -275,7 +280,7 @@ async def test_a_storm_of_one_stale_session_slides_its_expiry_with_one_update(
             "SELECT 1 FROM user_session WHERE token_hash = $1 FOR UPDATE", hash_token(user.token)
         )
         storm = asyncio.gather(
-            *(authenticate(user.token, ttl_s=TTL_S, via="bearer") for _ in range(50))
+            *(authenticate(database, user.token, ttl_s=TTL_S, via="bearer") for _ in range(50))
         )
         async with asyncio.timeout(10):
             # Asked outside the holder's transaction, whose view of the activity stays as it began.

@@ -1,16 +1,17 @@
-"""A lane of PostgreSQL connections for one-statement calls, lent without the pool's per-use work.
+"""Statement connections: a few PostgreSQL connections kept from the pool, lent per statement.
 
-The socket edit is one statement (``moodboard_edit_batch``), thousands a
-second; so are a socket's handshake and resume reads in a reconnect storm
-(``authenticate``, ``read_resume_as``: server/db/raw.py). Through the pool
-each one also paid for asyncpg's lending: a queue wait, a connection proxy,
-the release hook and a shielded release task, about a tenth of the server's
-CPU per edit. The lane takes a few
-connections out of the pool once, keeps them, and lends them with a list
-and a FIFO of waiters.
+A side door to the pool for the hottest one-statement calls
+(docs/performance.md calls it the statement lane). The socket edit is one statement
+(``moodboard_edit_batch``), thousands a second; so are a socket's handshake
+and resume reads in a reconnect storm (``authenticate``,
+``read_resume_as``: server/db/raw.py). Through the pool each one also paid
+for asyncpg's lending: a queue wait, a connection proxy, the release hook
+and a shielded release task, about a tenth of the server's CPU per edit.
+:class:`StatementConnections` takes a few connections out of the pool once,
+keeps them, and lends them with a list and a FIFO of waiters.
 
 It stays inside the pool's limit: it holds at most ``size`` connections
-(half the pool, see :func:`lane_size`), taken one at a time when every one
+(half the pool, see :func:`share_of`), taken one at a time when every one
 it holds is busy, so the rest of the server keeps the other half. A
 connection whose call ended in anything but a PostgreSQL error (which
 leaves an autocommit connection usable), or that closed while idle (its
@@ -27,8 +28,8 @@ from typing import Any
 import asyncpg
 
 
-def lane_size(pool_size: int) -> int:
-    """Half the pool; 0 (no lane) for a pool of one, whose connection everything needs."""
+def share_of(pool_size: int) -> int:
+    """How many connections they may hold: half the pool; 0 (none) for a pool of one."""
     return pool_size // 2
 
 
@@ -40,7 +41,7 @@ def _open(connection: Any) -> bool:
         return False
 
 
-class Lane:
+class StatementConnections:
     """Up to ``size`` connections taken from ``pool``; one statement per loan."""
 
     def __init__(self, pool: Any, size: int) -> None:
@@ -96,14 +97,14 @@ class Lane:
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
-                waiter.set_exception(asyncpg.InterfaceError("the statement lane is closed"))
+                waiter.set_exception(asyncpg.InterfaceError("the statement connections are closed"))
         if self._returning:
             await asyncio.gather(*self._returning, return_exceptions=True)
 
     async def _borrow(self) -> Any:
         while True:
             if self._closed:
-                raise asyncpg.InterfaceError("the statement lane is closed")
+                raise asyncpg.InterfaceError("the statement connections are closed")
             while self._idle:
                 connection = self._idle.pop()
                 if _open(connection):
@@ -151,7 +152,7 @@ class Lane:
         self._wake_for_a_slot()
 
     def _wake_for_a_slot(self) -> None:
-        """The lane holds fewer than its size: the first waiter may take one from the pool."""
+        """Fewer than ``size`` are held: the first waiter may take one from the pool."""
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():

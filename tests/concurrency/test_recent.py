@@ -1,8 +1,8 @@
-"""The shared, bounded store of made-once values (server/realtime/recent.py)."""
+"""The shared, bounded store of made-once values (server/concurrency/recent.py)."""
 
 from __future__ import annotations
 
-from server.realtime.recent import Recent
+from server.concurrency.recent import Recent
 
 
 def test_a_value_is_made_once_per_key_and_shared() -> None:

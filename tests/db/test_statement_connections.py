@@ -1,4 +1,4 @@
-"""The statement lane (server/db/lane.py) lends pool connections for one statement each."""
+"""The statement connections (server/db/statement_connections.py) lend one statement each."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from server.db.lane import Lane, lane_size
+from server.db.statement_connections import StatementConnections, share_of
 
 
 @pytest.fixture
@@ -20,18 +20,18 @@ async def pool(pg_url: str) -> AsyncIterator[asyncpg.Pool]:
         pool.terminate()
 
 
-def test_the_lane_takes_half_the_pool_and_none_of_a_pool_of_one() -> None:
+def test_they_take_half_the_pool_and_none_of_a_pool_of_one() -> None:
     """A pool of one keeps its connection for everything else; bigger pools lend half."""
-    assert [lane_size(n) for n in (1, 2, 4, 5, 20)] == [0, 1, 2, 2, 10]
+    assert [share_of(n) for n in (1, 2, 4, 5, 20)] == [0, 1, 2, 2, 10]
 
 
 async def test_more_calls_than_connections_all_answer_over_at_most_its_size(
     pool: asyncpg.Pool,
 ) -> None:
     """Twenty concurrent statements run over two connections; the pool still serves others."""
-    lane = Lane(pool, 2)
+    shared = StatementConnections(pool, 2)
     calls = [
-        lane.fetchval("SELECT pg_backend_pid() FROM pg_sleep(0.01) WHERE $1::int >= 0", i)
+        shared.fetchval("SELECT pg_backend_pid() FROM pg_sleep(0.01) WHERE $1::int >= 0", i)
         for i in range(20)
     ]
     gathered = asyncio.gather(*calls)
@@ -39,8 +39,8 @@ async def test_more_calls_than_connections_all_answer_over_at_most_its_size(
     pids = await gathered
     assert len(pids) == 20
     assert len(set(pids)) <= 2
-    assert lane.held <= 2
-    await lane.close()
+    assert shared.held <= 2
+    await shared.close()
     await asyncio.wait_for(pool.close(), 10)  # everything went back: close does not wait
 
 
@@ -48,66 +48,66 @@ async def test_a_refused_statement_reaches_its_caller_and_the_connection_stays(
     pool: asyncpg.Pool,
 ) -> None:
     """A PostgreSQL error is raised to the caller; the same connection serves the next call."""
-    lane = Lane(pool, 2)
-    first = await lane.fetchval("SELECT pg_backend_pid()")
+    shared = StatementConnections(pool, 2)
+    first = await shared.fetchval("SELECT pg_backend_pid()")
     with pytest.raises(asyncpg.DivisionByZeroError):
-        await lane.fetchval("SELECT 1 / $1::int", 0)
-    assert await lane.fetchval("SELECT pg_backend_pid()") == first
-    assert lane.held == 1
-    await lane.close()
+        await shared.fetchval("SELECT 1 / $1::int", 0)
+    assert await shared.fetchval("SELECT pg_backend_pid()") == first
+    assert shared.held == 1
+    await shared.close()
 
 
 async def test_a_cancelled_call_gives_its_connection_back_to_the_pool(
     pool: asyncpg.Pool,
 ) -> None:
-    """A call cancelled mid-statement leaves no broken connection in the lane."""
-    lane = Lane(pool, 1)
-    slow = asyncio.create_task(lane.fetchval("SELECT pg_sleep(30)"))
-    waiting = asyncio.create_task(lane.fetchval("SELECT 7"))  # queued behind the slow one
+    """A call cancelled mid-statement leaves no broken connection among them."""
+    shared = StatementConnections(pool, 1)
+    slow = asyncio.create_task(shared.fetchval("SELECT pg_sleep(30)"))
+    waiting = asyncio.create_task(shared.fetchval("SELECT 7"))  # queued behind the slow one
     await asyncio.sleep(0.2)
     slow.cancel()
     with pytest.raises(asyncio.CancelledError):
         await slow
     assert await asyncio.wait_for(waiting, 10) == 7
-    assert await lane.fetchval("SELECT 8") == 8
-    await lane.close()
+    assert await shared.fetchval("SELECT 8") == 8
+    await shared.close()
     await asyncio.wait_for(pool.close(), 10)
 
 
 async def test_a_waiter_that_gives_up_does_not_lose_the_connection(pool: asyncpg.Pool) -> None:
     """Cancelling a queued call hands the connection on to the next caller."""
-    lane = Lane(pool, 1)
-    busy = asyncio.create_task(lane.fetchval("SELECT 1 FROM pg_sleep(0.2)"))
+    shared = StatementConnections(pool, 1)
+    busy = asyncio.create_task(shared.fetchval("SELECT 1 FROM pg_sleep(0.2)"))
     await asyncio.sleep(0.05)
-    quitter = asyncio.create_task(lane.fetchval("SELECT 2"))
-    patient = asyncio.create_task(lane.fetchval("SELECT 3"))
+    quitter = asyncio.create_task(shared.fetchval("SELECT 2"))
+    patient = asyncio.create_task(shared.fetchval("SELECT 3"))
     await asyncio.sleep(0.05)
     quitter.cancel()
     assert await busy == 1
     assert await asyncio.wait_for(patient, 10) == 3
     assert quitter.cancelled()
-    assert lane.held == 1
-    await lane.close()
+    assert shared.held == 1
+    await shared.close()
     with pytest.raises(asyncpg.InterfaceError):
-        await lane.fetchval("SELECT 4")
+        await shared.fetchval("SELECT 4")
     await asyncio.wait_for(pool.close(), 10)
 
 
 async def test_a_connection_whose_backend_died_is_replaced(pool: asyncpg.Pool) -> None:
     """An idle connection whose backend went away is not lent: the next call gets a fresh one."""
-    lane = Lane(pool, 1)
-    dead = await lane.fetchval("SELECT pg_backend_pid()")
+    shared = StatementConnections(pool, 1)
+    dead = await shared.fetchval("SELECT pg_backend_pid()")
     assert await pool.fetchval("SELECT pg_terminate_backend($1)", dead)
     for _ in range(100):  # until the client has seen the connection close
         if await pool.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", dead) == 0:
             break
         await asyncio.sleep(0.02)
     await asyncio.sleep(0.1)
-    fresh = await lane.fetchval("SELECT pg_backend_pid()")
+    fresh = await shared.fetchval("SELECT pg_backend_pid()")
     assert fresh != dead
-    assert await lane.fetchval("SELECT pg_backend_pid()") == fresh
-    assert lane.held == 1
-    await lane.close()
+    assert await shared.fetchval("SELECT pg_backend_pid()") == fresh
+    assert shared.held == 1
+    await shared.close()
     await asyncio.wait_for(pool.close(), 10)
 
 
@@ -117,29 +117,29 @@ async def test_a_call_that_gives_up_waiting_for_the_pool_lets_the_next_one_try(
     """Cancelled while the pool had no connection free: the call queued behind it still runs."""
     pool = await asyncpg.create_pool(pg_url, min_size=1, max_size=1)
     try:
-        lane = Lane(pool, 1)
+        shared = StatementConnections(pool, 1)
         outside = await pool.acquire()  # the pool's only connection, busy elsewhere
-        first = asyncio.create_task(lane.fetchval("SELECT 1"))  # waits in the pool
-        second = asyncio.create_task(lane.fetchval("SELECT 2"))  # waits in the lane
+        first = asyncio.create_task(shared.fetchval("SELECT 1"))  # waits in the pool
+        second = asyncio.create_task(shared.fetchval("SELECT 2"))  # waits for a held one
         await asyncio.sleep(0.1)
         first.cancel()
         await asyncio.sleep(0.1)
         await pool.release(outside)
         assert await asyncio.wait_for(second, 10) == 2
         assert first.cancelled()
-        await lane.close()
+        await shared.close()
         await asyncio.wait_for(pool.close(), 10)
     finally:
         pool.terminate()
 
 
-async def test_calls_waiting_when_the_lane_closes_get_an_error(pool: asyncpg.Pool) -> None:
+async def test_calls_waiting_when_they_close_get_an_error(pool: asyncpg.Pool) -> None:
     """Shutting down: queued calls fail with an error, not a stray cancellation."""
-    lane = Lane(pool, 1)
-    busy = asyncio.create_task(lane.fetchval("SELECT 1 FROM pg_sleep(0.2)"))
-    queued = asyncio.create_task(lane.fetchval("SELECT 2"))
+    shared = StatementConnections(pool, 1)
+    busy = asyncio.create_task(shared.fetchval("SELECT 1 FROM pg_sleep(0.2)"))
+    queued = asyncio.create_task(shared.fetchval("SELECT 2"))
     await asyncio.sleep(0.05)
-    closing = asyncio.create_task(lane.close())
+    closing = asyncio.create_task(shared.close())
     with pytest.raises(asyncpg.InterfaceError):
         await queued
     assert await busy == 1
@@ -150,16 +150,16 @@ async def test_calls_waiting_when_the_lane_closes_get_an_error(pool: asyncpg.Poo
 async def test_rows_one_row_and_a_status_come_back_as_the_pool_gives_them(
     pool: asyncpg.Pool,
 ) -> None:
-    """``fetch``, ``fetchrow`` and ``execute`` answer like the pool's, on the lane's connection."""
-    lane = Lane(pool, 1)
-    rows = await lane.fetch("SELECT n, n * 2 AS twice FROM generate_series(1, $1::int) n", 3)
+    """``fetch``, ``fetchrow`` and ``execute`` answer like the pool's, on a held connection."""
+    shared = StatementConnections(pool, 1)
+    rows = await shared.fetch("SELECT n, n * 2 AS twice FROM generate_series(1, $1::int) n", 3)
     assert [(r["n"], r["twice"]) for r in rows] == [(1, 2), (2, 4), (3, 6)]
-    row = await lane.fetchrow("SELECT $1::text AS name, pg_backend_pid() AS pid", "ada")
+    row = await shared.fetchrow("SELECT $1::text AS name, pg_backend_pid() AS pid", "ada")
     assert row is not None
     assert row["name"] == "ada"
-    assert await lane.fetchrow("SELECT 1 WHERE false") is None
-    assert await lane.execute("SELECT pg_backend_pid()") == "SELECT 1"
-    assert await lane.fetchval("SELECT pg_backend_pid()") == row["pid"]  # the one connection
-    assert lane.held == 1
-    await lane.close()
+    assert await shared.fetchrow("SELECT 1 WHERE false") is None
+    assert await shared.execute("SELECT pg_backend_pid()") == "SELECT 1"
+    assert await shared.fetchval("SELECT pg_backend_pid()") == row["pid"]  # the one connection
+    assert shared.held == 1
+    await shared.close()
     await asyncio.wait_for(pool.close(), 10)

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from server.projects.group_commit import GroupCommit
+from server.concurrency.group_commit import GroupCommit
 
 
 class Recorder:

@@ -4,7 +4,7 @@ One module defines them all; the code that sees a thing happen calls one
 function or one ``.inc()`` here. Labels are bounded sets (frame types, close
 codes, outcomes, status codes): never a user, project or connection id.
 
-One ``moodboard serve`` is one process (server/serve.py runs a single uvicorn
+One ``moodboard serve`` is one process (server/transport/serve.py runs a single uvicorn
 worker), so the default in-process registry is right: to use more cores, run
 more instances and scrape each of them (DESIGN.md "scaling").
 

@@ -3,7 +3,7 @@
 The reader loop decodes each frame and feeds ``ConnectionSession``; the
 effects it returns are carried out here (sending, authenticating, joining,
 leaving, presence). Under uvicorn, the frames a socket is sent go to its
-transport together, in one write, at the hub's next ``uncork`` (wire.py):
+transport together, in one write, at the hub's next ``uncork`` (transport/wire.py):
 the end of this turn of the event loop, or, while frames are dense, up to
 MOODBOARD_WRITE_DELAY_US later. Under load a socket then costs one system
 call for several events. Frames a socket cannot take now (a slow reader) go
@@ -49,7 +49,7 @@ from server.realtime.session import (
     SetPresence,
 )
 from server.realtime.snapshot import REPLAYED_EVENTS, read_resume, read_resume_as, read_snapshot
-from server.realtime.wire import DirectWriter, Outgoing
+from server.transport.wire import DirectWriter, Outgoing
 from server.types import ProjectId, UserId
 
 log = get_logger(__name__)

@@ -3,7 +3,7 @@
 One ``Realtime`` per server instance. It keeps the local sockets by project,
 subscribes upstream on a project's first local subscriber and unsubscribes on
 its last, decodes each bus message once and hands the same text to every
-local subscriber, serialized once as a WebSocket frame (wire.py; DESIGN.md
+local subscriber, serialized once as a WebSocket frame (transport/wire.py; DESIGN.md
 "delivery path"). It is also the
 ``Notifier`` the services call after they commit: committed events, revoked
 sessions and access changes go out on the bus to every instance.
@@ -33,7 +33,7 @@ from server.realtime.bus import Broker, BrokerUnavailable
 from server.realtime.presence import PresenceStore
 from server.realtime.presence_batch import Change, PresenceBatch, diff, period, without
 from server.realtime.snapshot import project_seqs, read_events
-from server.realtime.wire import Outgoing
+from server.transport.wire import Outgoing
 from server.types import ProjectId, UserId
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ caller closes the connection with 4503 so the client resumes with
 
 Most of the time nothing is queued and the socket can take a frame at once:
 the connection then writes it in place (under uvicorn straight to the
-transport, realtime/wire.py; elsewhere through ASGI ``send``, run by
+transport, transport/wire.py; elsewhere through ASGI ``send``, run by
 :func:`start`) instead of queueing it and waking a task, which costs more
 than the write itself when one event goes to a thousand sockets. The queue
 is for the socket that cannot take a frame now (the transport's buffer is

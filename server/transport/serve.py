@@ -14,9 +14,9 @@ import uvicorn
 
 from server.app import create_app
 from server.realtime.hub import Realtime
-from server.realtime.upgrade import UpgradingHttpProtocol, WebSocketProtocol
-from server.realtime.wire import expose_send
 from server.settings import Settings
+from server.transport.upgrade import UpgradingHttpProtocol, WebSocketProtocol
+from server.transport.wire import expose_send
 
 YOUNG_COLLECTION_ALLOCATIONS = 5_000  # CPython's default is 700 (see DrainingServer.startup)
 
@@ -78,7 +78,7 @@ def run_server(settings: Settings, *, host: str, port: int) -> None:
         signal.signal(sig, lambda *_: None)
     app = create_app(settings)
     config = uvicorn.Config(
-        expose_send(app),  # fan-out frames go straight to the transport (realtime/wire.py)
+        expose_send(app),  # fan-out frames go straight to the transport (transport/wire.py)
         host=host,
         port=port,
         log_config=None,  # ours (server/log.py): structured, secrets redacted
@@ -89,7 +89,7 @@ def run_server(settings: Settings, *, host: str, port: int) -> None:
         ws_ping_interval=20.0,
         ws_ping_timeout=30.0,  # a peer that does not answer a ping in 30 s is dropped
         # Compression costs memory per socket, and a compressed frame could not be
-        # serialized once for every socket (realtime/wire.py).
+        # serialized once for every socket (transport/wire.py).
         ws_per_message_deflate=False,
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,

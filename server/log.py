@@ -12,10 +12,11 @@ the access log prints paths without query strings.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sys
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
 import structlog
@@ -126,6 +127,21 @@ def configure_logging(log_format: LogFormat = "console", level: str = "info") ->
     access.handlers[:] = []
     access.propagate = False
     access.disabled = True
+
+
+@contextlib.contextmanager
+def swallowed(
+    logger: structlog.stdlib.BoundLogger, event: str, *, level: int = logging.DEBUG, **context: Any
+) -> Iterator[None]:
+    """Go on past any exception in the block, logging what it was (debug: an expected end).
+
+    For the places that must carry on whatever failed (closing a socket whose
+    peer is gone, say): unlike ``contextlib.suppress(Exception)``, it says so.
+    """
+    try:
+        yield
+    except Exception as exc:
+        logger.log(level, event, error=repr(exc), **context)
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -26,6 +26,10 @@ from typing import Any
 
 import asyncpg
 
+from server.log import get_logger
+
+log = get_logger(__name__)
+
 
 def lane_size(pool_size: int) -> int:
     """Half the pool; 0 (no lane) for a pool of one, whose connection everything needs."""
@@ -160,5 +164,6 @@ class Lane:
 
     def _returned(self, task: asyncio.Task[None]) -> None:
         self._returning.discard(task)
-        if not task.cancelled():
-            task.exception()  # seen: the pool has already replaced a broken connection
+        error = None if task.cancelled() else task.exception()
+        if error is not None:  # the pool has already replaced a broken connection
+            log.debug("lane.release_failed", error=repr(error))

@@ -53,6 +53,7 @@ from server.projects import resources
 from server.projects.entities import generation_entity, rfc3339, room_entity, utc
 from server.projects.tables import Project, Room
 from server.projects.validation import clean_json, clean_text
+from server.tasks import spawn
 from server.types import ProjectId
 
 log = get_logger(__name__)
@@ -585,8 +586,8 @@ class GenerationQueue:
             return
         last = self._throttle.last_emit.get(generation_id, time.monotonic())
         delay = max(0.0, last + self.progress_interval_s - time.monotonic())
-        self._throttle.pending[generation_id] = asyncio.create_task(
-            self._flush(notifier, generation_id, project_id, delay)
+        self._throttle.pending[generation_id] = spawn(
+            self._flush(notifier, generation_id, project_id, delay), name="generation-progress"
         )
 
     async def _flush(

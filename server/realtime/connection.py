@@ -15,7 +15,7 @@ outbox is full the socket closes with 4503 (the client resumes with
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import time
 import uuid
 from collections.abc import Awaitable
@@ -28,7 +28,7 @@ from server import metrics
 from server.access.principal import Principal
 from server.access.sessions import authenticate
 from server.errors import CloseCode, ServerError
-from server.log import get_logger
+from server.log import get_logger, swallowed
 from server.projects import edits
 from server.projects.access import NO_ACCESS, role_on
 from server.projects.edits import EditRequest
@@ -49,6 +49,7 @@ from server.realtime.session import (
     SetPresence,
 )
 from server.realtime.snapshot import REPLAYED_EVENTS, read_resume, read_resume_as, read_snapshot
+from server.tasks import spawn
 from server.transport.wire import DirectWriter, Outgoing
 from server.types import ProjectId, UserId
 
@@ -253,7 +254,8 @@ class Connection:
                 return True
             try:
                 self._stalled = start(self._write(frame))  # outbox.py
-            except Exception:  # the peer is gone: the reader sees the disconnect
+            except Exception as exc:  # the peer is gone: the reader sees the disconnect
+                log.debug("ws.write_failed", connection_id=self.id, error=repr(exc))
                 return True
             if self._stalled is not None:  # the transport is full: the writer finishes it
                 self._wake_writer()
@@ -296,7 +298,7 @@ class Connection:
         storm of a thousand sockets makes no thousand tasks.
         """
         if self._writer is None and not self.closed:
-            self._writer = asyncio.create_task(self._write_loop(), name=f"ws-writer-{self.id}")
+            self._writer = spawn(self._write_loop(), name=f"ws-writer-{self.id}")
         else:
             self.outbox.wake()
 
@@ -337,7 +339,7 @@ class Connection:
 
     async def _write_loop(self) -> None:
         """Finish a stalled direct write, then write what queued behind it, in order."""
-        with contextlib.suppress(Exception):
+        with swallowed(log, "ws.writer_stopped", connection_id=self.id):  # the peer is gone
             while True:
                 if self._stalled is not None:
                     await self._stalled
@@ -439,7 +441,8 @@ class Connection:
 
     async def _bus_down(self, project_id: uuid.UUID, ref: str | None) -> None:
         """Redis did not answer while joining: undo the join, tell the client to retry."""
-        with contextlib.suppress(Exception):  # Redis is down: leaving may fail too
+        # Redis is down: leaving may fail too.
+        with swallowed(log, "ws.leave_failed", connection_id=self.id):
             await self._leave(project_id)
         self.session.join_failed(project_id)
         self.send_frame(
@@ -487,10 +490,11 @@ class Connection:
             if code is CloseCode.TOO_SLOW:
                 writer.cancel()
             else:
-                with contextlib.suppress(Exception):
+                # A slow or gone peer: the close goes on without the flush.
+                with swallowed(log, "ws.flush_on_close_failed", connection_id=self.id):
                     await asyncio.wait_for(asyncio.shield(writer), FLUSH_ON_CLOSE_S)
                 writer.cancel()
-        with contextlib.suppress(Exception):
+        with swallowed(log, "ws.close_failed", connection_id=self.id):  # the peer is gone
             await self.socket.close(code=int(code), reason=reason)
 
     async def _cleanup(self) -> None:
@@ -504,6 +508,7 @@ class Connection:
         if writer is not None:
             writer.cancel()
         for project_id in list(self.streams):
-            with contextlib.suppress(Exception):
+            # The bus may be down: presence entries then expire with the instance's TTL.
+            with swallowed(log, "ws.leave_failed", level=logging.INFO, connection_id=self.id):
                 await self._leave(project_id)
         self.realtime.unregister(self)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from redis.exceptions import RedisError
 
-from server import metrics
+from server import metrics, tasks
 from server.events.log import EventRecord
 from server.log import get_logger
 from server.projects.access import role_on
@@ -102,7 +102,7 @@ class Realtime:
         await self.broker.start()
         self.spawn(self._subscribe_control())  # Redis may be down at start: /readyz says so
         await self.presence.start()
-        self._healer = asyncio.create_task(self._heal_loop(), name="feed-heal")
+        self._healer = tasks.spawn(self._heal_loop(), name="feed-heal")
         self.broker.on_reconnect = self.heal
 
     async def stop(self) -> None:
@@ -174,9 +174,7 @@ class Realtime:
 
     def spawn(self, coro: Any) -> None:
         """Run ``coro`` in the background, keeping a reference until it ends."""
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        tasks.spawn(coro, keep_in=self._tasks)
 
     async def drain(self, window_s: float, batches: int = 10) -> None:
         """Close every socket with 1012, in batches spread over ``window_s`` (PROTOCOL.md 1)."""

@@ -16,6 +16,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from server.app import create_app
 from server.realtime.hub import Realtime
 from server.settings import Settings
+from server.tasks import spawn
 from server.transport.fast_paths import FastPaths, probe, report
 from server.transport.upgrade import UpgradingHttpProtocol, WebSocketProtocol
 from server.transport.wire import expose_send
@@ -70,7 +71,7 @@ class DrainingServer(uvicorn.Server):
             return
         self._draining = True
         loop = asyncio.get_event_loop()
-        loop.call_soon_threadsafe(lambda: loop.create_task(self._drain(sig, frame)))
+        loop.call_soon_threadsafe(lambda: spawn(self._drain(sig, frame), name="drain"))
 
     async def _drain(self, sig: int, frame: FrameType | None) -> None:
         try:

@@ -106,7 +106,11 @@ def configure_logging(log_format: LogFormat = "console", level: str = "info") ->
         cache_logger_on_first_use=False,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
+        # A standard library record's traceback (uvicorn's "Exception in ASGI
+        # application") becomes the record's "exception" string, as ours do.
+        foreign_pre_chain=[*shared, structlog.processors.format_exc_info]
+        if log_format == "json"
+        else shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
     )
     handler = logging.StreamHandler(sys.stderr)
@@ -114,6 +118,7 @@ def configure_logging(log_format: LogFormat = "console", level: str = "info") ->
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    logging.captureWarnings(True)  # a Python warning is a record too, not a bare stderr line
     # uvicorn's own access log prints query strings (where tokens could hide):
     # our middleware logs requests instead (server/http/middleware.py).
     for name in ("uvicorn", "uvicorn.error"):

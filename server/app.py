@@ -49,6 +49,7 @@ from server.realtime.endpoint import new_instance_id, ws_endpoint
 from server.realtime.hub import Realtime
 from server.realtime.presence import MemoryPresence, PresenceStore, RedisPresence
 from server.settings import Settings
+from server.tasks import spawn
 
 log = get_logger(__name__)
 
@@ -139,7 +140,7 @@ def create_app(settings: Settings) -> Litestar:
             if listener is not None:
                 await listener.start()
             maintenance = (
-                asyncio.create_task(
+                spawn(
                     run_periodically(
                         engine,
                         settings.maintenance_policy,
@@ -170,13 +171,14 @@ def create_app(settings: Settings) -> Litestar:
             )
             # Expired leases go back to the queue even while no worker claims.
             worker_stop = asyncio.Event()
-            sweeper = asyncio.create_task(
+            sweeper = spawn(
                 queue.sweep_forever(
                     realtime, max(1.0, settings.generation_lease_s / 3), worker_stop
-                )
+                ),
+                name="generation-sweeper",
             )
             worker = (
-                asyncio.create_task(_inprocess_worker(app, settings, queue, worker_stop))
+                spawn(_inprocess_worker(app, settings, queue, worker_stop), name="worker")
                 if settings.inprocess_worker
                 else None
             )

@@ -25,7 +25,7 @@ MAX_WORKER_ID = 100  # the queue keeps 128; each slot appends "/<n>"
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from server.db.migrate import migrate
-    from server.serve import run_server
+    from server.transport.serve import run_server
 
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port

@@ -1,6 +1,9 @@
 """Logging: structlog for our lines and for the standard library's (uvicorn, piccolo).
 
-JSON where logs are collected, readable in a terminal (``MOODBOARD_LOG_FORMAT``).
+Every line the server writes is one record: JSON where logs are collected,
+readable in a terminal (``MOODBOARD_LOG_FORMAT``). The per-socket lines of
+uvicorn and websockets are debug lines; Piccolo's migration runner, which
+prints, is captured into one record (server/db/migrate.py).
 Request and connection ids travel in ``structlog.contextvars`` so every line
 emitted while serving one carries it. Secrets never reach a log: any key that
 names a token, password, cookie, authorization header or key is redacted, and
@@ -9,10 +12,11 @@ the access log prints paths without query strings.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sys
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
 import structlog
@@ -20,6 +24,20 @@ import structlog
 from server.settings import LogFormat
 
 REDACTED = "[redacted]"
+# What uvicorn and websockets log at info for every socket (on the logger "uvicorn.error",
+# which uvicorn also hands websockets' ServerProtocol): a thousand lines per thousand
+# sockets. They become debug lines; the ``WebSocket <path>`` ones lose the query string.
+_PER_SOCKET_LINES = frozenset(
+    {
+        '%s - "WebSocket %s" [accepted]',
+        '%s - "WebSocket %s" 403',
+        '%s - "WebSocket %s" %d',
+        "connection open",
+        "connection closed",
+        "connection rejected (%d %s)",
+        "HTTP response sent (%d %s)",
+    }
+)
 _SECRET_KEY = re.compile(r"password|passwd|token|secret|cookie|authorization|api_key|^key$", re.I)
 
 
@@ -46,6 +64,19 @@ def _redact_processor(
         else:
             event_dict[key] = redact(event_dict[key])
     return event_dict
+
+
+class PerSocketLinesAtDebug(logging.Filter):
+    """Turns the per-socket info lines of uvicorn and websockets into debug lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or record.msg not in _PER_SOCKET_LINES:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        if isinstance(record.args, tuple) and len(record.args) >= 2:
+            path = str(record.args[1]).partition("?")[0]  # a query string may hold a token
+            record.args = (record.args[0], path, *record.args[2:])
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
 
 
 def configure_logging(log_format: LogFormat = "console", level: str = "info") -> None:
@@ -75,7 +106,11 @@ def configure_logging(log_format: LogFormat = "console", level: str = "info") ->
         cache_logger_on_first_use=False,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
+        # A standard library record's traceback (uvicorn's "Exception in ASGI
+        # application") becomes the record's "exception" string, as ours do.
+        foreign_pre_chain=[*shared, structlog.processors.format_exc_info]
+        if log_format == "json"
+        else shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
     )
     handler = logging.StreamHandler(sys.stderr)
@@ -83,15 +118,35 @@ def configure_logging(log_format: LogFormat = "console", level: str = "info") ->
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    logging.captureWarnings(True)  # a Python warning is a record too, not a bare stderr line
     # uvicorn's own access log prints query strings (where tokens could hide):
     # our middleware logs requests instead (server/http/middleware.py).
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    uvicorn_error = logging.getLogger("uvicorn.error")
+    ours = PerSocketLinesAtDebug
+    uvicorn_error.filters[:] = [f for f in uvicorn_error.filters if not isinstance(f, ours)]
+    uvicorn_error.addFilter(PerSocketLinesAtDebug())
     access = logging.getLogger("uvicorn.access")
     access.handlers[:] = []
     access.propagate = False
     access.disabled = True
+
+
+@contextlib.contextmanager
+def swallowed(
+    logger: structlog.stdlib.BoundLogger, event: str, *, level: int = logging.DEBUG, **context: Any
+) -> Iterator[None]:
+    """Go on past any exception in the block, logging what it was (debug: an expected end).
+
+    For the places that must carry on whatever failed (closing a socket whose
+    peer is gone, say): unlike ``contextlib.suppress(Exception)``, it says so.
+    """
+    try:
+        yield
+    except Exception as exc:
+        logger.log(level, event, error=repr(exc), **context)
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -4,7 +4,7 @@ One module defines them all; the code that sees a thing happen calls one
 function or one ``.inc()`` here. Labels are bounded sets (frame types, close
 codes, outcomes, status codes): never a user, project or connection id.
 
-One ``moodboard serve`` is one process (server/serve.py runs a single uvicorn
+One ``moodboard serve`` is one process (server/transport/serve.py runs a single uvicorn
 worker), so the default in-process registry is right: to use more cores, run
 more instances and scrape each of them (DESIGN.md "scaling").
 
@@ -121,6 +121,13 @@ READ_BATCH = Histogram(
 DB_POOL_SIZE = Gauge("moodboard_db_pool_connections", "PostgreSQL pool connections open")
 DB_POOL_IDLE = Gauge("moodboard_db_pool_idle", "PostgreSQL pool connections idle")
 DB_POOL_MAX = Gauge("moodboard_db_pool_max", "PostgreSQL pool size limit")
+TRANSPORT_FAST_PATH = Gauge(
+    "moodboard_transport_fast_path",
+    "Transport fast paths a probe socket took at startup (1) or not (0), by path: "
+    "direct_write (frames straight to the socket), fast_upgrade (the handshake parsed "
+    "once); 0 after a library upgrade means it silently turned off (server/transport/)",
+    ["path"],
+)
 
 # --- generations and credits -------------------------------------------------------------
 GENERATIONS_WAITING = Gauge(
@@ -173,6 +180,7 @@ ALL = (
     DB_POOL_SIZE,
     DB_POOL_IDLE,
     DB_POOL_MAX,
+    TRANSPORT_FAST_PATH,
     GENERATIONS_WAITING,
     GENERATION_OLDEST_QUEUED,
     GENERATION_OUTCOMES,
@@ -191,6 +199,12 @@ _FINISHED = frozenset({"succeeded", "failed", "canceled"})
 def render() -> bytes:
     """The exposition text of every series."""
     return generate_latest(REGISTRY)
+
+
+def transport_fast_paths(*, direct_write: bool, fast_upgrade: bool) -> None:
+    """Record which transport fast paths are active (server/transport/fast_paths.py)."""
+    TRANSPORT_FAST_PATH.labels("direct_write").set(int(direct_write))
+    TRANSPORT_FAST_PATH.labels("fast_upgrade").set(int(fast_upgrade))
 
 
 def http_answered(method: str | None, status: int | None, started: float) -> None:

@@ -173,6 +173,13 @@ DESCRIPTIONS: dict[str, tuple[str | None, str]] = {
         "`127.0.0.1`",
         "proxies trusted for `X-Forwarded-For` / `X-Forwarded-Proto` (comma list, `*`: any)",
     ),
+    "MOODBOARD_FAST_UPGRADE": (
+        None,
+        "hand a WebSocket upgrade the request httptools already parsed instead of parsing "
+        "it again (server/transport/upgrade.py); `false` takes uvicorn's own path (to "
+        "measure it, or if a uvicorn release breaks it; the startup line and "
+        "`moodboard_transport_fast_path` say whether it is active)",
+    ),
     "MOODBOARD_METRICS_TOKEN": (
         "unset",
         "at least 16 characters: `/metrics` then needs `Authorization: Bearer <token>`. "

@@ -109,6 +109,7 @@ class Settings:
     ended_retention_days: int = 7
     maintenance_interval_s: int = 3600
     forwarded_allow_ips: str = "127.0.0.1"
+    fast_upgrade: bool = True
     metrics_token: str | None = None  # None: /metrics answers loopback peers only
     backup_dir: str = "./backups"
     backup_keep_daily: int = 7
@@ -342,6 +343,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ended_retention_days=_int(env, "MOODBOARD_ENDED_RETENTION_DAYS", 7, 0, 36_500),
         maintenance_interval_s=_int(env, "MOODBOARD_MAINTENANCE_INTERVAL_S", 3600, 0, 7 * 86_400),
         forwarded_allow_ips=env.get("MOODBOARD_FORWARDED_ALLOW_IPS", "").strip() or "127.0.0.1",
+        fast_upgrade=_bool(env, "MOODBOARD_FAST_UPGRADE", True),
         metrics_token=_metrics_token(env),
         backup_dir=env.get("MOODBOARD_BACKUP_DIR", "").strip() or "./backups",
         backup_keep_daily=_int(env, "MOODBOARD_BACKUP_KEEP_DAILY", 7, 0, 3660),

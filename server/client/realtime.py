@@ -43,6 +43,7 @@ from server.client.state import Applied, ProjectState
 from server.client.stream import EventStream
 from server.log import get_logger
 from server.realtime import protocol as p
+from server.tasks import spawn
 
 log = get_logger(__name__)
 CLOSE_UNAUTHORIZED = 4401  # PROTOCOL.md 3.5: the only close after which retrying is pointless
@@ -458,9 +459,7 @@ class Client(EditMethods):
     # --- helpers --------------------------------------------------------------------------------
 
     def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        spawn(coro, name="moodboard-client-send", keep_in=self._tasks)
 
     def _notify(self) -> None:
         changed, self._changed = self._changed, asyncio.Event()

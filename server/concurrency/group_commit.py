@@ -23,6 +23,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
+from server.tasks import spawn
+
 K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
 R = TypeVar("R")
@@ -84,9 +86,7 @@ class GroupCommit(Generic[K, T, R]):
             self._waiting.pop(key, None)
             return
         del waiting[:taken]
-        task = asyncio.get_running_loop().create_task(self._run_batch(key, batch))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        spawn(self._run_batch(key, batch), name="group-commit", keep_in=self._tasks)
 
     async def _run_batch(self, key: K, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         try:

@@ -9,8 +9,10 @@ same for two processes started by mistake.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import importlib
+import io
 import os
 from pathlib import Path
 
@@ -34,7 +36,14 @@ class MigrationError(RuntimeError):
     """A migration failed; the database is left at the last one that succeeded."""
 
 
-async def _forwards(database: DatabaseUrl) -> None:
+async def _ran() -> set[str]:
+    if not await Migration.table_exists().run():
+        return set()
+    return set(await Migration.get_migrations_which_ran(app_name=APP_NAME))
+
+
+async def _forwards(database: DatabaseUrl) -> list[str]:
+    """Run the pending migrations; the ids of those it applied."""
     # Piccolo's runner finds its engine through the PICCOLO_CONF module (and
     # caches it on its Migration table): point both at ``database``.
     os.environ.setdefault("PICCOLO_CONF", PICCOLO_CONF_MODULE)
@@ -42,9 +51,20 @@ async def _forwards(database: DatabaseUrl) -> None:
     engine = create_engine(database)
     conf.__dict__["DB"] = engine
     Migration._meta.db = engine
-    result = await run_forwards(APP_NAME)
+    before = await _ran()
+    # The runner prints (emoji lines) into what is our JSON log stream: keep its
+    # text for a failure's record, and log what it did as one record instead.
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+            result = await run_forwards(APP_NAME)
+    except Exception:
+        log.error("migrations.failed", output=printed.getvalue())
+        raise
     if not result.success:
+        log.error("migrations.failed", message=result.message, output=printed.getvalue())
         raise MigrationError(result.message)
+    return sorted(await _ran() - before)
 
 
 async def migrate(database: DatabaseUrl) -> None:
@@ -55,7 +75,7 @@ async def migrate(database: DatabaseUrl) -> None:
             log.info("migrations.waiting_for_lock")
             await connection.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
             try:
-                await _forwards(database)
+                applied = await _forwards(database)
             finally:
                 await connection.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
         finally:
@@ -68,7 +88,7 @@ async def migrate(database: DatabaseUrl) -> None:
         with lock_path.open("w") as lock_file:  # noqa: ASYNC230
             await asyncio.to_thread(fcntl.flock, lock_file, fcntl.LOCK_EX)
             try:
-                await _forwards(database)
+                applied = await _forwards(database)
             finally:
                 fcntl.flock(lock_file, fcntl.LOCK_UN)
-    log.info("migrations.done", database=database.redacted)
+    log.info("migrations.done", database=database.redacted, applied=applied)

@@ -27,6 +27,10 @@ from typing import Any
 
 import asyncpg
 
+from server.log import get_logger
+
+log = get_logger(__name__)
+
 
 def share_of(pool_size: int) -> int:
     """How many connections they may hold: half the pool; 0 (none) for a pool of one."""
@@ -161,5 +165,6 @@ class StatementConnections:
 
     def _returned(self, task: asyncio.Task[None]) -> None:
         self._returning.discard(task)
-        if not task.cancelled():
-            task.exception()  # seen: the pool has already replaced a broken connection
+        error = None if task.cancelled() else task.exception()
+        if error is not None:  # the pool has already replaced a broken connection
+            log.debug("lane.release_failed", error=repr(error))

@@ -5,8 +5,8 @@ channel ``moodboard_events`` with ``<project_id>:<seq>`` after logging a
 change made outside the server. One dedicated connection per instance (not a
 pool connection: LISTEN needs its own session) receives them; the realtime
 feed then reads the events from the log. When the connection drops (a
-PostgreSQL restart), it reconnects with backoff and asks for a full heal,
-since notifications sent meanwhile are gone.
+PostgreSQL restart), it reconnects after a backoff with full jitter and asks
+for a full heal, since notifications sent meanwhile are gone.
 """
 
 from __future__ import annotations
@@ -20,10 +20,13 @@ from typing import Any
 import asyncpg
 
 from server import metrics
-from server.log import get_logger
+from server.client.backoff import Backoff
+from server.log import get_logger, swallowed
+from server.tasks import spawn
 
 CHANNEL = "moodboard_events"
 log = get_logger(__name__)
+RECONNECT_BACKOFF = Backoff(base_s=0.1, cap_s=5.0)
 
 
 class Listener:
@@ -35,18 +38,18 @@ class Listener:
         on_notify: Callable[[uuid.UUID, int], None],
         on_reconnect: Callable[[], Coroutine[Any, Any, None]],
         *,
-        reconnect_max_s: float = 5.0,
+        backoff: Backoff = RECONNECT_BACKOFF,
     ) -> None:
         self.reconnects = 0
         self._dsn = dsn
         self._on_notify = on_notify
         self._on_reconnect = on_reconnect
-        self._reconnect_max_s = reconnect_max_s
+        self._backoff = backoff
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="pg-listener")
+        self._task = spawn(self._run(), name="pg-listener")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -62,7 +65,7 @@ class Listener:
             log.warning("listener.bad_payload", payload=payload[:100])
 
     async def _run(self) -> None:
-        delay = 0.1
+        failures = 0
         first = True
         while True:
             connection = None
@@ -72,7 +75,7 @@ class Listener:
                 connection.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await connection.add_listener(CHANNEL, self._notified)
                 self.connected.set()
-                delay = 0.1
+                failures = 0
                 if not first:
                     self.reconnects += 1
                     metrics.LISTEN_RECONNECTS.inc()
@@ -86,11 +89,12 @@ class Listener:
                 raise
             except Exception as exc:
                 self.connected.clear()
-                log.warning("listener.connect_failed", error=repr(exc), retry_in_s=delay)
+                delay = self._backoff.delay(failures)
+                failures += 1
+                log.warning("listener.connect_failed", error=repr(exc), retry_in_s=round(delay, 3))
                 first = False
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, self._reconnect_max_s)
             finally:
                 if connection is not None and not connection.is_closed():
-                    with contextlib.suppress(Exception):
+                    with swallowed(log, "listener.close_failed"):
                         await connection.close(timeout=1)

@@ -25,6 +25,7 @@ from server.events.notify import Notifier
 from server.generations.jobs import logged
 from server.generations.tables import Generation
 from server.log import get_logger
+from server.tasks import spawn
 from server.types import ProjectId
 
 log = get_logger(__name__)
@@ -66,8 +67,8 @@ class ProgressEvents:
             return
         last = self._last_emit.get(generation_id, time.monotonic())
         delay = max(0.0, last + self.interval_s - time.monotonic())
-        self._pending[generation_id] = asyncio.create_task(
-            self._flush(notifier, generation_id, project_id, delay)
+        self._pending[generation_id] = spawn(
+            self._flush(notifier, generation_id, project_id, delay), name="generation-progress"
         )
 
     async def _flush(

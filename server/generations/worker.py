@@ -33,6 +33,7 @@ from server.errors import Conflict
 from server.events.notify import Notifier
 from server.generations.queue import GenerationQueue, Owner
 from server.log import get_logger
+from server.tasks import spawn
 
 log = get_logger(__name__)
 
@@ -250,7 +251,7 @@ class Worker:
             last[:] = [progress, stage]
             await self.api.progress(job.id, worker_id, progress, stage)
 
-        heartbeat = asyncio.create_task(self._heartbeat(job, worker_id, last))
+        heartbeat = spawn(self._heartbeat(job, worker_id, last), name="worker-heartbeat")
         try:
             picture = await self.generator.generate(job, report)
             resource = await self.api.upload(job.id, worker_id, picture.content_type, picture.data)

@@ -21,11 +21,14 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from server import metrics
-from server.log import get_logger
+from server.client.backoff import Backoff
+from server.log import get_logger, swallowed
+from server.tasks import spawn
 
 log = get_logger(__name__)
 OnMessage = Callable[[str, bytes], None]
 OnReconnect = Callable[[], Coroutine[Any, Any, None]]
+RECONNECT_BACKOFF = Backoff(base_s=0.05, cap_s=5.0)
 
 
 class BrokerUnavailable(RuntimeError):
@@ -82,7 +85,8 @@ class RedisBroker:
     ``subscribe`` returns once Redis confirmed the subscription, so a caller
     that subscribes and then reads the database cannot miss an event
     published after that read. When the connection drops, the reader
-    reconnects with backoff, subscribes again to every channel and calls
+    reconnects after a backoff with full jitter (every instance lost the same
+    Redis: they must not come back in one wave), subscribes again to every channel and calls
     ``on_reconnect`` (events published meanwhile must come from the log).
 
     Publishes are sent in batches: every ``publish`` made while the previous
@@ -98,14 +102,14 @@ class RedisBroker:
         self,
         client: aioredis.Redis,
         *,
-        reconnect_max_s: float = 5.0,
+        backoff: Backoff = RECONNECT_BACKOFF,
         confirm_timeout_s: float = 5.0,
     ) -> None:
         self.on_message: OnMessage | None = None
         self.on_reconnect: OnReconnect | None = None
         self.reconnects = 0
         self._client = client
-        self._reconnect_max_s = reconnect_max_s
+        self._backoff = backoff
         self._confirm_timeout_s = confirm_timeout_s
         self._channels: set[str] = set()
         self._pending: dict[str, list[asyncio.Future[None]]] = {}
@@ -118,7 +122,7 @@ class RedisBroker:
 
     async def start(self) -> None:
         self._pubsub = self._client.pubsub()
-        self._reader = asyncio.create_task(self._read(), name="redis-bus-reader")
+        self._reader = spawn(self._read(), name="redis-bus-reader")
 
     async def stop(self) -> None:
         if self._sender is not None:
@@ -133,7 +137,7 @@ class RedisBroker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
         if self._pubsub is not None:
-            with contextlib.suppress(Exception):
+            with swallowed(log, "bus.close_failed"):
                 await self._pubsub.aclose()
         for futures in self._pending.values():
             for future in futures:
@@ -164,7 +168,7 @@ class RedisBroker:
         sent = self._outgoing_sent
         self._outgoing.append((channel, payload))
         if self._sender is None or self._sender.done():
-            self._sender = asyncio.create_task(self._send_batches(), name="redis-bus-publisher")
+            self._sender = spawn(self._send_batches(), name="redis-bus-publisher")
         # shield: a caller that gives up must not cancel its batch-mates' future
         await asyncio.shield(sent)
 
@@ -191,7 +195,7 @@ class RedisBroker:
                 future.set_result(None)
 
     async def _read(self) -> None:
-        delay = 0.05
+        failures = 0
         while True:
             try:
                 if not self._pubsub.subscribed:
@@ -200,7 +204,7 @@ class RedisBroker:
                     await asyncio.sleep(0.05)  # nothing to read until a first subscribe
                     continue
                 message = await self._pubsub.get_message(timeout=1.0)
-                delay = 0.05
+                failures = 0
                 if message is None:
                     continue
                 kind = message["type"]
@@ -212,13 +216,14 @@ class RedisBroker:
             except asyncio.CancelledError:
                 raise
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                log.warning("bus.disconnected", error=repr(exc), retry_in_s=delay)
+                delay = self._backoff.delay(failures)
+                failures += 1
+                log.warning("bus.disconnected", error=repr(exc), retry_in_s=round(delay, 3))
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, self._reconnect_max_s)
                 await self._resubscribe()
 
     async def _resubscribe(self) -> None:
-        with contextlib.suppress(Exception):
+        with swallowed(log, "bus.close_failed"):  # the old connection is broken anyway
             await self._pubsub.aclose()
         self._pubsub = self._client.pubsub()
         try:
@@ -230,6 +235,4 @@ class RedisBroker:
         metrics.BUS_RECONNECTS.inc()
         log.info("bus.reconnected", channels=len(self._channels))
         if self.on_reconnect is not None:
-            task = asyncio.get_running_loop().create_task(self.on_reconnect())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            spawn(self.on_reconnect(), name="redis-bus-reconnected", keep_in=self._tasks)

@@ -4,7 +4,7 @@ The reader loop decodes each frame and feeds ``SocketStateMachine``
 (socket_state.py); the effects it returns are carried out here (sending,
 authenticating, joining (join.py), leaving, presence). Under uvicorn, the
 frames a socket is sent are held and go to its transport together, in one
-write, at the next write round (write_rounds.py, wire.py): the end of this
+write, at the next write round (write_rounds.py, transport/wire.py): the end of this
 turn of the event loop, or, while frames are dense, up to
 MOODBOARD_WRITE_DELAY_US later. Under load a socket then costs one system
 call for several events. Frames a socket cannot take now (a slow reader) go
@@ -16,7 +16,7 @@ outbox is full the socket closes with 4503 (the client resumes with
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import time
 import uuid
 from collections.abc import Awaitable
@@ -29,7 +29,7 @@ from server.access.principal import Principal
 from server.access.sessions import authenticate
 from server.db.database import Database
 from server.errors import CloseCode, ServerError
-from server.log import get_logger
+from server.log import get_logger, swallowed
 from server.projects import edits
 from server.projects.edits import EditRequest
 from server.realtime import protocol as p
@@ -47,7 +47,8 @@ from server.realtime.socket_state import (
     SetPresence,
     SocketStateMachine,
 )
-from server.realtime.wire import DirectWriter, Outgoing
+from server.tasks import spawn
+from server.transport.wire import DirectWriter, Outgoing
 from server.types import UserId
 
 log = get_logger(__name__)
@@ -278,7 +279,7 @@ class Connection:
         storm of a thousand sockets makes no thousand tasks.
         """
         if self._writer is None and not self.closed:
-            self._writer = asyncio.create_task(self._write_loop(), name=f"ws-writer-{self.id}")
+            self._writer = spawn(self._write_loop(), name=f"ws-writer-{self.id}")
         else:
             self.outbox.wake()
 
@@ -319,7 +320,7 @@ class Connection:
 
     async def _write_loop(self) -> None:
         """Write the queued frames onto the socket, in order, until the outbox closes."""
-        with contextlib.suppress(Exception):
+        with swallowed(log, "ws.writer_stopped", connection_id=self.id):  # the peer is gone
             while True:
                 frame = self.outbox.take()
                 if frame is not None:
@@ -371,10 +372,11 @@ class Connection:
             if code is CloseCode.TOO_SLOW:
                 writer.cancel()
             else:
-                with contextlib.suppress(Exception):
+                # A slow or gone peer: the close goes on without the flush.
+                with swallowed(log, "ws.flush_on_close_failed", connection_id=self.id):
                     await asyncio.wait_for(asyncio.shield(writer), FLUSH_ON_CLOSE_S)
                 writer.cancel()
-        with contextlib.suppress(Exception):
+        with swallowed(log, "ws.close_failed", connection_id=self.id):  # the peer is gone
             await self.socket.close(code=int(code), reason=reason)
 
     async def _cleanup(self) -> None:
@@ -388,6 +390,7 @@ class Connection:
         if writer is not None:
             writer.cancel()
         for project_id in list(self.streams):
-            with contextlib.suppress(Exception):
+            # The bus may be down: presence entries then expire with the instance's TTL.
+            with swallowed(log, "ws.leave_failed", level=logging.INFO, connection_id=self.id):
                 await self.leave(project_id)
         self.realtime.sockets.unregister(self)

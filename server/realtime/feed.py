@@ -35,7 +35,7 @@ from server import metrics
 from server.events.reads import project_seqs, read_events
 from server.log import get_logger
 from server.realtime import protocol as p
-from server.realtime.wire import Outgoing
+from server.transport.wire import Outgoing
 
 if TYPE_CHECKING:
     from server.realtime.connection import Connection

@@ -11,7 +11,7 @@ One ``Realtime`` per server instance. Its parts, one module each:
 Here: the lifetime (start, stop, the SIGTERM drain), the upstream
 subscription (on a project's first local follower; dropped after its last),
 the routing of each bus message, decoded once, to the part that handles it
-(an event's frame is the same bytes for every socket: wire.py; DESIGN.md
+(an event's frame is the same bytes for every socket: transport/wire.py; DESIGN.md
 "delivery path"), and the ``Notifier`` the services call after they commit:
 committed events, revoked sessions and access changes go out on the bus to
 every instance.
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from server import metrics
+from server import metrics, tasks
 from server.events.log import EventRecord
 from server.log import get_logger
 from server.realtime import envelope as env
@@ -38,9 +38,9 @@ from server.realtime.feed import Feeds
 from server.realtime.presence import PresenceStore
 from server.realtime.presence_fanout import PRESENCE_FLUSH_S, PresenceFanout
 from server.realtime.registry import SocketRegistry
-from server.realtime.wire import Outgoing
 from server.realtime.write_rounds import WRITE_DELAY_S, WriteRounds
 from server.timestamps import rfc3339
+from server.transport.wire import Outgoing
 from server.types import ProjectId, UserId
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ class Realtime:
         await self.broker.start()
         self.spawn(self.control.subscribe())  # Redis may be down at start: /readyz says so
         await self.presence.store.start()
-        self._healer = asyncio.create_task(self.feeds.heal_forever(), name="feed-heal")
+        self._healer = tasks.spawn(self.feeds.heal_forever(), name="feed-heal")
         self.broker.on_reconnect = self.feeds.heal
 
     async def stop(self) -> None:
@@ -104,9 +104,7 @@ class Realtime:
 
     def spawn(self, coro: Any) -> None:
         """Run ``coro`` in the background, keeping a reference until it ends."""
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        tasks.spawn(coro, keep_in=self._tasks)
 
     async def drain(self, window_s: float, batches: int = 10) -> None:
         """Close every socket with 1012, in batches spread over ``window_s`` (PROTOCOL.md 1)."""

@@ -10,7 +10,6 @@ feed, and nothing is sent twice.
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -18,14 +17,17 @@ from typing import TYPE_CHECKING
 from server import metrics
 from server.db.database import Database
 from server.events.reads import read_resume, read_resume_as, read_snapshot
+from server.log import get_logger, swallowed
 from server.projects.access import NO_ACCESS, role_on
 from server.realtime import protocol as p
 from server.realtime.bus import BrokerUnavailable
-from server.realtime.wire import Outgoing
+from server.transport.wire import Outgoing
 from server.types import ProjectId, UserId
 
 if TYPE_CHECKING:
     from server.realtime.connection import Connection
+
+log = get_logger(__name__)
 
 
 @dataclass(slots=True)
@@ -129,7 +131,8 @@ def _refuse(connection: Connection, project_id: uuid.UUID, ref: str | None) -> N
 
 async def _bus_down(connection: Connection, project_id: uuid.UUID, ref: str | None) -> None:
     """Redis did not answer while joining: undo the join, tell the client to retry."""
-    with contextlib.suppress(Exception):  # Redis is down: leaving may fail too
+    # Redis is down: leaving may fail too.
+    with swallowed(log, "ws.leave_failed", connection_id=connection.id):
         await connection.leave(project_id)
     connection.machine.join_failed(project_id)
     connection.send_frame(

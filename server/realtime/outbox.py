@@ -7,7 +7,7 @@ caller closes the connection with 4503 so the client resumes with
 ``last_seq`` and loses nothing.
 
 Under uvicorn most frames never come here: the connection hands them straight
-to the transport (realtime/wire.py). The queue is for the socket that cannot
+to the transport (transport/wire.py). The queue is for the socket that cannot
 take a frame now (the transport's buffer is full: a slow reader), and for
 every frame under any other server (the test client, hypercorn), where the
 writer task's ASGI ``send`` writes them.

@@ -30,6 +30,7 @@ from server.concurrency.group_commit import GroupCommit
 from server.concurrency.recent import Recent
 from server.log import get_logger
 from server.realtime.protocol import PresenceEntry
+from server.tasks import spawn
 
 log = get_logger(__name__)
 OnOrphans = Callable[[uuid.UUID, dict[str, PresenceEntry]], Coroutine[Any, Any, None]]
@@ -185,7 +186,7 @@ class RedisPresence:
         return f"{self._prefix}instances"
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="presence-heartbeat")
+        self._task = spawn(self._loop(), name="presence-heartbeat")
 
     async def stop(self) -> None:
         if self._task is not None:

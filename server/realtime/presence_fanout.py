@@ -27,7 +27,7 @@ from server.realtime import protocol as p
 from server.realtime.bus import BrokerUnavailable
 from server.realtime.presence import PresenceStore
 from server.realtime.presence_batch import Change, PresenceBatch, diff, period, without
-from server.realtime.wire import Outgoing
+from server.transport.wire import Outgoing
 
 if TYPE_CHECKING:
     from server.realtime.connection import Connection

@@ -7,7 +7,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from server.realtime.feed import Feeds
-from server.realtime.wire import Outgoing
+from server.transport.wire import Outgoing
 
 PROJECT = uuid.uuid4()
 

@@ -1,4 +1,4 @@
-"""The WebSocket upgrade given httptools' parsed request (server/realtime/upgrade.py), on uvicorn.
+"""The WebSocket upgrade given httptools' parsed request (server/transport/upgrade.py), on uvicorn.
 
 Whatever the handshake, the client must get what uvicorn alone would give it,
 and the app the same scope.
@@ -16,8 +16,8 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.asyncio.client import connect
 from websockets.http11 import Request
 
-from server.realtime.upgrade import WebSocketProtocol
-from tests.realtime.serving import serving
+from server.transport.upgrade import WebSocketProtocol
+from tests.transport.serving import serving
 
 UVICORN_ALONE = {"http": HttpToolsProtocol, "ws": WebSocketsSansIOProtocol}
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="

@@ -12,8 +12,8 @@ from litestar import Litestar, websocket
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-from server.realtime.upgrade import UpgradingHttpProtocol, WebSocketProtocol
-from server.realtime.wire import expose_send
+from server.transport.upgrade import UpgradingHttpProtocol, WebSocketProtocol
+from server.transport.wire import expose_send
 
 
 @contextlib.asynccontextmanager

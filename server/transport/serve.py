@@ -11,12 +11,15 @@ from types import FrameType
 from typing import Any
 
 import uvicorn
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from server.app import create_app
 from server.realtime.hub import Realtime
-from server.realtime.upgrade import UpgradingHttpProtocol, WebSocketProtocol
-from server.realtime.wire import expose_send
 from server.settings import Settings
+from server.tasks import spawn
+from server.transport.fast_paths import FastPaths, probe, report
+from server.transport.upgrade import UpgradingHttpProtocol, WebSocketProtocol
+from server.transport.wire import expose_send
 
 YOUNG_COLLECTION_ALLOCATIONS = 5_000  # CPython's default is 700 (see DrainingServer.startup)
 
@@ -39,6 +42,13 @@ class DrainingServer(uvicorn.Server):
         self._draining = False
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        # Before the first socket: whether the fast paths work with these library versions.
+        config, ws = self.config, self.config.ws_protocol_class
+        paths = await probe(
+            config.http_protocol_class, ws, per_message_deflate=config.ws_per_message_deflate
+        )
+        upgrade_wanted = ws is not None and issubclass(ws, WebSocketProtocol)
+        report(paths, wanted=FastPaths(direct_write=True, fast_upgrade=upgrade_wanted))
         await super().startup(sockets)
         # Everything built so far (the app, its routes and models, the modules) lives
         # as long as the process. Frozen, the garbage collector no longer walks it:
@@ -61,7 +71,7 @@ class DrainingServer(uvicorn.Server):
             return
         self._draining = True
         loop = asyncio.get_event_loop()
-        loop.call_soon_threadsafe(lambda: loop.create_task(self._drain(sig, frame)))
+        loop.call_soon_threadsafe(lambda: spawn(self._drain(sig, frame), name="drain"))
 
     async def _drain(self, sig: int, frame: FrameType | None) -> None:
         try:
@@ -78,18 +88,20 @@ def run_server(settings: Settings, *, host: str, port: int) -> None:
         signal.signal(sig, lambda *_: None)
     app = create_app(settings)
     config = uvicorn.Config(
-        expose_send(app),  # fan-out frames go straight to the transport (realtime/wire.py)
+        expose_send(app),  # fan-out frames go straight to the transport (transport/wire.py)
         host=host,
         port=port,
         log_config=None,  # ours (server/log.py): structured, secrets redacted
         access_log=False,  # it prints query strings; our middleware logs requests
+        # Drops its parser after an upgrade (no reference cycle per socket), and, with
+        # WebSocketProtocol, hands it the request httptools parsed (MOODBOARD_FAST_UPGRADE).
         http=UpgradingHttpProtocol,
-        ws=WebSocketProtocol,  # websockets-sansio, given the request httptools parsed
+        ws=WebSocketProtocol if settings.fast_upgrade else WebSocketsSansIOProtocol,
         ws_max_size=64 * 1024,  # larger frames close with 1009 (PROTOCOL.md 3.5)
         ws_ping_interval=20.0,
         ws_ping_timeout=30.0,  # a peer that does not answer a ping in 30 s is dropped
         # Compression costs memory per socket, and a compressed frame could not be
-        # serialized once for every socket (realtime/wire.py).
+        # serialized once for every socket (transport/wire.py).
         ws_per_message_deflate=False,
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,

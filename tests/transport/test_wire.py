@@ -1,4 +1,4 @@
-"""Frames written straight to uvicorn's transport (server/realtime/wire.py), on a real uvicorn."""
+"""Frames written straight to uvicorn's transport (server/transport/wire.py), on a real uvicorn."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from litestar.testing import TestClient
 from websockets.asyncio.client import connect
 
 from server.realtime.endpoint import release
-from server.realtime.upgrade import UpgradingHttpProtocol
-from server.realtime.wire import SCOPE_KEY, DirectWriter, Outgoing
-from tests.realtime.serving import serving
+from server.transport.upgrade import UpgradingHttpProtocol
+from server.transport.wire import SCOPE_KEY, DirectWriter, Outgoing
+from tests.transport.serving import serving
 
 PAYLOADS = [b'{"n":1}', ('{"note":"' + "é" * 200 + '"}').encode(), b'"' + b"x" * 70_000 + b'"']
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import structlog
 
-from server.client.backoff import Backoff
+from server.concurrency.backoff import Backoff
 from server.events import listener
 from server.realtime import bus
 from tests.conftest import free_port

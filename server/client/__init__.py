@@ -6,7 +6,7 @@ is the REST half, ``Client`` the realtime half; docs/python-client.md shows
 both at work.
 """
 
-from server.client.backoff import Backoff
+from server.concurrency.backoff import Backoff
 from server.client.errors import (
     ApiError,
     ClientError,

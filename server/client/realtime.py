@@ -29,7 +29,7 @@ import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from server.client.backoff import Backoff
+from server.concurrency.backoff import Backoff
 from server.client.edits import EditMethods, Id
 from server.client.errors import (
     ClientError,

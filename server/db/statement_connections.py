@@ -167,4 +167,4 @@ class StatementConnections:
         self._returning.discard(task)
         error = None if task.cancelled() else task.exception()
         if error is not None:  # the pool has already replaced a broken connection
-            log.debug("lane.release_failed", error=repr(error))
+            log.debug("statement_connections.release_failed", error=repr(error))

@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 
 from server import metrics
-from server.client.backoff import Backoff
+from server.concurrency.backoff import Backoff
 from server.log import get_logger, swallowed
 from server.tasks import spawn
 

@@ -21,7 +21,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from server import metrics
-from server.client.backoff import Backoff
+from server.concurrency.backoff import Backoff
 from server.log import get_logger, swallowed
 from server.tasks import spawn
 

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from server.client import rebase
-from server.client.backoff import Backoff
+from server.concurrency.backoff import Backoff
 from server.client.state import Applied, ProjectState
 from server.realtime import protocol as p
 

@@ -613,8 +613,8 @@ def render_routes(app: Litestar) -> str:
     for route in app.routes:
         if isinstance(route, WebSocketRoute):
             lines.append(
-                f"| `GET {route.path_format}` | the WebSocket (§3) | signed in (at the handshake"
-                " or with an `auth` frame) | none | 101 | 403 foreign Origin |"
+                f"| `GET {route.path_format}` | the WebSocket (docs/protocol.md §3) | signed in"
+                " (at the handshake or with an `auth` frame) | none | 101 | 403 foreign Origin |"
             )
     return "\n".join(lines)
 

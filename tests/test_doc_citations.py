@@ -73,3 +73,11 @@ def test_a_bare_section_is_the_documents_own_and_ambiguous_elsewhere() -> None:
     assert problems(P, "as §42 says") == [f"{P} has no section §42 of its own"]
     assert problems("server/x.py", "as §3.2 says") == ["§3.2 does not say which document"]
     assert problems("server/x.py", f"`{P}` §3.2 and {D} §9.4") == []
+
+
+def test_the_repository_cites_only_what_exists() -> None:
+    """No file cites a document outside the repository or a section, file or test that is gone."""
+    found = [str(problem) for problem in cite_docs.check()]
+    assert not found, (
+        "run: python3 scripts/cite_docs.py --apply (then fix the rest):\n" + "\n".join(found)
+    )

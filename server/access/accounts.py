@@ -45,7 +45,7 @@ class Client:
 
 
 def user_view(row: dict[str, Any]) -> dict[str, Any]:
-    """PROTOCOL.md's user: ``{id, email, name, role, credits, created_at}``."""
+    """The user of docs/protocol.md §2.9: ``{id, email, name, role, credits, created_at}``."""
     return {
         "id": str(row["id"]),
         "email": row["email"],
@@ -270,7 +270,7 @@ async def erase(
 
 
 async def _leave_projects(user_id: UserId) -> list[EventRecord]:
-    """A ``member.deleted`` event in each live project the user is leaving (PROTOCOL.md 3.2).
+    """A ``member.deleted`` event in each live project the user is leaving (docs/protocol.md §3.2).
 
     Removing a membership is a change of the project's state like any other, so
     its subscribers (and later replays) must learn of it.

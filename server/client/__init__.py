@@ -1,7 +1,7 @@
 """The Python client: one implementation of the protocol on the client side.
 
 Used by the worker (``worker_api``), by tests and by the load tests; it speaks
-the same msgspec protocol module as the server (PROTOCOL.md). ``RestClient``
+the same msgspec protocol module as the server (docs/protocol.md). ``RestClient``
 is the REST half, ``Client`` the realtime half; docs/python-client.md shows
 both at work.
 """

@@ -1,4 +1,4 @@
-"""The realtime half of the client (PROTOCOL.md 3): one socket, resumed forever.
+"""The realtime half of the client (docs/protocol.md §3): one socket, resumed forever.
 
 A background task owns the socket: it connects (bearer token or session
 cookie at the handshake, 3.1), waits for ``ready``, joins every project the
@@ -44,7 +44,7 @@ from server.log import get_logger
 from server.realtime import protocol as p
 
 log = get_logger(__name__)
-CLOSE_UNAUTHORIZED = 4401  # PROTOCOL.md 3.5: the only close after which retrying is pointless
+CLOSE_UNAUTHORIZED = 4401  # docs/protocol.md §5: the only close after which retrying is pointless
 Id = uuid.UUID | str
 
 

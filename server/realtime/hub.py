@@ -3,8 +3,8 @@
 One ``Realtime`` per server instance. It keeps the local sockets by project,
 subscribes upstream on a project's first local subscriber and unsubscribes on
 its last, decodes each bus message once and hands the same text to every
-local subscriber, serialized once as a WebSocket frame (wire.py; DESIGN.md
-"delivery path"). It is also the
+local subscriber, serialized once as a WebSocket frame (wire.py; docs/architecture.md
+§3). It is also the
 ``Notifier`` the services call after they commit: committed events, revoked
 sessions and access changes go out on the bus to every instance.
 """
@@ -179,7 +179,7 @@ class Realtime:
         task.add_done_callback(self._tasks.discard)
 
     async def drain(self, window_s: float, batches: int = 10) -> None:
-        """Close every socket with 1012, in batches spread over ``window_s`` (PROTOCOL.md 1)."""
+        """Close every socket with 1012, in batches over ``window_s`` (docs/protocol.md §1)."""
         from server.errors import CloseCode
 
         self.draining = True
@@ -341,7 +341,7 @@ class Realtime:
         """Send the project's changes: the first at once, then at most once a period.
 
         A quiet project's join goes out in the next turn of the loop; under load
-        the changes made meanwhile go out together (PROTOCOL.md 3.4: coalesced,
+        the changes made meanwhile go out together (docs/protocol.md §3.4: coalesced,
         latest wins). Ends, dropping the batch, when a period passed with none.
         """
         try:
@@ -447,7 +447,7 @@ class Realtime:
             if await role_on(ProjectId(project_id), UserId(user_id)) is None:
                 await connection.revoke(project_id)
 
-    # --- gap-free delivery (DESIGN.md "delivery path") -------------------------------
+    # --- gap-free delivery (docs/architecture.md §3) -------------------------------
 
     def feed_start(self, project_id: uuid.UUID, seq: int) -> None:
         """A join read the project at ``seq``: the feed delivers in order from there."""

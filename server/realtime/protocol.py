@@ -1,4 +1,4 @@
-"""The WebSocket wire protocol of PROTOCOL.md section 3, sans I/O.
+"""The WebSocket wire protocol of docs/protocol.md §3, sans I/O.
 
 Every client and server message is a ``msgspec.Struct`` in a tagged union on
 ``type``. One module-level decoder turns a text frame into a client message
@@ -17,8 +17,8 @@ import msgspec
 from server.errors import ErrorCode
 
 PROTOCOL_VERSION = 1
-MAX_FRAME_BYTES = 64 * 1024  # larger frames close the socket with 1009 (PROTOCOL.md 3.5)
-MAX_PRESENCE_STATE_BYTES = 2 * 1024  # PROTOCOL.md 3.4
+MAX_FRAME_BYTES = 64 * 1024  # larger frames close the socket with 1009 (docs/protocol.md §3.5)
+MAX_PRESENCE_STATE_BYTES = 2 * 1024  # docs/protocol.md §3.4
 
 Ref = Annotated[str, msgspec.Meta(max_length=64)]
 OpId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
@@ -31,7 +31,7 @@ JoinMode = Literal["snapshot", "replay"]
 
 
 class ClientMessage(msgspec.Struct, tag_field="type", forbid_unknown_fields=True, kw_only=True):
-    """A frame a client sends; unknown fields are refused (PROTOCOL.md preamble)."""
+    """A frame a client sends; unknown fields are refused (docs/protocol.md §0)."""
 
     ref: Ref | None = None
 
@@ -254,7 +254,7 @@ def decode(raw: bytes | str) -> ClientFrame:
 
 
 def binary_frame_error() -> ProtocolError:
-    """The reply to a binary frame (PROTOCOL.md 3.5: a bad message)."""
+    """The reply to a binary frame (docs/protocol.md §3.5: a bad message)."""
     return ProtocolError(
         "bad_request", "binary frames are not part of the protocol; send JSON text"
     )
@@ -279,7 +279,7 @@ def decode_server(raw: bytes | str) -> ServerFrame:
     Fields a later server adds are ignored, so an older client keeps working.
 
     Raises:
-        msgspec.ValidationError: the frame breaks the contract of PROTOCOL.md 3.
+        msgspec.ValidationError: the frame breaks the contract of docs/protocol.md §3.
         msgspec.DecodeError: the frame is not JSON.
     """
     return _server_decoder.decode(raw)

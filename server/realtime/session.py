@@ -1,4 +1,4 @@
-"""One connection's state machine, sans I/O (PROTOCOL.md 3.1-3.5).
+"""One connection's state machine, sans I/O (docs/protocol.md §3).
 
 ``unauthenticated -> ready -> closed``, plus the set of joined projects. The
 socket handler (``endpoint.py``) feeds it decoded frames and the outcomes of
@@ -27,7 +27,7 @@ class Phase(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Per-connection limits (PROTOCOL.md 3.5); keyword settings with numeric defaults."""
+    """Per-connection limits (docs/protocol.md §3.5); keyword settings with numeric defaults."""
 
     max_joins: int = 20
     rate: float = 50.0

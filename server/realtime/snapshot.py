@@ -1,4 +1,4 @@
-"""What a joining socket receives first (PROTOCOL.md 3.2): a snapshot at seq S, or a replay.
+"""What a joining socket receives first (docs/protocol.md §3.2): a snapshot at seq S, or a replay.
 
 The snapshot is read in one transaction that sees one consistent state
 (REPEATABLE READ on PostgreSQL; a read transaction in SQLite's WAL mode), and
@@ -92,7 +92,7 @@ async def current_seq(project_id: uuid.UUID) -> int | None:
 
 
 def event_frame(row: dict[str, Any]) -> p.EventFrame:
-    """An event row (JSON loaded) as the event frame of PROTOCOL.md 3.2."""
+    """An event row (JSON loaded) as the event frame of docs/protocol.md §3.2."""
     return p.EventFrame(
         project_id=row["project_id"],
         seq=int(row["seq"]),

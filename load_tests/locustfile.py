@@ -4,7 +4,7 @@ Locust ships no plain-WebSocket user, so :class:`RealtimeSocket` is a small
 one on ``websocket-client`` (gevent-friendly: Locust monkey-patches sockets)
 that reports every exchange into Locust's statistics (request type ``WS``):
 
-- ``connect+auth``: TCP + upgrade + the ``ready`` frame (PROTOCOL.md 3.1);
+- ``connect+auth``: TCP + upgrade + the ``ready`` frame (docs/protocol.md §3.1);
 - ``join``: ``join`` -> ``joined`` (3.2);
 - ``edit->ack``: an edit to its ``ack`` (3.3); ``edit->conflict`` when the
   server answered a conflict instead (normal under concurrent edits);

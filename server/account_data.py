@@ -3,8 +3,7 @@
 Both span the domains: the user's sessions, memberships and teams (access),
 their credit ledger (credits), the projects they own and the events that
 name them (projects, events). So they live here, beside the domains rather
-than inside one of them (../shared/STYLE.md: a use case that spans domains
-gets its own module).
+than inside one of them: a use case that spans domains gets its own module.
 """
 
 from __future__ import annotations
@@ -150,7 +149,7 @@ async def erase(
 
 
 async def _leave_projects(user_id: UserId) -> list[EventRecord]:
-    """A ``member.deleted`` event in each live project the user is leaving (PROTOCOL.md 3.2).
+    """A ``member.deleted`` event in each live project the user is leaving (docs/protocol.md §3.2).
 
     Removing a membership is a change of the project's state like any other, so
     its subscribers (and later replays) must learn of it.

@@ -1,7 +1,7 @@
 """The ``moodboard`` command: serve, migrate, worker, create-admin, create-service-account,
 maintenance, backup, restore.
 
-PROTOCOL.md section 1; the operator's side is in docs/operations.md.
+docs/protocol.md §1; the operator's side is in docs/operations.md.
 
 Every command reads the settings once; an invalid setting ends the command
 with one line naming the variable (exit status 2), never a traceback.

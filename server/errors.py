@@ -1,7 +1,7 @@
 """One exception tree for the whole server.
 
-Each error carries its wire ``code`` (PROTOCOL.md 3.5), the HTTP status REST
-answers with (PROTOCOL.md 2, RFC 9457 problem+json) and, where a socket must
+Each error carries its wire ``code`` (docs/protocol.md §4), the HTTP status REST
+answers with (docs/protocol.md §2.1, RFC 9457 problem+json) and, where a socket must
 close, the close code. ``app.py`` turns them into HTTP in one place.
 """
 
@@ -24,7 +24,7 @@ ErrorCode = Literal[
 
 
 class CloseCode(IntEnum):
-    """WebSocket close codes of PROTOCOL.md 3.5."""
+    """WebSocket close codes of docs/protocol.md §5."""
 
     NORMAL = 1000
     SERVICE_RESTART = 1012

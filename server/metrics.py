@@ -6,7 +6,7 @@ codes, outcomes, status codes): never a user, project or connection id.
 
 One ``moodboard serve`` is one process (server/transport/serve.py runs a single uvicorn
 worker), so the default in-process registry is right: to use more cores, run
-more instances and scrape each of them (DESIGN.md "scaling").
+more instances and scrape each of them (docs/architecture.md §8).
 
 Counters count what happened on *this* instance since it started; Prometheus'
 ``rate()``/``increase()`` and ``sum by`` across instances do the rest. Gauges

@@ -1,4 +1,4 @@
-"""Settings, read once from the environment (PROTOCOL.md section 1).
+"""Settings, read once from the environment (docs/protocol.md §1).
 
 Nothing else in the code base reads ``os.environ``: the composition root calls
 :func:`load_settings` once and hands the frozen result to whoever needs it.

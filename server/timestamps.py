@@ -1,7 +1,7 @@
 """Times as the wire writes them: aware UTC datetimes, RFC 3339 strings with a Z.
 
 REST bodies, events, snapshots and exports all carry times this one way
-(PROTOCOL.md section 2), whatever the database handed back.
+(docs/protocol.md §2), whatever the database handed back.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The field-level merge rule of PROTOCOL.md 3.3 (pure, property-tested)."""
+"""The field-level merge rule of docs/protocol.md §3.3 (pure, property-tested)."""
 
 from __future__ import annotations
 

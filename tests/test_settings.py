@@ -1,4 +1,4 @@
-"""Settings: defaults for a newcomer, one clear error per bad variable (PROTOCOL.md 1)."""
+"""Settings: defaults for a newcomer, one clear error per bad variable (docs/protocol.md §1)."""
 
 from __future__ import annotations
 

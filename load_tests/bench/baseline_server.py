@@ -1,6 +1,6 @@
 """The bare baseline: a minimal broadcast server on the ``websockets`` library.
 
-It speaks just enough of PROTOCOL.md section 3 for the benchmark's
+It speaks just enough of docs/protocol.md §3 for the benchmark's
 workloads: ``ready`` on connect (any token), ``join`` (with ``last_seq``
 replay from an in-memory log), ``edit`` (no storage, no validation, no
 permissions: the next seq and version, an ``ack`` to the author and the event

@@ -42,7 +42,7 @@ W1_REFINE_STEPS = 2
 W1_REFINE_PAUSE_S = 1.0
 RESUME_LIMIT_S = 30.0
 W4_SOCKETS_PER_PROJECT = 50  # a busy board; every join tells every member (presence)
-# PROTOCOL.md 3.5: a socket's default message rate. W1 spreads a step's edits over
+# docs/protocol.md §3.5: a socket's default message rate. W1 spreads a step's edits over
 # enough of the project's sockets to stay under it, as that many collaborators would.
 W1_EDITS_PER_SOCKET = 50
 # The W1 project's items, each busy from its edit's send to its ack: enough that only

@@ -40,7 +40,7 @@ class Client:
 
 
 def user_view(row: dict[str, Any]) -> dict[str, Any]:
-    """PROTOCOL.md's user: ``{id, email, name, role, credits, created_at}``."""
+    """The user of docs/protocol.md §2.9: ``{id, email, name, role, credits, created_at}``."""
     return {
         "id": str(row["id"]),
         "email": row["email"],

@@ -1,4 +1,4 @@
-"""The permission policy: pure functions, no I/O (DESIGN.md "Access and sessions").
+"""The permission policy: pure functions, no I/O (docs/architecture.md §5).
 
 Every endpoint, and later the socket, asks here. Roles on a project are
 ordered owner > editor > viewer; a user's effective role is the highest of

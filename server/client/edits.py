@@ -1,4 +1,4 @@
-"""The client's edits (PROTOCOL.md 3.3): sent at once, or queued while offline; acked, rebased.
+"""The client's edits (docs/protocol.md §3.3): sent now or queued while offline; acked, rebased.
 
 ``edit`` sends one edit and waits for its answer; ``create``, ``update`` and
 ``delete`` are its shorthands (``update`` and ``delete`` take the base

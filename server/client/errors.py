@@ -1,4 +1,4 @@
-"""The client's one exception tree (STYLE.md: one exception root)."""
+"""The client's one exception tree (one root for all of them)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ class ClientError(Exception):
 
 
 class ApiError(ClientError):
-    """A REST call answered with an RFC 9457 problem (PROTOCOL.md 2).
+    """A REST call answered with an RFC 9457 problem (docs/protocol.md §2.1).
 
-    ``code`` is the problem's ``code`` member (PROTOCOL.md 3.5), ``problem``
+    ``code`` is the problem's ``code`` member (docs/protocol.md §4), ``problem``
     the whole body (a 409 conflict carries the conflict members there).
     """
 
@@ -31,7 +31,7 @@ class Unauthorized(ClientError):
 
 
 class ServerRefused(ClientError):
-    """The server answered a request with an ``error`` frame (PROTOCOL.md 3.5)."""
+    """The server answered a request with an ``error`` frame (docs/protocol.md §3.5)."""
 
     def __init__(self, frame: p.Error) -> None:
         super().__init__(f"{frame.code}: {frame.message}")
@@ -42,7 +42,7 @@ class ServerRefused(ClientError):
 class EditConflict(ClientError):
     """An edit that could not be rebased (the entity is gone, or rebasing kept failing).
 
-    ``conflict`` is the server's last conflict frame (PROTOCOL.md 3.3).
+    ``conflict`` is the server's last conflict frame (docs/protocol.md §3.3).
     """
 
     def __init__(self, conflict: p.Conflict, reason: str) -> None:

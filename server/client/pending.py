@@ -1,4 +1,4 @@
-"""Edits waiting for an answer, keyed by ``op_id`` (PROTOCOL.md 3.3), sans I/O.
+"""Edits waiting for an answer, keyed by ``op_id`` (docs/protocol.md §3.3), sans I/O.
 
 Each entry is the caller's intent, the attempt now on the wire and the future
 the caller awaits. An edit stays here until the server answers it, so after a
@@ -42,7 +42,7 @@ class _Pending:
 
 
 def new_op_id() -> str:
-    """A fresh client operation id (PROTOCOL.md 3.3: at most 64 characters)."""
+    """A fresh client operation id (docs/protocol.md §3.3: at most 64 characters)."""
     return f"c-{uuid.uuid4().hex}"
 
 

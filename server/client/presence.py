@@ -1,4 +1,4 @@
-"""Throttled presence (PROTOCOL.md 3.4): at most one ``presence`` frame per project per interval.
+"""Throttled presence (docs/protocol.md §3.4): one ``presence`` frame per project per interval.
 
 Cursor moves come far faster than anyone needs them; the latest state wins
 and is sent when the interval allows. The last state sent is remembered so a

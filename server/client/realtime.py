@@ -1,4 +1,4 @@
-"""The realtime half of the client (PROTOCOL.md 3): one socket, resumed forever.
+"""The realtime half of the client (docs/protocol.md §3): one socket, resumed forever.
 
 A background task owns the socket: it connects (bearer token or session
 cookie at the handshake, 3.1), waits for ``ready``, joins every project the
@@ -29,7 +29,6 @@ import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from server.concurrency.backoff import Backoff
 from server.client.edits import EditMethods, Id
 from server.client.errors import (
     ClientError,
@@ -41,12 +40,13 @@ from server.client.pending import PendingEdits
 from server.client.presence import PresenceThrottle
 from server.client.state import Applied, ProjectState
 from server.client.stream import EventStream
+from server.concurrency.backoff import Backoff
 from server.log import get_logger
 from server.realtime import protocol as p
 from server.tasks import spawn
 
 log = get_logger(__name__)
-CLOSE_UNAUTHORIZED = 4401  # PROTOCOL.md 3.5: the only close after which retrying is pointless
+CLOSE_UNAUTHORIZED = 4401  # docs/protocol.md §5: the only close after which retrying is pointless
 
 
 class Client(EditMethods):

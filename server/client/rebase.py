@@ -1,4 +1,4 @@
-"""What to do when an edit comes back as a ``conflict`` (PROTOCOL.md 3.3), sans I/O.
+"""What to do when an edit comes back as a ``conflict`` (docs/protocol.md §3.3), sans I/O.
 
 The caller meant "these fields should hold these values". When the entity
 still exists, that intent is re-applied on top of the current version (a new

@@ -1,10 +1,10 @@
-"""The REST half of the client (PROTOCOL.md 2): a small typed wrapper over httpx.
+"""The REST half of the client (docs/protocol.md §2): a small typed wrapper over httpx.
 
 Responses decode into the same Structs the server answers with
 (``server/http/schemas.py``), so a contract change breaks both sides at once.
 Authentication is a bearer token (the default: the one ``register``/``login``
 return) or the session cookie (``auth="cookie"``; state-changing calls then
-send a same-origin ``Origin``, PROTOCOL.md 2).
+send a same-origin ``Origin``, docs/protocol.md §2.1).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A project's state as a client sees it: the snapshot, then every event in seq order (sans I/O).
 
-PROTOCOL.md 3.2 promises every event exactly once, in order, with no gap,
+docs/protocol.md §3.2 promises every event exactly once, in order, with no gap,
 end to end across reconnects. The state checks that promise rather than
 trusting it: an event at or below the last applied seq is a duplicate and is
 dropped; one beyond the next seq is a gap, reported so the connection can
@@ -18,7 +18,7 @@ from typing import Any
 from server.realtime import protocol as p
 
 Entity = dict[str, Any]
-# The snapshot's lists and the event ``entity`` names they hold (PROTOCOL.md 3.2).
+# The snapshot's lists and the event ``entity`` names they hold (docs/protocol.md §3.2).
 COLLECTIONS = {"room": "rooms", "item": "items", "generation": "generations", "member": "members"}
 
 
@@ -104,7 +104,7 @@ class ProjectState:
             found.pop(event.id, None)
         else:
             # ``created`` and the generation kinds carry the whole entity; ``updated``
-            # the changed fields only (PROTOCOL.md 3.2).
+            # the changed fields only (docs/protocol.md §3.2).
             whole = change != "updated" or event.id not in found
             found[event.id] = _merged(found.get(event.id), event, whole=whole)
 

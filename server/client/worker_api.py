@@ -1,4 +1,4 @@
-"""The worker API over HTTP (PROTOCOL.md 2): what ``moodboard worker`` calls.
+"""The worker API over HTTP (docs/protocol.md §2.6): what ``moodboard worker`` calls.
 
 Every call carries the service-account key as ``Authorization: Bearer``. A
 409 on a report means the job is not this worker's any more (canceled,

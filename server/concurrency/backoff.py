@@ -2,7 +2,7 @@
 
 Full jitter (delay drawn uniformly from ``[0, min(cap, base * factor**n)]``)
 spreads a crowd of clients that lost the same server (a 1012 restart,
-PROTOCOL.md 3.5) instead of bringing them back in one wave.
+docs/protocol.md §3.5) instead of bringing them back in one wave.
 """
 
 from __future__ import annotations

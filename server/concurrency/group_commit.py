@@ -1,6 +1,6 @@
 """Group commit per project: one write in flight, the ones arriving meanwhile go together next.
 
-A project's writers serialise on its row until commit (DESIGN.md, write
+A project's writers serialise on its row until commit (docs/architecture.md §2, the write
 path), so two socket edits of one project can never run side by side in
 the database: the second waits for the first's lock, holding a connection,
 and then pays a commit (a WAL flush) of its own. Here a project has at most

@@ -1,1 +1,1 @@
-"""The per-project event log (PROTOCOL.md 3.2)."""
+"""The per-project event log (docs/protocol.md §3.2)."""

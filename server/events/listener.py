@@ -1,4 +1,4 @@
-"""LISTEN for the outside writers' doorbell (PostgreSQL only; DESIGN.md write path).
+"""LISTEN for the outside writers' doorbell (PostgreSQL only; docs/architecture.md §2).
 
 The triggers of the "outside-writer triggers" migration ``pg_notify`` the
 channel ``moodboard_events`` with ``<project_id>:<seq>`` after logging a

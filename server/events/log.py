@@ -1,4 +1,6 @@
-"""Appending to and reading the per-project event log (PROTOCOL.md 3.2, DESIGN.md write path).
+"""Appending to and reading the per-project event log (docs/protocol.md §3.2).
+
+The log is step 5 of the write path (docs/architecture.md §2).
 
 ``append`` must run inside the transaction of the change it records: it takes
 the project's next ``seq`` with ``UPDATE project SET seq = seq + 1 ...

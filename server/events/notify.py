@@ -1,4 +1,4 @@
-"""The seam between access/content changes and live sockets (DESIGN.md "Access and sessions").
+"""The seam between access/content changes and live sockets (docs/architecture.md §5).
 
 Services call a ``Notifier`` after they commit: sessions revoked, a user's
 access to a project changed, events appended. The realtime layer

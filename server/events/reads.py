@@ -1,6 +1,6 @@
 """The event layer's reads: a project's snapshot, its resume, its log ranges and head seqs.
 
-A joining socket receives a snapshot at seq S, or a replay (PROTOCOL.md 3.2):
+A joining socket receives a snapshot at seq S, or a replay (docs/protocol.md §3.2):
 ``read_snapshot``, ``read_resume`` and ``read_resume_as`` (with the reader's
 role, batched). The feed fills gaps and heals with ``read_events`` and
 ``project_seqs``; the REST events endpoint pages with ``read_events`` and
@@ -93,7 +93,7 @@ async def current_seq(project_id: uuid.UUID) -> int | None:
 
 
 def event_frame(row: dict[str, Any]) -> p.EventFrame:
-    """An event row (JSON loaded) as the event frame of PROTOCOL.md 3.2."""
+    """An event row (JSON loaded) as the event frame of docs/protocol.md §3.2."""
     return p.EventFrame(
         project_id=row["project_id"],
         seq=int(row["seq"]),

@@ -1,4 +1,4 @@
-"""Event-log retention (issue "collaborative editing", item 8; DESIGN.md delivery path).
+"""Event-log retention (issue "collaborative editing", item 8; docs/architecture.md §3).
 
 A project's log keeps at least its last ``keep_events`` events, and every
 event younger than ``keep_days``; older ones are deleted. A client resuming

@@ -21,7 +21,7 @@ from server.projects.tables import Project
 
 
 class Event(Table, tablename="event"):
-    """One change of a project's state (PROTOCOL.md 3.2), written in the change's transaction."""
+    """One change of a project's state (docs/protocol.md §3.2), written in its transaction."""
 
     id = BigSerial(primary_key=True)
     project_id = ForeignKey(Project, on_delete=OnDelete.cascade, null=False)
@@ -44,7 +44,7 @@ class Event(Table, tablename="event"):
 
 
 class Operation(Table, tablename="operation"):
-    """The outcome of a client operation (an ``op_id``), so a retry gets it again (PROTOCOL.md 3.3).
+    """The outcome of a client operation (``op_id``): a retry gets it again (docs/protocol.md §3.3).
 
     Conflicts and merged acks: a conflict writes no event, but its retry must
     still answer the same conflict and apply nothing. A plain ack needs no

@@ -3,7 +3,7 @@
 Every transaction that changes a generation locks its project's row first
 (``event_log.lock_project``), then reads the generation (``locked``); after
 the change, ``logged`` appends the ``generation.*`` event carrying the whole
-entity (DESIGN.md "Generations"). Shared by the queue's transitions and the
+entity (docs/architecture.md §6). Shared by the queue's transitions and the
 progress events.
 """
 
@@ -43,7 +43,7 @@ async def locked(generation_id: uuid.UUID) -> dict[str, Any] | None:
 
 
 async def entity(generation_id: uuid.UUID) -> dict[str, Any]:
-    """The generation as PROTOCOL.md's entity, as it is now."""
+    """The generation as docs/protocol.md's entity, as it is now."""
     row = (
         await Generation.select()
         .where(Generation.id == generation_id)

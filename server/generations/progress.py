@@ -4,7 +4,7 @@ A worker may report progress many times a second; every report renews the
 lease and updates the row, but only the first report of an interval logs a
 ``generation.progress`` event at once. A later report inside the interval
 leaves a *trailing* event behind: when the interval ends it carries the value
-the row holds then, unless a report's own event already did (DESIGN.md
+the row holds then, unless a report's own event already did (docs/architecture.md
 "Generations"). Status changes are never coalesced: they end the job's entry
 here (``forget``).
 """

@@ -1,6 +1,6 @@
 """The generation queue: claims with leases, progress, completion, failure, the expiry sweep.
 
-The ``generation`` table is the queue (DESIGN.md "Generations"); this module
+The ``generation`` table is the queue (docs/architecture.md §6); this module
 is every transition a worker causes. docs/generations.md explains the design;
 in short:
 

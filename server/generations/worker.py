@@ -88,7 +88,7 @@ class Generator(Protocol):
 
 
 class WorkerBackend(Protocol):
-    """The worker API (PROTOCOL.md 2); every report raises JobLost on a 409."""
+    """The worker API (docs/protocol.md §2.6); every report raises JobLost on a 409."""
 
     async def claim(self, worker_id: str) -> dict[str, Any] | None: ...
 

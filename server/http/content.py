@@ -1,8 +1,8 @@
-"""Rooms, items and the event log over REST (PROTOCOL.md section 2).
+"""Rooms, items and the event log over REST (docs/protocol.md §2.5).
 
 Writes go through the same service as socket edits (server/projects/edits.py):
 PATCH and DELETE carry ``base_version`` and answer 409 with the conflict body
-of PROTOCOL.md 3.3. An ``Idempotency-Key`` header plays the socket's ``op_id``.
+of docs/protocol.md §3.3. An ``Idempotency-Key`` header plays the socket's ``op_id``.
 """
 
 from __future__ import annotations

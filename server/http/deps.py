@@ -1,6 +1,6 @@
 """Request dependencies: the app context, the caller, and where the request came from.
 
-Authentication (PROTOCOL.md section 2): ``Authorization: Bearer <token>`` or
+Authentication (docs/protocol.md §2.1): ``Authorization: Bearer <token>`` or
 the session cookie. Cookie-authenticated requests that change state must come
 from an allowed Origin (CSRF defence). Service-account keys authenticate the
 worker API only, never these calls.
@@ -95,7 +95,7 @@ async def strictly(request: Request[Any, Any, Any], data: T) -> T:
     """``data`` decoded again from the raw body, strictly: ``"1"`` is not the integer 1.
 
     Litestar converts typed bodies leniently (numeric strings pass for numbers);
-    PROTOCOL.md wants wrong types refused, so bodies with numeric fields pass
+    docs/protocol.md §0 wants wrong types refused, so bodies with numeric fields pass
     through here. The first decode already checked everything else.
     """
     try:

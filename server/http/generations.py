@@ -1,4 +1,4 @@
-"""Generations over REST: request (credits reserved), history, read, cancel (PROTOCOL.md 2)."""
+"""Generations over REST (docs/protocol.md §2.6): request (credits reserved), read, cancel."""
 
 from __future__ import annotations
 

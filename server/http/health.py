@@ -1,4 +1,4 @@
-"""Liveness and readiness (PROTOCOL.md section 2: /healthz, /readyz)."""
+"""Liveness and readiness (docs/protocol.md §2.8: /healthz, /readyz)."""
 
 from __future__ import annotations
 

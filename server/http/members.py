@@ -1,4 +1,4 @@
-"""Project members, invitations and team grants (owners manage; PROTOCOL.md section 2)."""
+"""Project members, invitations and team grants (owners manage; docs/protocol.md §2.4)."""
 
 from __future__ import annotations
 

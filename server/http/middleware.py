@@ -1,7 +1,7 @@
 """ASGI middleware: a request id on every log line, and one access-log line per request.
 
 The access line carries the path without its query string and no headers, so
-tokens and cookies never reach the log (STACK-NOTES.md, "Tokens leak into logs").
+tokens and cookies never reach the log (docs/security.md "Tokens").
 """
 
 from __future__ import annotations

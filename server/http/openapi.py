@@ -1,4 +1,4 @@
-"""Make the OpenAPI document describe the errors the server really sends (PROTOCOL.md 2).
+"""Make the OpenAPI document describe the errors the server really sends (docs/protocol.md §2.1).
 
 Litestar documents each handler's success response and, for handlers with
 input, a 400 in its own ``{status_code, detail, extra}`` JSON shape. Every
@@ -18,7 +18,7 @@ each route declares, so clients and the Schemathesis fuzz test
 - no body on a 204 (RFC 9110 15.3.5; Litestar documents ``Response[None]``
   as a JSON ``null``);
 - ``additionalProperties: false`` on every request body that forbids unknown
-  fields (PROTOCOL.md 2: they are rejected, never stored), which Litestar
+  fields (docs/protocol.md §0: they are rejected, never stored), which Litestar
   leaves out.
 """
 
@@ -52,9 +52,9 @@ PROBLEM_SCHEMA = Schema(
         "code": Schema(type=OpenAPIType.STRING, enum=list(get_args(ErrorCode))),
     },
     # Extension members: ``errors`` (validation), ``retry_after`` (429), the
-    # conflict frame of PROTOCOL.md 3.3 (409), ``checks`` (503 from /readyz).
+    # conflict frame of docs/protocol.md §3.3 (409), ``checks`` (503 from /readyz).
     additional_properties=True,
-    description="An RFC 9457 problem; `code` is one of PROTOCOL.md 3.5.",
+    description="An RFC 9457 problem; `code` is one of docs/protocol.md §4.",
 )
 
 _DESCRIPTIONS = {

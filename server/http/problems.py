@@ -1,4 +1,4 @@
-"""RFC 9457 problem+json for every error (PROTOCOL.md section 2).
+"""RFC 9457 problem+json for every error (docs/protocol.md §2.1).
 
 Domain errors (``server.errors``), Litestar's validation and HTTP errors and
 anything unexpected all leave through here, so clients see one shape:

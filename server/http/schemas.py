@@ -1,6 +1,6 @@
-"""Request and response bodies of the REST API (PROTOCOL.md section 2), as msgspec Structs.
+"""Request and response bodies of the REST API (docs/protocol.md §2.10), as msgspec Structs.
 
-Request bodies forbid unknown fields (PROTOCOL.md: never silently stored) and
+Request bodies forbid unknown fields (docs/protocol.md §0: never silently stored) and
 carry their limits, so a bad body fails in the decoder with a message naming
 the field. Responses are typed so the OpenAPI schema describes them exactly.
 """

@@ -1,4 +1,4 @@
-"""The worker API (PROTOCOL.md 2): claim, progress, complete, fail; service-account keys only.
+"""The worker API (docs/protocol.md §2.6): claim, progress, complete, fail; service keys only.
 
 "This worker" is the service account that claimed the generation (and, when
 the body names one, the ``worker_id`` of the claim). A report on a job the

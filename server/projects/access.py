@@ -1,7 +1,7 @@
 """Reading a caller's role on a project from the database and asking the policy.
 
 A project the caller cannot read answers exactly like one that does not exist
-(403 ``forbidden``, PROTOCOL.md section 2), so ids cannot be probed.
+(403 ``forbidden``, docs/protocol.md §2.1), so ids cannot be probed.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ async def readable_roles(user_id: UserId) -> dict[uuid.UUID, ProjectRole]:
 
 
 async def direct_owner_count(project_id: ProjectId) -> int:
-    """How many direct owners the project has (the last one cannot leave, PROTOCOL.md 2)."""
+    """How many direct owners the project has (the last one cannot leave, docs/protocol.md §2.4)."""
     count: int = await ProjectMember.count().where(
         (ProjectMember.project_id == project_id) & (ProjectMember.role == "owner")
     )

@@ -1,8 +1,8 @@
-"""Versioned edits of projects, rooms and items: the write path of DESIGN.md.
+"""Versioned edits of projects, rooms and items: the write path of docs/architecture.md §2.
 
 One transaction per change: permission check, project row lock, the op_id's
 earlier outcome if any, the version-checked write (field-level merge of
-PROTOCOL.md 3.3), the event row with the next seq, the op's outcome; commit;
+docs/protocol.md §3.3), the event row with the next seq, the op's outcome; commit;
 then the events go to the notifier. Socket ``edit`` frames and REST writes
 both come through :func:`apply`.
 

@@ -1,4 +1,4 @@
-"""The wire form of entities (PROTOCOL.md section 2): what REST, events and snapshots carry."""
+"""The wire form of entities (docs/protocol.md §2.9): what REST, events and snapshots carry."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def plain(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def project_entity(row: dict[str, Any]) -> dict[str, Any]:
-    """A project row as PROTOCOL.md's project entity (JSON-ready)."""
+    """A project row as the project entity of docs/protocol.md §2.9 (JSON-ready)."""
     return {name: _plain(row[name]) for name in PROJECT_FIELDS}
 
 
@@ -78,15 +78,15 @@ GENERATION_FIELDS = (
 
 
 def room_entity(row: dict[str, Any]) -> dict[str, Any]:
-    """A room row as PROTOCOL.md's room entity (JSON columns already loaded)."""
+    """A room row as the room entity of docs/protocol.md §2.9 (JSON columns already loaded)."""
     return {name: _plain(row[name]) for name in ROOM_FIELDS}
 
 
 def item_entity(row: dict[str, Any]) -> dict[str, Any]:
-    """An item row as PROTOCOL.md's item entity (JSON columns already loaded)."""
+    """An item row as the item entity of docs/protocol.md §2.9 (JSON columns already loaded)."""
     return {name: _plain(row[name]) for name in ITEM_FIELDS}
 
 
 def generation_entity(row: dict[str, Any]) -> dict[str, Any]:
-    """A generation row as PROTOCOL.md's generation entity (JSON columns already loaded)."""
+    """A generation row as the generation entity of docs/protocol.md §2.9 (JSON loaded)."""
     return {name: _plain(row[name]) for name in GENERATION_FIELDS}

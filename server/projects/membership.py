@@ -1,9 +1,9 @@
 """Who may work on a project: direct members, team grants and invitations.
 
-Only owners manage them (PROTOCOL.md section 2); any member may leave. The
+Only owners manage them (docs/protocol.md §2.4); any member may leave. The
 last direct owner can be neither removed nor demoted (409). Every change is
 an event in the project's log (``member.*``), an audit entry, and a
-notification so live sockets re-check access (DESIGN.md "Access and sessions").
+notification so live sockets re-check access (docs/architecture.md §5).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The field-level merge rule of PROTOCOL.md 3.3, as a pure function.
+"""The field-level merge rule of docs/protocol.md §3.3, as a pure function.
 
 A write names the version it was based on. If that is the current version it
 applies. If it is older, it still applies when none of the fields it sets was

@@ -1,6 +1,6 @@
 """Projects: create, list, read, delete (updates are edits: server/projects/edits.py).
 
-Every change follows DESIGN.md's write path in one transaction: permission
+Every change follows the write path of docs/architecture.md §2 in one transaction: permission
 check, next seq (which locks the project row), version-checked write, event
 row; then, after commit, the events go to the notifier.
 """

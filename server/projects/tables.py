@@ -1,7 +1,7 @@
 """Projects and what lives in them: members, team grants, invitations, rooms,
 board items and stored resources (assets).
 
-Column names are the entity field names of PROTOCOL.md section 2, because
+Column names are the entity field names of docs/protocol.md §2.9, because
 outside writers (workers, psql) may update ``project``, ``room`` and ``item``
 directly and the event log speaks the same names.
 """
@@ -38,7 +38,9 @@ class Project(Table, tablename="project"):
     team_id = ForeignKey(Team, on_delete=OnDelete.set_null, null=True)
     settings = JSONB(default={}, help_text="Collaboration settings (e.g. default role).")
     version = Integer(default=1, help_text="+1 per committed change of the project's fields.")
-    seq = BigInt(default=0, help_text="Last event seq; the write path bumps it (DESIGN.md).")
+    seq = BigInt(
+        default=0, help_text="Last event seq; the write path bumps it (docs/architecture.md §2)."
+    )
     storage_bytes = BigInt(default=0, help_text="Bytes used by the project's resources.")
     storage_quota_bytes = BigInt(default=1_073_741_824, help_text="Resource allocation.")
     created_at = Timestamptz(default=TimestamptzNow())

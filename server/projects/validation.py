@@ -1,4 +1,4 @@
-"""Field rules of rooms, items and projects (PROTOCOL.md section 2), as pure functions.
+"""Field rules of rooms, items and projects (docs/protocol.md §2.9, §3.3), as pure functions.
 
 Each check returns the cleaned fields or raises ValidationFailed whose
 message starts with the offending field's name, so a socket ``error`` or a

@@ -3,8 +3,8 @@
 Backends move bytes only: ``publish(channel, payload)``; ``subscribe`` and
 ``unsubscribe`` per channel; every received payload goes to the one
 ``on_message`` callback the hub installs. The hub subscribes upstream on a
-project's first local subscriber and unsubscribes on its last (STYLE.md,
-encode/broadcaster). Redis may drop messages or restart: that may delay an
+project's first local subscriber and unsubscribes on its last (as
+encode/broadcaster does). Redis may drop messages or restart: that may delay an
 event, never lose it, because the receiving side fills gaps from the event
 log (``on_reconnect`` tells it when to look).
 """

@@ -287,7 +287,7 @@ class Connection:
         return self._send({"type": "websocket.send", "bytes": None, "text": frame.text})
 
     def deliver_event(self, project_id: uuid.UUID, seq: int, frame: Outgoing) -> bool:
-        """An event from the bus: once, in order, after the join's own read (DESIGN.md).
+        """An event from the bus: once, in order, after the join's read (docs/architecture.md §3.2).
 
         Returns whether it went to the socket now (the hub counts those).
         """

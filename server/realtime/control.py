@@ -4,7 +4,7 @@ Services publish them after they commit (through the hub, which is their
 ``Notifier``) on the bus's control channel, which every instance follows.
 Each instance acts on them for its own sockets: a socket of a revoked
 (login) session closes with 4401; a socket that lost access to a project it
-follows gets ``left`` with reason ``access_revoked`` (DESIGN.md "Access and
+follows gets ``left`` with reason ``access_revoked`` (docs/architecture.md "Access and
 sessions").
 """
 

@@ -1,7 +1,7 @@
 """``GET /ws``: the Litestar socket handler, a thin pump around ``Connection``.
 
 Origin is checked before the upgrade (403; cross-site WebSocket hijacking
-defence, STACK-NOTES.md); a missing Origin (a non-browser client) is allowed.
+defence, docs/security.md "Origin"); a missing Origin (a non-browser client) is allowed.
 Credentials at the handshake (cookie or Bearer) are checked after accepting,
 so a bad one closes with 4401 that a browser can see.
 """
@@ -78,7 +78,7 @@ async def _handshake(
 
 @websocket("/ws", guards=[origin_guard])
 async def ws_endpoint(socket: WebSocket[Any, Any, Any]) -> None:
-    """One socket: any number of project subscriptions (PROTOCOL.md section 3)."""
+    """One socket: any number of project subscriptions (docs/protocol.md §3)."""
     ctx: AppContext = socket.app.state.ctx
     realtime: Realtime = socket.app.state.realtime
     connection_id = f"{realtime.instance_id}.{next(_ids)}"  # unique across instances

@@ -1,4 +1,4 @@
-"""What instances tell each other over the bus (DESIGN.md: fan-out bus, control).
+"""What instances tell each other over the bus (docs/architecture.md §3.5).
 
 Event and presence envelopes carry the already-encoded client frame as raw
 JSON (``msgspec.Raw``): the publishing instance encodes it once, and every

@@ -1,6 +1,6 @@
 """The per-project feed: a followed project's events, to its local sockets once, in order.
 
-One ``Feed`` per project this instance follows (DESIGN.md "delivery path").
+One ``Feed`` per project this instance follows (docs/architecture.md §3).
 Its words:
 
 - **head**: the seq of the last event delivered to the project's sockets;

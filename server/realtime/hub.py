@@ -11,8 +11,8 @@ One ``Realtime`` per server instance. Its parts, one module each:
 Here: the lifetime (start, stop, the SIGTERM drain), the upstream
 subscription (on a project's first local follower; dropped after its last),
 the routing of each bus message, decoded once, to the part that handles it
-(an event's frame is the same bytes for every socket: transport/wire.py; DESIGN.md
-"delivery path"), and the ``Notifier`` the services call after they commit:
+(an event's frame is the same bytes for every socket: transport/wire.py; docs/architecture.md
+§3), and the ``Notifier`` the services call after they commit:
 committed events, revoked sessions and access changes go out on the bus to
 every instance.
 """
@@ -107,7 +107,7 @@ class Realtime:
         tasks.spawn(coro, keep_in=self._tasks)
 
     async def drain(self, window_s: float, batches: int = 10) -> None:
-        """Close every socket with 1012, in batches spread over ``window_s`` (PROTOCOL.md 1)."""
+        """Close every socket with 1012, in batches over ``window_s`` (docs/protocol.md §1)."""
         from server.errors import CloseCode
 
         self.draining = True

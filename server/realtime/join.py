@@ -4,7 +4,7 @@ A join subscribes first, then reads the project at a known seq S (a
 snapshot, or on a resume the events after ``last_seq``), then hands over:
 what the feed delivered meanwhile waited in the stream's buffer, and after
 the ``joined`` frame (and the replay) only the events after S go out, in seq
-order (DESIGN.md "delivery path"). Nothing is lost between the read and the
+order (docs/architecture.md §3). Nothing is lost between the read and the
 feed, and nothing is sent twice.
 """
 

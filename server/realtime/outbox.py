@@ -1,4 +1,4 @@
-"""A connection's bounded outbound queue (DESIGN.md "delivery path").
+"""A connection's bounded outbound queue (docs/architecture.md §3).
 
 Frames are queued already encoded; a connection's writer task, started with
 its first queued frame, drains the queue onto the socket. ``offer`` never

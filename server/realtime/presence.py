@@ -1,11 +1,11 @@
-"""Who is in a project right now (PROTOCOL.md 3.4, DESIGN.md "Presence").
+"""Who is in a project right now (docs/protocol.md §3.4, docs/architecture.md §4).
 
 A map per project: connection id -> ``{user_id, name, state}``. In embedded
 mode it lives in memory. With Redis it is a hash per project shared by every
 instance; each instance heartbeats a key with a TTL and indexes its own
 entries, so when an instance dies (its key expires) any survivor removes its
 entries and announces them as leaves: within ``ttl_s + sweep`` seconds
-(default 15 + 5, inside PROTOCOL.md's 30).
+(default 15 + 5, docs/protocol.md §3.4).
 
 Entering (a join) writes the entry and reads the whole map. In a reconnect
 storm every socket does, so the enters go to Redis together: one script call

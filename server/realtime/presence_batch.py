@@ -1,6 +1,6 @@
 """One project's presence changes on this instance, coalesced into one ``presence_diff``.
 
-PROTOCOL.md 3.4 lets updates be coalesced (latest wins) under load. Every
+docs/protocol.md §3.4 lets updates be coalesced (latest wins) under load. Every
 join, leave and state change of a local socket is told to every member of
 the project; in a reconnect storm of a 100-member project that is 100 frames
 per join. The presence fan-out (server/realtime/presence_fanout.py) collects

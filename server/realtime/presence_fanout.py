@@ -1,4 +1,4 @@
-"""Presence fan-out: who is in a project, told to everyone in it, coalesced (PROTOCOL.md 3.4).
+"""Presence fan-out: who is in a project, told to everyone in it, coalesced (docs/protocol.md §3.4).
 
 A socket's join, cursor/state change and leave go into the project's
 ``PresenceBatch``; the batch's sender stores the states in the shared map
@@ -107,7 +107,7 @@ class PresenceFanout:
         """Send the project's changes: the first at once, then at most once a period.
 
         A quiet project's join goes out in the next turn of the loop; under load
-        the changes made meanwhile go out together (PROTOCOL.md 3.4: coalesced,
+        the changes made meanwhile go out together (docs/protocol.md §3.4: coalesced,
         latest wins). Ends, dropping the batch, when a period passed with none.
         """
         try:

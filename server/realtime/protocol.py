@@ -1,4 +1,4 @@
-"""The WebSocket wire protocol of PROTOCOL.md section 3, sans I/O.
+"""The WebSocket wire protocol of docs/protocol.md §3, sans I/O.
 
 Every client and server message is a ``msgspec.Struct`` in a tagged union on
 ``type``. One module-level decoder turns a text frame into a client message
@@ -17,8 +17,8 @@ import msgspec
 from server.errors import ErrorCode
 
 PROTOCOL_VERSION = 1
-MAX_FRAME_BYTES = 64 * 1024  # larger frames close the socket with 1009 (PROTOCOL.md 3.5)
-MAX_PRESENCE_STATE_BYTES = 2 * 1024  # PROTOCOL.md 3.4
+MAX_FRAME_BYTES = 64 * 1024  # larger frames close the socket with 1009 (docs/protocol.md §3.5)
+MAX_PRESENCE_STATE_BYTES = 2 * 1024  # docs/protocol.md §3.4
 
 Ref = Annotated[str, msgspec.Meta(max_length=64)]
 OpId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
@@ -31,25 +31,33 @@ JoinMode = Literal["snapshot", "replay"]
 
 
 class ClientMessage(msgspec.Struct, tag_field="type", forbid_unknown_fields=True, kw_only=True):
-    """A frame a client sends; unknown fields are refused (PROTOCOL.md preamble)."""
+    """A frame a client sends; unknown fields are refused (docs/protocol.md §0)."""
 
     ref: Ref | None = None
 
 
 class Auth(ClientMessage, tag="auth"):
+    """Authenticate the socket with a session token (again: move to a fresh session)."""
+
     token: Token
 
 
 class Join(ClientMessage, tag="join"):
+    """Follow a project: a snapshot or the events after ``last_seq``, then live ones."""
+
     project_id: uuid.UUID
     last_seq: Seq | None = None
 
 
 class Leave(ClientMessage, tag="leave"):
+    """Stop following a project."""
+
     project_id: uuid.UUID
 
 
 class Edit(ClientMessage, tag="edit"):
+    """A versioned change: create, update or delete a room or an item; update the project."""
+
     project_id: uuid.UUID
     op_id: OpId
     action: EditAction
@@ -61,12 +69,14 @@ class Edit(ClientMessage, tag="edit"):
 
 
 class Presence(ClientMessage, tag="presence"):
+    """This connection's presence state in a joined project (cursor, selection)."""
+
     project_id: uuid.UUID
     state: dict[str, Any]
 
 
 class Ping(ClientMessage, tag="ping"):
-    pass
+    """Ask for a ``pong`` (a liveness check the application can see)."""
 
 
 ClientFrame = Auth | Join | Leave | Edit | Presence | Ping
@@ -77,12 +87,16 @@ class ServerMessage(msgspec.Struct, tag_field="type", kw_only=True):
 
 
 class UserInfo(msgspec.Struct):
+    """The signed-in user, as ``ready`` names it."""
+
     id: uuid.UUID
     name: str
     email: str
 
 
 class Ready(ServerMessage, tag="ready", omit_defaults=True, kw_only=True):
+    """The socket is authenticated (after ``auth``, or the handshake's credentials)."""
+
     protocol: int  # always PROTOCOL_VERSION; required so it is never omitted
     connection_id: str
     user: UserInfo
@@ -90,12 +104,16 @@ class Ready(ServerMessage, tag="ready", omit_defaults=True, kw_only=True):
 
 
 class PresenceEntry(msgspec.Struct):
+    """One connection in a project's presence map."""
+
     user_id: uuid.UUID
     name: str
     state: dict[str, Any]
 
 
 class Joined(ServerMessage, tag="joined", omit_defaults=True, kw_only=True):
+    """The answer to ``join``: its seq, presence, and a snapshot (or a replay follows)."""
+
     ref: str | None = None
     project_id: uuid.UUID
     seq: int
@@ -105,12 +123,16 @@ class Joined(ServerMessage, tag="joined", omit_defaults=True, kw_only=True):
 
 
 class Left(ServerMessage, tag="left", omit_defaults=True, kw_only=True):
+    """The socket no longer follows the project: ``leave`` answered, or access revoked."""
+
     ref: str | None = None
     project_id: uuid.UUID
     reason: Literal["access_revoked"] | None = None
 
 
 class EventFrame(ServerMessage, tag="event"):
+    """One event of a project's log: in seq order, exactly once."""
+
     project_id: uuid.UUID
     seq: int
     kind: str
@@ -124,6 +146,8 @@ class EventFrame(ServerMessage, tag="event"):
 
 
 class Ack(ServerMessage, tag="ack"):
+    """An edit committed (``merged``: over a stale base, by the field rule)."""
+
     ref: str | None
     op_id: str
     id: uuid.UUID
@@ -133,6 +157,8 @@ class Ack(ServerMessage, tag="ack"):
 
 
 class Conflict(ServerMessage, tag="conflict"):
+    """An edit refused: later versions changed its fields. Nothing was written."""
+
     ref: str | None
     op_id: str
     entity: str
@@ -144,18 +170,24 @@ class Conflict(ServerMessage, tag="conflict"):
 
 
 class PresenceDiff(ServerMessage, tag="presence_diff"):
+    """Presence changes: entries added or replaced (``joins``), removed (``leaves``)."""
+
     project_id: uuid.UUID
     joins: dict[str, PresenceEntry]
     leaves: dict[str, PresenceEntry]
 
 
 class Error(ServerMessage, tag="error", omit_defaults=True, kw_only=True):
+    """A message the server could not accept or carry out; the socket stays open."""
+
     ref: str | None = None
     code: ErrorCode
     message: str
 
 
 class Pong(ServerMessage, tag="pong", omit_defaults=True, kw_only=True):
+    """The answer to ``ping``."""
+
     ref: str | None = None
 
 
@@ -222,7 +254,7 @@ def decode(raw: bytes | str) -> ClientFrame:
 
 
 def binary_frame_error() -> ProtocolError:
-    """The reply to a binary frame (PROTOCOL.md 3.5: a bad message)."""
+    """The reply to a binary frame (docs/protocol.md §3.5: a bad message)."""
     return ProtocolError(
         "bad_request", "binary frames are not part of the protocol; send JSON text"
     )
@@ -247,7 +279,7 @@ def decode_server(raw: bytes | str) -> ServerFrame:
     Fields a later server adds are ignored, so an older client keeps working.
 
     Raises:
-        msgspec.ValidationError: the frame breaks the contract of PROTOCOL.md 3.
+        msgspec.ValidationError: the frame breaks the contract of docs/protocol.md §3.
         msgspec.DecodeError: the frame is not JSON.
     """
     return _server_decoder.decode(raw)

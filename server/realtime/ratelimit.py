@@ -1,4 +1,4 @@
-"""A token bucket: the per-connection message rate of PROTOCOL.md 3.5 (pure; time is passed in)."""
+"""A token bucket: a socket's message rate (docs/protocol.md §3.5); pure, time is passed in."""
 
 from __future__ import annotations
 

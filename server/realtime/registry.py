@@ -4,7 +4,7 @@ Bookkeeping only, no I/O. The hub subscribes this instance upstream when a
 project gets its first local follower and unsubscribes it after the last
 (``follow``/``unfollow`` say when); fan-out reads ``followers`` to find a
 project's sockets; a user's sockets are counted against
-``max_sockets_per_user`` (PROTOCOL.md 3.5).
+``max_sockets_per_user`` (docs/protocol.md §3.5).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""One socket's state machine, sans I/O (PROTOCOL.md 3.1-3.5).
+"""One socket's state machine, sans I/O (docs/protocol.md §3).
 
 (Not the login session: that is ``server/access/sessions.py``; a socket
 authenticates as one, and closes with 4401 when it is revoked.)
@@ -30,7 +30,7 @@ class Phase(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Per-connection limits (PROTOCOL.md 3.5); keyword settings with numeric defaults."""
+    """Per-connection limits (docs/protocol.md §3.5); keyword settings with numeric defaults."""
 
     max_joins: int = 20
     rate: float = 50.0

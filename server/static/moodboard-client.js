@@ -1,4 +1,4 @@
-// Moodboard browser client: one socket, any number of projects (PROTOCOL.md section 3).
+// Moodboard browser client: one socket, any number of projects (docs/protocol.md §3).
 //
 // A dependency-free ES module. It keeps, per project, the confirmed state (what
 // the server's event log says, applied exactly once in seq order) and the

@@ -29,7 +29,7 @@ class DrainingServer(uvicorn.Server):
 
     uvicorn alone closes every socket in the same millisecond when it stops, and
     thousands of clients then reconnect at once. Here the first SIGTERM starts
-    the drain and uvicorn's own shutdown follows it (PROTOCOL.md 1: sockets
+    the drain and uvicorn's own shutdown follows it (docs/protocol.md §1: sockets
     closed with 1012 within 10 s, then exit).
     """
 
@@ -97,7 +97,7 @@ def run_server(settings: Settings, *, host: str, port: int) -> None:
         # WebSocketProtocol, hands it the request httptools parsed (MOODBOARD_FAST_UPGRADE).
         http=UpgradingHttpProtocol,
         ws=WebSocketProtocol if settings.fast_upgrade else WebSocketsSansIOProtocol,
-        ws_max_size=64 * 1024,  # larger frames close with 1009 (PROTOCOL.md 3.5)
+        ws_max_size=64 * 1024,  # larger frames close with 1009 (docs/protocol.md §3.5)
         ws_ping_interval=20.0,
         ws_ping_timeout=30.0,  # a peer that does not answer a ping in 30 s is dropped
         # Compression costs memory per socket, and a compressed frame could not be

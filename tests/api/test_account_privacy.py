@@ -1,6 +1,6 @@
 """A user's data: export, account erasure (docs/security.md), and the admin audit log.
 
-PROTOCOL.md section 2: ``GET /api/me/export`` returns the user's data,
+docs/protocol.md §2.3: ``GET /api/me/export`` returns the user's data,
 ``DELETE /api/me {password}`` erases the account (401 on a wrong password),
 ``GET /api/admin/audit?actor=&action=&after=&limit=`` pages through the audit log.
 """

@@ -1,4 +1,4 @@
-"""Who may call what: every REST route x every kind of caller -> the HTTP status (PROTOCOL.md 2).
+"""Who may call what: every REST route x every kind of caller -> the status (docs/protocol.md §2.2).
 
 ``EXPECTED`` is the matrix, one row per (method, path template) of the app,
 one column per caller:
@@ -117,7 +117,7 @@ EXPECTED: dict[tuple[str, str], str] = {
 }
 # fmt: on
 
-# Answer without any credentials; not in the matrix (PROTOCOL.md 2: liveness, readiness;
+# Answer without any credentials; not in the matrix (docs/protocol.md §2.8: liveness, readiness;
 # the moodboard page and its static files).
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/"})
 STATIC_ROUTE, STATIC_SAMPLE = "/static/{file_path}", "/static/moodboard-client.js"
@@ -750,7 +750,7 @@ async def test_authorization_matrix(api: Api) -> None:
                 failures.append(f"{method} {path} as {caller}: {problem}")
         if "{project_id}" not in path:
             continue
-        # PROTOCOL.md 2: a project the caller cannot read answers exactly like one that
+        # docs/protocol.md §2.1: a project the caller cannot read answers exactly like one that
         # does not exist, so even its owner gets 403 once it is deleted.
         call = await prepare(world, "owner")
         for gone, project_id in (("missing", str(uuid.uuid4())), ("deleted", deleted)):

@@ -1,6 +1,6 @@
 """Bad input is refused with a problem naming the field, and nothing is written.
 
-PROTOCOL.md section 2: "A body that fails validation is 400 or 422 with
+docs/protocol.md §2.1: \"A body that fails validation is 400 or 422 with
 `code: bad_request`, naming the field", and unknown fields are rejected,
 never stored. For each endpoint that takes a body, every field in turn gets
 a wrong type, an unacceptable value, an oversized string and a NUL

@@ -1,6 +1,6 @@
 """Credits: balances never overdraw under concurrency, admins adjust them, the ledger adds up.
 
-PROTOCOL.md section 2 ("Credits") and DESIGN.md guarantee 4: a balance never
+docs/protocol.md §2.9 and docs/architecture.md §9.4: a balance never
 goes below zero, whatever the concurrency, and every change of it is a ledger
 row whose ``balance`` is the running sum of the deltas.
 """

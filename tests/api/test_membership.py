@@ -1,6 +1,6 @@
 """Who may work on a project: invitations, the last-owner rule, team grants, member events.
 
-PROTOCOL.md section 2 (members, invitations, team grants; "a user's role on a
+docs/protocol.md §2.4 (members, invitations, team grants; "a user's role on a
 project is the highest of its direct membership and every team grant") and
 3.2 (every membership change is an event with the next seq, no gaps).
 """

@@ -1,4 +1,4 @@
-"""Sessions (PROTOCOL.md 2): login, cookie, listing, revocation, logout, expiry, storage."""
+"""Sessions (docs/protocol.md §2.3): login, cookie, listing, revocation, logout, expiry, storage."""
 
 from __future__ import annotations
 

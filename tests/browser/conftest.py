@@ -28,7 +28,7 @@ from tests.servers import ServerProcess, running_server, server_env
 from tests.wsclient import PASSWORD
 
 CHROMIUM = Path(os.environ.get("MOODBOARD_TEST_CHROMIUM", "/usr/bin/chromium"))
-# STACK-NOTES.md, "Browser tests": what Debian's Chromium needs in a container.
+# What Debian's Chromium needs in a container.
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

@@ -1,4 +1,4 @@
-"""The page rides out a server restart: it reconnects by itself and resumes (PROTOCOL.md 3.5)."""
+"""The page rides out a server restart: reconnects, resumes by itself (docs/protocol.md §3.5)."""
 
 from __future__ import annotations
 

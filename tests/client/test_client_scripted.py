@@ -2,7 +2,7 @@
 
 A real server never skips a seq or asks a client to slow down in a test's
 time, so these cases use a small WebSocket server that plays the server's
-side of PROTOCOL.md 3 from a script.
+side of docs/protocol.md §3 from a script.
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from server.client import rebase
-from server.concurrency.backoff import Backoff
 from server.client.state import Applied, ProjectState
+from server.concurrency.backoff import Backoff
 from server.realtime import protocol as p
 
 PID = uuid.uuid4()

@@ -1,6 +1,6 @@
 """Many clients on two instances edit the same items at once, through disruptions.
 
-The promises of DESIGN.md, checked end to end with real processes, PostgreSQL
+The guarantees of docs/architecture.md §9, checked end to end with real processes, PostgreSQL
 and Redis: every subscriber sees each event once, in seq order, without gaps,
 across reconnects (with ``last_seq``), a Redis disconnection and the SIGKILL
 of an instance; every client's state ends equal to the database; each acked

@@ -1,4 +1,4 @@
-"""Edits over the socket: acks, merges, conflicts, idempotency, validation (PROTOCOL.md 3.3)."""
+"""Socket edits: acks, merges, conflicts, idempotency, validation (docs/protocol.md §3.3)."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ async def join(sock: Ws, b: Board) -> dict[str, Any]:
 
 
 async def test_create_update_merge_conflict_delete(server: ServerProcess) -> None:
-    """The whole life of an item: every edit acked or refused as PROTOCOL.md 3.3 says."""
+    """The whole life of an item: every edit acked or refused as docs/protocol.md §3.3 says."""
     b = await board(server)
     async with ws(server.url, b.token) as sock:
         joined = await join(sock, b)

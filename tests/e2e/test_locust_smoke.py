@@ -1,7 +1,7 @@
 """A short headless Locust run against a real server: no failure, no seq gap (issue 8).
 
 Locust is run as a subprocess and never imported here: importing it
-monkey-patches the process with gevent (STACK-NOTES.md, Locust). Its JSON
+monkey-patches the process with gevent. Its JSON
 report says how each exchange went; its exit code is 1 on any failure.
 """
 

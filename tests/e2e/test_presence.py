@@ -1,4 +1,4 @@
-"""Coalesced presence (PROTOCOL.md 3.4) seen from real sockets: everyone converges, nobody
+"""Coalesced presence (docs/protocol.md §3.4) seen from real sockets: everyone converges, nobody
 is told about itself, a join and leave inside one batch leaves no ghost.
 
 The servers run with a wide batch window (MOODBOARD_PRESENCE_FLUSH_MS=300), so

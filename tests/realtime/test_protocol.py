@@ -107,7 +107,7 @@ def test_wrong_types_and_unknown_fields_are_errors(
     ],
 )
 def test_valid_frames_round_trip(message: p.ClientFrame) -> None:
-    """PROTOCOL.md's own examples decode to the message they describe."""
+    """The examples of docs/protocol.md §3 decode to the message they describe."""
     assert p.decode(msgspec.json.encode(message)) == message
 
 
@@ -147,7 +147,7 @@ def test_malformed_frames_say_what_is_wrong(raw: str, code: str, fragment: str) 
 
 
 def test_server_frames_match_the_contract() -> None:
-    """Server frames encode exactly as PROTOCOL.md shows them (type tag, omitted empties)."""
+    """Server frames encode as docs/protocol.md §3.6 shows them (type tag, omitted empties)."""
     user = p.UserInfo(id=PID, name="Ada", email="ada@example.com")
     ready = json.loads(p.encode(p.Ready(protocol=1, connection_id="c1", user=user)))
     assert ready == {

@@ -10,6 +10,7 @@ Removing or demoting a member ends the invitations they may no longer make.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from piccolo.engine.base import Engine
@@ -175,8 +176,8 @@ async def change_role(
             ProjectMember.id == member["id"]
         )
         member = {**member, "role": new_role}
-        await end_invitations_made_by(
-            project_id, user_id, new_role, actor=caller.user_id, reason="maker_demoted", ip=ip
+        await end_lost_invitations(
+            project_id, [user_id], actor=caller.user_id, reason="maker_demoted", ip=ip
         )
         seq = await event_log.next_seq(project_id)
         event = await member_event(project_id, seq, "member.updated", member, caller.user_id)
@@ -214,8 +215,8 @@ async def remove_member(
         if member["role"] == "owner" and await access.direct_owner_count(project_id) <= 1:
             raise Conflict(LAST_OWNER)
         await ProjectMember.delete().where(ProjectMember.id == member["id"])
-        await end_invitations_made_by(
-            project_id, user_id, None, actor=caller.user_id, reason="maker_removed", ip=ip
+        await end_lost_invitations(
+            project_id, [user_id], actor=caller.user_id, reason="maker_removed", ip=ip
         )
         event = await member_event(project_id, seq, "member.deleted", member, caller.user_id)
         await audit.record(
@@ -230,28 +231,36 @@ async def remove_member(
     await notifier.access_changed(project_id, [user_id])
 
 
-async def end_invitations_made_by(
+async def end_lost_invitations(
     project_id: ProjectId,
-    maker: UserId,
-    role: ProjectRole | None,
+    makers: Sequence[UserId],
     *,
     actor: UserId,
     reason: str,
     ip: str | None,
 ) -> None:
-    """Revoke ``maker``'s pending invitations that ``role`` (None: no role) may not make.
+    """Revoke the pending invitations of ``makers`` that their role no longer allows.
 
-    PROTOCOL.md 2: "removing or demoting them ends it". Accepting checks the
-    maker's role again (invitations.py), which also covers team grants; this
-    makes the end final, so promoting the maker again does not revive them.
-    Called inside the membership change's transaction, under the project lock.
+    PROTOCOL.md 2: "removing or demoting them ends it". Called inside the
+    transaction of a change to a maker's role (direct or through a team),
+    after the change: their effective role as the transaction now sees it
+    decides. Accepting checks the maker's role again (invitations.py), which
+    covers changes that do not pass here (an erased account, SQL typed in);
+    this makes the end final, so a maker who gets the role back does not
+    revive them.
     """
-    pending = await Invitation.select(Invitation.id, Invitation.role).where(
+    if not makers:
+        return
+    pending = await Invitation.select(Invitation.id, Invitation.role, Invitation.invited_by).where(
         (Invitation.project_id == project_id)
-        & (Invitation.invited_by == maker)
+        & Invitation.invited_by.is_in(list(makers))
         & Invitation.used_at.is_null()
     )
-    ended = [row["id"] for row in pending if not may_invite(role, row["role"])]
+    roles = {
+        maker: await access.role_on(project_id, UserId(maker))
+        for maker in {row["invited_by"] for row in pending}
+    }
+    ended = [row["id"] for row in pending if not may_invite(roles[row["invited_by"]], row["role"])]
     if not ended:
         return
     await Invitation.delete().where(Invitation.id.is_in(ended))
@@ -314,6 +323,10 @@ async def grant_team(
             await ProjectTeamGrant.update({ProjectTeamGrant.role: new_role}).where(
                 ProjectTeamGrant.id == existing["id"]
             )
+        affected = await _team_member_ids(team_id)
+        await end_lost_invitations(
+            project_id, affected, actor=caller.user_id, reason="maker_demoted", ip=ip
+        )
         await audit.record(
             "team_grant.set",
             actor_id=caller.user_id,
@@ -323,7 +336,6 @@ async def grant_team(
             ip=ip,
             details={"role": new_role},
         )
-        affected = await _team_member_ids(team_id)
     await notifier.access_changed(project_id, affected)
     grant = {"project_id": str(project_id), "team_id": str(team_id), "role": new_role}
     return grant, existing is None
@@ -350,6 +362,10 @@ async def revoke_team_grant(
         )
         if not removed:
             raise NotFound("this team has no grant on the project")
+        affected = await _team_member_ids(team_id)
+        await end_lost_invitations(
+            project_id, affected, actor=caller.user_id, reason="maker_removed", ip=ip
+        )
         await audit.record(
             "team_grant.removed",
             actor_id=caller.user_id,
@@ -358,7 +374,6 @@ async def revoke_team_grant(
             project_id=project_id,
             ip=ip,
         )
-        affected = await _team_member_ids(team_id)
     await notifier.access_changed(project_id, affected)
 
 

@@ -14,7 +14,7 @@ import httpx
 
 from server.access.tables import AuditLog
 from server.projects.tables import Invitation
-from tests.api.conftest import Account, Api
+from tests.api.conftest import PASSWORD, Account, Api
 
 
 def _url(pid: str, rest: str = "") -> str:
@@ -81,16 +81,12 @@ async def test_a_removed_owner_cannot_take_the_project_back(api: Api) -> None:
     assert (await api.client.get(_url(pid), headers=rogue.auth)).status_code == 403
 
 
-async def test_an_invitation_dies_when_its_maker_loses_the_role_through_a_team(api: Api) -> None:
-    """Owner only through a team grant: once the grant is gone, their invitation is 410."""
-    owner = await api.register("owner")
-    teammate = await api.register("teammate")
-    guest = await api.register("guest")
-    pid = (await api.project(owner))["id"]
+async def _team_owner(api: Api, owner: Account, pid: str, who: Account) -> str:
+    """Make ``who`` an owner of project ``pid`` through a team of ``owner``'s; the team id."""
     team = (await api.client.post("/api/teams", json={"name": "Crew"}, headers=owner.auth)).json()
     added = await api.client.post(
         f"/api/teams/{team['id']}/members",
-        json={"email": teammate.email, "role": "member"},
+        json={"email": who.email, "role": "member"},
         headers=owner.auth,
     )
     assert added.status_code == 201, added.text
@@ -98,10 +94,62 @@ async def test_an_invitation_dies_when_its_maker_loses_the_role_through_a_team(a
         _url(pid, "/teams"), json={"team_id": team["id"], "role": "owner"}, headers=owner.auth
     )
     assert granted.status_code == 201, granted.text
+    team_id: str = team["id"]
+    return team_id
+
+
+async def test_an_invitation_dies_when_its_maker_loses_the_role_through_a_team(api: Api) -> None:
+    """Owner only through a team grant: once the grant is gone, their invitation is refused."""
+    owner = await api.register("owner")
+    teammate = await api.register("teammate")
+    guest = await api.register("guest")
+    pid = (await api.project(owner))["id"]
+    team_id = await _team_owner(api, owner, pid, teammate)
     invitation = await _invite(api, teammate, pid, "editor")
 
-    revoked = await api.client.delete(_url(pid, f"/teams/{team['id']}"), headers=owner.auth)
+    revoked = await api.client.delete(_url(pid, f"/teams/{team_id}"), headers=owner.auth)
     assert revoked.status_code == 204, revoked.text
+    refused = await _accept(api, guest, invitation["token"])
+    assert refused.status_code in (404, 410), refused.text
+    assert guest.id not in await _members(api, owner, pid)
+    regranted = await api.client.post(
+        _url(pid, "/teams"), json={"team_id": team_id, "role": "owner"}, headers=owner.auth
+    )
+    assert regranted.status_code == 201, regranted.text
+    again = await _accept(api, guest, invitation["token"])  # the role back: still ended
+    assert again.status_code in (404, 410), again.text
+    assert guest.id not in await _members(api, owner, pid)
+
+
+async def test_an_invitation_dies_when_its_maker_leaves_the_team(api: Api) -> None:
+    """Owner through a team, then out of the team: their invitation is refused."""
+    owner = await api.register("owner")
+    teammate = await api.register("teammate")
+    guest = await api.register("guest")
+    pid = (await api.project(owner))["id"]
+    team_id = await _team_owner(api, owner, pid, teammate)
+    invitation = await _invite(api, teammate, pid, "viewer")
+    left = await api.client.delete(
+        f"/api/teams/{team_id}/members/{teammate.id}", headers=teammate.auth
+    )
+    assert left.status_code == 204, left.text
+    refused = await _accept(api, guest, invitation["token"])
+    assert refused.status_code in (404, 410), refused.text
+    assert guest.id not in await _members(api, owner, pid)
+
+
+async def test_an_erased_makers_invitation_is_refused_when_accepted(api: Api) -> None:
+    """A maker who erased their account: the check at accept time refuses it with 410."""
+    owner = await api.register("owner")
+    second = await api.register("second")
+    guest = await api.register("guest")
+    pid = (await api.project(owner))["id"]
+    await api.add_member(owner, pid, second, "owner")
+    invitation = await _invite(api, second, pid, "editor")
+    erased = await api.client.request(
+        "DELETE", "/api/me", json={"password": PASSWORD}, headers=second.auth
+    )
+    assert erased.status_code == 204, erased.text
     refused = await _accept(api, guest, invitation["token"])
     assert refused.status_code == 410, refused.text
     assert guest.id not in await _members(api, owner, pid)
@@ -110,6 +158,26 @@ async def test_an_invitation_dies_when_its_maker_loses_the_role_through_a_team(a
     )
     assert row is not None
     assert row["used_at"] is None  # not used up by the refused attempt
+
+
+async def test_a_maker_demoted_directly_but_owner_through_a_team_keeps_their_invitations(
+    api: Api,
+) -> None:
+    """Only the effective role counts: a direct demotion of a team owner ends nothing."""
+    owner = await api.register("owner")
+    second = await api.register("second")
+    guest = await api.register("guest")
+    pid = (await api.project(owner))["id"]
+    await api.add_member(owner, pid, second, "owner")
+    await _team_owner(api, owner, pid, second)
+    invitation = await _invite(api, second, pid, "editor")
+    demoted = await api.client.patch(
+        _url(pid, f"/members/{second.id}"), json={"role": "viewer"}, headers=owner.auth
+    )
+    assert demoted.status_code == 200, demoted.text
+    accepted = await _accept(api, guest, invitation["token"])
+    assert accepted.status_code == 200, accepted.text
+    assert (await _members(api, owner, pid))[guest.id] == "editor"
 
 
 async def test_a_demoted_makers_invitation_is_refused(api: Api) -> None:

@@ -16,13 +16,13 @@ from piccolo.engine.base import Engine
 
 from server.access import audit
 from server.access.accounts import Client, user_view
-from server.access.passwords import verify_password
+from server.access.guesses import confirm_password
 from server.access.principal import Principal
 from server.access.sessions import list_sessions, revoke_all_sessions
 from server.access.tables import AppUser, AuditLog, Team, TeamMember, UserSession, UserSettings
+from server.access.throttle import LoginThrottle
 from server.credits.service import ledger
 from server.db.engine import write_transaction
-from server.errors import Unauthorized
 from server.events import log as event_log
 from server.events.log import EventRecord
 from server.events.notify import Notifier
@@ -91,7 +91,13 @@ def _plain(row: dict[str, Any]) -> dict[str, Any]:
 
 
 async def erase(
-    engine: Engine[Any], notifier: Notifier, caller: Principal, *, password: str, client: Client
+    engine: Engine[Any],
+    notifier: Notifier,
+    throttle: LoginThrottle,
+    caller: Principal,
+    *,
+    password: str,
+    client: Client,
 ) -> None:
     """Delete the caller's account (the password re-confirmed).
 
@@ -104,10 +110,7 @@ async def erase(
     owner of (to its longest-standing other member; deleted, with its grants,
     when it has none). Credits ledger rows are kept.
     """
-    row = await AppUser.select(AppUser.password_hash).where(AppUser.id == caller.user_id).first()
-    if row is None or not verify_password(row["password_hash"], password):
-        await audit.record("account.delete_refused", actor_id=caller.user_id, ip=client.ip)
-        raise Unauthorized("password: wrong password")
+    await confirm_password(throttle, caller, password, ip=client.ip)  # throttled like a login
     changed_projects: list[ProjectId] = []
     events: list[EventRecord] = []
     async with write_transaction(engine):

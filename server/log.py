@@ -21,6 +21,7 @@ from typing import Any
 
 import structlog
 
+from server.log_scrub import ScrubbingFormatter
 from server.settings import LogFormat
 
 REDACTED = "[redacted]"
@@ -114,7 +115,7 @@ def configure_logging(log_format: LogFormat = "console", level: str = "info") ->
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
     )
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(formatter)
+    handler.setFormatter(ScrubbingFormatter(formatter))  # no token in any line (log_scrub.py)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -92,7 +92,7 @@ AUTH_FAILURES = Counter(
 )
 RATE_LIMITED = Counter(
     "moodboard_rate_limited",
-    "Requests refused by a rate limit, by scope: login, socket",
+    "Requests refused by a rate limit, by scope: login, signup, socket",
     ["scope"],
 )
 

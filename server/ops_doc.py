@@ -112,7 +112,8 @@ DESCRIPTIONS: dict[str, tuple[str | None, str]] = {
     "MOODBOARD_INVITATION_TTL_HOURS": (None, "invitation lifetime"),
     "MOODBOARD_LOGIN_FAILURES_PER_MINUTE": (
         None,
-        "failed logins per account and per address per minute before 429",
+        "failed password checks (logins, `DELETE /api/me`) per account and per address, "
+        "and sign-ups with a taken e-mail per address, per minute before 429",
     ),
     "MOODBOARD_COOKIE_SECURE": (
         "`auto`",

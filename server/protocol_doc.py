@@ -464,7 +464,15 @@ ROUTES: dict[str, tuple[str, str]] = {
         "403, 404, 409 last owner",
     ),
     "POST /api/projects/{project_id}/invitations": ("owner", "403"),
-    "POST /api/invitations/{token}/accept": ("signed in", "404 unknown, 410 expired or used"),
+    "GET /api/projects/{project_id}/invitations": ("owner", "403"),
+    "DELETE /api/projects/{project_id}/invitations/{invitation_id}": (
+        "owner",
+        "403, 404 no pending invitation with that id",
+    ),
+    "POST /api/invitations/{token}/accept": (
+        "signed in",
+        "404 unknown or revoked, 410 expired, used, or its maker may no longer invite",
+    ),
     "GET /api/projects/{project_id}/teams": ("owner", "403"),
     "POST /api/projects/{project_id}/teams": ("owner", "403 unless also in the team"),
     "DELETE /api/projects/{project_id}/teams/{team_id}": ("owner", "403, 404 no such grant"),

@@ -27,6 +27,7 @@ PREFIX = "mb:"
 
 
 async def test_counts_go_back_to_redis_once_it_answers_again() -> None:
+    """Redis gone: attempts are counted (and refused) in memory; back: Redis counts again."""
     port = free_port()
     client = aioredis.Redis(port=port, socket_connect_timeout=1, socket_timeout=1)
     throttle = FallbackLoginThrottle(
@@ -38,17 +39,16 @@ async def test_counts_go_back_to_redis_once_it_answers_again() -> None:
     account = PREFIX + keys[0]
     try:
         async with private_redis(port):
-            await throttle.record_failure(keys)
+            assert await throttle.attempt(keys) is None
             assert int(await client.get(account) or 0) == 1  # counted in Redis
         # Redis is gone: the instance counts on its own, and still throttles.
         for _ in range(3):
-            await throttle.record_failure(keys)
-        assert await throttle.retry_after(keys) is not None
+            assert await throttle.attempt(keys) is None
+        assert await throttle.attempt(keys) is not None
         async with private_redis(port):
             await asyncio.sleep(0.3)  # past retry_s: Redis is tried again
             # A fresh Redis knows of no failures: this instance asks it again, not its memory.
-            assert await throttle.retry_after(keys) is None
-            await throttle.record_failure(keys)
+            assert await throttle.attempt(keys) is None
             assert int(await client.get(account) or 0) == 1
     finally:
         await client.aclose()

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.access.policy import RANK, can, highest, role_for
+from server.access.policy import RANK, can, highest, may_invite, role_for
 from server.types import PROJECT_ROLES
 
 roles = st.sampled_from(PROJECT_ROLES)
@@ -71,3 +71,11 @@ def test_more_grants_never_reduce_what_one_may_do(more: list[str], role: str) ->
     assert after is not None
     assert RANK[after] >= RANK[before]
     assert highest([]) is None
+
+
+@pytest.mark.parametrize("invited", PROJECT_ROLES)
+def test_only_owners_may_invite_and_only_with_a_role_up_to_theirs(invited: str) -> None:
+    """Owners may invite with any role; editors, viewers and non-members with none."""
+    assert may_invite("owner", invited)  # type: ignore[arg-type]
+    for role in (None, "viewer", "editor"):
+        assert not may_invite(role, invited)  # type: ignore[arg-type]

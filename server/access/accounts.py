@@ -14,13 +14,15 @@ from piccolo.engine.base import Engine
 
 from server import metrics
 from server.access import audit
-from server.access.passwords import hash_password, needs_rehash, verify_password
+from server.access.guesses import verify_guess
+from server.access.hashing import hash_in_pool
+from server.access.passwords import hash_password, needs_rehash
 from server.access.principal import Principal
 from server.access.sessions import NewSession, start_session
 from server.access.tables import AppUser, UserSession
-from server.access.throttle import LoginThrottle, throttle_keys
+from server.access.throttle import LoginThrottle, signup_keys, throttle_keys
 from server.access.users import create_user
-from server.errors import RateLimited, Unauthorized
+from server.errors import Conflict, RateLimited, Unauthorized
 from server.events.notify import Notifier
 from server.settings import Settings
 from server.timestamps import rfc3339
@@ -61,16 +63,39 @@ async def load_user(user_id: UserId) -> dict[str, Any]:
 async def register(
     engine: Engine[Any],
     settings: Settings,
+    throttle: LoginThrottle,
     *,
     email: str,
     password: str,
     name: str,
     client: Client,
 ) -> tuple[dict[str, Any], NewSession]:
-    """Create an account with its signup credits, and a first session."""
-    user = await create_user(
-        engine, email=email, password=password, name=name, signup_credits=settings.signup_credits
-    )
+    """Create an account with its signup credits, and a first session.
+
+    Sign-ups with a taken e-mail (each one tells whether an address has an
+    account) are counted per address like failed logins: past the limit, 429
+    before anything else is checked. The taken e-mail is found before the slow
+    hash (users.create_user), and the hash runs off the event loop.
+    """
+    keys = signup_keys(client.ip)
+    wait = await throttle.attempt(keys)
+    if wait is not None:
+        await audit.record("signup.throttled", actor_id=None, actor_kind="anonymous", ip=client.ip)
+        metrics.RATE_LIMITED.labels("signup").inc()
+        raise RateLimited(f"too many failed sign-ups; try again in {wait} s", retry_after=wait)
+    try:
+        user = await create_user(
+            engine,
+            email=email,
+            password=password,
+            name=name,
+            signup_credits=settings.signup_credits,
+        )
+    except Exception as exc:
+        if not isinstance(exc, Conflict):
+            await throttle.forgive(keys)
+        raise  # a taken e-mail stays counted: it tells the caller that address has an account
+    await throttle.forgive(keys)
     session = await start_session(
         user.id, ttl_s=settings.session_ttl_s, ip=client.ip, user_agent=client.user_agent
     )
@@ -89,38 +114,38 @@ async def login(
         RateLimited: too many failures for this account or address (Retry-After).
         Unauthorized: unknown e-mail or wrong password (one message for both).
     """
-    keys = throttle_keys(email, client.ip)
-    wait = await throttle.retry_after(keys)
-    if wait is not None:
-        await audit.record(
-            "login.throttled",
-            actor_id=None,
-            actor_kind="anonymous",
-            ip=client.ip,
-            details={"email": email.strip().lower()[:320]},
-        )
-        metrics.RATE_LIMITED.labels("login").inc()
-        raise RateLimited(f"too many failed logins; try again in {wait} s", retry_after=wait)
+    address = email.strip().lower()[:320]
     row = (
         await AppUser.select(AppUser.id, AppUser.password_hash)
         .where((AppUser.email == email.strip().lower()) & AppUser.deleted_at.is_null())
         .first()
     )
-    ok = verify_password(row["password_hash"] if row else _DUMMY_HASH, password)
+    keys = throttle_keys(email, client.ip)
+    try:
+        ok = await verify_guess(
+            throttle, keys, row["password_hash"] if row else _DUMMY_HASH, password, scope="login"
+        )
+    except RateLimited:
+        await audit.record(
+            "login.throttled",
+            actor_id=None,
+            actor_kind="anonymous",
+            ip=client.ip,
+            details={"email": address},
+        )
+        raise
     if row is None or not ok:
-        metrics.AUTH_FAILURES.labels("password").inc()
-        await throttle.record_failure(keys)
         await audit.record(
             "login.failed",
             actor_id=None if row is None else row["id"],
             actor_kind="anonymous" if row is None else "user",
             ip=client.ip,
-            details={"email": email.strip().lower()[:320]},
+            details={"email": address},
         )
         raise Unauthorized(BAD_LOGIN)
     user_id = UserId(row["id"])
     if needs_rehash(row["password_hash"]):
-        await AppUser.update({AppUser.password_hash: hash_password(password)}).where(
+        await AppUser.update({AppUser.password_hash: await hash_in_pool(password)}).where(
             AppUser.id == user_id
         )
     session = await start_session(

@@ -60,3 +60,12 @@ def role_for(
 def can(role: ProjectRole | None, action: Action) -> bool:
     """Whether a user with ``role`` (None: no role) may do ``action``."""
     return role is not None and RANK[role] >= RANK[_MINIMUM[action]]
+
+
+def may_invite(role: ProjectRole | None, invited_role: ProjectRole) -> bool:
+    """Whether a member with ``role`` may invite someone as ``invited_role``.
+
+    docs/protocol.md §2: an invitation is valid only while its maker still may, so
+    this is asked when it is made and again when it is accepted.
+    """
+    return can(role, "members.manage") and role is not None and RANK[role] >= RANK[invited_role]

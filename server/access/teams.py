@@ -14,6 +14,7 @@ from server.access.users import normalize_email
 from server.db.engine import write_transaction
 from server.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from server.events.notify import Notifier
+from server.projects.membership import end_lost_invitations
 from server.projects.tables import ProjectTeamGrant
 from server.timestamps import rfc3339
 from server.types import TEAM_ROLES, ProjectId, UserId
@@ -183,5 +184,9 @@ async def remove_team_member(
             details={"team_id": str(team_id)},
         )
         projects = await _projects_of(team_id)
+        for project_id in projects:  # docs/protocol.md §2: losing the role ends their invitations
+            await end_lost_invitations(
+                project_id, [user_id], actor=caller.user_id, reason="maker_removed", ip=ip
+            )
     for project_id in projects:
         await notifier.access_changed(project_id, [user_id])

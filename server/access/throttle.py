@@ -1,11 +1,18 @@
-"""Brute-force defence for logins: failed attempts counted per account and per address.
+"""Brute-force defence for password checks: failed guesses counted per account and per address.
 
 Fixed one-minute windows: the N-th failure within a window blocks further
-attempts on that key until the window ends (429 with Retry-After). Redis holds
-the counters when configured, so every instance sees the same counts; the
-embedded mode keeps them in memory (one instance). While Redis does not
-answer, each instance counts in its own memory (:class:`FallbackLoginThrottle`):
-people can still log in, and guessing is still limited, per instance.
+attempts on that key until the window ends (429 with Retry-After). An attempt
+is counted *before* its password is checked, atomically (INCR in Redis; one
+step without an ``await`` in memory), and taken back when it succeeds or is
+refused: so concurrent guesses cannot all pass the check before any failure
+is recorded (16 at once all got 401 when the limit was read first and the
+failure written after the slow verify). The same counters throttle logins and
+the password check of ``DELETE /api/me``; sign-ups count their failures per
+address. Redis holds the counters when configured, so every instance sees the
+same counts; the embedded mode keeps them in memory (one instance). While
+Redis does not answer, each instance counts in its own memory
+(:class:`FallbackLoginThrottle`): people can still log in, and guessing is
+still limited, per instance.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Protocol, TypeVar
 
 import redis.asyncio as aioredis
@@ -26,6 +34,7 @@ T = TypeVar("T")
 
 WINDOW_S = 60
 MAX_TRACKED_KEYS = 100_000  # memory bound of the in-process counters
+_FORGIVE_LUA = (Path(__file__).parent / "throttle_forgive.lua").read_text()
 
 
 def throttle_keys(email: str, ip: str | None) -> list[str]:
@@ -37,16 +46,24 @@ def throttle_keys(email: str, ip: str | None) -> list[str]:
     return keys
 
 
+def signup_keys(ip: str | None) -> list[str]:
+    """The counter of failed sign-ups from one address (none without an address)."""
+    return [f"signup:ip:{ip}"] if ip else []
+
+
 class LoginThrottle(Protocol):
-    """Counts failed logins; says how long a key is blocked."""
+    """Counts attempts first, forgives the ones that succeed; says how long a key is blocked."""
 
     limit: int
 
-    async def retry_after(self, keys: list[str]) -> int | None:
-        """Seconds until an attempt on ``keys`` is allowed again, or None if allowed now."""
+    async def attempt(self, keys: list[str]) -> int | None:
+        """Count one attempt against each key: None to go on, or the seconds to wait.
 
-    async def record_failure(self, keys: list[str]) -> None:
-        """Count one failed attempt against each key."""
+        A refused attempt is not counted (the counters hold guesses that were checked).
+        """
+
+    async def forgive(self, keys: list[str]) -> None:
+        """Take back an attempt that succeeded (only failures stay counted)."""
 
 
 class MemoryLoginThrottle:
@@ -56,54 +73,65 @@ class MemoryLoginThrottle:
         self.limit = limit
         self._windows: OrderedDict[str, tuple[int, float]] = OrderedDict()
 
-    async def retry_after(self, keys: list[str]) -> int | None:
+    async def attempt(self, keys: list[str]) -> int | None:
+        # No await from the reads to the writes: concurrent attempts count one by one.
         now = time.monotonic()
-        waits = [
-            end - now
-            for count, end in (self._windows.get(k, (0, 0.0)) for k in keys)
-            if end > now and count >= self.limit
-        ]
-        return max(1, int(max(waits)) + 1) if waits else None
-
-    async def record_failure(self, keys: list[str]) -> None:
-        now = time.monotonic()
-        for key in keys:
-            count, end = self._windows.get(key, (0, 0.0))
-            if end <= now:
-                count, end = 0, now + WINDOW_S
+        windows = [self._live(key, now) for key in keys]
+        waits = [end - now for count, end in windows if count >= self.limit]
+        if waits:
+            return max(1, int(max(waits)) + 1)
+        for key, (count, end) in zip(keys, windows, strict=True):
             self._windows[key] = (count + 1, end)
             self._windows.move_to_end(key)
         while len(self._windows) > MAX_TRACKED_KEYS:
             self._windows.popitem(last=False)
+        return None
+
+    async def forgive(self, keys: list[str]) -> None:
+        now = time.monotonic()
+        for key in keys:
+            count, end = self._windows.get(key, (0, 0.0))
+            if end > now and count > 0:
+                self._windows[key] = (count - 1, end)
+
+    def _live(self, key: str, now: float) -> tuple[int, float]:
+        """The key's count and window end; a new window when the old one ended."""
+        count, end = self._windows.get(key, (0, 0.0))
+        return (count, end) if end > now else (0, now + WINDOW_S)
 
 
 class RedisLoginThrottle:
-    """Counters in Redis: INCR + EXPIRE NX per key, shared by every instance."""
+    """Counters in Redis: INCR + EXPIRE NX per key (counted first), shared by every instance."""
 
     def __init__(self, client: aioredis.Redis, limit: int, prefix: str = "mb:") -> None:
         self.limit = limit
         self._client = client
         self._prefix = prefix
+        self._forgive = client.register_script(_FORGIVE_LUA)
 
-    async def retry_after(self, keys: list[str]) -> int | None:
+    async def attempt(self, keys: list[str]) -> int | None:
         names = [self._prefix + k for k in keys]
         async with self._client.pipeline(transaction=False) as pipe:
             for name in names:
-                pipe.get(name)
+                pipe.incr(name)
+                pipe.expire(name, WINDOW_S, nx=True)
                 pipe.ttl(name)
             replies = await pipe.execute()
+        counts, ttls = replies[::3], replies[2::3]
         waits = [
-            int(ttl)
-            for count, ttl in zip(replies[::2], replies[1::2], strict=True)
-            if count is not None and int(count) >= self.limit and int(ttl) > 0
+            max(1, int(ttl))
+            for count, ttl in zip(counts, ttls, strict=True)
+            if int(count) > self.limit
         ]
-        return max(waits) if waits else None
+        if not waits:
+            return None
+        await self.forgive(keys)  # refused, not checked: the counters hold guesses
+        return max(waits)
 
-    async def record_failure(self, keys: list[str]) -> None:
+    async def forgive(self, keys: list[str]) -> None:
         async with self._client.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.incr(self._prefix + key)
-                pipe.expire(self._prefix + key, WINDOW_S, nx=True)
+            for key in keys:  # one key per script call: keys of one call may sit on other nodes
+                await self._forgive(keys=[self._prefix + key], client=pipe)
             await pipe.execute()
 
 
@@ -123,11 +151,11 @@ class FallbackLoginThrottle:
         self._shared, self._local, self._retry_s = shared, local, retry_s
         self._shared_down_until = 0.0
 
-    async def retry_after(self, keys: list[str]) -> int | None:
-        return await self._counted(lambda throttle: throttle.retry_after(keys))
+    async def attempt(self, keys: list[str]) -> int | None:
+        return await self._counted(lambda throttle: throttle.attempt(keys))
 
-    async def record_failure(self, keys: list[str]) -> None:
-        await self._counted(lambda throttle: throttle.record_failure(keys))
+    async def forgive(self, keys: list[str]) -> None:
+        await self._counted(lambda throttle: throttle.forgive(keys))
 
     async def _counted(self, call: Callable[[LoginThrottle], Awaitable[T]]) -> T:
         if time.monotonic() >= self._shared_down_until:

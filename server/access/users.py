@@ -10,7 +10,8 @@ from typing import Any
 
 from piccolo.engine.base import Engine
 
-from server.access.passwords import hash_password, weakness
+from server.access.hashing import hash_in_pool
+from server.access.passwords import weakness
 from server.access.tables import AppUser
 from server.credits.tables import CreditLedger
 from server.db.engine import is_unique_violation, write_transaction
@@ -65,9 +66,12 @@ async def create_user(
     name = name.strip()
     if not name or len(name) > MAX_NAME:
         raise ValidationFailed(f"name: must be 1..{MAX_NAME} characters", field="name")
-    password_hash = hash_password(password)  # slow on purpose: outside the transaction
-    user_id = UserId(uuid.uuid4())
     taken = Conflict("email: an account with this e-mail already exists", field="email")
+    if await AppUser.exists().where(AppUser.email == email):
+        raise taken  # cheap, before the slow hash (checked again when inserting)
+    # Slow on purpose (~200 ms): off the event loop, and outside the transaction.
+    password_hash = await hash_in_pool(password)
+    user_id = UserId(uuid.uuid4())
     try:
         await _insert_user(engine, user_id, email, name, password_hash, role, signup_credits)
     except Exception as exc:

@@ -48,6 +48,7 @@ class AuthController(Controller):
         user, session = await accounts.register(
             ctx.engine,
             ctx.settings,
+            ctx.throttle,
             email=data.email,
             password=data.password,
             name=data.name,

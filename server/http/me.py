@@ -61,6 +61,6 @@ class MeController(Controller):
     ) -> Response[None]:
         """Delete the account (password re-confirmed); see docs/security.md for the rule."""
         await account_data.erase(
-            ctx.engine, ctx.notifier, caller, password=data.password, client=client
+            ctx.engine, ctx.notifier, ctx.throttle, caller, password=data.password, client=client
         )
         return Response(None, status_code=HTTP_204_NO_CONTENT)

@@ -16,11 +16,12 @@ from server.http.schemas import (
     Member,
     MemberCreateBody,
     MemberPatchBody,
+    PendingInvitation,
     TeamGrant,
     TeamGrantBody,
     to,
 )
-from server.projects import access, membership
+from server.projects import access, invitations, membership
 from server.types import ProjectId, UserId
 
 
@@ -106,7 +107,7 @@ class MemberController(Controller):
         client: ClientInfo,
     ) -> InvitationCreated:
         """A single-use, expiring invitation; the token is shown once."""
-        created = await membership.invite(
+        created = await invitations.invite(
             ctx.engine,
             caller,
             ProjectId(project_id),
@@ -116,6 +117,28 @@ class MemberController(Controller):
             ip=client.ip,
         )
         return to(InvitationCreated, created)
+
+    @get("/invitations")
+    async def list_invitations(
+        self, project_id: FromPath[uuid.UUID], caller: Caller
+    ) -> list[PendingInvitation]:
+        """The pending invitations, oldest first (owners only; tokens are never shown again)."""
+        pending = await invitations.list_pending(caller, ProjectId(project_id))
+        return to(list[PendingInvitation], pending)
+
+    @delete("/invitations/{invitation_id:uuid}", status_code=HTTP_204_NO_CONTENT)
+    async def revoke_invitation(
+        self,
+        project_id: FromPath[uuid.UUID],
+        invitation_id: FromPath[uuid.UUID],
+        caller: Caller,
+        ctx: Ctx,
+        client: ClientInfo,
+    ) -> None:
+        """Revoke a pending invitation: accepting it is then 404."""
+        await invitations.revoke(
+            ctx.engine, caller, ProjectId(project_id), invitation_id, ip=client.ip
+        )
 
     @get("/teams")
     async def list_grants(self, project_id: FromPath[uuid.UUID], caller: Caller) -> list[TeamGrant]:
@@ -169,8 +192,9 @@ class InvitationController(Controller):
     async def accept(
         self, token: FromPath[str], caller: Caller, ctx: Ctx, client: ClientInfo
     ) -> AcceptedInvitation:
-        """Join the project with the invitation's role (404 unknown, 410 expired or used)."""
-        member = await membership.accept_invitation(
-            ctx.engine, ctx.notifier, caller, token, ip=client.ip
-        )
+        """Join the project with the invitation's role.
+
+        404 unknown or revoked; 410 expired, used, or its maker may no longer invite.
+        """
+        member = await invitations.accept(ctx.engine, ctx.notifier, caller, token, ip=client.ip)
         return to(AcceptedInvitation, member)

@@ -162,6 +162,17 @@ class InvitationCreated(msgspec.Struct):
     expires_at: datetime
 
 
+class PendingInvitation(msgspec.Struct):
+    """An unused, unexpired invitation as owners see it: never its token."""
+
+    id: uuid.UUID
+    email: str
+    role: ProjectRoleName
+    invited_by: uuid.UUID | None
+    created_at: datetime
+    expires_at: datetime
+
+
 class Team(msgspec.Struct):
     id: uuid.UUID
     name: str

@@ -1,33 +1,33 @@
-"""Who may work on a project: direct members, team grants and invitations.
+"""Who may work on a project: direct members and team grants (invitations: invitations.py).
 
 Only owners manage them (docs/protocol.md §2.4); any member may leave. The
 last direct owner can be neither removed nor demoted (409). Every change is
 an event in the project's log (``member.*``), an audit entry, and a
 notification so live sockets re-check access (docs/architecture.md §5).
+Removing or demoting a member ends the invitations they may no longer make.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
 from typing import Any
 
 from piccolo.engine.base import Engine
 
 from server.access import audit
-from server.access.policy import RANK, Action
+from server.access.policy import Action, may_invite
 from server.access.principal import Principal
 from server.access.tables import AppUser, Team, TeamMember
-from server.access.tokens import hash_token, new_token
 from server.access.users import normalize_email
 from server.db.engine import write_transaction
-from server.errors import Conflict, Forbidden, Gone, NotFound, ValidationFailed
+from server.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from server.events import log as event_log
 from server.events.log import EventRecord
 from server.events.notify import Notifier
 from server.projects import access
-from server.projects.tables import Invitation, Project, ProjectMember, ProjectTeamGrant
-from server.timestamps import rfc3339, utc
+from server.projects.tables import Invitation, ProjectMember, ProjectTeamGrant
+from server.timestamps import rfc3339
 from server.types import PROJECT_ROLES, ProjectId, ProjectRole, UserId
 
 LAST_OWNER = "the project's last owner cannot be removed or demoted; add another owner first"
@@ -65,7 +65,7 @@ async def list_members(project_id: ProjectId) -> list[dict[str, Any]]:
     return [member_view(row) for row in rows]
 
 
-async def _member(project_id: ProjectId, user_id: UserId) -> dict[str, Any] | None:
+async def find_member(project_id: ProjectId, user_id: UserId) -> dict[str, Any] | None:
     row: dict[str, Any] | None = (
         await ProjectMember.select(
             ProjectMember.id,
@@ -81,7 +81,7 @@ async def _member(project_id: ProjectId, user_id: UserId) -> dict[str, Any] | No
     return row
 
 
-async def _member_event(
+async def member_event(
     project_id: ProjectId, seq: int, kind: str, member: dict[str, Any], actor: UserId | None
 ) -> EventRecord:
     data = (
@@ -126,16 +126,16 @@ async def add_member(
                 "email: no user has this e-mail; send an invitation instead", field="email"
             )
         seq = await event_log.next_seq(project_id)  # locks the project: changes serialise
-        if await _member(project_id, user["id"]) is not None:
+        if await find_member(project_id, user["id"]) is not None:
             raise Conflict("email: this user is already a member", field="email")
         await ProjectMember.insert(
             ProjectMember(
                 project_id=project_id, user_id=user["id"], role=new_role, added_by=caller.user_id
             )
         )
-        member = await _member(project_id, user["id"])
+        member = await find_member(project_id, user["id"])
         assert member is not None
-        event = await _member_event(project_id, seq, "member.created", member, caller.user_id)
+        event = await member_event(project_id, seq, "member.created", member, caller.user_id)
         await audit.record(
             "member.added",
             actor_id=caller.user_id,
@@ -165,7 +165,7 @@ async def change_role(
     async with write_transaction(engine):
         await access.require(project_id, caller.user_id, "members.manage")
         await event_log.lock_project(project_id)  # membership changes serialise
-        member = await _member(project_id, user_id)
+        member = await find_member(project_id, user_id)
         if member is None:
             raise NotFound("this user is not a member of the project")
         if member["role"] == new_role:
@@ -176,8 +176,11 @@ async def change_role(
             ProjectMember.id == member["id"]
         )
         member = {**member, "role": new_role}
+        await end_lost_invitations(
+            project_id, [user_id], actor=caller.user_id, reason="maker_demoted", ip=ip
+        )
         seq = await event_log.next_seq(project_id)
-        event = await _member_event(project_id, seq, "member.updated", member, caller.user_id)
+        event = await member_event(project_id, seq, "member.updated", member, caller.user_id)
         await audit.record(
             "member.role_changed",
             actor_id=caller.user_id,
@@ -206,13 +209,16 @@ async def remove_member(
         action: Action = "project.read" if user_id == caller.user_id else "members.manage"
         await access.require(project_id, caller.user_id, action)
         seq = await event_log.next_seq(project_id)
-        member = await _member(project_id, user_id)
+        member = await find_member(project_id, user_id)
         if member is None:
             raise NotFound("this user is not a member of the project")
         if member["role"] == "owner" and await access.direct_owner_count(project_id) <= 1:
             raise Conflict(LAST_OWNER)
         await ProjectMember.delete().where(ProjectMember.id == member["id"])
-        event = await _member_event(project_id, seq, "member.deleted", member, caller.user_id)
+        await end_lost_invitations(
+            project_id, [user_id], actor=caller.user_id, reason="maker_removed", ip=ip
+        )
+        event = await member_event(project_id, seq, "member.deleted", member, caller.user_id)
         await audit.record(
             "member.removed",
             actor_id=caller.user_id,
@@ -225,115 +231,49 @@ async def remove_member(
     await notifier.access_changed(project_id, [user_id])
 
 
-async def invite(
-    engine: Engine[Any],
-    caller: Principal,
+async def end_lost_invitations(
     project_id: ProjectId,
+    makers: Sequence[UserId],
     *,
-    email: str,
-    role: str,
-    ttl_s: int,
+    actor: UserId,
+    reason: str,
     ip: str | None,
-) -> dict[str, Any]:
-    """Create a single-use invitation; its token is in this answer only."""
-    new_role = check_role(role)
-    address = normalize_email(email)
-    token, token_hash = new_token("invitation")
-    invitation_id = uuid.uuid4()
-    expires_at = datetime.now(UTC) + timedelta(seconds=ttl_s)
-    async with write_transaction(engine):
-        await access.require(project_id, caller.user_id, "members.manage")
-        await Invitation.insert(
-            Invitation(
-                id=invitation_id,
-                project_id=project_id,
-                email=address,
-                role=new_role,
-                token_hash=token_hash,
-                invited_by=caller.user_id,
-                expires_at=expires_at,
-            )
-        )
+) -> None:
+    """Revoke the pending invitations of ``makers`` that their role no longer allows.
+
+    docs/protocol.md §2: "removing or demoting them ends it". Called inside the
+    transaction of a change to a maker's role (direct or through a team),
+    after the change: their effective role as the transaction now sees it
+    decides. Accepting checks the maker's role again (invitations.py), which
+    covers changes that do not pass here (an erased account, SQL typed in);
+    this makes the end final, so a maker who gets the role back does not
+    revive them.
+    """
+    if not makers:
+        return
+    pending = await Invitation.select(Invitation.id, Invitation.role, Invitation.invited_by).where(
+        (Invitation.project_id == project_id)
+        & Invitation.invited_by.is_in(list(makers))
+        & Invitation.used_at.is_null()
+    )
+    roles = {
+        maker: await access.role_on(project_id, UserId(maker))
+        for maker in {row["invited_by"] for row in pending}
+    }
+    ended = [row["id"] for row in pending if not may_invite(roles[row["invited_by"]], row["role"])]
+    if not ended:
+        return
+    await Invitation.delete().where(Invitation.id.is_in(ended))
+    for invitation_id in ended:
         await audit.record(
-            "invitation.created",
-            actor_id=caller.user_id,
+            "invitation.revoked",
+            actor_id=actor,
             target_type="invitation",
             target_id=invitation_id,
             project_id=project_id,
             ip=ip,
-            details={"role": new_role},
+            details={"reason": reason},
         )
-    return {"id": str(invitation_id), "token": token, "expires_at": rfc3339(expires_at)}
-
-
-async def accept_invitation(
-    engine: Engine[Any], notifier: Notifier, caller: Principal, token: str, *, ip: str | None
-) -> dict[str, Any]:
-    """Use an invitation: the caller becomes a member with its role (or keeps a higher one).
-
-    Raises:
-        NotFound: no invitation has this token (or its project is gone).
-        Gone: it expired or was already used (410).
-    """
-    now = datetime.now(UTC)
-    async with write_transaction(engine):
-        invitation = (
-            await Invitation.select().where(Invitation.token_hash == hash_token(token)).first()
-        )
-        if invitation is None:
-            raise NotFound("no invitation has this token")
-        project_id = ProjectId(invitation["project_id"])
-        if invitation["used_at"] is not None:
-            raise Gone("this invitation was already used")
-        if utc(invitation["expires_at"]) <= now:
-            raise Gone("this invitation has expired")
-        if not await Project.exists().where(
-            (Project.id == project_id) & Project.deleted_at.is_null()
-        ):
-            raise NotFound("no invitation has this token")
-        claimed = (
-            await Invitation.update({Invitation.used_at: now, Invitation.used_by: caller.user_id})
-            .where((Invitation.id == invitation["id"]) & Invitation.used_at.is_null())
-            .returning(Invitation.id)
-        )
-        if not claimed:  # someone else used it between our read and this write
-            raise Gone("this invitation was already used")
-        existing = await _member(project_id, caller.user_id)
-        role: ProjectRole = invitation["role"]
-        if existing is None:
-            await ProjectMember.insert(
-                ProjectMember(
-                    project_id=project_id,
-                    user_id=caller.user_id,
-                    role=role,
-                    added_by=invitation["invited_by"],
-                )
-            )
-            kind = "member.created"
-        elif RANK[role] > RANK[existing["role"]]:
-            await ProjectMember.update({ProjectMember.role: role}).where(
-                ProjectMember.id == existing["id"]
-            )
-            kind = "member.updated"
-        else:
-            kind = ""
-        member = await _member(project_id, caller.user_id)
-        assert member is not None
-        events = []
-        if kind:
-            seq = await event_log.next_seq(project_id)
-            events.append(await _member_event(project_id, seq, kind, member, caller.user_id))
-        await audit.record(
-            "invitation.accepted",
-            actor_id=caller.user_id,
-            target_type="invitation",
-            target_id=invitation["id"],
-            project_id=project_id,
-            ip=ip,
-        )
-    await notifier.events_committed(events)
-    await notifier.access_changed(project_id, [caller.user_id])
-    return {**member_view(member), "project_id": str(project_id)}
 
 
 async def _team_member_ids(team_id: uuid.UUID) -> list[UserId]:
@@ -383,6 +323,10 @@ async def grant_team(
             await ProjectTeamGrant.update({ProjectTeamGrant.role: new_role}).where(
                 ProjectTeamGrant.id == existing["id"]
             )
+        affected = await _team_member_ids(team_id)
+        await end_lost_invitations(
+            project_id, affected, actor=caller.user_id, reason="maker_demoted", ip=ip
+        )
         await audit.record(
             "team_grant.set",
             actor_id=caller.user_id,
@@ -392,7 +336,6 @@ async def grant_team(
             ip=ip,
             details={"role": new_role},
         )
-        affected = await _team_member_ids(team_id)
     await notifier.access_changed(project_id, affected)
     grant = {"project_id": str(project_id), "team_id": str(team_id), "role": new_role}
     return grant, existing is None
@@ -419,6 +362,10 @@ async def revoke_team_grant(
         )
         if not removed:
             raise NotFound("this team has no grant on the project")
+        affected = await _team_member_ids(team_id)
+        await end_lost_invitations(
+            project_id, affected, actor=caller.user_id, reason="maker_removed", ip=ip
+        )
         await audit.record(
             "team_grant.removed",
             actor_id=caller.user_id,
@@ -427,7 +374,6 @@ async def revoke_team_grant(
             project_id=project_id,
             ip=ip,
         )
-        affected = await _team_member_ids(team_id)
     await notifier.access_changed(project_id, affected)
 
 

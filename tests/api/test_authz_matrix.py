@@ -75,6 +75,9 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("PATCH",  "/api/projects/{project_id}/members/{user_id}"):   "401 401 403 403 403 403 200 403",
     ("DELETE", "/api/projects/{project_id}/members/{user_id}"):   "401 401 403 403 403 403 204 403",
     ("POST",   "/api/projects/{project_id}/invitations"):         "401 401 403 403 403 403 201 403",
+    ("GET",    "/api/projects/{project_id}/invitations"):         "401 401 403 403 403 403 200 403",
+    ("DELETE", "/api/projects/{project_id}/invitations/{invitation_id}"):
+                                                                  "401 401 403 403 403 403 204 403",
     ("GET",    "/api/projects/{project_id}/teams"):               "401 401 403 403 403 403 200 403",
     ("GET",    "/api/projects/{project_id}/rooms"):               "401 401 403 200 200 200 200 403",
     ("POST",   "/api/projects/{project_id}/rooms"):               "401 401 403 403 201 201 201 403",
@@ -500,6 +503,24 @@ async def _remove_member(w: World, caller: str) -> Call:
 @request_for("POST", "/api/projects/{project_id}/invitations")
 async def _invite(w: World, caller: str) -> Call:
     return Call({"project_id": w.project_id}, {"email": new_email(), "role": "viewer"})
+
+
+@request_for("GET", "/api/projects/{project_id}/invitations")
+async def _list_invitations(w: World, caller: str) -> Call:
+    return Call({"project_id": w.project_id})
+
+
+@request_for("DELETE", "/api/projects/{project_id}/invitations/{invitation_id}")
+async def _revoke_invitation(w: World, caller: str) -> Call:
+    invitation = ok(
+        await w.api.client.post(
+            f"/api/projects/{w.project_id}/invitations",
+            json={"email": new_email(), "role": "viewer"},
+            headers=w.owner.auth,
+        ),
+        201,
+    )
+    return Call({"project_id": w.project_id, "invitation_id": invitation["id"]})
 
 
 @request_for("POST", "/api/projects/{project_id}/teams")

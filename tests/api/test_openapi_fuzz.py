@@ -162,6 +162,7 @@ class World:
             "user_id": self.member_id,
             "session_id": self.spare_session,
             "token": token["token"],
+            "invitation_id": token["id"],
             "room_id": rid,
             "item_id": iid["id"],
         }

@@ -1,0 +1,216 @@
+"""Invitations: bearer links to join a project with a role (docs/protocol.md §2).
+
+An invitation is valid until it is used, revoked or expired, and only while
+the member who made it still holds a role that may invite with that role
+(``policy.may_invite``). That is checked when it is accepted, under the
+project lock the membership write takes, so a concurrent removal or demotion
+of the maker either comes first (and the accept is refused) or waits. Without
+it, an owner who was removed could accept their own owner invitation and
+take the project back. Owners list the pending ones and revoke them; every
+step is audited. Tokens are shown once, stored only as SHA-256.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from piccolo.engine.base import Engine
+
+from server.access import audit
+from server.access.policy import RANK, may_invite
+from server.access.principal import Principal
+from server.access.tokens import hash_token, new_token
+from server.access.users import normalize_email
+from server.db.engine import write_transaction
+from server.errors import Gone, NotFound
+from server.events import log as event_log
+from server.events.notify import Notifier
+from server.projects import access
+from server.projects.membership import check_role, find_member, member_event, member_view
+from server.projects.tables import Invitation, ProjectMember
+from server.timestamps import rfc3339, utc
+from server.types import ProjectId, ProjectRole, UserId
+
+UNKNOWN = "no invitation has this token"
+NO_PENDING = "no pending invitation of this project has this id"
+MAKER_LOST_ROLE = "this invitation is no longer valid: its maker may no longer invite with its role"
+
+
+async def invite(
+    engine: Engine[Any],
+    caller: Principal,
+    project_id: ProjectId,
+    *,
+    email: str,
+    role: str,
+    ttl_s: int,
+    ip: str | None,
+) -> dict[str, Any]:
+    """Create a single-use invitation; its token is in this answer only."""
+    new_role = check_role(role)
+    address = normalize_email(email)
+    token, token_hash = new_token("invitation")
+    invitation_id = uuid.uuid4()
+    expires_at = datetime.now(UTC) + timedelta(seconds=ttl_s)
+    async with write_transaction(engine):
+        await access.require(project_id, caller.user_id, "members.manage")
+        await Invitation.insert(
+            Invitation(
+                id=invitation_id,
+                project_id=project_id,
+                email=address,
+                role=new_role,
+                token_hash=token_hash,
+                invited_by=caller.user_id,
+                expires_at=expires_at,
+            )
+        )
+        await audit.record(
+            "invitation.created",
+            actor_id=caller.user_id,
+            target_type="invitation",
+            target_id=invitation_id,
+            project_id=project_id,
+            ip=ip,
+            details={"role": new_role},
+        )
+    return {"id": str(invitation_id), "token": token, "expires_at": rfc3339(expires_at)}
+
+
+async def list_pending(caller: Principal, project_id: ProjectId) -> list[dict[str, Any]]:
+    """The project's unused, unexpired invitations, oldest first (owners only; no tokens)."""
+    await access.require(project_id, caller.user_id, "members.manage")
+    rows = (
+        await Invitation.select(
+            Invitation.id,
+            Invitation.email,
+            Invitation.role,
+            Invitation.invited_by,
+            Invitation.created_at,
+            Invitation.expires_at,
+        )
+        .where(
+            (Invitation.project_id == project_id)
+            & Invitation.used_at.is_null()
+            & (Invitation.expires_at > datetime.now(UTC))
+        )
+        .order_by(Invitation.created_at)
+    )
+    return [
+        {
+            "id": str(row["id"]),
+            "email": row["email"],
+            "role": row["role"],
+            "invited_by": None if row["invited_by"] is None else str(row["invited_by"]),
+            "created_at": rfc3339(row["created_at"]),
+            "expires_at": rfc3339(row["expires_at"]),
+        }
+        for row in rows
+    ]
+
+
+async def revoke(
+    engine: Engine[Any],
+    caller: Principal,
+    project_id: ProjectId,
+    invitation_id: uuid.UUID,
+    *,
+    ip: str | None,
+) -> None:
+    """Revoke a pending invitation (owners only): its token then matches nothing (404)."""
+    async with write_transaction(engine):
+        await access.require(project_id, caller.user_id, "members.manage")
+        await event_log.lock_project(project_id)  # serialises with a concurrent accept
+        removed = (
+            await Invitation.delete()
+            .where(
+                (Invitation.id == invitation_id)
+                & (Invitation.project_id == project_id)
+                & Invitation.used_at.is_null()
+            )
+            .returning(Invitation.id)
+        )
+        if not removed:
+            raise NotFound(NO_PENDING)
+        await audit.record(
+            "invitation.revoked",
+            actor_id=caller.user_id,
+            target_type="invitation",
+            target_id=invitation_id,
+            project_id=project_id,
+            ip=ip,
+            details={"reason": "revoked"},
+        )
+
+
+async def accept(
+    engine: Engine[Any], notifier: Notifier, caller: Principal, token: str, *, ip: str | None
+) -> dict[str, Any]:
+    """Use an invitation: the caller becomes a member with its role (or keeps a higher one).
+
+    Raises:
+        NotFound: no invitation has this token (revoked, or its project is gone).
+        Gone: it expired, was already used, or its maker may no longer invite
+            with its role (410).
+    """
+    now = datetime.now(UTC)
+    async with write_transaction(engine):
+        invitation = (
+            await Invitation.select().where(Invitation.token_hash == hash_token(token)).first()
+        )
+        if invitation is None:
+            raise NotFound(UNKNOWN)
+        project_id = ProjectId(invitation["project_id"])
+        project = await event_log.lock_project(project_id)  # membership changes serialise
+        if project is None or project["deleted_at"] is not None:
+            raise NotFound(UNKNOWN)
+        if invitation["used_at"] is not None:
+            raise Gone("this invitation was already used")
+        if utc(invitation["expires_at"]) <= now:
+            raise Gone("this invitation has expired")
+        role: ProjectRole = invitation["role"]
+        maker = invitation["invited_by"]
+        maker_role = None if maker is None else await access.role_on(project_id, UserId(maker))
+        if not may_invite(maker_role, role):
+            raise Gone(MAKER_LOST_ROLE)
+        claimed = (
+            await Invitation.update({Invitation.used_at: now, Invitation.used_by: caller.user_id})
+            .where((Invitation.id == invitation["id"]) & Invitation.used_at.is_null())
+            .returning(Invitation.id)
+        )
+        if not claimed:  # someone else used it between our read and this write
+            raise Gone("this invitation was already used")
+        existing = await find_member(project_id, caller.user_id)
+        if existing is None:
+            await ProjectMember.insert(
+                ProjectMember(
+                    project_id=project_id, user_id=caller.user_id, role=role, added_by=maker
+                )
+            )
+            kind = "member.created"
+        elif RANK[role] > RANK[existing["role"]]:
+            await ProjectMember.update({ProjectMember.role: role}).where(
+                ProjectMember.id == existing["id"]
+            )
+            kind = "member.updated"
+        else:
+            kind = ""
+        member = await find_member(project_id, caller.user_id)
+        assert member is not None
+        events = []
+        if kind:
+            seq = await event_log.next_seq(project_id)
+            events.append(await member_event(project_id, seq, kind, member, caller.user_id))
+        await audit.record(
+            "invitation.accepted",
+            actor_id=caller.user_id,
+            target_type="invitation",
+            target_id=invitation["id"],
+            project_id=project_id,
+            ip=ip,
+        )
+    await notifier.events_committed(events)
+    await notifier.access_changed(project_id, [caller.user_id])
+    return {**member_view(member), "project_id": str(project_id)}

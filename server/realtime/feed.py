@@ -11,10 +11,10 @@ are carried out:
 - **fill**: a read of the log the feed asked for (``_fill``); it reads up to
   whatever was announced by the time it runs, so the rows of one outside
   statement (one NOTIFY each, back to back) are read together;
-- **heal**: every ``heal_s`` (MOODBOARD_FEED_HEAL_MS) the log's head seq of every followed project is
-  compared with the feed's head (``heal_forever``). It catches what no later
-  event reveals: the last event of a burst the bus lost, a NOTIFY lost while
-  the listener reconnected.
+- **heal**: every ``heal_s`` (MOODBOARD_FEED_HEAL_MS) the log's head seq of
+  every followed project is compared with the feed's head (``heal_forever``).
+  It catches what no later event reveals: the last event of a burst the bus
+  lost, a NOTIFY lost while the listener reconnected.
 
 Dispatching hands each event to every follower's ``Connection.deliver_event``,
 whose ``JoinedStream`` decides per socket (server/delivery/stream.py).

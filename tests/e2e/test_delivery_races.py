@@ -56,7 +56,7 @@ async def events_until(sock: Ws, project_id: str, head: int, timeout: float) -> 
 
 async def join_read_waits_on_the_lock(sql: asyncpg.Connection) -> None:
     """Until a server query waits for the table lock the test holds (the join's read)."""
-    while not await sql.fetchval(
+    while not await sql.fetchval(  # noqa: ASYNC110  # another process's state: polled
         "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
         "AND datname = current_database() AND query ILIKE '%generation%'"
     ):

@@ -130,6 +130,7 @@ def create_app(settings: Settings) -> Litestar:
                 max_sockets_per_user=settings.max_sockets_per_user,
                 presence_flush_s=settings.presence_flush_s,
                 write_delay_s=settings.write_delay_s,
+                feed_heal_s=settings.feed_heal_s,
             )
             await realtime.start()
             listener = (

@@ -152,6 +152,12 @@ DESCRIPTIONS: dict[str, tuple[str | None, str]] = {
         "waits as long as it took, up to 20 ms (the most a frame waits); a quiet socket's "
         "go out at once; 0 writes at the end of every event-loop turn",
     ),
+    "MOODBOARD_FEED_HEAL_MS": (
+        None,
+        "how often each followed project's head seq in the log is compared with what the "
+        "instance delivered (catches an event the bus lost that no later event reveals); "
+        "events are never lost meanwhile, only delayed",
+    ),
     "MOODBOARD_AUTH_TIMEOUT_MS": (None, "time a socket has to authenticate"),
     "MOODBOARD_EVENT_RETENTION_EVENTS": (
         None,

@@ -28,13 +28,15 @@ from server import metrics
 from server.access.principal import Principal
 from server.access.sessions import authenticate
 from server.db.database import Database
+from server.delivery.stream import JoinedStream, Verdict
 from server.errors import CloseCode, ServerError
 from server.log import get_logger, swallowed
 from server.projects import edits
 from server.projects.edits import EditRequest
+from server.realtime import handover
 from server.realtime import protocol as p
 from server.realtime.hub import Realtime
-from server.realtime.join import Stream, join
+from server.realtime.join import join
 from server.realtime.outbox import Outbox
 from server.realtime.socket_state import (
     ApplyEdit,
@@ -79,7 +81,7 @@ class Connection:
         self.database = database
         self.session_ttl_s = session_ttl_s
         self.outbox: Outbox[Outgoing] = Outbox(max_frames=outbox_frames)
-        self.streams: dict[uuid.UUID, Stream] = {}
+        self.streams: dict[uuid.UUID, JoinedStream[Outgoing]] = {}
         self.closed = False
         self._writer: asyncio.Task[None] | None = None
         self._send = socket.send  # the ASGI send, below Litestar's send_text helpers
@@ -287,18 +289,19 @@ class Connection:
         return self._send({"type": "websocket.send", "bytes": None, "text": frame.text})
 
     def deliver_event(self, project_id: uuid.UUID, seq: int, frame: Outgoing) -> bool:
-        """An event from the bus: once, in order, after the join's read (docs/architecture.md §3.2).
+        """An event the feed dispatched: once, in order, after the join's read.
 
-        Returns whether it went to the socket now (the hub counts those).
+        The stream decides (server/delivery/stream.py; docs/architecture.md
+        §3.2). Returns whether it went to the socket now (the hub counts those).
         """
         stream = self.streams.get(project_id)
         if stream is None:
             return False
-        if stream.buffer is not None:
-            self._buffer(stream, seq, frame)
-        elif seq > stream.last_seq:
-            stream.last_seq = seq
+        verdict = stream.event(seq, frame)
+        if verdict is Verdict.SEND:
             return self.send(frame)
+        if verdict is not Verdict.HELD and verdict is not Verdict.SKIP:
+            handover.act(self, project_id, stream, verdict)
         return False
 
     def deliver_presence(self, project_id: uuid.UUID, frame: Outgoing) -> bool:
@@ -306,17 +309,12 @@ class Connection:
         stream = self.streams.get(project_id)
         if stream is None:
             return False
-        if stream.buffer is not None:
-            self._buffer(stream, None, frame)
-            return False
-        return self.send(frame)
-
-    def _buffer(self, stream: Stream, seq: int | None, frame: Outgoing) -> None:
-        assert stream.buffer is not None
-        if len(stream.buffer) >= self.outbox.max_frames:
-            self.realtime.spawn(self.close(CloseCode.TOO_SLOW, "too slow to keep up; resume"))
-            return
-        stream.buffer.append((seq, frame))
+        verdict = stream.presence(frame)
+        if verdict is Verdict.SEND:
+            return self.send(frame)
+        if verdict is Verdict.OVERFLOW:
+            handover.act(self, project_id, stream, verdict)
+        return False
 
     async def _write_loop(self) -> None:
         """Write the queued frames onto the socket, in order, until the outbox closes."""
@@ -337,8 +335,10 @@ class Connection:
     async def leave(self, project_id: uuid.UUID) -> None:
         """Stop following the project and leave its presence (the frame is the caller's)."""
         self.machine.left(project_id)
-        if self.streams.pop(project_id, None) is None:
+        stream = self.streams.pop(project_id, None)
+        if stream is None:
             return
+        stream.end()  # nothing more of the project reaches the socket, whatever is in flight
         await self.realtime.unsubscribe(self, project_id)
         await self.realtime.presence.exit(self, project_id)
 

@@ -34,7 +34,7 @@ from server.realtime import envelope as env
 from server.realtime import protocol as p
 from server.realtime.bus import Broker
 from server.realtime.control import Control
-from server.realtime.feed import Feeds
+from server.realtime.feed import HEAL_S, Feeds
 from server.realtime.presence import PresenceStore
 from server.realtime.presence_fanout import PRESENCE_FLUSH_S, PresenceFanout
 from server.realtime.registry import SocketRegistry
@@ -61,6 +61,7 @@ class Realtime:
         max_sockets_per_user: int = 50,
         presence_flush_s: float = PRESENCE_FLUSH_S,
         write_delay_s: float = WRITE_DELAY_S,
+        feed_heal_s: float = HEAL_S,
     ) -> None:
         self.broker = broker
         self.instance_id = instance_id
@@ -68,7 +69,7 @@ class Realtime:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.sockets = SocketRegistry(max_sockets_per_user)
         self.write_rounds = WriteRounds(write_delay_s)
-        self.feeds = Feeds(self.sockets.followers, self.spawn)
+        self.feeds = Feeds(self.sockets.followers, self.spawn, heal_s=feed_heal_s)
         self.presence = PresenceFanout(
             presence,
             self.sockets.followers,

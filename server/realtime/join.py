@@ -2,23 +2,25 @@
 
 A join subscribes first, then reads the project at a known seq S (a
 snapshot, or on a resume the events after ``last_seq``), then hands over:
-what the feed delivered meanwhile waited in the stream's buffer, and after
-the ``joined`` frame (and the replay) only the events after S go out, in seq
-order (docs/architecture.md §3). Nothing is lost between the read and the
-feed, and nothing is sent twice.
+what the feed dispatched meanwhile waited in the socket's ``JoinedStream``,
+and after the ``joined`` frame (and the replay) only the events after S go
+out, in seq order, any gap read from the log (docs/architecture.md §3; the
+rules are the stream's, server/delivery/stream.py). Nothing is lost between
+the read and the feed, and nothing is sent twice.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from server import metrics
 from server.db.database import Database
+from server.delivery.stream import JoinedStream
 from server.events.reads import read_resume, read_resume_as, read_snapshot
 from server.log import get_logger, swallowed
 from server.projects.access import NO_ACCESS, role_on
+from server.realtime import handover
 from server.realtime import protocol as p
 from server.realtime.bus import BrokerUnavailable
 from server.transport.wire import Outgoing
@@ -28,14 +30,6 @@ if TYPE_CHECKING:
     from server.realtime.connection import Connection
 
 log = get_logger(__name__)
-
-
-@dataclass(slots=True)
-class Stream:
-    """A joined project on this socket: the last seq delivered, and the join-time buffer."""
-
-    last_seq: int = 0
-    buffer: list[tuple[int | None, Outgoing]] | None = field(default_factory=list)
 
 
 async def join(
@@ -48,11 +42,12 @@ async def join(
     # subscribing (server/events/reads.py, read_resume_as): a storm of
     # resumes costs one database round trip per socket, not two. Nothing of
     # the project reaches the socket before the role is known: events wait in
-    # the stream's buffer, presence is entered after.
+    # the stream, presence is entered after.
     if last_seq is None and await role_on(ProjectId(project_id), UserId(user.id)) is None:
         _refuse(connection, project_id, ref)
         return
-    stream = connection.streams[project_id] = Stream()
+    stream: JoinedStream[Outgoing] = JoinedStream(max_held=connection.outbox.max_frames)
+    connection.streams[project_id] = stream
     realtime = connection.realtime
     # Subscribe first, then read at a known seq S, then hand over what came after S.
     try:
@@ -68,6 +63,7 @@ async def join(
         )
         if not allowed:
             connection.streams.pop(project_id, None)
+            stream.end()
             await realtime.unsubscribe(connection, project_id)
             _refuse(connection, project_id, ref)
             return
@@ -98,17 +94,12 @@ async def join(
     )
     for frame in replay or ():
         connection.send_frame(frame)
-    stream.last_seq = seq
+    # Live from S + 1: what was held goes out (presence first), any gap is read; then
+    # the feed learns of S (the project's first join starts the feed's run there).
+    handover.release(
+        connection, project_id, stream, stream.read_done(seq, realtime.feeds.head(project_id))
+    )
     realtime.feeds.start(project_id, seq)
-    buffered, stream.buffer = stream.buffer or [], None
-    # Presence diffs first (they have no seq), then events in seq order.
-    buffered.sort(key=lambda entry: -1 if entry[0] is None else entry[0])
-    for event_seq, queued in buffered:
-        if event_seq is None:
-            connection.send(queued)
-        elif event_seq > stream.last_seq:
-            stream.last_seq = event_seq
-            connection.send(queued)
     connection.machine.join_done(project_id)
 
 

@@ -54,17 +54,31 @@ def test_events_wait_for_the_gap_before_them_and_duplicates_are_dropped() -> Non
     assert follower.seqs == [6, 7]
 
 
-def test_before_any_join_has_read_events_pass_straight_to_the_joiners() -> None:
-    """With no head yet, events go to the joiners' buffers as they come (they sort them)."""
+def test_before_any_join_has_read_events_wait_in_the_feed() -> None:
+    """With no head yet, events wait in the feed; the first join's read starts the run after it."""
     follower = Follower()
-    feeds, _ = feeds_with(follower)
+    feeds, fills = feeds_with(follower)
     feeds.arrive(PROJECT, 3, frame(3))
     feeds.arrive(PROJECT, 2, frame(2))
-    assert follower.seqs == [3, 2]
-    feeds.start(PROJECT, 3)
+    assert follower.seqs == []
+    feeds.start(PROJECT, 2)
+    assert follower.seqs == [3]
     feeds.arrive(PROJECT, 3, frame(3))
     feeds.arrive(PROJECT, 4, frame(4))
-    assert follower.seqs == [3, 2, 4]
+    assert follower.seqs == [3, 4]
+    assert fills == []
+
+
+def test_a_notify_before_the_first_read_is_not_forgotten() -> None:
+    """Issue 18 case 1: a NOTIFY heard while no join had read yet is filled once one has."""
+    follower = Follower()
+    feeds, fills = feeds_with(follower)
+    feeds.catch_up(PROJECT, 6)  # an outside writer's event 6, told only by NOTIFY
+    feeds.arrive(PROJECT, 7, frame(7))  # a server edit, over the bus
+    assert fills == []
+    feeds.start(PROJECT, 5)  # the join read at 5
+    assert follower.seqs == []
+    assert fills == ["Feeds._fill"]  # 6 and 7 are read from the log, then go out in order
 
 
 def test_catch_up_fills_only_when_the_log_is_ahead() -> None:

@@ -52,6 +52,10 @@ CLOSES = Counter(
     "Sockets the server closed, by close code (4503: too slow to keep up)",
     ["code"],
 )
+CLOSES_ABORTED = Counter(
+    "moodboard_ws_closes_aborted",
+    "Sockets aborted because their close frame could not be written in time (peer not reading)",
+)
 FANOUT_SECONDS = Histogram(
     "moodboard_fanout_seconds",
     "Committed event: publish on the bus -> handed to the local sockets' outboxes",
@@ -162,6 +166,7 @@ ALL = (
     OPEN_SOCKETS,
     JOINS,
     FRAMES_IN,
+    CLOSES_ABORTED,
     FRAMES_OUT,
     CLOSES,
     FANOUT_SECONDS,

@@ -55,6 +55,9 @@ from server.types import UserId
 
 log = get_logger(__name__)
 FLUSH_ON_CLOSE_S = 1.0
+# The most a close frame may wait for a peer that stopped reading (its transport full):
+# then the connection is aborted. uvicorn's own send would wait for ever.
+CLOSE_DEADLINE_S = 2.0
 MAX_HELD_FRAMES = 64  # frames held for one write at the next write round, at most
 
 
@@ -353,12 +356,16 @@ class Connection:
 
     # --- closing ------------------------------------------------------------------------
 
-    async def close(self, code: CloseCode, reason: str) -> None:
-        """Close the socket with ``code`` (once).
+    async def close(
+        self, code: CloseCode, reason: str, *, deadline_s: float = CLOSE_DEADLINE_S
+    ) -> None:
+        """Close the socket with ``code`` (once), within ``deadline_s`` whatever the peer does.
 
         Frames already queued (an error explaining the close, say) are written
         first, for at most ``FLUSH_ON_CLOSE_S``; a client too slow to keep up
-        (4503) gets no such grace: its queue is what is wrong.
+        (4503) gets no such grace: its queue is what is wrong. A close frame
+        that cannot be written by the deadline (the peer stopped reading) is
+        given up and the connection aborted.
         """
         if self.closed:
             return
@@ -367,6 +374,8 @@ class Connection:
         metrics.closed(int(code))
         self.closed = True
         self.outbox.close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + deadline_s
         writer = self._writer
         if writer is not None:
             if code is CloseCode.TOO_SLOW:
@@ -374,10 +383,19 @@ class Connection:
             else:
                 # A slow or gone peer: the close goes on without the flush.
                 with swallowed(log, "ws.flush_on_close_failed", connection_id=self.id):
-                    await asyncio.wait_for(asyncio.shield(writer), FLUSH_ON_CLOSE_S)
+                    flush_s = min(FLUSH_ON_CLOSE_S, deadline_s / 2)
+                    await asyncio.wait_for(asyncio.shield(writer), flush_s)
                 writer.cancel()
-        with swallowed(log, "ws.close_failed", connection_id=self.id):  # the peer is gone
-            await self.socket.close(code=int(code), reason=reason)
+        try:
+            left = max(deadline - loop.time(), 0.0)
+            await asyncio.wait_for(self.socket.close(code=int(code), reason=reason), left)
+        except TimeoutError:
+            log.info("ws.close_aborted", connection_id=self.id, code=int(code))
+            metrics.CLOSES_ABORTED.inc()
+            if self._direct is not None:
+                self._direct.abort()
+        except Exception as exc:  # the peer is gone
+            log.debug("ws.close_failed", connection_id=self.id, error=repr(exc))
 
     async def _cleanup(self) -> None:
         self.closed = True

@@ -108,25 +108,40 @@ class Realtime:
         tasks.spawn(coro, keep_in=self._tasks)
 
     async def drain(self, window_s: float, batches: int = 10) -> None:
-        """Close every socket with 1012, in batches over ``window_s`` (docs/protocol.md §1)."""
+        """Close every socket with 1012, in batches over ``window_s`` (docs/protocol.md §1).
+
+        Bounded whatever the clients do: each batch starts on its own schedule
+        (a slow close does not push the next one back), and each close has a
+        deadline, past which its connection is aborted (a peer that stopped
+        reading can hold a close frame for ever). The drain ends at most
+        ``CLOSE_DEADLINE_S`` after the window.
+        """
         from server.errors import CloseCode
+        from server.realtime.connection import CLOSE_DEADLINE_S
 
         self.draining = True
         connections = list(self.sockets.connections.values())
         if not connections:
             return
         size = max(1, -(-len(connections) // batches))
-        pause = window_s / max(1, -(-len(connections) // size))
+        rounds = -(-len(connections) // size)
+        pause = window_s / rounds
         log.info("realtime.draining", sockets=len(connections), window_s=window_s)
+        closing: list[asyncio.Task[None]] = []
         for start in range(0, len(connections), size):
-            await asyncio.gather(
-                *(
-                    c.close(CloseCode.SERVICE_RESTART, "server restarting")
-                    for c in connections[start : start + size]
-                )
+            closing.extend(
+                tasks.spawn(c.close(CloseCode.SERVICE_RESTART, "server restarting"), name="drain")
+                for c in connections[start : start + size]
             )
             if start + size < len(connections):
                 await asyncio.sleep(pause)
+        # Every close has its own deadline; this one only guards against a close that hangs
+        # in a way the deadline does not cover.
+        _, stuck = await asyncio.wait(closing, timeout=CLOSE_DEADLINE_S + 1.0)
+        for task in stuck:
+            task.cancel()
+        if stuck:
+            log.warning("realtime.drain_stuck_closes", sockets=len(stuck))
 
     # --- following projects -------------------------------------------------------------
 

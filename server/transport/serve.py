@@ -105,7 +105,9 @@ def run_server(settings: Settings, *, host: str, port: int) -> None:
         ws_per_message_deflate=False,
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
-        timeout_graceful_shutdown=10,
+        # After the drain (every socket closed or aborted), what is left: HTTP requests
+        # in flight. The whole stop stays within docs/protocol.md §1's 10 s.
+        timeout_graceful_shutdown=2,
         server_header=False,
     )
     realtime: Callable[[], Any] = lambda: app.state.realtime  # noqa: E731 - set in the lifespan

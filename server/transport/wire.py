@@ -94,6 +94,15 @@ class DirectWriter:
             return None  # not accepted yet, or frames would need per-socket encoding
         return cls(protocol)
 
+    def abort(self) -> None:
+        """Drop the connection now, unwritten data and all (a peer that stopped reading).
+
+        A close frame waits behind everything the peer has not read; when it
+        cannot go out in time (a drain, docs/protocol.md §1), this is what ends
+        the socket: the transport closes without flushing, the peer sees a reset.
+        """
+        self._protocol.transport.abort()
+
     def write(self, frames: bytes) -> bool:
         """Write whole frames now; False (nothing written) when they must wait or go through ASGI.
 

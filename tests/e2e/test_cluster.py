@@ -185,6 +185,44 @@ async def test_a_client_that_never_reads_is_closed_4503(tmp_path: Path) -> None:
             assert received >= 16
 
 
+async def test_sigterm_exits_in_time_while_a_client_has_stopped_reading(tmp_path: Path) -> None:
+    """Issue 18 case 3: a client that stopped reading gets aborted; the others 1012; exit < 10 s."""
+    env = server_env(
+        f"sqlite:///{tmp_path / 'm.sqlite3'}",
+        MOODBOARD_DRAIN_WINDOW_MS="500",
+        MOODBOARD_OUTBOX_FRAMES="100000",  # the stalled socket must still be open at SIGTERM
+    )
+    async with running_server(env, tmp_path) as server:
+        _, token = await signup(server.url, "U", "stalled@example.com")
+        created = (await call(server, "POST", "/api/projects", token, json={"name": "F"})).json()
+        pid = created["id"]
+        small = socket.socket()
+        small.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        small.connect(("127.0.0.1", server.port))
+        async with (
+            ws(server.url, token, sock=small, max_queue=1) as stalled,
+            ws(server.url, token) as reading,
+        ):
+            await joined(stalled, pid)
+            await joined(reading, pid)
+            room = (
+                await call(server, "POST", f"/api/projects/{pid}/rooms", token, json={"name": "R"})
+            ).json()
+            note = {"kind": "note", "data": {"text": "x" * 15_000}}
+            items = f"/api/projects/{pid}/rooms/{room['id']}/items"
+            for _ in range(20):  # 320 events of 15 KB: ~5 MB the stalled client never reads
+                created = await asyncio.gather(
+                    *(call(server, "POST", items, token, json=note) for _ in range(16))
+                )
+                assert all(response.status_code == 201 for response in created)
+            for _ in range(320):
+                await reading.expect("event")
+            assert stalled.connection.close_code is None
+            server.process.send_signal(signal.SIGTERM)
+            assert await reading.closed(timeout=10) == 1012
+            assert await asyncio.wait_for(server.process.wait(), 10) == 0
+
+
 async def test_a_burst_of_joins_waits_for_redis_connections_instead_of_failing(
     cluster_db: str, redis_url: str, tmp_path: Path
 ) -> None:

@@ -13,6 +13,7 @@ from server.access.tables import AppUser, Team, TeamMember
 from server.access.users import normalize_email
 from server.db.engine import write_transaction
 from server.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from server.events.log import lock_project
 from server.events.notify import Notifier
 from server.projects.membership import end_lost_invitations
 from server.projects.tables import ProjectTeamGrant
@@ -172,6 +173,11 @@ async def remove_team_member(
         )
         if role == "owner" and owners <= 1:
             raise Conflict("the team's last owner cannot leave; add another owner first")
+        # A write by this user to a project through the team either commits before the
+        # removal or is checked after it (docs/architecture.md §2): its projects' rows are
+        # locked first, in one order (by id) so two such removals cannot deadlock.
+        for project_id in sorted(await _projects_of(team_id)):
+            await lock_project(project_id)
         await TeamMember.delete().where(
             (TeamMember.team_id == team_id) & (TeamMember.user_id == user_id)
         )

@@ -82,10 +82,9 @@ async def request(
     params = clean_json("params", params)
     generation_id = uuid.uuid4()
     async with write_transaction(engine):
-        await access.require(project_id, caller.user_id, "generation.request")
+        await access.require_locked(project_id, caller.user_id, "generation.request")
         if not await Room.exists().where((Room.id == room_id) & (Room.project_id == project_id)):
             raise BadRequest("room_id: not a room of this project", field="room_id")
-        await event_log.lock_project(project_id)
         if cost:
             await apply_change(
                 caller.user_id, -cost, "generation.reserve", generation_id=generation_id
@@ -157,10 +156,10 @@ async def cancel(
         raise Forbidden(NO_GENERATION)
     project_id = ProjectId(row["project_id"])
     async with write_transaction(engine):
+        await event_log.lock_project(project_id)  # serialises with completion, and access
         if await access.role_on(project_id, caller.user_id) is None:
             raise Forbidden(NO_GENERATION)
         await access.require(project_id, caller.user_id, "generation.request")
-        await event_log.lock_project(project_id)  # serialises with completion
         row = await generation_row(generation_id)
         assert row is not None
         if row["status"] in FINISHED:

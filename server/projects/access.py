@@ -12,6 +12,7 @@ from typing import Any
 from server.access import policy
 from server.db.raw import runner_of
 from server.errors import Forbidden
+from server.events.log import lock_project
 from server.projects.tables import Project, ProjectMember
 from server.types import ProjectId, ProjectRole, UserId
 
@@ -53,6 +54,21 @@ async def role_on(project_id: ProjectId, user_id: UserId) -> ProjectRole | None:
     direct = next((row["role"] for row in rows if row["via"] == "direct"), None)
     teams = [row["role"] for row in rows if row["via"] == "team"]
     return policy.role_for(direct, teams, deleted=state == "deleted")
+
+
+async def require_locked(
+    project_id: ProjectId, user_id: UserId, action: policy.Action
+) -> ProjectRole:
+    """``require``, after taking the project's write lock (inside a write transaction).
+
+    A write is checked against the access that holds when it commits
+    (docs/architecture.md §2): every change of access to a project takes
+    this lock too, so a removal or downgrade either commits before the
+    check (which then sees it) or waits for the write. Checked before the
+    lock, a write could commit after a removal that preceded it.
+    """
+    await lock_project(project_id)
+    return await require(project_id, user_id, action)
 
 
 async def require(project_id: ProjectId, user_id: UserId, action: policy.Action) -> ProjectRole:

@@ -140,8 +140,7 @@ async def apply(
             await notifier.events_committed(work.events)
             return work.outcome, None
     async with write_transaction(engine):
-        await access.require(project_id, user_id, "project.edit")
-        await event_log.lock_project(project_id)
+        await access.require_locked(project_id, user_id, "project.edit")
         if request.op_id is not None:
             earlier = await earlier_outcome(project_id, request.op_id, user_id)
             if earlier is not None:

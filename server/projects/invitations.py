@@ -55,7 +55,7 @@ async def invite(
     invitation_id = uuid.uuid4()
     expires_at = datetime.now(UTC) + timedelta(seconds=ttl_s)
     async with write_transaction(engine):
-        await access.require(project_id, caller.user_id, "members.manage")
+        await access.require_locked(project_id, caller.user_id, "members.manage")
         await Invitation.insert(
             Invitation(
                 id=invitation_id,
@@ -121,8 +121,7 @@ async def revoke(
 ) -> None:
     """Revoke a pending invitation (owners only): its token then matches nothing (404)."""
     async with write_transaction(engine):
-        await access.require(project_id, caller.user_id, "members.manage")
-        await event_log.lock_project(project_id)  # serialises with a concurrent accept
+        await access.require_locked(project_id, caller.user_id, "members.manage")
         removed = (
             await Invitation.delete()
             .where(

@@ -115,7 +115,7 @@ async def add_member(
     new_role = check_role(role)
     address = normalize_email(email)
     async with write_transaction(engine):
-        await access.require(project_id, caller.user_id, "members.manage")
+        await access.require_locked(project_id, caller.user_id, "members.manage")
         user = (
             await AppUser.select(AppUser.id)
             .where((AppUser.email == address) & AppUser.deleted_at.is_null())
@@ -163,8 +163,7 @@ async def change_role(
     """Change a member's role (owners only); the last owner cannot be demoted (409)."""
     new_role = check_role(role)
     async with write_transaction(engine):
-        await access.require(project_id, caller.user_id, "members.manage")
-        await event_log.lock_project(project_id)  # membership changes serialise
+        await access.require_locked(project_id, caller.user_id, "members.manage")
         member = await find_member(project_id, user_id)
         if member is None:
             raise NotFound("this user is not a member of the project")
@@ -207,7 +206,7 @@ async def remove_member(
     """Remove a member (owners; or a member leaving); never the last owner (409)."""
     async with write_transaction(engine):
         action: Action = "project.read" if user_id == caller.user_id else "members.manage"
-        await access.require(project_id, caller.user_id, action)
+        await access.require_locked(project_id, caller.user_id, action)
         seq = await event_log.next_seq(project_id)
         member = await find_member(project_id, user_id)
         if member is None:
@@ -297,7 +296,7 @@ async def grant_team(
     """
     new_role = check_role(role)
     async with write_transaction(engine):
-        await access.require(project_id, caller.user_id, "members.manage")
+        await access.require_locked(project_id, caller.user_id, "members.manage")
         if not await Team.exists().where(Team.id == team_id):
             raise NotFound("team_id: no such team", field="team_id")
         if not await TeamMember.exists().where(
@@ -352,7 +351,7 @@ async def revoke_team_grant(
 ) -> None:
     """Take a team's grant away: its members keep only their own memberships."""
     async with write_transaction(engine):
-        await access.require(project_id, caller.user_id, "members.manage")
+        await access.require_locked(project_id, caller.user_id, "members.manage")
         removed = (
             await ProjectTeamGrant.delete()
             .where(

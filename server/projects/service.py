@@ -132,7 +132,7 @@ async def delete_project(
 ) -> None:
     """Soft-delete the project (owners only): it disappears from every list, call and socket."""
     async with write_transaction(engine):
-        await access.require(project_id, caller.user_id, "project.delete")
+        await access.require_locked(project_id, caller.user_id, "project.delete")
         event = await soft_delete(project_id, caller)
     await notifier.events_committed([event])
     await notifier.access_changed(project_id, None)

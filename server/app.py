@@ -131,6 +131,7 @@ def create_app(settings: Settings) -> Litestar:
                 presence_flush_s=settings.presence_flush_s,
                 write_delay_s=settings.write_delay_s,
                 feed_heal_s=settings.feed_heal_s,
+                access_check_s=settings.access_check_s,
             )
             await realtime.start()
             listener = (

@@ -56,6 +56,12 @@ CLOSES_ABORTED = Counter(
     "moodboard_ws_closes_aborted",
     "Sockets aborted because their close frame could not be written in time (peer not reading)",
 )
+ACCESS_CHECK_REVOCATIONS = Counter(
+    "moodboard_access_check_revocations",
+    "Sockets the periodic access check ended (session) or took out of a project (project): "
+    "what a lost control message would otherwise have left open",
+    ["what"],
+)
 FANOUT_SECONDS = Histogram(
     "moodboard_fanout_seconds",
     "Committed event: publish on the bus -> handed to the local sockets' outboxes",
@@ -167,6 +173,7 @@ ALL = (
     JOINS,
     FRAMES_IN,
     CLOSES_ABORTED,
+    ACCESS_CHECK_REVOCATIONS,
     FRAMES_OUT,
     CLOSES,
     FANOUT_SECONDS,

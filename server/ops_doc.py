@@ -158,6 +158,12 @@ DESCRIPTIONS: dict[str, tuple[str | None, str]] = {
         "instance delivered (catches an event the bus lost that no later event reveals); "
         "events are never lost meanwhile, only delayed",
     ),
+    "MOODBOARD_ACCESS_CHECK_MS": (
+        None,
+        "how often each instance re-reads, from the database, the sessions and project "
+        "access of all its sockets (and at once after the bus reconnects): a revocation "
+        "whose control message was lost while Redis was down takes effect within this",
+    ),
     "MOODBOARD_AUTH_TIMEOUT_MS": (None, "time a socket has to authenticate"),
     "MOODBOARD_EVENT_RETENTION_EVENTS": (
         None,

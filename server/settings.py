@@ -104,6 +104,7 @@ class Settings:
     presence_flush_s: float = 0.05
     write_delay_s: float = 0.002
     feed_heal_s: float = 2.0
+    access_check_s: float = 1.0
     auth_timeout_s: float = 10.0
     event_retention_events: int = 10_000
     event_retention_days: int = 30
@@ -339,6 +340,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         presence_flush_s=_int(env, "MOODBOARD_PRESENCE_FLUSH_MS", 50, 0, 5000) / 1000,
         write_delay_s=_int(env, "MOODBOARD_WRITE_DELAY_US", 2000, 0, 100_000) / 1_000_000,
         feed_heal_s=_int(env, "MOODBOARD_FEED_HEAL_MS", 2000, 100, 3_600_000) / 1000,
+        access_check_s=_int(env, "MOODBOARD_ACCESS_CHECK_MS", 1000, 100, 600_000) / 1000,
         auth_timeout_s=_int(env, "MOODBOARD_AUTH_TIMEOUT_MS", 10_000, 100, 600_000) / 1000,
         event_retention_events=_int(env, "MOODBOARD_EVENT_RETENTION_EVENTS", 10_000, 0, 10**9),
         event_retention_days=_int(env, "MOODBOARD_EVENT_RETENTION_DAYS", 30, 0, 36_500),

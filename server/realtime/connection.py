@@ -342,8 +342,12 @@ class Connection:
         if stream is None:
             return
         stream.end()  # nothing more of the project reaches the socket, whatever is in flight
-        await self.realtime.unsubscribe(self, project_id)
-        await self.realtime.presence.exit(self, project_id)
+        # The bus may be down: the socket has left all the same (its stream ended), and
+        # a presence entry left behind expires with this instance's heartbeat.
+        with swallowed(log, "ws.unfollow_failed", level=logging.INFO, connection_id=self.id):
+            await self.realtime.unsubscribe(self, project_id)
+        with swallowed(log, "ws.presence_exit_failed", level=logging.INFO, connection_id=self.id):
+            await self.realtime.presence.exit(self, project_id)
 
     async def revoke(self, project_id: uuid.UUID) -> None:
         """The user lost access while joined: ``left`` with reason access_revoked."""

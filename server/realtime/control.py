@@ -15,8 +15,8 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 from server.log import get_logger
-from server.projects.access import role_on
 from server.realtime import envelope as env
+from server.realtime.access_check import pairs_with_access
 from server.realtime.bus import Broker, BrokerUnavailable
 from server.realtime.registry import SocketRegistry
 from server.types import ProjectId, UserId
@@ -73,11 +73,18 @@ class Control:
             self._spawn(self._recheck(message.project_id, message.user_ids))
 
     async def _recheck(self, project_id: uuid.UUID, user_ids: list[uuid.UUID] | None) -> None:
-        """Access changed: sockets that lost it get ``left`` (access_revoked)."""
+        """Access changed: sockets that lost it get ``left`` (access_revoked).
+
+        One statement for all of the project's sockets concerned (a project-wide
+        change, a deletion, concerns every one), not a role read per socket.
+        """
         wanted = None if user_ids is None else set(user_ids)
-        for connection in tuple(self._sockets.followers.get(project_id, ())):
-            user_id = connection.user_id
-            if user_id is None or (wanted is not None and user_id not in wanted):
-                continue
-            if await role_on(ProjectId(project_id), UserId(user_id)) is None:
+        checked = [
+            (connection, connection.user_id)
+            for connection in tuple(self._sockets.followers.get(project_id, ()))
+            if connection.user_id is not None and (wanted is None or connection.user_id in wanted)
+        ]
+        allowed = await pairs_with_access((project_id, user_id) for _, user_id in checked)
+        for connection, user_id in checked:
+            if (project_id, user_id) not in allowed:
                 await connection.revoke(project_id)

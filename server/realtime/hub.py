@@ -32,6 +32,7 @@ from server.events.log import EventRecord
 from server.log import get_logger
 from server.realtime import envelope as env
 from server.realtime import protocol as p
+from server.realtime.access_check import ACCESS_CHECK_S, AccessCheck
 from server.realtime.bus import Broker
 from server.realtime.control import Control
 from server.realtime.feed import HEAL_S, Feeds
@@ -62,6 +63,7 @@ class Realtime:
         presence_flush_s: float = PRESENCE_FLUSH_S,
         write_delay_s: float = WRITE_DELAY_S,
         feed_heal_s: float = HEAL_S,
+        access_check_s: float = ACCESS_CHECK_S,
     ) -> None:
         self.broker = broker
         self.instance_id = instance_id
@@ -78,9 +80,11 @@ class Realtime:
             flush_s=presence_flush_s,
         )
         self.control = Control(self.sockets, broker, publish=self._publish, spawn=self.spawn)
+        self.access_check = AccessCheck(self.sockets, period_s=access_check_s)
         self._arrive = self.feeds.arrive  # bound once: called for every event from the bus
         self._upstream: dict[uuid.UUID, asyncio.Lock] = {}
         self._healer: asyncio.Task[None] | None = None
+        self._checker: asyncio.Task[None] | None = None
 
     # --- lifetime ---------------------------------------------------------------------
 
@@ -90,13 +94,20 @@ class Realtime:
         self.spawn(self.control.subscribe())  # Redis may be down at start: /readyz says so
         await self.presence.store.start()
         self._healer = tasks.spawn(self.feeds.heal_forever(), name="feed-heal")
-        self.broker.on_reconnect = self.feeds.heal
+        self._checker = tasks.spawn(self.access_check.run_forever(), name="access-check")
+        self.broker.on_reconnect = self._bus_reconnected
+
+    async def _bus_reconnected(self) -> None:
+        """What the bus may have lost meanwhile: events (from the log) and access changes."""
+        await self.feeds.heal()
+        await self.access_check.check()
 
     async def stop(self) -> None:
-        if self._healer is not None:
-            self._healer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._healer
+        for task in (self._healer, self._checker):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.presence.flush()
         for task in list(self._tasks):
             task.cancel()

@@ -74,12 +74,18 @@ async def join(
         taken = await read_snapshot(connection.database.engine, project_id)
         seq, snapshot = taken.seq, taken.state
     assert seq is not None
+    if stream.ended:
+        return  # revoked (or the socket closed) while reading: nothing of it goes out
     try:
         presence = await realtime.presence.enter(
             connection, project_id, p.PresenceEntry(user_id=user.id, name=user.name, state={})
         )
     except BrokerUnavailable:
         await _bus_down(connection, project_id, ref)
+        return
+    if stream.ended:  # revoked while entering: the entry goes again
+        with swallowed(log, "ws.leave_failed", connection_id=connection.id):
+            await realtime.presence.exit(connection, project_id)
         return
     metrics.JOINS.labels("snapshot" if replay is None else "replay").inc()
     connection.send_frame(

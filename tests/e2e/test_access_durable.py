@@ -1,0 +1,69 @@
+"""Access taken away while Redis is down still ends live access (issue 18, case 2).
+
+A real server on PostgreSQL and a Redis of the test's own, stopped in the
+middle. The removal and the logout commit (REST 204) but their control
+messages cannot be published; the instance's own access check, which reads
+the database, must still take the removed member out of the project and
+close the logged-out socket, while Redis is down and after it is back.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.servers import ServerProcess, free_port, private_redis, running_server, server_env
+from tests.wsclient import signup, ws
+
+pytestmark = pytest.mark.e2e
+
+
+async def call(server: ServerProcess, method: str, path: str, token: str, **kw: Any) -> Any:
+    async with httpx.AsyncClient(base_url=server.url, timeout=20) as client:
+        return await client.request(
+            method, path, headers={"Authorization": f"Bearer {token}"}, **kw
+        )
+
+
+async def test_a_removal_and_a_logout_while_redis_is_down_end_live_access(
+    cluster_db: str, tmp_path: Path
+) -> None:
+    """Removed member gets ``left`` (access_revoked), logged-out socket 4401, Redis down or not."""
+    port = free_port()
+    env = server_env(cluster_db, REDIS_URL=f"redis://127.0.0.1:{port}/0")
+    async with private_redis(port) as redis, running_server(env, tmp_path) as server:
+        _, owner = await signup(server.url, "Own", f"o-{uuid.uuid4().hex[:8]}@example.com")
+        member_id, member = await signup(server.url, "Mem", f"m-{uuid.uuid4().hex[:8]}@example.com")
+        _, leaver = await signup(server.url, "Lea", f"l-{uuid.uuid4().hex[:8]}@example.com")
+        pid = (await call(server, "POST", "/api/projects", owner, json={"name": "P"})).json()["id"]
+        for token in (member, leaver):
+            email = (await call(server, "GET", "/api/me", token)).json()["email"]
+            added = await call(
+                server,
+                "POST",
+                f"/api/projects/{pid}/members",
+                owner,
+                json={"email": email, "role": "editor"},
+            )
+            assert added.status_code == 201, added.text
+        async with ws(server.url, member) as removed, ws(server.url, leaver) as logged_out:
+            for sock in (removed, logged_out):
+                await sock.expect("ready")
+                await sock.send({"type": "join", "ref": "j", "project_id": pid})
+                await sock.expect("joined", ref="j")
+            redis.terminate()
+            await redis.wait()
+            gone = await call(server, "DELETE", f"/api/projects/{pid}/members/{member_id}", owner)
+            assert gone.status_code == 204
+            assert (await call(server, "POST", "/api/auth/logout", leaver)).status_code == 204
+            left = await removed.expect("left", timeout=10)
+            assert (left["project_id"], left["reason"]) == (pid, "access_revoked")
+            assert await logged_out.closed(timeout=10) == 4401
+            async with private_redis(port):  # Redis is back: the removal still holds
+                await removed.send({"type": "join", "ref": "again", "project_id": pid})
+                refused = await removed.expect("error", ref="again", timeout=10)
+                assert refused["code"] == "forbidden"

@@ -1,0 +1,566 @@
+"""The chaos run's actors: recording subscribers, editors, an outside writer, access changes.
+
+Every actor draws its choices from its own ``random.Random`` derived from the
+run's seed, so a seed gives the same schedule as far as timing allows.
+Subscribers use a raw ``websockets`` client (they choose the instance of each
+reconnect, stop reading on demand and record every frame); REST calls go to a
+random live instance and try another one when an instance is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import httpx
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, WebSocketException
+
+from load_tests.chaos.records import AccessChange, Journal, Received, SessionEnd
+from load_tests.chaos.topology import Instance, Topology
+
+PASSWORD = "chaos password 1"
+ITEMS_PER_PROJECT = 10
+REPLY_TIMEOUT_S = 5.0
+
+
+class Unavailable(Exception):
+    """No instance answered a REST call (all down or all failing)."""
+
+
+@dataclass
+class User:
+    id: str
+    email: str
+    name: str
+
+
+@dataclass
+class World:
+    """The accounts and projects every actor works on."""
+
+    owner: User
+    owner_token: str
+    members: list[User]
+    member_tokens: list[str]  # the editors' session of each member
+    projects: list[str]
+    rooms: dict[str, str]  # project -> its room
+    items: dict[str, list[str]]  # project -> its items
+    versions: dict[str, int] = field(default_factory=dict)  # item -> newest version seen
+
+
+class Api:
+    """REST calls to a random live instance, retried on another one when it is down."""
+
+    def __init__(self, topology: Topology, rng: random.Random) -> None:
+        self.topology = topology
+        self.rng = rng
+        self.http = httpx.AsyncClient(timeout=10.0)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def call(
+        self, method: str, path: str, token: str | None, body: Any = None, attempts: int = 6
+    ) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        for _ in range(attempts):
+            live = self.topology.live()
+            instance = self.rng.choice(live or self.topology.instances)
+            try:
+                response = await self.http.request(
+                    method, instance.url + path, headers=headers, json=body
+                )
+            except httpx.TransportError:
+                await asyncio.sleep(0.3)
+                continue
+            self.http.cookies.clear()
+            if response.status_code < 500:
+                return response
+            await asyncio.sleep(0.3)
+        raise Unavailable(f"{method} {path}")
+
+
+async def make_world(api: Api, members: int, projects: int) -> World:
+    """An owner, ``members`` editors on every project, ``projects`` projects of 10 items."""
+    run = uuid.uuid4().hex[:6]
+
+    async def register(name: str) -> tuple[User, str]:
+        email = f"{name}-{run}@example.com"
+        body = {"email": email, "password": PASSWORD, "name": name}
+        answer = (await api.call("POST", "/api/auth/register", None, body)).json()
+        return User(answer["user"]["id"], email, name), answer["token"]
+
+    owner, owner_token = await register("owner")
+    people = [await register(f"member{n}") for n in range(members)]
+    world = World(owner, owner_token, [u for u, _ in people], [t for _, t in people], [], {}, {})
+    for n in range(projects):
+        project = (await api.call("POST", "/api/projects", owner_token, {"name": f"p{n}"})).json()
+        pid = project["id"]
+        path = f"/api/projects/{pid}"
+        room = (
+            await api.call(
+                "POST", f"{path}/rooms", owner_token, {"name": "r", "room_type": "other"}
+            )
+        ).json()
+        items = []
+        for _ in range(ITEMS_PER_PROJECT):
+            item = (
+                await api.call(
+                    "POST", f"{path}/rooms/{room['id']}/items", owner_token, {"kind": "note"}
+                )
+            ).json()
+            items.append(item["id"])
+            world.versions[item["id"]] = item["version"]
+        for member in world.members:
+            await api.call(
+                "POST", f"{path}/members", owner_token, {"email": member.email, "role": "editor"}
+            )
+        world.projects.append(pid)
+        world.rooms[pid] = room["id"]
+        world.items[pid] = items
+    return world
+
+
+async def open_socket(instance: Instance, token: str) -> ClientConnection:
+    """A socket authenticated with ``token`` (raises when refused)."""
+    ws = await connect(
+        instance.ws_url,
+        additional_headers={"Authorization": f"Bearer {token}"},
+        ping_interval=None,
+        open_timeout=10,
+        close_timeout=2,
+        max_queue=16,
+    )
+    try:
+        ready = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        if ready.get("type") != "ready":
+            raise WebSocketException(f"expected ready, got {ready}")
+    except BaseException:
+        ws.transport.abort()
+        raise
+    return ws
+
+
+class Subscriber:
+    """A recording client: joins projects, leaves, reconnects anywhere with last_seq.
+
+    It records every joined/event/left frame and every close, and trusts the
+    server as a real client does: its ``last_seq`` is the last event it got.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        user: User,
+        projects: list[str],
+        topology: Topology,
+        api: Api,
+        world: World,
+        journal: Journal,
+        rng: random.Random,
+    ) -> None:
+        self.name, self.user, self.projects = name, user, projects
+        self.topology, self.api, self.world, self.journal, self.rng = (
+            topology,
+            api,
+            world,
+            journal,
+            rng,
+        )
+        self.token = ""
+        self.session = 0
+        self.conn = 0
+        self.tips: dict[str, int] = {}
+        self.joined: set[str] = set()
+        self.instance: Instance | None = None
+        self.ws: ClientConnection | None = None
+        self.reading = asyncio.Event()
+        self.reading.set()
+        self.settling = False  # the end of the run: no more random actions
+        self.sent_last_seq: dict[str, int | None] = {}
+        self.rejoins: set[asyncio.Task[None]] = set()  # project -> last_seq of its last join
+
+    def _record(self, kind: str, **fields: Any) -> None:
+        self.journal.received.append(
+            Received(
+                time.monotonic(),
+                self.name,
+                self.user.id,
+                self.conn,
+                self.session,
+                kind,  # type: ignore[arg-type]
+                **fields,
+            )
+        )
+
+    async def login(self) -> None:
+        body = {"email": self.user.email, "password": PASSWORD}
+        answer = (await self.api.call("POST", "/api/auth/login", None, body)).json()
+        self.token, self.session = answer["token"], self.session + 1
+
+    async def logout(self) -> None:
+        """Log this client's session out; recorded when the 204 arrives."""
+        session = self.session
+        response = await self.api.call("POST", "/api/auth/logout", self.token)
+        if response.status_code == 204:
+            self.journal.session_ends.append(SessionEnd(self.name, session, time.monotonic()))
+
+    def instance_now(self) -> Instance | None:
+        return self.instance if self.ws is not None else None
+
+    async def pause(self, seconds: float) -> None:
+        """Stop reading the socket for ``seconds`` (the TCP window fills, frames wait)."""
+        ws = self.ws
+        self.reading.clear()
+        if ws is not None:
+            ws.transport.pause_reading()
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self.reading.set()
+            if ws is not None and not ws.transport.is_closing():
+                ws.transport.resume_reading()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.login()
+        while not stop.is_set():
+            with contextlib.suppress(OSError, TimeoutError, WebSocketException, Unavailable):
+                await self._one_socket(stop)
+            if not stop.is_set():
+                await asyncio.sleep(self.rng.uniform(0.1, 0.5))
+
+    async def _one_socket(self, stop: asyncio.Event) -> None:
+        live = self.topology.live()
+        if not live:
+            return
+        self.instance = self.rng.choice(live)
+        try:
+            ws = await open_socket(self.instance, self.token)
+        except ConnectionClosed as closed:
+            if closed.rcvd is not None and closed.rcvd.code == 4401:
+                await self.login()
+            return
+        self.conn += 1
+        self.ws, self.joined = ws, set()
+        reader = asyncio.create_task(self._read(ws))
+        try:
+            for pid in self.projects:
+                await self._join(ws, pid)
+            while not reader.done() and not stop.is_set():
+                await asyncio.wait({reader}, timeout=self.rng.uniform(1.0, 4.0))
+                if reader.done() or stop.is_set():
+                    break
+                await self._act(ws)
+        finally:
+            if not reader.done():
+                await ws.close()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(reader), 3)
+                reader.cancel()
+                ws.transport.abort()
+            self.ws = None
+        code = reader.result() if reader.done() and not reader.cancelled() else None
+        if code == 4401:
+            await self.login()
+
+    async def _act(self, ws: ClientConnection) -> None:
+        """One random action of a connected client (or, when settling, rejoin what it lacks)."""
+        missing = [p for p in self.projects if p not in self.joined]
+        for pid in missing:  # refused or revoked earlier: access may be back
+            await self._join(ws, pid)
+        if self.settling:
+            return
+        roll = self.rng.random()
+        if roll < 0.12:
+            await ws.close()  # reconnect elsewhere, resuming with last_seq
+        elif roll < 0.2:
+            ws.transport.abort()  # a network cut: no closing handshake
+        elif roll < 0.45 and self.joined:
+            pid = self.rng.choice(sorted(self.joined))
+            await ws.send(json.dumps({"type": "leave", "ref": f"l:{pid}", "project_id": pid}))
+
+    async def _join(self, ws: ClientConnection, pid: str) -> None:
+        frame: dict[str, Any] = {"type": "join", "ref": f"j:{pid}", "project_id": pid}
+        if pid in self.tips:
+            frame["last_seq"] = self.tips[pid]
+        self.sent_last_seq[pid] = self.tips.get(pid)
+        with contextlib.suppress(ConnectionClosed):
+            await ws.send(json.dumps(frame))
+
+    async def _read(self, ws: ClientConnection) -> int:
+        """Record every frame until the socket closes; the close code."""
+        try:
+            while True:
+                await self.reading.wait()
+                self._on_frame(ws, json.loads(await ws.recv()))
+        except ConnectionClosed as closed:
+            code = closed.rcvd.code if closed.rcvd is not None else 1006
+            self._record("closed", code=code)
+            self.joined = set()
+            return code
+
+    def _on_frame(self, ws: ClientConnection, frame: dict[str, Any]) -> None:
+        kind, pid = frame.get("type"), str(frame.get("project_id"))
+        if kind == "event":
+            self._record(
+                "event",
+                project_id=pid,
+                seq=frame["seq"],
+                event_kind=frame.get("kind"),
+                entity=frame.get("entity"),
+                id=frame.get("id"),
+                version=frame.get("version"),
+                data=frame.get("data"),
+            )
+            self.tips[pid] = frame["seq"]
+            if frame.get("entity") == "item" and frame.get("version") is not None:
+                book = self.world.versions
+                book[frame["id"]] = max(book.get(frame["id"], 0), frame["version"])
+        elif kind == "joined":
+            snapshot = frame.get("snapshot")
+            self._record(
+                "joined",
+                project_id=pid,
+                seq=frame["seq"],
+                mode=frame.get("mode"),
+                last_seq=self.sent_last_seq.get(pid),
+                snapshot_items=snapshot.get("items") if snapshot else None,
+            )
+            self.joined.add(pid)
+            if frame.get("mode") == "snapshot":
+                self.tips[pid] = frame["seq"]
+        elif kind == "left":
+            self._record("left", project_id=pid, reason=frame.get("reason"))
+            self.joined.discard(pid)
+            if str(frame.get("ref", "")).startswith("l:"):
+                task = asyncio.create_task(self._rejoin_later(ws, pid))
+                self.rejoins.add(task)
+                task.add_done_callback(self.rejoins.discard)
+        elif kind == "error" and str(frame.get("ref", "")).startswith("j:"):
+            pid = frame["ref"][2:]
+            self._record("join_refused", project_id=pid, reason=frame.get("code"))
+
+    async def _rejoin_later(self, ws: ClientConnection, pid: str) -> None:
+        await asyncio.sleep(self.rng.uniform(0.0, 0.5))
+        if self.ws is ws:
+            await self._join(ws, pid)
+
+
+class SocketEditor:
+    """A member editing items over a socket of its own, as fast as its replies come."""
+
+    def __init__(
+        self,
+        user: User,
+        token: str,
+        topology: Topology,
+        world: World,
+        journal: Journal,
+        rng: random.Random,
+    ) -> None:
+        self.user, self.token, self.topology, self.world, self.journal, self.rng = (
+            user,
+            token,
+            topology,
+            world,
+            journal,
+            rng,
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            live = self.topology.live()
+            if not live:
+                await asyncio.sleep(0.3)
+                continue
+            try:
+                ws = await open_socket(self.rng.choice(live), self.token)
+            except (OSError, TimeoutError, WebSocketException):
+                await asyncio.sleep(0.3)
+                continue
+            try:
+                await self._edit_until_closed(ws, stop)
+            except (OSError, TimeoutError, WebSocketException):
+                pass
+            finally:
+                ws.transport.abort()
+
+    async def _edit_until_closed(self, ws: ClientConnection, stop: asyncio.Event) -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            pid = self.rng.choice(self.world.projects)
+            item = self.rng.choice(self.world.items[pid])
+            ref = f"e{n}"
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "edit",
+                        "ref": ref,
+                        "project_id": pid,
+                        "op_id": uuid.uuid4().hex,
+                        "action": "update",
+                        "entity": "item",
+                        "id": item,
+                        "base_version": self.world.versions.get(item, 1),
+                        "data": {"x": round(self.rng.uniform(0, 1000), 3)},
+                    }
+                )
+            )
+            reply = await asyncio.wait_for(self._reply(ws, ref), REPLY_TIMEOUT_S)
+            outcome = str(reply.get("type") if reply.get("type") != "error" else reply.get("code"))
+            self.journal.edits[f"socket {outcome}"] = (
+                self.journal.edits.get(f"socket {outcome}", 0) + 1
+            )
+            if reply.get("type") == "ack":
+                book = self.world.versions
+                book[item] = max(book.get(item, 0), int(reply["version"]))
+            elif reply.get("type") == "conflict" and reply.get("current_version"):
+                book = self.world.versions
+                book[item] = max(book.get(item, 0), int(reply["current_version"]))
+            await asyncio.sleep(self.rng.uniform(0.05, 0.3))
+
+    async def _reply(self, ws: ClientConnection, ref: str) -> dict[str, Any]:
+        while True:
+            frame: dict[str, Any] = json.loads(await ws.recv())
+            if frame.get("ref") == ref:
+                return frame
+
+
+async def rest_editor(
+    token: str, api: Api, world: World, journal: Journal, rng: random.Random, stop: asyncio.Event
+) -> None:
+    """A member editing items over REST (PATCH with base_version) on random instances."""
+    while not stop.is_set():
+        pid = rng.choice(world.projects)
+        item = rng.choice(world.items[pid])
+        body = {"base_version": world.versions.get(item, 1), "y": round(rng.uniform(0, 1000), 3)}
+        try:
+            response = await api.call("PATCH", f"/api/projects/{pid}/items/{item}", token, body)
+        except Unavailable:
+            continue
+        journal.edits[f"rest {response.status_code}"] = (
+            journal.edits.get(f"rest {response.status_code}", 0) + 1
+        )
+        answer = (
+            response.json() if response.headers.get("content-type", "").endswith("json") else {}
+        )
+        version = answer.get("version") or answer.get("current_version")
+        if isinstance(version, int):
+            world.versions[item] = max(world.versions.get(item, 0), version)
+        await asyncio.sleep(rng.uniform(0.1, 0.4))
+
+
+async def outside_writer(
+    database_url: str, world: World, journal: Journal, rng: random.Random, stop: asyncio.Event
+) -> None:
+    """SQL straight into the cluster (triggers log and NOTIFY): single- and multi-row UPDATEs."""
+    db: asyncpg.Connection | None = None
+    while not stop.is_set():
+        try:
+            if db is None or db.is_closed():
+                db = await asyncpg.connect(database_url, timeout=5)
+            pid = rng.choice(world.projects)
+            if rng.random() < 0.3:
+                await db.execute("UPDATE item SET z = z + 1 WHERE project_id = $1", uuid.UUID(pid))
+            else:
+                item = uuid.UUID(rng.choice(world.items[pid]))
+                await db.execute("UPDATE item SET w = $1 WHERE id = $2", rng.uniform(10, 500), item)
+            journal.outside_statements += 1
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            db = None
+            await asyncio.sleep(0.3)
+            continue
+        await asyncio.sleep(rng.uniform(0.2, 0.8))
+    if db is not None and not db.is_closed():
+        await db.close()
+
+
+class AccessChanger:
+    """The owner removing members (or making them viewers) and giving access back later."""
+
+    def __init__(self, api: Api, world: World, journal: Journal, rng: random.Random) -> None:
+        self.api, self.world, self.journal, self.rng = api, world, journal, rng
+        self.off: dict[tuple[str, str], AccessChange] = {}  # (user, project) -> open change
+        self.restores: set[asyncio.Task[None]] = set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await asyncio.sleep(self.rng.uniform(1.5, 3.0))
+            with contextlib.suppress(Unavailable):
+                await self.change_one()
+
+    async def change_one(self) -> None:
+        """Take access from one member on one project; give it back a few seconds later."""
+        pairs = [
+            (m, p)
+            for m in self.world.members
+            for p in self.world.projects
+            if (m.id, p) not in self.off
+        ]
+        if len(pairs) <= len(self.world.members) * len(self.world.projects) // 2:
+            return
+        member, pid = self.rng.choice(pairs)
+        path = f"/api/projects/{pid}/members/{member.id}"
+        token = self.world.owner_token
+        if self.rng.random() < 0.7:
+            response = await self.api.call("DELETE", path, token)
+            how, ok = "removed", response.status_code == 204
+        else:
+            response = await self.api.call("PATCH", path, token, {"role": "viewer"})
+            how, ok = "downgraded", response.status_code == 200
+        if not ok:
+            return
+        change = AccessChange(member.id, pid, how, time.monotonic())  # type: ignore[arg-type]
+        self.journal.access_changes.append(change)
+        self.off[(member.id, pid)] = change
+        task = asyncio.create_task(self._restore(member, pid, self.rng.uniform(2.0, 5.0)))
+        self.restores.add(task)
+        task.add_done_callback(self.restores.discard)
+
+    async def _restore(self, member: User, pid: str, after_s: float) -> None:
+        await asyncio.sleep(after_s)
+        change = self.off[(member.id, pid)]
+        token = self.world.owner_token
+        for _ in range(20):
+            change.restore_sent_at = time.monotonic()
+            try:
+                if change.how == "removed":
+                    body = {"email": member.email, "role": "editor"}
+                    response = await self.api.call(
+                        "POST", f"/api/projects/{pid}/members", token, body
+                    )
+                else:
+                    path = f"/api/projects/{pid}/members/{member.id}"
+                    response = await self.api.call("PATCH", path, token, {"role": "editor"})
+            except Unavailable:
+                continue
+            if response.status_code in (200, 201, 409):
+                break
+        del self.off[(member.id, pid)]
+
+    async def restore_all(self) -> None:
+        """Wait for every pending restore (the end of the run)."""
+        if self.restores:
+            await asyncio.gather(*self.restores, return_exceptions=True)
+
+
+async def forever(
+    every: Callable[[], float], action: Callable[[], Awaitable[None]], stop: asyncio.Event
+) -> None:
+    """Run ``action`` every ``every()`` seconds until ``stop``."""
+    while not stop.is_set():
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), every())
+        if not stop.is_set():
+            with contextlib.suppress(Unavailable):
+                await action()

@@ -1,0 +1,249 @@
+"""The checker: what a chaos run's journal and the database say about our guarantees.
+
+Pure functions of the records (no I/O). The guarantees (DESIGN.md,
+PROTOCOL.md 3.2 and 1), per recording client and project:
+
+- ``gap``, ``duplicate``: after ``joined``, events come gap-free, in order,
+  exactly once; across reconnects with ``last_seq`` too (a replay continues
+  the run, a snapshot restarts it);
+- ``event_after_left``: nothing arrives for a project after its ``left``;
+- ``not_caught_up``: once the faults stop, every client reaches the head;
+- ``state_mismatch``: the client's items (snapshot + events) equal the rows;
+- ``delivered_after_access_end``: no event more than ``ACCESS_GRACE_S`` after
+  the member's removal was answered 204 (until it was re-added), nor after
+  its session's logout was answered;
+- ``write_after_access_end``: in the event log, no write by a member after
+  its removal or downgrade to viewer (and before it got editor back);
+- ``slow_drain``: every SIGTERMed instance exited within 10 s.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from load_tests.chaos.records import DatabaseState, Journal, Received
+
+ACCESS_GRACE_S = 1.0
+DRAIN_LIMIT_S = 10.0
+ITEM_FIELDS = ("kind", "room_id", "x", "y", "w", "h", "rotation", "z", "data", "version")
+
+
+@dataclass(frozen=True)
+class Violation:
+    kind: str
+    detail: str
+
+
+def check(
+    journal: Journal, db: DatabaseState, caught_up: dict[tuple[str, str], int | None]
+) -> list[Violation]:
+    """Every violation of a run. ``caught_up``: (client, project) -> its last seq at the end."""
+    by_client: dict[str, list[Received]] = defaultdict(list)
+    for record in journal.received:
+        by_client[record.client].append(record)
+    found: list[Violation] = []
+    for client, records in sorted(by_client.items()):
+        for pid in sorted(db.heads):
+            found += check_stream(client, pid, records, db, caught_up.get((client, pid)))
+    found += check_access_ends(journal)
+    found += check_writes_after_access_end(db)
+    found += [
+        Violation(
+            "slow_drain",
+            f"instance {d.instance}: "
+            + (
+                f"exited {d.exit_s:.1f} s after SIGTERM"
+                if d.exit_s is not None
+                else "still running 15 s after SIGTERM"
+            ),
+        )
+        for d in journal.drains
+        if d.exit_s is None or d.exit_s > DRAIN_LIMIT_S
+    ]
+    return found
+
+
+def check_stream(
+    client: str, pid: str, records: list[Received], db: DatabaseState, end_seq: int | None
+) -> list[Violation]:
+    """Order, gaps, duplicates, the end state of one client's stream of one project."""
+    found: list[Violation] = []
+    where = f"{client} project {pid[:8]}"
+    subscribed, expected = False, 0
+    items: dict[str, dict[str, Any]] | None = None
+    broken = False  # a gap or duplicate was reported: the end state is not compared
+    seen_any = False
+    for r in records:
+        if r.kind == "closed":
+            subscribed = False
+            continue
+        if r.project_id != pid:
+            continue
+        if r.kind == "joined":
+            seen_any = True
+            subscribed = True
+            if r.mode == "snapshot":
+                expected = (r.seq or 0) + 1
+                items = {str(i["id"]): dict(i) for i in r.snapshot_items or []}
+            else:
+                expected = (r.last_seq or 0) + 1
+        elif r.kind == "left":
+            subscribed = False
+        elif r.kind == "event":
+            seq = r.seq or 0
+            if not subscribed:
+                found.append(
+                    Violation(
+                        "event_after_left", f"{where}: seq {seq} on conn {r.conn} after left/close"
+                    )
+                )
+            elif seq < expected:
+                broken = True
+                found.append(
+                    Violation(
+                        "duplicate",
+                        f"{where}: seq {seq} again (expected {expected}) on conn {r.conn}",
+                    )
+                )
+                continue
+            elif seq > expected:
+                broken = True
+                missing = f"{expected}" if seq == expected + 1 else f"{expected}..{seq - 1}"
+                found.append(
+                    Violation("gap", f"{where}: got seq {seq}, never {missing} (conn {r.conn})")
+                )
+            expected = seq + 1
+            if items is not None:
+                apply(items, r)
+    head = db.heads.get(pid, 0)
+    if not seen_any:
+        return found
+    if end_seq is None or end_seq < head:
+        found.append(
+            Violation("not_caught_up", f"{where}: at seq {end_seq} at the end, head {head}")
+        )
+    elif items is not None and not broken:
+        found += compare_items(where, items, db.items.get(pid, {}))
+    return found
+
+
+def apply(items: dict[str, dict[str, Any]], event: Received) -> None:
+    """One item event onto a client's items."""
+    if event.entity != "item" or event.id is None:
+        return
+    action = (event.event_kind or "").rsplit(".", 1)[-1]
+    if action == "deleted":
+        items.pop(event.id, None)
+        return
+    if action == "created":
+        items[event.id] = dict(event.data or {})
+    else:
+        items.setdefault(event.id, {}).update(event.data or {})
+    if event.version is not None:
+        items[event.id]["version"] = event.version
+
+
+def compare_items(
+    where: str, mine: dict[str, dict[str, Any]], rows: dict[str, dict[str, Any]]
+) -> list[Violation]:
+    found: list[Violation] = []
+    for item_id in sorted(set(mine) | set(rows)):
+        have, want = mine.get(item_id), rows.get(item_id)
+        if have is None or want is None:
+            found.append(
+                Violation(
+                    "state_mismatch",
+                    f"{where}: item {item_id[:8]} only in {'db' if have is None else 'client'}",
+                )
+            )
+            continue
+        differs = [f for f in ITEM_FIELDS if not same(have.get(f), want.get(f))]
+        if differs:
+            shown = ", ".join(
+                f"{f}: client {have.get(f)!r} db {want.get(f)!r}" for f in differs[:3]
+            )
+            found.append(Violation("state_mismatch", f"{where}: item {item_id[:8]} {shown}"))
+    return found
+
+
+def same(a: Any, b: Any) -> bool:
+    if isinstance(a, int | float) and isinstance(b, int | float) and not isinstance(a, bool):
+        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-9)
+    return bool(str(a) == str(b)) if isinstance(a, str) or isinstance(b, str) else bool(a == b)
+
+
+def check_access_ends(journal: Journal) -> list[Violation]:
+    """Events that reached a member later than the grace after its access ended."""
+    found: list[Violation] = []
+    for change in journal.access_changes:
+        if change.how != "removed":
+            continue
+        until = change.restore_sent_at if change.restore_sent_at is not None else math.inf
+        late = [
+            r
+            for r in journal.received
+            if r.kind == "event"
+            and r.user_id == change.user_id
+            and r.project_id == change.project_id
+            and change.answered_at + ACCESS_GRACE_S < r.t < until
+        ]
+        if late:
+            first = late[0]
+            found.append(
+                Violation(
+                    "delivered_after_access_end",
+                    f"{first.client} removed from {change.project_id[:8]}: {len(late)} events, "
+                    f"up to {late[-1].t - change.answered_at:.1f} s after the 204 "
+                    f"(first seq {first.seq})",
+                )
+            )
+    for end in journal.session_ends:
+        late = [
+            r
+            for r in journal.received
+            if r.kind == "event"
+            and r.client == end.client
+            and r.session == end.session
+            and r.t > end.answered_at + ACCESS_GRACE_S
+        ]
+        if late:
+            found.append(
+                Violation(
+                    "delivered_after_access_end",
+                    f"{end.client} logged out (session {end.session}): {len(late)} events up to "
+                    f"{late[-1].t - end.answered_at:.1f} s after the 204",
+                )
+            )
+    return found
+
+
+def check_writes_after_access_end(db: DatabaseState) -> list[Violation]:
+    """From the log: a write by a member after its removal/downgrade, before it got editor back."""
+    found: list[Violation] = []
+    lost: dict[tuple[str, str], tuple[int, str]] = {}  # (project, user) -> (seq, kind of the loss)
+    for event in sorted(db.events, key=lambda e: (e.project_id, e.seq)):
+        key = (event.project_id, event.entity_id)
+        if event.entity == "member":
+            role = event.data.get("role")
+            if event.kind == "member.deleted":
+                lost[key] = (event.seq, "removed")
+            elif role == "viewer":
+                lost[key] = (event.seq, "made viewer")
+            else:
+                lost.pop(key, None)
+            continue
+        if event.actor_id is None:
+            continue
+        loss = lost.get((event.project_id, event.actor_id))
+        if loss is not None:
+            found.append(
+                Violation(
+                    "write_after_access_end",
+                    f"project {event.project_id[:8]}: user {event.actor_id[:8]} {loss[1]} at seq "
+                    f"{loss[0]}, then its {event.kind} committed at seq {event.seq}",
+                )
+            )
+    return found

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import random
+import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -24,12 +25,13 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
-from load_tests.chaos.records import AccessChange, Journal, Received, SessionEnd
+from load_tests.chaos.records import AccessChange, Journal, Pause, Received, SessionEnd
 from load_tests.chaos.topology import Instance, Topology
 
 PASSWORD = "chaos password 1"
 ITEMS_PER_PROJECT = 10
 REPLY_TIMEOUT_S = 5.0
+SUBSCRIBER_RECEIVE_BUFFER = 16 * 1024
 
 
 class Unavailable(Exception):
@@ -130,10 +132,30 @@ async def make_world(api: Api, members: int, projects: int) -> World:
     return world
 
 
-async def open_socket(instance: Instance, token: str) -> ClientConnection:
-    """A socket authenticated with ``token`` (raises when refused)."""
+async def open_socket(
+    instance: Instance, token: str, receive_buffer: int | None = None
+) -> ClientConnection:
+    """A socket authenticated with ``token`` (raises when refused).
+
+    ``receive_buffer``: a small kernel receive buffer, so that a client that
+    stops reading pushes back on the server within seconds (as a phone on a
+    bad network does), not after megabytes.
+    """
+    sock: socket.socket | None = None
+    if receive_buffer is not None:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        sock.setblocking(False)
+        try:
+            await asyncio.wait_for(
+                asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", instance.port)), 10
+            )
+        except BaseException:
+            sock.close()
+            raise
     ws = await connect(
         instance.ws_url,
+        sock=sock,
         additional_headers={"Authorization": f"Bearer {token}"},
         ping_interval=None,
         open_timeout=10,
@@ -219,7 +241,7 @@ class Subscriber:
 
     async def pause(self, seconds: float) -> None:
         """Stop reading the socket for ``seconds`` (the TCP window fills, frames wait)."""
-        ws = self.ws
+        ws, started = self.ws, time.monotonic()
         self.reading.clear()
         if ws is not None:
             ws.transport.pause_reading()
@@ -229,6 +251,7 @@ class Subscriber:
             self.reading.set()
             if ws is not None and not ws.transport.is_closing():
                 ws.transport.resume_reading()
+            self.journal.pauses.append(Pause(self.name, started, time.monotonic()))
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.login()
@@ -244,7 +267,7 @@ class Subscriber:
             return
         self.instance = self.rng.choice(live)
         try:
-            ws = await open_socket(self.instance, self.token)
+            ws = await open_socket(self.instance, self.token, SUBSCRIBER_RECEIVE_BUFFER)
         except ConnectionClosed as closed:
             if closed.rcvd is not None and closed.rcvd.code == 4401:
                 await self.login()
@@ -257,6 +280,7 @@ class Subscriber:
                 await self._join(ws, pid)
             while not reader.done() and not stop.is_set():
                 await asyncio.wait({reader}, timeout=self.rng.uniform(1.0, 4.0))
+                await self.reading.wait()  # a client that stopped reading does nothing else
                 if reader.done() or stop.is_set():
                     break
                 await self._act(ws)
@@ -412,7 +436,7 @@ class SocketEditor:
                         "entity": "item",
                         "id": item,
                         "base_version": self.world.versions.get(item, 1),
-                        "data": {"x": round(self.rng.uniform(0, 1000), 3)},
+                        "data": self._change(),
                     }
                 )
             )
@@ -428,6 +452,13 @@ class SocketEditor:
                 book = self.world.versions
                 book[item] = max(book.get(item, 0), int(reply["current_version"]))
             await asyncio.sleep(self.rng.uniform(0.05, 0.3))
+
+    def _change(self) -> dict[str, Any]:
+        """A move, or (every third edit) a note of a few KiB: frames big enough to fill buffers."""
+        if self.rng.random() < 0.33:
+            text = "".join(self.rng.choices("abcdefgh ", k=self.rng.randint(1000, 6000)))
+            return {"data": {"text": text}}
+        return {"x": round(self.rng.uniform(0, 1000), 3)}
 
     async def _reply(self, ws: ClientConnection, ref: str) -> dict[str, Any]:
         while True:

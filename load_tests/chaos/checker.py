@@ -48,7 +48,7 @@ def check(
     for client, records in sorted(by_client.items()):
         for pid in sorted(db.heads):
             found += check_stream(client, pid, records, db, caught_up.get((client, pid)))
-    found += check_access_ends(journal)
+    found += check_access_ends(journal, db)
     found += check_writes_after_access_end(db)
     found += [
         Violation(
@@ -175,12 +175,26 @@ def same(a: Any, b: Any) -> bool:
     return bool(str(a) == str(b)) if isinstance(a, str) or isinstance(b, str) else bool(a == b)
 
 
-def check_access_ends(journal: Journal) -> list[Violation]:
-    """Events that reached a member later than the grace after its access ended."""
+def check_access_ends(journal: Journal, db: DatabaseState) -> list[Violation]:
+    """Events that reached a member later than the grace after its access ended.
+
+    After a removal: events committed after it (seq above its ``member.deleted``)
+    and received more than the grace after the 204, until the re-add was sent.
+    After a logout: any event on that session's sockets past the grace. A client
+    paused (not reading) at the time is skipped: its receive times say nothing.
+    """
     found: list[Violation] = []
+    removals: dict[tuple[str, str], list[int]] = defaultdict(list)  # (project, user) -> seqs
+    for event in sorted(db.events, key=lambda e: e.seq):
+        if event.kind == "member.deleted":
+            removals[(event.project_id, event.entity_id)].append(event.seq)
+    nth: dict[tuple[str, str], int] = defaultdict(int)
     for change in journal.access_changes:
         if change.how != "removed":
             continue
+        key = (change.project_id, change.user_id)
+        seqs, nth[key] = removals.get(key, []), nth[key] + 1
+        removed_at_seq = seqs[nth[key] - 1] if nth[key] <= len(seqs) else 0
         until = change.restore_sent_at if change.restore_sent_at is not None else math.inf
         late = [
             r
@@ -188,16 +202,18 @@ def check_access_ends(journal: Journal) -> list[Violation]:
             if r.kind == "event"
             and r.user_id == change.user_id
             and r.project_id == change.project_id
+            and (r.seq or 0) > removed_at_seq
             and change.answered_at + ACCESS_GRACE_S < r.t < until
+            and not paused(journal, r.client, change.answered_at, r.t)
         ]
         if late:
             first = late[0]
             found.append(
                 Violation(
                     "delivered_after_access_end",
-                    f"{first.client} removed from {change.project_id[:8]}: {len(late)} events, "
-                    f"up to {late[-1].t - change.answered_at:.1f} s after the 204 "
-                    f"(first seq {first.seq})",
+                    f"{first.client} removed from {change.project_id[:8]} at seq {removed_at_seq}: "
+                    f"{len(late)} later events, up to {late[-1].t - change.answered_at:.1f} s "
+                    f"after the 204 (seq {first.seq}..{late[-1].seq})",
                 )
             )
     for end in journal.session_ends:
@@ -208,16 +224,22 @@ def check_access_ends(journal: Journal) -> list[Violation]:
             and r.client == end.client
             and r.session == end.session
             and r.t > end.answered_at + ACCESS_GRACE_S
+            and not paused(journal, r.client, end.answered_at, r.t)
         ]
         if late:
             found.append(
                 Violation(
                     "delivered_after_access_end",
-                    f"{end.client} logged out (session {end.session}): {len(late)} events up to "
-                    f"{late[-1].t - end.answered_at:.1f} s after the 204",
+                    f"{end.client} logged out (session {end.session}): {len(late)} events, up to "
+                    f"{late[-1].t - end.answered_at:.1f} s after the 204 (conn {late[-1].conn})",
                 )
             )
     return found
+
+
+def paused(journal: Journal, client: str, start: float, end: float) -> bool:
+    """Whether ``client`` stopped reading at some time between ``start`` and ``end``."""
+    return any(p.client == client and p.start < end and p.end + 0.5 > start for p in journal.pauses)
 
 
 def check_writes_after_access_end(db: DatabaseState) -> list[Violation]:

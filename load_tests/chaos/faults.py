@@ -112,7 +112,7 @@ class Injector:
     def _victim(self) -> Instance | None:
         paused = [s.instance_now() for s in self.paused]
         candidates = [i for i in paused if i is not None and i.running]
-        if candidates and self.rng.random() < 0.8:
+        if candidates:
             return self.rng.choice(candidates)
         live = self.topology.live()
         return self.rng.choice(live) if len(live) > 1 else None

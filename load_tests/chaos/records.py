@@ -70,6 +70,15 @@ class Fault:
 
 
 @dataclass(frozen=True)
+class Pause:
+    """A client that stopped reading its socket from ``start`` to ``end``."""
+
+    client: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
 class Drain:
     """A SIGTERMed instance: how long it took to exit (None: not within the wait)."""
 
@@ -86,6 +95,7 @@ class Journal:
     session_ends: list[SessionEnd] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     drains: list[Drain] = field(default_factory=list)
+    pauses: list[Pause] = field(default_factory=list)
     edits: dict[str, int] = field(default_factory=dict)  # outcome (via) -> count
     outside_statements: int = 0
 

@@ -72,11 +72,17 @@ async def drive(
     def rng_of(name: str) -> random.Random:
         return random.Random(f"{seed}-{name}")
 
-    def subscriber(name: str, user: actors.User) -> Subscriber:
-        return Subscriber(name, user, world.projects, topology, api, world, journal, rng_of(name))
+    def subscriber(name: str, user: actors.User, projects: list[str]) -> Subscriber:
+        return Subscriber(name, user, projects, topology, api, world, journal, rng_of(name))
 
-    owners = [subscriber(f"owner-{n}", world.owner) for n in range(OWNER_SUBSCRIBERS)]
-    members = [subscriber(f"member{n}", m) for n, m in enumerate(world.members)]
+    # Members watch two projects each: a project then often has a first joiner on an instance.
+    owners = [
+        subscriber(f"owner-{n}", world.owner, world.projects) for n in range(OWNER_SUBSCRIBERS)
+    ]
+    members = [
+        subscriber(f"member{n}", m, rng_of(f"member{n}").sample(world.projects, 2))
+        for n, m in enumerate(world.members)
+    ]
     subscribers = owners + members
     access = AccessChanger(api, world, journal, rng_of("access"))
     logout_rng = rng_of("logout")
@@ -125,9 +131,7 @@ async def drive(
         s.settling = True
     await settle(topology.postgres.url, subscribers)
     db = await read_database(topology.postgres.url)
-    ends = {
-        (s.name, p): s.tips.get(p) for s in subscribers for p in world.projects if p in s.joined
-    }
+    ends = {(s.name, p): s.tips.get(p) for s in subscribers for p in s.projects if p in s.joined}
     stop_subscribers.set()
     for task in subscriber_tasks + actor_tasks:
         task.cancel()
@@ -148,9 +152,7 @@ async def settle(database_url: str, subscribers: list[Subscriber]) -> None:
     deadline = time.monotonic() + SETTLE_S
     while time.monotonic() < deadline:
         now = await heads(database_url)
-        if all(
-            s.tips.get(p) == seq and p in s.joined for s in subscribers for p, seq in now.items()
-        ):
+        if all(s.tips.get(p) == now[p] and p in s.joined for s in subscribers for p in s.projects):
             return
         await asyncio.sleep(0.25)
 

@@ -203,6 +203,7 @@ class Subscriber:
         self.conn = 0
         self.tips: dict[str, int] = {}
         self.joined: set[str] = set()
+        self.joining: set[str] = set()  # join sent, no answer yet
         self.instance: Instance | None = None
         self.ws: ClientConnection | None = None
         self.reading = asyncio.Event()
@@ -273,7 +274,7 @@ class Subscriber:
                 await self.login()
             return
         self.conn += 1
-        self.ws, self.joined = ws, set()
+        self.ws, self.joined, self.joining = ws, set(), set()
         reader = asyncio.create_task(self._read(ws))
         try:
             for pid in self.projects:
@@ -298,7 +299,7 @@ class Subscriber:
 
     async def _act(self, ws: ClientConnection) -> None:
         """One random action of a connected client (or, when settling, rejoin what it lacks)."""
-        missing = [p for p in self.projects if p not in self.joined]
+        missing = [p for p in self.projects if p not in self.joined and p not in self.joining]
         for pid in missing:  # refused or revoked earlier: access may be back
             await self._join(ws, pid)
         if self.settling:
@@ -317,6 +318,7 @@ class Subscriber:
         if pid in self.tips:
             frame["last_seq"] = self.tips[pid]
         self.sent_last_seq[pid] = self.tips.get(pid)
+        self.joining.add(pid)
         with contextlib.suppress(ConnectionClosed):
             await ws.send(json.dumps(frame))
 
@@ -360,6 +362,7 @@ class Subscriber:
                 snapshot_items=snapshot.get("items") if snapshot else None,
             )
             self.joined.add(pid)
+            self.joining.discard(pid)
             if frame.get("mode") == "snapshot":
                 self.tips[pid] = frame["seq"]
         elif kind == "left":
@@ -371,6 +374,7 @@ class Subscriber:
                 task.add_done_callback(self.rejoins.discard)
         elif kind == "error" and str(frame.get("ref", "")).startswith("j:"):
             pid = frame["ref"][2:]
+            self.joining.discard(pid)
             self._record("join_refused", project_id=pid, reason=frame.get("code"))
 
     async def _rejoin_later(self, ws: ClientConnection, pid: str) -> None:
@@ -595,3 +599,32 @@ async def forever(
         if not stop.is_set():
             with contextlib.suppress(Unavailable):
                 await action()
+
+
+async def burst(
+    api: Api, world: World, projects: list[str], count: int, rng: random.Random
+) -> None:
+    """``count`` notes of about 12 KiB written by the owner over REST into ``projects``.
+
+    Sent while a client has stopped reading: its socket and the server's
+    buffers fill, so the server has to deal with a peer that does not read.
+    """
+
+    async def one() -> None:
+        pid = rng.choice(projects)
+        item = rng.choice(world.items[pid])
+        text = "".join(rng.choices("abcdefgh ", k=12_000))
+        for _ in range(3):  # a conflict answers the current version: try again on it
+            body = {"base_version": world.versions.get(item, 1), "data": {"text": text}}
+            response = await api.call(
+                "PATCH", f"/api/projects/{pid}/items/{item}", world.owner_token, body
+            )
+            version = response.json().get("version") or response.json().get("current_version")
+            if isinstance(version, int):
+                world.versions[item] = max(world.versions.get(item, 0), version)
+            if response.status_code != 409:
+                return
+
+    for _ in range(count // 4):
+        with contextlib.suppress(Unavailable, ValueError):
+            await asyncio.gather(*(one() for _ in range(4)))

@@ -47,7 +47,7 @@ def check(
     found: list[Violation] = []
     for client, records in sorted(by_client.items()):
         for pid in sorted(db.heads):
-            found += check_stream(client, pid, records, db, caught_up.get((client, pid)))
+            found += check_stream(journal, client, pid, records, db, caught_up.get((client, pid)))
     found += check_access_ends(journal, db)
     found += check_writes_after_access_end(db)
     found += [
@@ -67,7 +67,12 @@ def check(
 
 
 def check_stream(
-    client: str, pid: str, records: list[Received], db: DatabaseState, end_seq: int | None
+    journal: Journal,
+    client: str,
+    pid: str,
+    records: list[Received],
+    db: DatabaseState,
+    end_seq: int | None,
 ) -> list[Violation]:
     """Order, gaps, duplicates, the end state of one client's stream of one project."""
     found: list[Violation] = []
@@ -97,7 +102,9 @@ def check_stream(
             if not subscribed:
                 found.append(
                     Violation(
-                        "event_after_left", f"{where}: seq {seq} on conn {r.conn} after left/close"
+                        "event_after_left",
+                        f"{where}: seq {seq} on conn {r.conn} after left/close"
+                        + faults_at(journal, r.t),
                     )
                 )
             elif seq < expected:
@@ -105,7 +112,8 @@ def check_stream(
                 found.append(
                     Violation(
                         "duplicate",
-                        f"{where}: seq {seq} again (expected {expected}) on conn {r.conn}",
+                        f"{where}: seq {seq} again (expected {expected}) on conn {r.conn}"
+                        + faults_at(journal, r.t),
                     )
                 )
                 continue
@@ -113,7 +121,11 @@ def check_stream(
                 broken = True
                 missing = f"{expected}" if seq == expected + 1 else f"{expected}..{seq - 1}"
                 found.append(
-                    Violation("gap", f"{where}: got seq {seq}, never {missing} (conn {r.conn})")
+                    Violation(
+                        "gap",
+                        f"{where}: got seq {seq}, never {missing} (conn {r.conn})"
+                        + faults_at(journal, r.t),
+                    )
                 )
             expected = seq + 1
             if items is not None:
@@ -213,7 +225,8 @@ def check_access_ends(journal: Journal, db: DatabaseState) -> list[Violation]:
                     "delivered_after_access_end",
                     f"{first.client} removed from {change.project_id[:8]} at seq {removed_at_seq}: "
                     f"{len(late)} later events, up to {late[-1].t - change.answered_at:.1f} s "
-                    f"after the 204 (seq {first.seq}..{late[-1].seq})",
+                    f"after the 204 (seq {first.seq}..{late[-1].seq})"
+                    + faults_at(journal, change.answered_at),
                 )
             )
     for end in journal.session_ends:
@@ -231,10 +244,17 @@ def check_access_ends(journal: Journal, db: DatabaseState) -> list[Violation]:
                 Violation(
                     "delivered_after_access_end",
                     f"{end.client} logged out (session {end.session}): {len(late)} events, up to "
-                    f"{late[-1].t - end.answered_at:.1f} s after the 204 (conn {late[-1].conn})",
+                    f"{late[-1].t - end.answered_at:.1f} s after the 204 (conn {late[-1].conn})"
+                    + faults_at(journal, end.answered_at),
                 )
             )
     return found
+
+
+def faults_at(journal: Journal, t: float) -> str:
+    """`` (during X, Y)`` for the faults under way at ``t`` (or a second before), else ``""``."""
+    kinds = sorted({f.kind for f in journal.faults if f.start - 1.0 <= t <= f.end + 1.0})
+    return f" (during {', '.join(kinds)})" if kinds else ""
 
 
 def paused(journal: Journal, client: str, start: float, end: float) -> bool:

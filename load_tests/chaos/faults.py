@@ -1,5 +1,5 @@
 """Faults injected at random times: instance SIGKILL/SIGTERM, Redis and PostgreSQL restarts,
-a client that stops reading.
+a client that stops reading (while a burst of big notes is written to its projects).
 
 One fault at a time, on a schedule drawn from the run's seed; every kind
 happens at least once. A SIGTERM is timed: the instance must exit within
@@ -53,6 +53,7 @@ class Injector:
         journal: Journal,
         rng: random.Random,
         during_bus_outage: Callable[[], Awaitable[None]],
+        burst: Callable[[list[str]], Awaitable[None]],
     ) -> None:
         self.topology, self.subscribers, self.journal, self.rng = (
             topology,
@@ -61,6 +62,7 @@ class Injector:
             rng,
         )
         self.during_bus_outage = during_bus_outage
+        self.burst = burst
         self.paused: set[Subscriber] = set()
         self.background: set[asyncio.Task[None]] = set()
 
@@ -84,10 +86,12 @@ class Injector:
         elif kind == "postgres_restart":
             started = time.monotonic()
             await self.topology.postgres.restart()
-            self._note(kind, f"pg_ctl restart -m fast took {time.monotonic() - started:.1f} s")
+            self._note(
+                kind, started, f"pg_ctl restart -m fast took {time.monotonic() - started:.1f} s"
+            )
 
-    def _note(self, kind: str, detail: str) -> None:
-        self.journal.faults.append(Fault(kind, time.monotonic(), detail))
+    def _note(self, kind: str, start: float, detail: str) -> None:
+        self.journal.faults.append(Fault(kind, start, time.monotonic(), detail))
 
     async def _slow_reader(self) -> None:
         connected = [
@@ -100,14 +104,14 @@ class Injector:
         self.paused.add(reader)
         instance = reader.instance_now()
         index = instance.index if instance is not None else -1
-        self._note(
-            "slow_reader", f"{reader.name} on instance {index} stops reading for {seconds:.1f} s"
-        )
+        detail = f"{reader.name} on instance {index} stops reading for {seconds:.1f} s"
+        now = time.monotonic()
+        self.journal.faults.append(Fault("slow_reader", now, now + seconds, detail))
         task = asyncio.create_task(reader.pause(seconds))
         task.add_done_callback(lambda _: self.paused.discard(reader))
         self.background.add(task)
         task.add_done_callback(self.background.discard)
-        await asyncio.sleep(1.0)  # frames pile up in front of it
+        await self.burst(reader.projects)  # big frames pile up in front of it
 
     def _victim(self) -> Instance | None:
         paused = [s.instance_now() for s in self.paused]
@@ -130,13 +134,15 @@ class Injector:
             self.journal.drains.append(Drain(instance.index, took if exited else None))
         if not exited:
             await instance.kill()
-        self._note(
-            kind,
-            f"instance {instance.index} exited after {took:.1f} s"
-            + ("" if exited else " (killed)"),
-        )
         await asyncio.sleep(self.rng.uniform(0.5, 2.0))
         await instance.start()
+        self._note(
+            kind,
+            signalled,
+            f"instance {instance.index} exited after {took:.1f} s"
+            + ("" if exited else " (killed)")
+            + f", back after {time.monotonic() - signalled:.1f} s",
+        )
 
     async def _redis_restart(self) -> None:
         redis = self.topology.redis
@@ -145,7 +151,7 @@ class Injector:
         await self.during_bus_outage()
         await asyncio.sleep(max(0.0, self.rng.uniform(2.0, 4.0) - (time.monotonic() - down)))
         await redis.start()
-        self._note("redis_restart", f"Redis down for {time.monotonic() - down:.1f} s")
+        self._note("redis_restart", down, f"Redis down for {time.monotonic() - down:.1f} s")
 
     async def heal(self) -> None:
         """The end of the run: every reader reads again, every instance runs."""

@@ -62,10 +62,11 @@ class SessionEnd:
 
 @dataclass(frozen=True)
 class Fault:
-    """One injected fault."""
+    """One injected fault, from its start to the moment it was over (restarted, read again)."""
 
     kind: str
-    at: float
+    start: float
+    end: float
     detail: str
 
 

@@ -29,6 +29,7 @@ MEMBERS = 3
 PROJECTS = 3
 OWNER_SUBSCRIBERS = 2
 SETTLE_S = 30.0
+BURST_NOTES = 40  # ~480 KiB of events toward a client that stopped reading
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -115,7 +116,12 @@ async def drive(
                 actors.rest_editor(token, api, world, journal, rest_rng, stop_actors)
             )
         )
-    injector = Injector(topology, subscribers, journal, rng_of("faults"), during_bus_outage)
+    burst_rng = rng_of("burst")
+
+    async def burst(projects: list[str]) -> None:
+        await actors.burst(api, world, projects, BURST_NOTES, burst_rng)
+
+    injector = Injector(topology, subscribers, journal, rng_of("faults"), during_bus_outage, burst)
     plan = schedule(random.Random(seed), seconds)
     started = time.monotonic()
     try:

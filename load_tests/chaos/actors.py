@@ -530,24 +530,27 @@ class AccessChanger:
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            await asyncio.sleep(self.rng.uniform(1.5, 3.0))
+            await asyncio.sleep(self.rng.uniform(1.0, 2.0))
             with contextlib.suppress(Unavailable):
                 await self.change_one()
 
-    async def change_one(self) -> None:
-        """Take access from one member on one project; give it back a few seconds later."""
+    async def change_one(self, among: set[tuple[str, str]] | None = None) -> None:
+        """Take access from one member on one project; give it back a few seconds later.
+
+        ``among``: only these (user, project) pairs, and always a removal.
+        """
         pairs = [
             (m, p)
             for m in self.world.members
             for p in self.world.projects
-            if (m.id, p) not in self.off
+            if (m.id, p) not in self.off and (among is None or (m.id, p) in among)
         ]
-        if len(pairs) <= len(self.world.members) * len(self.world.projects) // 2:
+        if not pairs or len(self.off) >= len(self.world.members) * len(self.world.projects) // 2:
             return
         member, pid = self.rng.choice(pairs)
         path = f"/api/projects/{pid}/members/{member.id}"
         token = self.world.owner_token
-        if self.rng.random() < 0.7:
+        if among is not None or self.rng.random() < 0.7:
             response = await self.api.call("DELETE", path, token)
             how, ok = "removed", response.status_code == 204
         else:

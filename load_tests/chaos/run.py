@@ -91,9 +91,11 @@ async def drive(
     async def logout_one() -> None:
         await logout_rng.choice(members).logout()
 
+    watched = {(s.user.id, p) for s in members for p in s.projects}
+
     async def during_bus_outage() -> None:
         with contextlib.suppress(Unavailable):
-            await access.change_one()
+            await access.change_one(among=watched)  # a member whose client is joined there
             await logout_one()
 
     stop_actors, stop_subscribers = asyncio.Event(), asyncio.Event()

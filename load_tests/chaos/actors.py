@@ -209,8 +209,10 @@ class Subscriber:
         self.reading = asyncio.Event()
         self.reading.set()
         self.settling = False  # the end of the run: no more random actions
-        self.sent_last_seq: dict[str, int | None] = {}
-        self.rejoins: set[asyncio.Task[None]] = set()  # project -> last_seq of its last join
+        self.sent_last_seq: dict[str, int | None] = {}  # project -> last_seq of its last join
+        self.rejoins: set[asyncio.Task[None]] = set()
+        self.act_every = (1.0, 4.0)  # seconds between two random actions
+        self.left = asyncio.Event()  # set by every ``left``
 
     def _record(self, kind: str, **fields: Any) -> None:
         self.journal.received.append(
@@ -280,7 +282,7 @@ class Subscriber:
             for pid in self.projects:
                 await self._join(ws, pid)
             while not reader.done() and not stop.is_set():
-                await asyncio.wait({reader}, timeout=self.rng.uniform(1.0, 4.0))
+                await asyncio.wait({reader}, timeout=self.rng.uniform(*self.act_every))
                 await self.reading.wait()  # a client that stopped reading does nothing else
                 if reader.done() or stop.is_set():
                     break
@@ -368,6 +370,7 @@ class Subscriber:
         elif kind == "left":
             self._record("left", project_id=pid, reason=frame.get("reason"))
             self.joined.discard(pid)
+            self.left.set()
             if str(frame.get("ref", "")).startswith("l:"):
                 task = asyncio.create_task(self._rejoin_later(ws, pid))
                 self.rejoins.add(task)
@@ -381,6 +384,41 @@ class Subscriber:
         await asyncio.sleep(self.rng.uniform(0.0, 0.5))
         if self.ws is ws:
             await self._join(ws, pid)
+
+
+class RacingJoiner(Subscriber):
+    """The only client of its project: leaves, then joins again while two writes race the join.
+
+    Its join is then the project's first on that instance, and an outside
+    write (arriving by NOTIFY) and a server edit (arriving over Redis) land
+    while the join reads its snapshot or replay: the handover must still
+    deliver both, in order.
+    """
+
+    def __init__(self, *args: Any, race: Callable[[], Awaitable[None]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.race = race
+        self.act_every = (0.3, 1.0)
+
+    async def _act(self, ws: ClientConnection) -> None:
+        if self.settling:
+            await super()._act(ws)
+            return
+        pid = self.projects[0]
+        if pid in self.joined:
+            self.left.clear()
+            await ws.send(json.dumps({"type": "leave", "ref": f"x:{pid}", "project_id": pid}))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.left.wait(), 2.0)
+        if pid not in self.joined and pid not in self.joining:
+            await asyncio.gather(
+                self._join_after(ws, pid, self.rng.uniform(0.0, 0.04)), self.race()
+            )
+
+    async def _join_after(self, ws: ClientConnection, pid: str, delay_s: float) -> None:
+        """The join, a few ms into the race (the writes take a few to tens of ms to commit)."""
+        await asyncio.sleep(delay_s)
+        await self._join(ws, pid)
 
 
 class SocketEditor:

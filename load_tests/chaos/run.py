@@ -13,12 +13,20 @@ import json
 import random
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import asyncpg
 
 from load_tests.chaos import actors
-from load_tests.chaos.actors import AccessChanger, Api, SocketEditor, Subscriber, Unavailable
+from load_tests.chaos.actors import (
+    AccessChanger,
+    Api,
+    RacingJoiner,
+    SocketEditor,
+    Subscriber,
+    Unavailable,
+)
 from load_tests.chaos.checker import Violation, check
 from load_tests.chaos.faults import Injector, schedule
 from load_tests.chaos.records import DatabaseState, Journal, LoggedEvent
@@ -26,7 +34,7 @@ from load_tests.chaos.report import render, summarize
 from load_tests.chaos.topology import Topology, running_topology
 
 MEMBERS = 3
-PROJECTS = 3
+PROJECTS = 3  # shared by the recording clients; one more is the racing joiner's alone
 OWNER_SUBSCRIBERS = 2
 SETTLE_S = 30.0
 BURST_NOTES = 40  # ~480 KiB of events toward a client that stopped reading
@@ -68,7 +76,8 @@ async def drive(
     topology: Topology, api: Api, journal: Journal, seed: int, seconds: float
 ) -> tuple[DatabaseState, list[Violation]]:
     """Actors and faults for ``seconds`` (and until every planned fault ran); settle; check."""
-    world = await actors.make_world(api, MEMBERS, PROJECTS)
+    world = await actors.make_world(api, MEMBERS, PROJECTS + 1)
+    shared, race_project = world.projects[:-1], world.projects[-1]
 
     def rng_of(name: str) -> random.Random:
         return random.Random(f"{seed}-{name}")
@@ -77,14 +86,42 @@ async def drive(
         return Subscriber(name, user, projects, topology, api, world, journal, rng_of(name))
 
     # Members watch two projects each: a project then often has a first joiner on an instance.
-    owners = [
-        subscriber(f"owner-{n}", world.owner, world.projects) for n in range(OWNER_SUBSCRIBERS)
-    ]
+    owners = [subscriber(f"owner-{n}", world.owner, shared) for n in range(OWNER_SUBSCRIBERS)]
     members = [
-        subscriber(f"member{n}", m, rng_of(f"member{n}").sample(world.projects, 2))
+        subscriber(f"member{n}", m, rng_of(f"member{n}").sample(shared, 2))
         for n, m in enumerate(world.members)
     ]
-    subscribers = owners + members
+    race_rng = rng_of("race")
+    race_sql: list[asyncpg.Connection] = []
+
+    async def race() -> None:
+        """An outside write (NOTIFY) then a server edit (Redis), racing a join."""
+        item = race_rng.choice(world.items[race_project])
+        with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            if not race_sql or race_sql[0].is_closed():
+                race_sql[:] = [await asyncpg.connect(topology.postgres.url, timeout=5)]
+            await race_sql[0].execute(
+                "UPDATE item SET rotation = $1 WHERE id = $2",
+                race_rng.uniform(0, 360),
+                uuid.UUID(item),
+            )
+        body = {"base_version": world.versions.get(item, 1), "h": race_rng.uniform(10, 500)}
+        with contextlib.suppress(Unavailable):
+            path = f"/api/projects/{race_project}/items/{item}"
+            await api.call("PATCH", path, world.owner_token, body, attempts=1)
+
+    racer = RacingJoiner(
+        "racer",
+        world.owner,
+        [race_project],
+        topology,
+        api,
+        world,
+        journal,
+        rng_of("racer"),
+        race=race,
+    )
+    subscribers = [*owners, *members, racer]
     access = AccessChanger(api, world, journal, rng_of("access"))
     logout_rng = rng_of("logout")
 

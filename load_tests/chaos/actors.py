@@ -410,15 +410,24 @@ class RacingJoiner(Subscriber):
             await ws.send(json.dumps({"type": "leave", "ref": f"x:{pid}", "project_id": pid}))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.left.wait(), 2.0)
-        if pid not in self.joined and pid not in self.joining:
-            await asyncio.gather(
-                self._join_after(ws, pid, self.rng.uniform(0.0, 0.04)), self.race()
-            )
+        if pid in self.joined or pid in self.joining:
+            return
+        if self.rng.random() < 0.5:  # a new client half the time: a snapshot join
+            self.tips.pop(pid, None)
+        # The writes take a few to tens of ms to commit: start one side a little later.
+        join_delay, race_delay = self.rng.uniform(0.0, 0.03), self.rng.uniform(0.0, 0.015)
+        if self.rng.random() < 0.5:
+            join_delay = 0.0
+        else:
+            race_delay = 0.0
+        await asyncio.gather(
+            self._after(join_delay, lambda: self._join(ws, pid)), self._after(race_delay, self.race)
+        )
 
-    async def _join_after(self, ws: ClientConnection, pid: str, delay_s: float) -> None:
-        """The join, a few ms into the race (the writes take a few to tens of ms to commit)."""
+    @staticmethod
+    async def _after(delay_s: float, action: Callable[[], Awaitable[None]]) -> None:
         await asyncio.sleep(delay_s)
-        await self._join(ws, pid)
+        await action()
 
 
 class SocketEditor:

@@ -25,7 +25,14 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
-from load_tests.chaos.records import AccessChange, Journal, Pause, Received, SessionEnd
+from load_tests.chaos.records import (
+    AccessChange,
+    Journal,
+    OutsideWrite,
+    Pause,
+    Received,
+    SessionEnd,
+)
 from load_tests.chaos.topology import Instance, Topology
 
 PASSWORD = "chaos password 1"
@@ -552,11 +559,21 @@ async def outside_writer(
             if db is None or db.is_closed():
                 db = await asyncpg.connect(database_url, timeout=5)
             pid = rng.choice(world.projects)
-            if rng.random() < 0.3:
-                await db.execute("UPDATE item SET z = z + 1 WHERE project_id = $1", uuid.UUID(pid))
-            else:
-                item = uuid.UUID(rng.choice(world.items[pid]))
-                await db.execute("UPDATE item SET w = $1 WHERE id = $2", rng.uniform(10, 500), item)
+            async with db.transaction():  # the head read in it is the statement's last seq
+                if rng.random() < 0.3:
+                    status = await db.execute(
+                        "UPDATE item SET z = z + 1 WHERE project_id = $1", uuid.UUID(pid)
+                    )
+                else:
+                    item = uuid.UUID(rng.choice(world.items[pid]))
+                    status = await db.execute(
+                        "UPDATE item SET w = $1 WHERE id = $2", rng.uniform(10, 500), item
+                    )
+                head = await db.fetchval("SELECT seq FROM project WHERE id = $1", uuid.UUID(pid))
+            rows = int(status.split()[-1])
+            if rows:
+                write = OutsideWrite(pid, head - rows + 1, head, time.monotonic())
+                journal.outside_writes.append(write)
             journal.outside_statements += 1
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
             db = None

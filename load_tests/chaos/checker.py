@@ -14,7 +14,9 @@ PROTOCOL.md 3.2 and 1), per recording client and project:
   its session's logout was answered;
 - ``write_after_access_end``: in the event log, no write by a member after
   its removal or downgrade to viewer (and before it got editor back);
-- ``slow_drain``: every SIGTERMed instance exited within 10 s.
+- ``slow_drain``: every SIGTERMed instance exited within 10 s;
+- ``late_outside_write``: an outside writer's SQL statement (one row or many)
+  reaches a client joined at the time within ``PROMPT_S``, faults aside.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from load_tests.chaos.records import DatabaseState, Journal, Received
+from load_tests.chaos.records import DatabaseState, Journal, OutsideWrite, Received
 
 ACCESS_GRACE_S = 1.0
+PROMPT_S = 1.0
 DRAIN_LIMIT_S = 10.0
 ITEM_FIELDS = ("kind", "room_id", "x", "y", "w", "h", "rotation", "z", "data", "version")
 
@@ -50,6 +53,7 @@ def check(
             found += check_stream(journal, client, pid, records, db, caught_up.get((client, pid)))
     found += check_access_ends(journal, db)
     found += check_writes_after_access_end(db)
+    found += check_outside_writes(journal, by_client)
     found += [
         Violation(
             "slow_drain",
@@ -289,3 +293,50 @@ def check_writes_after_access_end(db: DatabaseState) -> list[Violation]:
                 )
             )
     return found
+
+
+def check_outside_writes(journal: Journal, by_client: dict[str, list[Received]]) -> list[Violation]:
+    """Outside writes that reached a client joined when they committed later than PROMPT_S.
+
+    Writes made while a fault was under way, and clients paused then, are skipped.
+    """
+    found: list[Violation] = []
+    for write in journal.outside_writes:
+        if faults_at(journal, write.committed_at):
+            continue
+        for client, records in by_client.items():
+            late = late_receipts(records, write, PROMPT_S)
+            if late and not paused(journal, client, write.committed_at, late[-1].t):
+                rows = write.last_seq - write.first_seq + 1
+                found.append(
+                    Violation(
+                        "late_outside_write",
+                        f"{client} project {write.project_id[:8]}: a {rows}-row statement "
+                        f"(seq {write.first_seq}..{write.last_seq}): {len(late)} of its events "
+                        f"came {late[0].t - write.committed_at:.1f}-"
+                        f"{late[-1].t - write.committed_at:.1f} s after the commit",
+                    )
+                )
+    return found
+
+
+def late_receipts(records: list[Received], write: OutsideWrite, limit_s: float) -> list[Received]:
+    """The write's events this client got over ``limit_s`` after the commit, on a subscription
+    that was already there when it committed (a later join's replay is not late)."""
+    subscribed_since: float | None = None
+    late: list[Received] = []
+    for r in records:
+        if r.kind == "closed" or (r.kind == "left" and r.project_id == write.project_id):
+            subscribed_since = None
+        elif r.kind == "joined" and r.project_id == write.project_id:
+            subscribed_since = r.t
+        elif (
+            r.kind == "event"
+            and r.project_id == write.project_id
+            and write.first_seq <= (r.seq or 0) <= write.last_seq
+            and subscribed_since is not None
+            and subscribed_since < write.committed_at
+            and r.t - write.committed_at > limit_s
+        ):
+            late.append(r)
+    return late

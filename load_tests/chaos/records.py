@@ -61,6 +61,16 @@ class SessionEnd:
 
 
 @dataclass(frozen=True)
+class OutsideWrite:
+    """One SQL statement of the outside writer: the seqs its rows got, when it committed."""
+
+    project_id: str
+    first_seq: int
+    last_seq: int
+    committed_at: float
+
+
+@dataclass(frozen=True)
 class Fault:
     """One injected fault, from its start to the moment it was over (restarted, read again)."""
 
@@ -99,6 +109,7 @@ class Journal:
     pauses: list[Pause] = field(default_factory=list)
     edits: dict[str, int] = field(default_factory=dict)  # outcome (via) -> count
     outside_statements: int = 0
+    outside_writes: list[OutsideWrite] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

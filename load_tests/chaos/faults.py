@@ -149,7 +149,7 @@ class Injector:
         await redis.stop()
         down = time.monotonic()
         await self.during_bus_outage()
-        await asyncio.sleep(max(0.0, self.rng.uniform(2.0, 4.0) - (time.monotonic() - down)))
+        await asyncio.sleep(max(0.0, self.rng.uniform(2.5, 4.5) - (time.monotonic() - down)))
         await redis.start()
         self._note("redis_restart", down, f"Redis down for {time.monotonic() - down:.1f} s")
 

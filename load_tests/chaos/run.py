@@ -133,6 +133,7 @@ async def drive(
     async def during_bus_outage() -> None:
         with contextlib.suppress(Unavailable):
             await access.change_one(among=watched)  # a member whose client is joined there
+        with contextlib.suppress(Unavailable):
             await logout_one()
 
     stop_actors, stop_subscribers = asyncio.Event(), asyncio.Event()

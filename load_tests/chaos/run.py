@@ -18,20 +18,14 @@ from pathlib import Path
 
 import asyncpg
 
-from load_tests.chaos import actors
-from load_tests.chaos.actors import (
-    AccessChanger,
-    Api,
-    RacingJoiner,
-    SocketEditor,
-    Subscriber,
-    Unavailable,
-)
+from load_tests.chaos import actors, writers
+from load_tests.chaos.actors import Api, RacingJoiner, Subscriber, Unavailable
 from load_tests.chaos.checker import Violation, check
 from load_tests.chaos.faults import Injector, schedule
 from load_tests.chaos.records import DatabaseState, Journal, LoggedEvent
 from load_tests.chaos.report import render, summarize
 from load_tests.chaos.topology import Topology, running_topology
+from load_tests.chaos.writers import AccessChanger, SocketEditor
 
 MEMBERS = 3
 PROJECTS = 3  # shared by the recording clients; one more is the racing joiner's alone
@@ -141,10 +135,12 @@ async def drive(
     actor_tasks = [
         asyncio.create_task(access.run(stop_actors)),
         asyncio.create_task(
-            actors.forever(lambda: logout_rng.uniform(4.0, 8.0), logout_one, stop_actors)
+            writers.forever(lambda: logout_rng.uniform(4.0, 8.0), logout_one, stop_actors)
         ),
         asyncio.create_task(
-            actors.outside_writer(topology.postgres.url, world, journal, rng_of("sql"), stop_actors)
+            writers.outside_writer(
+                topology.postgres.url, world, journal, rng_of("sql"), stop_actors
+            )
         ),
     ]
     for n, (member, token) in enumerate(zip(world.members, world.member_tokens, strict=True)):
@@ -153,13 +149,13 @@ async def drive(
         rest_rng = rng_of(f"rest-editor{n}")
         actor_tasks.append(
             asyncio.create_task(
-                actors.rest_editor(token, api, world, journal, rest_rng, stop_actors)
+                writers.rest_editor(token, api, world, journal, rest_rng, stop_actors)
             )
         )
     burst_rng = rng_of("burst")
 
     async def burst(projects: list[str]) -> None:
-        await actors.burst(api, world, projects, BURST_NOTES, burst_rng)
+        await writers.burst(api, world, projects, BURST_NOTES, burst_rng)
 
     injector = Injector(topology, subscribers, journal, rng_of("faults"), during_bus_outage, burst)
     plan = schedule(random.Random(seed), seconds)

@@ -1,0 +1,5 @@
+import sys
+
+from load_tests.chaos.run import main
+
+sys.exit(main())

@@ -1,7 +1,8 @@
 """The checker: what a chaos run's journal and the database say about our guarantees.
 
-Pure functions of the records (no I/O). The guarantees (DESIGN.md,
-PROTOCOL.md 3.2 and 1), per recording client and project:
+Pure functions of the records (no I/O). The guarantees
+(docs/architecture.md §9, docs/protocol.md §3.2 and §1), per recording
+client and project:
 
 - ``gap``, ``duplicate``: after ``joined``, events come gap-free, in order,
   exactly once; across reconnects with ``last_seq`` too (a replay continues

@@ -3,7 +3,7 @@ a client that stops reading (while a burst of big notes is written to its projec
 
 One fault at a time, on a schedule drawn from the run's seed; every kind
 happens at least once. A SIGTERM is timed: the instance must exit within
-10 s (PROTOCOL.md 1); after 15 s it is killed. Killed or drained instances
+10 s (docs/protocol.md §1); after 15 s it is killed. Killed or drained instances
 come back on the same port. While Redis is down an access change and a
 logout are made on purpose: they must hold when the bus returns.
 """

@@ -7,7 +7,7 @@ from typing import get_args
 import pytest
 from litestar import Litestar
 
-from server import protocol_doc
+from server import protocol_doc, protocol_doc_rest
 from server.errors import CloseCode, ErrorCode
 from server.realtime import envelope, protocol
 from tests.api.test_authz_matrix import CALLERS, EXPECTED, expected_statuses
@@ -50,8 +50,8 @@ def test_architecture_doc_is_up_to_date() -> None:
 
 def test_every_route_is_described(app: Litestar) -> None:
     """Each REST route has a row in ROUTES (who may call it, its failures), and each row a route."""
-    routes = {f"{method} {path}" for method, path, _ in protocol_doc.api_handlers(app)}
-    described = set(protocol_doc.ROUTES)
+    routes = {f"{method} {path}" for method, path, _ in protocol_doc_rest.api_handlers(app)}
+    described = set(protocol_doc_rest.ROUTES)
     assert routes == described, (
         f"undescribed: {sorted(routes - described)}; described but gone: "
         f"{sorted(described - routes)}"
@@ -60,9 +60,9 @@ def test_every_route_is_described(app: Litestar) -> None:
 
 def test_who_may_call_agrees_with_the_authorization_matrix(app: Litestar) -> None:
     """The documented caller of each route is exactly who the authz matrix lets through."""
-    for method, path, handler in protocol_doc.api_handlers(app):
-        who = protocol_doc.ROUTES[f"{method} {path}"][0].split(" (")[0]
-        kind = protocol_doc.credentials(handler)
+    for method, path, handler in protocol_doc_rest.api_handlers(app):
+        who = protocol_doc_rest.ROUTES[f"{method} {path}"][0].split(" (")[0]
+        kind = protocol_doc_rest.credentials(handler)
         assert (who == "worker key") == (kind == "worker"), f"{method} {path}: {who} vs {kind}"
         if (method, path) not in EXPECTED:
             assert who == "anyone", f"{method} {path} is public in the matrix"

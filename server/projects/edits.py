@@ -8,14 +8,10 @@ both come through :func:`apply`.
 
 On PostgreSQL the most common edit, a room or item update whose base is
 current, first tries one database function: the same steps in one statement
-and one round trip. A lone edit calls ``moodboard_edit_update`` (migration
-"one-round-trip edit function"); the edits of one project that arrived while
-its previous call was in flight go together to ``moodboard_edit_batch``
-(migration "a batch of one project's edits in one transaction";
-server/concurrency/group_commit.py: they share its lock and its commit). It
-writes nothing for an edit it cannot simply apply (no role, stale base, a
-seen op_id, ...) and answers NULL for it; the general path below then gives the answer. So both
-paths behave the same, and SQLite only ever takes the general path.
+and one round trip (server/projects/edit_functions.py). It writes nothing
+for an edit it cannot simply apply and answers NULL for it; the general path
+below then gives the answer. So both paths behave the same, and SQLite only
+ever takes the general path.
 
 Where an op's outcome is kept: a plain ack (not merged) is its event row,
 which carries the op_id (unique per project), the entity's id, the new
@@ -27,19 +23,16 @@ row (see the migration "a plain ack's outcome is its event row").
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-import asyncpg
 import msgspec
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.table import Table
 
 from server import metrics
-from server.access import policy
-from server.concurrency.group_commit import GroupCommit
 from server.db.database import Database
 from server.db.engine import write_transaction
 from server.errors import BadRequest, NotFound, ServerError
@@ -48,6 +41,7 @@ from server.events.log import EventRecord
 from server.events.notify import Notifier
 from server.events.tables import Event, Operation
 from server.projects import access
+from server.projects.edit_functions import Update, quick_updates
 from server.projects.entities import item_entity, plain, project_entity, room_entity
 from server.projects.merge import Apply, decide
 from server.projects.tables import Item, Project, Room
@@ -161,25 +155,6 @@ async def apply(
     return work.outcome, work.entity
 
 
-# The roles that may edit, for the database function's own permission check.
-_EDIT_ROLES = [role for role in policy.RANK if policy.can(role, "project.edit")]
-_EDIT_BATCH_SQL = "SELECT moodboard_edit_batch($1, $2, $3, $4, $5, $6::jsonb[], $7, $8, $9)"
-_EDIT_UPDATE_SQL = "SELECT moodboard_edit_update($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9)"
-
-
-@dataclass(frozen=True, slots=True)
-class _Update:
-    """One current-base room or item update, as the batch function takes it."""
-
-    entity: Literal["room", "item"]
-    user_id: UserId
-    id: uuid.UUID
-    base_version: int
-    data: dict[str, Any]
-    op_id: str | None
-    at: datetime
-
-
 async def _quick_update(
     database: Database, project_id: ProjectId, user_id: UserId, request: EditRequest
 ) -> _Work | None:
@@ -203,7 +178,7 @@ async def _quick_update(
     if "room_id" in fields:  # moving an item: the general path checks the room
         return None
     entity: Literal["room", "item"] = "room" if request.entity == "room" else "item"
-    update = _Update(
+    update = Update(
         entity=entity,
         user_id=user_id,
         id=request.id,
@@ -212,7 +187,7 @@ async def _quick_update(
         op_id=request.op_id,
         at=datetime.now(UTC),
     )
-    seq = await database.owned(_quick_updates).submit(project_id, update)
+    seq = await database.owned(quick_updates).submit(project_id, update)
     if seq is None:
         return None
     version = update.base_version + 1
@@ -230,72 +205,6 @@ async def _quick_update(
     )
     outcome = Acked(id=update.id, version=version, seq=seq, merged=False)
     return _Work(outcome=outcome, entity=None, events=[event])
-
-
-def _quick_updates(database: Database) -> GroupCommit[ProjectId, _Update, int | None]:
-    """The database's group commit of quick updates: one call in flight per project.
-
-    A call takes at most ``database.edit_batch`` of a busy project's waiting
-    socket edits (MOODBOARD_EDIT_BATCH); 1 gives every edit a transaction of
-    its own.
-    """
-    return GroupCommit(_batch_runner(database), database.edit_batch)
-
-
-def _batch_runner(
-    database: Database,
-) -> Callable[[ProjectId, list[_Update]], Awaitable[list[int | None]]]:
-    async def run(project_id: ProjectId, updates: list[_Update]) -> list[int | None]:
-        """Each update's seq, or None where the general path must answer."""
-        if len(updates) == 1:
-            return [await _update_one(database, project_id, updates[0])]
-        try:
-            seqs: list[int | None] = await database.statements.fetchval(
-                _EDIT_BATCH_SQL,
-                project_id,
-                [u.entity for u in updates],
-                [u.user_id for u in updates],
-                [u.id for u in updates],
-                [u.base_version for u in updates],
-                [msgspec.json.encode(u.data).decode() for u in updates],
-                [u.op_id for u in updates],
-                [u.at for u in updates],
-                _EDIT_ROLES,
-            )
-        except asyncpg.PostgresError:  # refused as a whole: each edit takes the general path
-            return [None] * len(updates)
-        written = len(seqs) - seqs.count(None)
-        if written:
-            metrics.EDIT_BATCH.observe(written)
-        return seqs
-
-    return run
-
-
-async def _update_one(database: Database, project_id: ProjectId, update: _Update) -> int | None:
-    """A lone update (nothing waited for it): the one-edit function, cheaper than a batch.
-
-    It leaves a retried op_id to the unique index ``event_one_op``, where the
-    batch looks it up: a refusal would roll back a batch's other edits.
-    """
-    try:
-        seq: int | None = await database.statements.fetchval(
-            _EDIT_UPDATE_SQL,
-            update.entity,
-            project_id,
-            update.user_id,
-            update.id,
-            update.base_version,
-            msgspec.json.encode(update.data).decode(),
-            update.op_id,
-            update.at,
-            _EDIT_ROLES,
-        )
-    except asyncpg.PostgresError:  # e.g. an event already holds this op_id: a retry
-        return None
-    if seq is not None:
-        metrics.EDIT_BATCH.observe(1)
-    return seq
 
 
 def _told_by_event(outcome: Outcome) -> bool:

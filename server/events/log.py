@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from piccolo.table import Table
+
 from server.events.tables import Event
 from server.projects.tables import Project
 from server.types import ProjectId, UserId
@@ -122,6 +124,24 @@ async def fields_changed_since(
     for row in rows:
         changed.update(row["data"])
     return changed, len({row["version"] for row in rows})
+
+
+async def lock_row(table: type[Table], row_id: uuid.UUID) -> None:
+    """Lock one row of a project's entity (room, item, generation) until commit.
+
+    The lock order of every writer (docs/architecture.md §2): the entity rows
+    it changes first, then the project's row (``lock_project``). Outside
+    writers cannot take them the other way: their triggers run after their
+    row is locked, and then lock the project's row for the next seq. A server
+    write that locked the project first could deadlock with them. Nothing on
+    SQLite (one writer at a time).
+    """
+    if table._meta.db.engine_type == "postgres":
+        await (
+            table.select(table._meta.primary_key)
+            .where(table._meta.primary_key == row_id)
+            .lock_rows("UPDATE")
+        )
 
 
 async def lock_project(project_id: ProjectId) -> dict[str, Any] | None:

@@ -1,7 +1,8 @@
 """One generation's row, read under the lock order, and its entity and event after a change.
 
-Every transaction that changes a generation locks its project's row first
-(``event_log.lock_project``), then reads the generation (``locked``); after
+Every transaction that changes a generation locks its row, then its
+project's row (``event_log.lock_row``, ``lock_project``: the lock order of
+docs/architecture.md §2), then reads the generation (``locked``); after
 the change, ``logged`` appends the ``generation.*`` event carrying the whole
 entity (docs/architecture.md §6). Shared by the queue's transitions and the
 progress events.
@@ -32,12 +33,13 @@ def project_id_of(value: Any) -> ProjectId:
 
 
 async def locked(generation_id: uuid.UUID) -> dict[str, Any] | None:
-    """The generation's row, read after taking its project's row lock (the lock order)."""
+    """The generation's row, read after locking it and then its project (the lock order)."""
     first = (
         await Generation.select(Generation.project_id).where(Generation.id == generation_id).first()
     )
     if first is None:
         return None
+    await event_log.lock_row(Generation, generation_id)
     await event_log.lock_project(project_id_of(first["project_id"]))
     return await generation_row(generation_id)
 

@@ -79,6 +79,7 @@ class ProgressEvents:
             while event is None:
                 await asyncio.sleep(delay)
                 async with write_transaction(self.engine):
+                    await event_log.lock_row(Generation, generation_id)  # the lock order
                     await event_log.lock_project(project_id)
                     row = (
                         await Generation.select(Generation.status, Generation.version)

@@ -5,9 +5,11 @@ is every transition a worker causes. docs/generations.md explains the design;
 in short:
 
 - **Lock order.** Every transaction that changes a generation locks its
-  project's row first (``event_log.lock_project``), then touches the
-  generation; the event's ``seq`` comes from that same row. Edits, cancels
-  and claims therefore never wait on each other in opposite orders.
+  row, then its project's row (``jobs.locked``; docs/architecture.md §2),
+  then changes it; the event's ``seq`` comes from the project's row. Outside
+  writers' triggers take them in that order too, and a claim takes both with
+  ``SKIP LOCKED`` (it never waits for one), so no two writers wait on each
+  other in opposite orders.
 - **Claim.** :func:`_ranked_projects` orders the projects that have queued
   jobs fairly: fewest running jobs first, then the one served longest ago,
   then the oldest waiting job. The claimer walks that list, taking each

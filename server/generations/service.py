@@ -156,6 +156,7 @@ async def cancel(
         raise Forbidden(NO_GENERATION)
     project_id = ProjectId(row["project_id"])
     async with write_transaction(engine):
+        await event_log.lock_row(Generation, generation_id)  # the lock order: row, project
         await event_log.lock_project(project_id)  # serialises with completion, and access
         if await access.role_on(project_id, caller.user_id) is None:
             raise Forbidden(NO_GENERATION)

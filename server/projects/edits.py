@@ -134,6 +134,10 @@ async def apply(
             await notifier.events_committed(work.events)
             return work.outcome, None
     async with write_transaction(engine):
+        # The lock order (docs/architecture.md §2): the entity's row, then the project's.
+        changed = _TABLES.get(request.entity) if request.entity != "project" else None
+        if request.action != "create" and changed is not None and request.id is not None:
+            await event_log.lock_row(changed[0], request.id)
         await access.require_locked(project_id, user_id, "project.edit")
         if request.op_id is not None:
             earlier = await earlier_outcome(project_id, request.op_id, user_id)

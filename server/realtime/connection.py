@@ -55,6 +55,7 @@ from server.types import UserId
 
 log = get_logger(__name__)
 FLUSH_ON_CLOSE_S = 1.0
+EDIT_FAILED = "the edit was not applied (a server error); send it again with the same op_id"
 # The most a close frame may wait for a peer that stopped reading (its transport full):
 # then the connection is aborted. uvicorn's own send would wait for ever.
 CLOSE_DEADLINE_S = 2.0
@@ -188,6 +189,10 @@ class Connection:
             )
         except ServerError as exc:
             self.send_frame(p.Error(ref=edit.ref, code=exc.code, message=exc.detail))
+            return
+        except Exception:  # nothing was written (the transaction rolled back): say so, keep going
+            log.exception("ws.edit_failed", connection_id=self.id, project_id=str(edit.project_id))
+            self.send_frame(p.Error(ref=edit.ref, code="internal", message=EDIT_FAILED))
             return
         if isinstance(outcome, edits.Acked):
             self.send_frame(

@@ -57,8 +57,11 @@ log = get_logger(__name__)
 FLUSH_ON_CLOSE_S = 1.0
 EDIT_FAILED = "the edit was not applied (a server error); send it again with the same op_id"
 # The most a close frame may wait for a peer that stopped reading (its transport full):
-# then the connection is aborted. uvicorn's own send would wait for ever.
-CLOSE_DEADLINE_S = 2.0
+# then the connection is aborted. uvicorn's own send would wait for ever. A slow reader
+# closed 4503 has this long to read its backlog and the close; a drain gives each close
+# less (DRAIN_CLOSE_DEADLINE_S), so that the whole stop fits in docs/protocol.md §1's 10 s.
+CLOSE_DEADLINE_S = 10.0
+DRAIN_CLOSE_DEADLINE_S = 2.0
 MAX_HELD_FRAMES = 64  # frames held for one write at the next write round, at most
 
 

@@ -125,10 +125,10 @@ class Realtime:
         (a slow close does not push the next one back), and each close has a
         deadline, past which its connection is aborted (a peer that stopped
         reading can hold a close frame for ever). The drain ends at most
-        ``CLOSE_DEADLINE_S`` after the window.
+        ``DRAIN_CLOSE_DEADLINE_S`` after the window.
         """
         from server.errors import CloseCode
-        from server.realtime.connection import CLOSE_DEADLINE_S
+        from server.realtime.connection import DRAIN_CLOSE_DEADLINE_S
 
         self.draining = True
         connections = list(self.sockets.connections.values())
@@ -141,14 +141,21 @@ class Realtime:
         closing: list[asyncio.Task[None]] = []
         for start in range(0, len(connections), size):
             closing.extend(
-                tasks.spawn(c.close(CloseCode.SERVICE_RESTART, "server restarting"), name="drain")
+                tasks.spawn(
+                    c.close(
+                        CloseCode.SERVICE_RESTART,
+                        "server restarting",
+                        deadline_s=DRAIN_CLOSE_DEADLINE_S,
+                    ),
+                    name="drain",
+                )
                 for c in connections[start : start + size]
             )
             if start + size < len(connections):
                 await asyncio.sleep(pause)
         # Every close has its own deadline; this one only guards against a close that hangs
         # in a way the deadline does not cover.
-        _, stuck = await asyncio.wait(closing, timeout=CLOSE_DEADLINE_S + 1.0)
+        _, stuck = await asyncio.wait(closing, timeout=DRAIN_CLOSE_DEADLINE_S + 1.0)
         for task in stuck:
             task.cancel()
         if stuck:

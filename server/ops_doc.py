@@ -121,6 +121,16 @@ DESCRIPTIONS: dict[str, tuple[str | None, str]] = {
     ),
     "MOODBOARD_MAX_JOINS_PER_SOCKET": (None, "projects one socket may follow at once"),
     "MOODBOARD_MAX_SOCKETS_PER_USER": (None, "sockets one user may hold on one instance"),
+    "MOODBOARD_MAX_CONNECTIONS": (
+        None,
+        "open connections (HTTP and WebSocket) per instance; a new one past it is answered "
+        "503 and closed. Keep it under the process's file descriptor limit (`ulimit -n`)",
+    ),
+    "MOODBOARD_HEADER_TIMEOUT_MS": (
+        None,
+        "a request's headers must arrive within this of the connection (or of a kept-alive "
+        "connection's next request); slower connections are closed (slowloris)",
+    ),
     "MOODBOARD_SOCKET_RATE": (None, "client frames per second per socket (token bucket rate)"),
     "MOODBOARD_SOCKET_BURST": (None, "token bucket size of that rate limit"),
     "MOODBOARD_OUTBOX_FRAMES": (

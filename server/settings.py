@@ -95,6 +95,8 @@ class Settings:
     cookie_secure: bool | None = None  # None: Secure when the request came over https
     max_joins_per_socket: int = 20
     max_sockets_per_user: int = 50
+    max_connections: int = 10_000
+    header_timeout_s: float = 10.0
     socket_rate: int = 50
     socket_burst: int = 100
     outbox_frames: int = 1024
@@ -330,6 +332,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         cookie_secure=_optional_bool(env, "MOODBOARD_COOKIE_SECURE"),
         max_joins_per_socket=_int(env, "MOODBOARD_MAX_JOINS_PER_SOCKET", 20, 1, 10_000),
         max_sockets_per_user=_int(env, "MOODBOARD_MAX_SOCKETS_PER_USER", 50, 1, 100_000),
+        max_connections=_int(env, "MOODBOARD_MAX_CONNECTIONS", 10_000, 1, 1_000_000),
+        header_timeout_s=_int(env, "MOODBOARD_HEADER_TIMEOUT_MS", 10_000, 100, 600_000) / 1000,
         socket_rate=_int(env, "MOODBOARD_SOCKET_RATE", 50, 1, 100_000),
         socket_burst=_int(env, "MOODBOARD_SOCKET_BURST", 100, 1, 1_000_000),
         outbox_frames=_int(env, "MOODBOARD_OUTBOX_FRAMES", 1024, 8, 1_000_000),

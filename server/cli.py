@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +30,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
+    # The default own origins (Settings.own_origins) are those of the address served.
+    settings = dataclasses.replace(settings, host=host, port=port)
     if settings.secret_key_generated:
         log.warning(
             "settings.secret_key_generated",

@@ -97,6 +97,14 @@ DESCRIPTIONS: dict[str, tuple[str | None, str]] = {
         "`moodboard worker` on SIGTERM: how long a running job may take to finish before it "
         "is released",
     ),
+    "MOODBOARD_PUBLIC_URL": (
+        "the bind address",
+        "comma list of the origins browsers reach this server at (`https://mood.example.com`): "
+        "the same origin for sockets and cookie-authenticated writes, and the names `/metrics` "
+        "answers loopback peers under. Unset: `http://<host>:<port>` of the bind address (every "
+        "loopback name when bound to loopback or all interfaces). Set it behind a proxy or a "
+        "port mapping; the Host header is never trusted (DNS rebinding)",
+    ),
     "MOODBOARD_LOG_FORMAT": (
         "`console` on a terminal, else `json`",
         "`json` (one object per line) or `console`",

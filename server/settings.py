@@ -70,6 +70,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     allowed_origins: tuple[str, ...] = ()
+    public_origins: tuple[str, ...] = ()  # empty: the bind address's (see own_origins)
     secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     secret_key_generated: bool = True
     signup_credits: int = 100
@@ -126,6 +127,14 @@ class Settings:
             keep_event_days=self.event_retention_days,
             keep_ended_days=self.ended_retention_days,
         )
+
+    @property
+    def own_origins(self) -> tuple[str, ...]:
+        """The server's own origins: ``MOODBOARD_PUBLIC_URL``, else the bind address's.
+
+        Never the request's Host header, which a DNS-rebinding page controls.
+        """
+        return self.public_origins or bind_origins(self.host, self.port)
 
     @property
     def embedded(self) -> bool:
@@ -228,20 +237,46 @@ def _optional_bool(env: Mapping[str, str], variable: str) -> bool | None:
     return _bool(env, variable, False)
 
 
-def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
-    raw = env.get("MOODBOARD_ALLOWED_ORIGINS", "")
+def _origins(
+    env: Mapping[str, str], variable: str = "MOODBOARD_ALLOWED_ORIGINS"
+) -> tuple[str, ...]:
+    raw = env.get(variable, "")
     origins = []
     for item in (part.strip() for part in raw.split(",")):
         if not item:
             continue
         parts = urlsplit(item)
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
-            raise SettingsError(
-                "MOODBOARD_ALLOWED_ORIGINS",
-                f"{item!r} is not an origin like https://app.example.com",
-            )
-        origins.append(f"{parts.scheme}://{parts.netloc}".lower())
+            raise SettingsError(variable, f"{item!r} is not an origin like https://app.example.com")
+        origins.append(origin_of(parts.scheme, parts.netloc))
     return tuple(origins)
+
+
+def origin_of(scheme: str, netloc: str) -> str:
+    """``scheme://host[:port]`` as browsers write it in ``Origin``: lower case, no default port."""
+    netloc = netloc.lower()
+    default = {"http": ":80", "https": ":443"}.get(scheme)
+    if default and netloc.endswith(default):
+        netloc = netloc.removesuffix(default)
+    return f"{scheme}://{netloc}"
+
+
+_LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+_ALL_INTERFACES = ("0.0.0.0", "::", "")  # noqa: S104 - names, not a bind
+
+
+def bind_origins(host: str, port: int) -> tuple[str, ...]:
+    """The origins of ``http://host:port``; for loopback or all interfaces, every loopback name.
+
+    Bound to all interfaces, the server cannot know the names it is reached by:
+    set ``MOODBOARD_PUBLIC_URL`` (the loopback names still work on the machine).
+    """
+    host = host.strip().lower()
+    if host in _ALL_INTERFACES or host in ("127.0.0.1", "localhost", "::1"):
+        names: tuple[str, ...] = _LOOPBACK_NAMES
+    else:
+        names = (f"[{host}]" if ":" in host else host,)
+    return tuple(origin_of("http", f"{name}:{port}") for name in names)
 
 
 def _log_format(env: Mapping[str, str]) -> LogFormat:
@@ -305,6 +340,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         host=host,
         port=_int(env, "MOODBOARD_PORT", 8000, 0, 65535),
         allowed_origins=_origins(env),
+        public_origins=_origins(env, "MOODBOARD_PUBLIC_URL"),
         secret_key=secret or secrets.token_urlsafe(32),
         secret_key_generated=not secret,
         signup_credits=_int(env, "MOODBOARD_SIGNUP_CREDITS", 100, 0, 10**9),

@@ -150,3 +150,28 @@ def test_bad_setting_is_one_line_not_a_traceback() -> None:
         "(Port could not be cast to integer value as 'port')"
     ]
     assert "Traceback" not in result.stderr
+
+
+def test_own_origins_are_the_public_url_or_the_bind_address() -> None:
+    """MOODBOARD_PUBLIC_URL names the own origins; unset, the bind address's (loopback names)."""
+    loopback = load_settings({"MOODBOARD_PORT": "8100"})
+    assert loopback.own_origins == (
+        "http://127.0.0.1:8100",
+        "http://localhost:8100",
+        "http://[::1]:8100",
+    )
+    everywhere = load_settings({"MOODBOARD_HOST": "0.0.0.0", "MOODBOARD_PORT": "80"})
+    assert everywhere.own_origins == ("http://127.0.0.1", "http://localhost", "http://[::1]")
+    lan = load_settings({"MOODBOARD_HOST": "192.168.1.9"})
+    assert lan.own_origins == ("http://192.168.1.9:8000",)
+    public = load_settings(
+        {"MOODBOARD_PUBLIC_URL": "https://Mood.example.com:443/, http://10.0.0.5:8000"}
+    )
+    assert public.own_origins == ("https://mood.example.com", "http://10.0.0.5:8000")
+
+
+def test_a_public_url_with_a_path_is_refused() -> None:
+    """MOODBOARD_PUBLIC_URL takes origins only: a path or another scheme is a settings error."""
+    for bad in ("https://mood.example.com/app", "ftp://mood.example.com", "mood.example.com"):
+        with pytest.raises(SettingsError, match="MOODBOARD_PUBLIC_URL"):
+            load_settings({"MOODBOARD_PUBLIC_URL": bad})

@@ -100,6 +100,8 @@ def app_for(database_url: str, **env: str) -> Any:
         "MOODBOARD_SECRET_KEY": SECRET,
         "MOODBOARD_INPROCESS_WORKER": "0",
         "MOODBOARD_STORAGE_DIR": _STORAGE,
+        # The origin of serving()'s client: the server's own origin is configured, not Host.
+        "MOODBOARD_PUBLIC_URL": "http://testserver.local",
     }
     return create_app(load_settings({**base, **env}))
 

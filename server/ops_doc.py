@@ -48,7 +48,8 @@ DESCRIPTIONS: dict[str, tuple[str | None, str]] = {
     ),
     "MOODBOARD_SECRET_KEY": (
         "generated per start",
-        "at least 32 random characters: signs session cookies. Required outside embedded "
+        "at least 32 random characters (and about 80 bits by the estimate of docs/security.md: "
+        "repeated characters are refused): signs session cookies. Required outside embedded "
         "mode; the same on every instance",
     ),
     "MOODBOARD_HOST": ("`127.0.0.1`", "bind address (`0.0.0.0` in the Docker image)"),

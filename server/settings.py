@@ -8,9 +8,11 @@ is wrong with it, so an operator sees one line, not a traceback.
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import sys
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -305,6 +307,23 @@ def _metrics_token(env: Mapping[str, str]) -> str | None:
     return raw or None
 
 
+# The least a secret key must carry by estimated_entropy_bits: "k" * 40 has 0 bits,
+# "e2e-secret-" + "x" * 32 about 63; 32 random hex digits (128 real bits) never
+# estimate below ~90, secrets.token_urlsafe(32) about 210.
+MIN_SECRET_BITS = 80
+
+
+def estimated_entropy_bits(value: str) -> float:
+    """Length times the Shannon entropy of the value's own character frequencies.
+
+    A cheap bound on how guessable a key is that catches repetition (one
+    character, a short pattern, a long run); it cannot know that a varied
+    but well-known phrase is guessable.
+    """
+    counts = Counter(value)
+    return -sum(n * math.log2(n / len(value)) for n in counts.values())
+
+
 def database_from_env(environ: Mapping[str, str] | None = None) -> DatabaseUrl:
     """Only ``DATABASE_URL``: what Piccolo's own CLI needs (piccolo_conf.py)."""
     env = os.environ if environ is None else environ
@@ -326,6 +345,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     secret = env.get("MOODBOARD_SECRET_KEY", "").strip()
     if secret and len(secret) < 32:
         raise SettingsError("MOODBOARD_SECRET_KEY", "must be at least 32 characters")
+    if secret and estimated_entropy_bits(secret) < MIN_SECRET_BITS:
+        raise SettingsError(
+            "MOODBOARD_SECRET_KEY",
+            f"too predictable (repeated characters: about {estimated_entropy_bits(secret):.0f} "
+            f"bits, {MIN_SECRET_BITS} needed); generate one with: "
+            "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'",
+        )
     if not secret and not embedded:
         raise SettingsError(
             "MOODBOARD_SECRET_KEY",

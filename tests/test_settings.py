@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import pytest
 
 from server.settings import SettingsError, load_settings
 
-SECRET = "s" * 40
+SECRET = "settings-test-" + hashlib.sha256(b"tests/test_settings.py").hexdigest()
 
 
 def test_defaults_are_embedded_mode() -> None:
@@ -71,6 +72,7 @@ def test_production_settings_are_read() -> None:
         ({"MOODBOARD_INPROCESS_WORKER": "maybe"}, "MOODBOARD_INPROCESS_WORKER", "true/false"),
         ({"MOODBOARD_ALLOWED_ORIGINS": "example.com"}, "MOODBOARD_ALLOWED_ORIGINS", "origin"),
         ({"MOODBOARD_SECRET_KEY": "short"}, "MOODBOARD_SECRET_KEY", "at least 32"),
+        ({"MOODBOARD_SECRET_KEY": "k" * 40}, "MOODBOARD_SECRET_KEY", "too predictable"),
         ({"REDIS_URL": "redis://cache:6379"}, "MOODBOARD_SECRET_KEY", "required outside"),
         ({"MOODBOARD_LOG_FORMAT": "xml"}, "MOODBOARD_LOG_FORMAT", "console or json"),
         (
@@ -175,3 +177,22 @@ def test_a_public_url_with_a_path_is_refused() -> None:
     for bad in ("https://mood.example.com/app", "ftp://mood.example.com", "mood.example.com"):
         with pytest.raises(SettingsError, match="MOODBOARD_PUBLIC_URL"):
             load_settings({"MOODBOARD_PUBLIC_URL": bad})
+
+
+@pytest.mark.parametrize(
+    "weak",
+    ["a" * 32, "ab" * 16, "abcd" * 8, "e2e-secret-" + "x" * 32, "bench-" + "k" * 40],
+)
+def test_a_repetitive_secret_key_is_refused(weak: str) -> None:
+    """A key of repeated characters is refused however long: it needs about 80 bits."""
+    with pytest.raises(SettingsError, match="too predictable"):
+        load_settings({"MOODBOARD_SECRET_KEY": weak})
+
+
+def test_generated_secret_keys_pass() -> None:
+    """Keys from the usual generators pass, the shortest (32 hex digits) included."""
+    import secrets
+
+    for _ in range(200):
+        for key in (secrets.token_hex(16), secrets.token_urlsafe(32), secrets.token_hex(32)):
+            assert load_settings({"MOODBOARD_SECRET_KEY": key}).secret_key == key

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import dataclasses
+import hashlib
 import itertools
 import shutil
 import tempfile
@@ -27,7 +28,7 @@ from server.events.notify import Notifier
 from server.settings import load_settings
 from server.types import ProjectId, UserId
 
-SECRET = "t" * 40
+SECRET = "api-test-" + hashlib.sha256(b"tests/api").hexdigest()
 PASSWORD = "correct horse battery"
 _counter = itertools.count()
 

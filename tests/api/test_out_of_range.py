@@ -97,3 +97,25 @@ async def test_huge_numbers_inside_data_are_not_a_500(api: Api) -> None:
         headers={**auth, "Content-Type": "application/json"},
     )
     assert response.status_code in (201, 400), response.text
+
+
+@pytest.mark.parametrize("escape", ["\\ud800", "\\udc80x", "a\\ud83d"])
+async def test_a_lone_surrogate_in_a_stored_string_is_a_400(api: Api, escape: str) -> None:
+    """A JSON escape of half a UTF-16 pair (no UTF-8 can hold it) is refused, never a 500."""
+    auth, pid, rid = await _room(api)
+    for path, body in [
+        (f"/api/projects/{pid}/rooms", f'{{"name": "{escape}"}}'),
+        (
+            f"/api/projects/{pid}/rooms/{rid}/items",
+            f'{{"kind": "note", "data": {{"t": "{escape}"}}}}',
+        ),
+        (
+            f"/api/projects/{pid}/rooms/{rid}/items",
+            f'{{"kind": "note", "data": {{"{escape}": 1}}}}',
+        ),
+    ]:
+        response = await api.client.post(
+            path, content=body.encode(), headers={**auth, "Content-Type": "application/json"}
+        )
+        assert response.status_code in (400, 422), (body, response.text)
+        assert response.json()["code"] == "bad_request"

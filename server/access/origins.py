@@ -30,8 +30,10 @@ def names_this_server(host_header: str | None, own: Iterable[str]) -> bool:
     """
     if not host_header:
         return False
-    host = host_header.strip().lower()
-    name = urlsplit(f"//{host}").hostname or ""
+    try:
+        name = urlsplit(f"//{host_header.strip().lower()}").hostname or ""
+    except ValueError:  # "[not-an-address": no name of ours
+        return False
     if name == "localhost":
         return True
     try:

@@ -30,6 +30,7 @@ import asyncio
 import json
 import os
 import resource
+import secrets
 import shutil
 import socket
 import subprocess
@@ -231,7 +232,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         **os.environ,
         "DATABASE_URL": url,
         "REDIS_URL": args.redis_url,
-        "MOODBOARD_SECRET_KEY": "b" * 40,
+        "MOODBOARD_SECRET_KEY": secrets.token_urlsafe(32),
         "MOODBOARD_LOG_LEVEL": "warning",
         "MOODBOARD_SOCKET_RATE": "100000",
         "MOODBOARD_SOCKET_BURST": "100000",

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 import redis.asyncio as aioredis
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.plugins import JsonRenderPlugin
 
 from server import __version__
 from server.access.throttle import (
@@ -26,6 +26,7 @@ from server.generations.builtin import BuiltinGenerator
 from server.generations.queue import GenerationQueue
 from server.generations.worker import InProcessWorkerApi, Worker
 from server.http.admin import AdminController
+from server.http.api_docs import api_docs
 from server.http.auth import AuthController
 from server.http.content import ContentController
 from server.http.deps import DEPENDENCIES
@@ -229,6 +230,7 @@ def create_app(settings: Settings) -> Litestar:
             ws_endpoint,
             index,
             static_files(),
+            api_docs(),
         ],
         dependencies=DEPENDENCIES,
         lifespan=[resources],
@@ -238,7 +240,8 @@ def create_app(settings: Settings) -> Litestar:
             title="Moodboard Realtime",
             version=__version__,
             path="/schema",
-            render_plugins=[SwaggerRenderPlugin()],
+            # The swagger-ui page is ours (server/http/api_docs.py): no CDN, a strict CSP.
+            render_plugins=[JsonRenderPlugin()],
         ),
         logging_config=None,  # server/log.py configures logging, once, for everything
         debug=False,

@@ -1,5 +1,5 @@
 """The ``moodboard`` command: serve, migrate, worker, create-admin, create-service-account,
-maintenance, backup, restore.
+revoke-service-account, maintenance, backup, restore.
 
 docs/protocol.md §1; the operator's side is in docs/operations.md.
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +30,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
+    # The default own origins (Settings.own_origins) are those of the address served.
+    settings = dataclasses.replace(settings, host=host, port=port)
     if settings.secret_key_generated:
         log.warning(
             "settings.secret_key_generated",
@@ -69,6 +72,34 @@ def _create_admin(settings: Settings, args: argparse.Namespace) -> int:
                 return 1
         verb = "created" if user.created else "promoted existing user"
         print(f"admin {verb}: {user.email} ({user.id})")
+        return 0
+
+    return asyncio.run(run())
+
+
+def _revoke_service_account(settings: Settings, args: argparse.Namespace) -> int:
+    import uuid
+
+    from server.access.admin import end_service_account
+    from server.db.database import Database
+    from server.db.migrate import migrate
+    from server.errors import ServerError
+
+    try:
+        account_id = uuid.UUID(args.id)
+    except ValueError:
+        print(f"moodboard revoke-service-account: not an id: {args.id!r}", file=sys.stderr)
+        return 1
+
+    async def run() -> int:
+        await migrate(settings.database)
+        async with Database.of(settings.database, pool_size=1) as database:
+            try:
+                await end_service_account(database.engine, account_id, revoked_by=None, ip=None)
+            except ServerError as exc:
+                print(f"moodboard revoke-service-account: {exc.detail}", file=sys.stderr)
+                return 1
+        print(f"service account {account_id} revoked")
         return 0
 
     return asyncio.run(run())
@@ -221,6 +252,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     service.add_argument("--name", required=True)
     service.set_defaults(handler=_create_service_account)
+
+    revoke = commands.add_parser(
+        "revoke-service-account",
+        help="revoke a service account's key for good: its next call is refused",
+    )
+    revoke.add_argument("--id", required=True, help="the service account's id")
+    revoke.set_defaults(handler=_revoke_service_account)
 
     worker = commands.add_parser(
         "worker",

@@ -48,7 +48,8 @@ DESCRIPTIONS: dict[str, tuple[str | None, str]] = {
     ),
     "MOODBOARD_SECRET_KEY": (
         "generated per start",
-        "at least 32 random characters: signs session cookies. Required outside embedded "
+        "at least 32 random characters (and about 80 bits by the estimate of docs/security.md: "
+        "repeated characters are refused): signs session cookies. Required outside embedded "
         "mode; the same on every instance",
     ),
     "MOODBOARD_HOST": ("`127.0.0.1`", "bind address (`0.0.0.0` in the Docker image)"),
@@ -97,6 +98,14 @@ DESCRIPTIONS: dict[str, tuple[str | None, str]] = {
         "`moodboard worker` on SIGTERM: how long a running job may take to finish before it "
         "is released",
     ),
+    "MOODBOARD_PUBLIC_URL": (
+        "the bind address",
+        "comma list of the origins browsers reach this server at (`https://mood.example.com`): "
+        "the same origin for sockets and cookie-authenticated writes, and the names `/metrics` "
+        "answers loopback peers under. Unset: `http://<host>:<port>` of the bind address (every "
+        "loopback name when bound to loopback or all interfaces). Set it behind a proxy or a "
+        "port mapping; the Host header is never trusted (DNS rebinding)",
+    ),
     "MOODBOARD_LOG_FORMAT": (
         "`console` on a terminal, else `json`",
         "`json` (one object per line) or `console`",
@@ -121,6 +130,16 @@ DESCRIPTIONS: dict[str, tuple[str | None, str]] = {
     ),
     "MOODBOARD_MAX_JOINS_PER_SOCKET": (None, "projects one socket may follow at once"),
     "MOODBOARD_MAX_SOCKETS_PER_USER": (None, "sockets one user may hold on one instance"),
+    "MOODBOARD_MAX_CONNECTIONS": (
+        None,
+        "open connections (HTTP and WebSocket) per instance; a new one past it is answered "
+        "503 and closed. Keep it under the process's file descriptor limit (`ulimit -n`)",
+    ),
+    "MOODBOARD_HEADER_TIMEOUT_MS": (
+        None,
+        "a request's headers must arrive within this of the connection (or of a kept-alive "
+        "connection's next request); slower connections are closed (slowloris)",
+    ),
     "MOODBOARD_SOCKET_RATE": (None, "client frames per second per socket (token bucket rate)"),
     "MOODBOARD_SOCKET_BURST": (None, "token bucket size of that rate limit"),
     "MOODBOARD_OUTBOX_FRAMES": (

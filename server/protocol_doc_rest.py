@@ -87,6 +87,8 @@ ROUTES: dict[str, tuple[str, str]] = {
         f"{_NOT_HELD}, 400 not a picture type or empty, 413 too large",
     ),
     "POST /api/admin/service-accounts": ("admin", "403"),
+    "GET /api/admin/service-accounts": ("admin", "403"),
+    "DELETE /api/admin/service-accounts/{account_id}": ("admin", "403, 404"),
     "POST /api/admin/users/{user_id}/credits": ("admin", "402 below zero, 403, 404"),
     "GET /api/admin/audit": ("admin", "403"),
 }

@@ -8,9 +8,11 @@ is wrong with it, so an operator sees one line, not a traceback.
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import sys
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -70,6 +72,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     allowed_origins: tuple[str, ...] = ()
+    public_origins: tuple[str, ...] = ()  # empty: the bind address's (see own_origins)
     secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     secret_key_generated: bool = True
     signup_credits: int = 100
@@ -95,6 +98,8 @@ class Settings:
     cookie_secure: bool | None = None  # None: Secure when the request came over https
     max_joins_per_socket: int = 20
     max_sockets_per_user: int = 50
+    max_connections: int = 10_000
+    header_timeout_s: float = 10.0
     socket_rate: int = 50
     socket_burst: int = 100
     outbox_frames: int = 1024
@@ -125,6 +130,14 @@ class Settings:
             keep_event_days=self.event_retention_days,
             keep_ended_days=self.ended_retention_days,
         )
+
+    @property
+    def own_origins(self) -> tuple[str, ...]:
+        """The server's own origins: ``MOODBOARD_PUBLIC_URL``, else the bind address's.
+
+        Never the request's Host header, which a DNS-rebinding page controls.
+        """
+        return self.public_origins or bind_origins(self.host, self.port)
 
     @property
     def embedded(self) -> bool:
@@ -227,20 +240,46 @@ def _optional_bool(env: Mapping[str, str], variable: str) -> bool | None:
     return _bool(env, variable, False)
 
 
-def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
-    raw = env.get("MOODBOARD_ALLOWED_ORIGINS", "")
+def _origins(
+    env: Mapping[str, str], variable: str = "MOODBOARD_ALLOWED_ORIGINS"
+) -> tuple[str, ...]:
+    raw = env.get(variable, "")
     origins = []
     for item in (part.strip() for part in raw.split(",")):
         if not item:
             continue
         parts = urlsplit(item)
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
-            raise SettingsError(
-                "MOODBOARD_ALLOWED_ORIGINS",
-                f"{item!r} is not an origin like https://app.example.com",
-            )
-        origins.append(f"{parts.scheme}://{parts.netloc}".lower())
+            raise SettingsError(variable, f"{item!r} is not an origin like https://app.example.com")
+        origins.append(origin_of(parts.scheme, parts.netloc))
     return tuple(origins)
+
+
+def origin_of(scheme: str, netloc: str) -> str:
+    """``scheme://host[:port]`` as browsers write it in ``Origin``: lower case, no default port."""
+    netloc = netloc.lower()
+    default = {"http": ":80", "https": ":443"}.get(scheme)
+    if default and netloc.endswith(default):
+        netloc = netloc.removesuffix(default)
+    return f"{scheme}://{netloc}"
+
+
+_LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+_ALL_INTERFACES = ("0.0.0.0", "::", "")  # noqa: S104 - names, not a bind
+
+
+def bind_origins(host: str, port: int) -> tuple[str, ...]:
+    """The origins of ``http://host:port``; for loopback or all interfaces, every loopback name.
+
+    Bound to all interfaces, the server cannot know the names it is reached by:
+    set ``MOODBOARD_PUBLIC_URL`` (the loopback names still work on the machine).
+    """
+    host = host.strip().lower()
+    if host in _ALL_INTERFACES or host in ("127.0.0.1", "localhost", "::1"):
+        names: tuple[str, ...] = _LOOPBACK_NAMES
+    else:
+        names = (f"[{host}]" if ":" in host else host,)
+    return tuple(origin_of("http", f"{name}:{port}") for name in names)
 
 
 def _log_format(env: Mapping[str, str]) -> LogFormat:
@@ -269,6 +308,23 @@ def _metrics_token(env: Mapping[str, str]) -> str | None:
     return raw or None
 
 
+# The least a secret key must carry by estimated_entropy_bits: "k" * 40 has 0 bits,
+# "e2e-secret-" + "x" * 32 about 63; 32 random hex digits (128 real bits) never
+# estimate below ~90, secrets.token_urlsafe(32) about 210.
+MIN_SECRET_BITS = 80
+
+
+def estimated_entropy_bits(value: str) -> float:
+    """Length times the Shannon entropy of the value's own character frequencies.
+
+    A cheap bound on how guessable a key is that catches repetition (one
+    character, a short pattern, a long run); it cannot know that a varied
+    but well-known phrase is guessable.
+    """
+    counts = Counter(value)
+    return -sum(n * math.log2(n / len(value)) for n in counts.values())
+
+
 def database_from_env(environ: Mapping[str, str] | None = None) -> DatabaseUrl:
     """Only ``DATABASE_URL``: what Piccolo's own CLI needs (piccolo_conf.py)."""
     env = os.environ if environ is None else environ
@@ -290,6 +346,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     secret = env.get("MOODBOARD_SECRET_KEY", "").strip()
     if secret and len(secret) < 32:
         raise SettingsError("MOODBOARD_SECRET_KEY", "must be at least 32 characters")
+    if secret and estimated_entropy_bits(secret) < MIN_SECRET_BITS:
+        raise SettingsError(
+            "MOODBOARD_SECRET_KEY",
+            f"too predictable (repeated characters: about {estimated_entropy_bits(secret):.0f} "
+            f"bits, {MIN_SECRET_BITS} needed); generate one with: "
+            "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'",
+        )
     if not secret and not embedded:
         raise SettingsError(
             "MOODBOARD_SECRET_KEY",
@@ -304,6 +367,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         host=host,
         port=_int(env, "MOODBOARD_PORT", 8000, 0, 65535),
         allowed_origins=_origins(env),
+        public_origins=_origins(env, "MOODBOARD_PUBLIC_URL"),
         secret_key=secret or secrets.token_urlsafe(32),
         secret_key_generated=not secret,
         signup_credits=_int(env, "MOODBOARD_SIGNUP_CREDITS", 100, 0, 10**9),
@@ -331,6 +395,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         cookie_secure=_optional_bool(env, "MOODBOARD_COOKIE_SECURE"),
         max_joins_per_socket=_int(env, "MOODBOARD_MAX_JOINS_PER_SOCKET", 20, 1, 10_000),
         max_sockets_per_user=_int(env, "MOODBOARD_MAX_SOCKETS_PER_USER", 50, 1, 100_000),
+        max_connections=_int(env, "MOODBOARD_MAX_CONNECTIONS", 10_000, 1, 1_000_000),
+        header_timeout_s=_int(env, "MOODBOARD_HEADER_TIMEOUT_MS", 10_000, 100, 600_000) / 1000,
         socket_rate=_int(env, "MOODBOARD_SOCKET_RATE", 50, 1, 100_000),
         socket_burst=_int(env, "MOODBOARD_SOCKET_BURST", 100, 1, 1_000_000),
         outbox_frames=_int(env, "MOODBOARD_OUTBOX_FRAMES", 1024, 8, 1_000_000),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import hashlib
 import itertools
 import os
 import shutil
@@ -22,7 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from tests.conftest import free_port
 
-SECRET = "e2e-secret-" + "x" * 32
+SECRET = "e2e-secret-" + hashlib.sha256(b"tests/servers.py").hexdigest()
 START_TIMEOUT_S = 30.0
 STORAGE_DIR = tempfile.mkdtemp(prefix="moodboard-e2e-files-")
 atexit.register(shutil.rmtree, STORAGE_DIR, ignore_errors=True)

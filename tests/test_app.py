@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -13,7 +14,7 @@ from server.log import configure_logging
 from server.settings import load_settings
 from tests.conftest import create_pg_database, drop_pg_database, free_port
 
-SECRET = "k" * 40
+SECRET = "app-test-" + hashlib.sha256(b"tests/test_app.py").hexdigest()
 
 
 def _app(database_url: str, redis_url: str | None = None) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 from litestar.testing import AsyncTestClient
@@ -12,7 +13,10 @@ from server.settings import load_settings
 
 def _app(tmp_path: Path) -> AsyncTestClient:  # type: ignore[type-arg]
     settings = load_settings(
-        {"DATABASE_URL": f"sqlite:///{tmp_path / 'm.sqlite3'}", "MOODBOARD_SECRET_KEY": "k" * 40}
+        {
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'm.sqlite3'}",
+            "MOODBOARD_SECRET_KEY": secrets.token_urlsafe(32),
+        }
     )
     return AsyncTestClient(create_app(settings))
 

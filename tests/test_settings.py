@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import pytest
 
 from server.settings import SettingsError, load_settings
 
-SECRET = "s" * 40
+SECRET = "settings-test-" + hashlib.sha256(b"tests/test_settings.py").hexdigest()
 
 
 def test_defaults_are_embedded_mode() -> None:
@@ -71,6 +72,7 @@ def test_production_settings_are_read() -> None:
         ({"MOODBOARD_INPROCESS_WORKER": "maybe"}, "MOODBOARD_INPROCESS_WORKER", "true/false"),
         ({"MOODBOARD_ALLOWED_ORIGINS": "example.com"}, "MOODBOARD_ALLOWED_ORIGINS", "origin"),
         ({"MOODBOARD_SECRET_KEY": "short"}, "MOODBOARD_SECRET_KEY", "at least 32"),
+        ({"MOODBOARD_SECRET_KEY": "k" * 40}, "MOODBOARD_SECRET_KEY", "too predictable"),
         ({"REDIS_URL": "redis://cache:6379"}, "MOODBOARD_SECRET_KEY", "required outside"),
         ({"MOODBOARD_LOG_FORMAT": "xml"}, "MOODBOARD_LOG_FORMAT", "console or json"),
         (
@@ -150,3 +152,47 @@ def test_bad_setting_is_one_line_not_a_traceback() -> None:
         "(Port could not be cast to integer value as 'port')"
     ]
     assert "Traceback" not in result.stderr
+
+
+def test_own_origins_are_the_public_url_or_the_bind_address() -> None:
+    """MOODBOARD_PUBLIC_URL names the own origins; unset, the bind address's (loopback names)."""
+    loopback = load_settings({"MOODBOARD_PORT": "8100"})
+    assert loopback.own_origins == (
+        "http://127.0.0.1:8100",
+        "http://localhost:8100",
+        "http://[::1]:8100",
+    )
+    everywhere = load_settings({"MOODBOARD_HOST": "0.0.0.0", "MOODBOARD_PORT": "80"})
+    assert everywhere.own_origins == ("http://127.0.0.1", "http://localhost", "http://[::1]")
+    lan = load_settings({"MOODBOARD_HOST": "192.168.1.9"})
+    assert lan.own_origins == ("http://192.168.1.9:8000",)
+    public = load_settings(
+        {"MOODBOARD_PUBLIC_URL": "https://Mood.example.com:443/, http://10.0.0.5:8000"}
+    )
+    assert public.own_origins == ("https://mood.example.com", "http://10.0.0.5:8000")
+
+
+def test_a_public_url_with_a_path_is_refused() -> None:
+    """MOODBOARD_PUBLIC_URL takes origins only: a path or another scheme is a settings error."""
+    for bad in ("https://mood.example.com/app", "ftp://mood.example.com", "mood.example.com"):
+        with pytest.raises(SettingsError, match="MOODBOARD_PUBLIC_URL"):
+            load_settings({"MOODBOARD_PUBLIC_URL": bad})
+
+
+@pytest.mark.parametrize(
+    "weak",
+    ["a" * 32, "ab" * 16, "abcd" * 8, "e2e-secret-" + "x" * 32, "bench-" + "k" * 40],
+)
+def test_a_repetitive_secret_key_is_refused(weak: str) -> None:
+    """A key of repeated characters is refused however long: it needs about 80 bits."""
+    with pytest.raises(SettingsError, match="too predictable"):
+        load_settings({"MOODBOARD_SECRET_KEY": weak})
+
+
+def test_generated_secret_keys_pass() -> None:
+    """Keys from the usual generators pass, the shortest (32 hex digits) included."""
+    import secrets
+
+    for _ in range(200):
+        for key in (secrets.token_hex(16), secrets.token_urlsafe(32), secrets.token_hex(32)):
+            assert load_settings({"MOODBOARD_SECRET_KEY": key}).secret_key == key

@@ -13,6 +13,7 @@ import contextlib
 import importlib.util
 import os
 import resource
+import secrets
 import shutil
 import socket
 import subprocess
@@ -266,7 +267,7 @@ async def ours(
         **{k: v for k, v in os.environ.items() if not k.startswith("MOODBOARD_")},
         "DATABASE_URL": admin_url.rsplit("/", 1)[0] + f"/{db}",
         "REDIS_URL": redis_url,
-        "MOODBOARD_SECRET_KEY": "bench-" + "k" * 40,
+        "MOODBOARD_SECRET_KEY": "bench-" + secrets.token_urlsafe(32),
         "MOODBOARD_LOG_LEVEL": "warning",
         "MOODBOARD_LOG_FORMAT": "json",
         # The benchmark drives one socket far above a person's rate, and one

@@ -21,7 +21,7 @@ from server.access.principal import Principal
 from server.access.sessions import NewSession, start_session
 from server.access.tables import AppUser, UserSession
 from server.access.throttle import LoginThrottle, signup_keys, throttle_keys
-from server.access.users import create_user
+from server.access.users import canonical_email, create_user
 from server.errors import Conflict, RateLimited, Unauthorized
 from server.events.notify import Notifier
 from server.settings import Settings
@@ -114,10 +114,10 @@ async def login(
         RateLimited: too many failures for this account or address (Retry-After).
         Unauthorized: unknown e-mail or wrong password (one message for both).
     """
-    address = email.strip().lower()[:320]
+    address = canonical_email(email)[:320]
     row = (
         await AppUser.select(AppUser.id, AppUser.password_hash)
-        .where((AppUser.email == email.strip().lower()) & AppUser.deleted_at.is_null())
+        .where((AppUser.email == canonical_email(email)) & AppUser.deleted_at.is_null())
         .first()
     )
     keys = throttle_keys(email, client.ip)

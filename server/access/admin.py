@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from piccolo.engine.base import Engine
@@ -14,7 +15,7 @@ from server.access.tables import ServiceAccount
 from server.access.tokens import new_token
 from server.credits.service import apply_change
 from server.db.engine import write_transaction
-from server.errors import Forbidden, ValidationFailed
+from server.errors import Forbidden, NotFound, ValidationFailed
 from server.types import UserId
 
 ADMINS_ONLY = "this needs the platform admin role"
@@ -60,6 +61,63 @@ async def new_service_account(
             details={"name": name},
         )
     return {"id": str(account_id), "name": name, "key": key}
+
+
+async def list_service_accounts(engine: Engine[Any], caller: Principal) -> list[dict[str, Any]]:
+    """Every service account, oldest first, without its key (only its hash is stored)."""
+    require_admin(caller)
+    rows: list[dict[str, Any]] = (
+        await ServiceAccount.select(
+            ServiceAccount.id,
+            ServiceAccount.name,
+            ServiceAccount.created_at,
+            ServiceAccount.last_used_at,
+            ServiceAccount.revoked_at,
+        )
+        .order_by(ServiceAccount.created_at)
+        .run()
+    )
+    return rows
+
+
+async def revoke_service_account(
+    engine: Engine[Any], caller: Principal, account_id: uuid.UUID, *, ip: str | None
+) -> None:
+    """Revoke a service account's key (admins only); see :func:`end_service_account`."""
+    require_admin(caller)
+    await end_service_account(engine, account_id, revoked_by=caller.user_id, ip=ip)
+
+
+async def end_service_account(
+    engine: Engine[Any], account_id: uuid.UUID, *, revoked_by: UserId | None, ip: str | None
+) -> None:
+    """Revoke a service account's key for good (no permission check: callers decide).
+
+    Every call with the key is looked up in the database (server/access/sessions.py),
+    so the next one is refused (401), on every instance. Revoking twice is a no-op.
+
+    Raises:
+        NotFound: no service account has this id.
+    """
+    async with write_transaction(engine):
+        exists = await ServiceAccount.exists().where(ServiceAccount.id == account_id)
+        if not exists:
+            raise NotFound("no such service account")
+        revoked = await (
+            ServiceAccount.update({ServiceAccount.revoked_at: datetime.now(UTC)})
+            .where((ServiceAccount.id == account_id) & ServiceAccount.revoked_at.is_null())
+            .returning(ServiceAccount.name)
+        )
+        if revoked:
+            await audit.record(
+                "service_account.revoked",
+                actor_id=revoked_by,
+                actor_kind="user" if revoked_by is not None else "system",
+                target_type="service_account",
+                target_id=account_id,
+                ip=ip,
+                details={"name": revoked[0]["name"]},
+            )
 
 
 async def adjust_credits(

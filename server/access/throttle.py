@@ -27,6 +27,7 @@ from typing import Protocol, TypeVar
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from server.access.users import canonical_email
 from server.log import get_logger
 
 log = get_logger(__name__)
@@ -39,7 +40,7 @@ _FORGIVE_LUA = (Path(__file__).parent / "throttle_forgive.lua").read_text()
 
 def throttle_keys(email: str, ip: str | None) -> list[str]:
     """The counters one login attempt touches (the email is hashed: no PII in Redis)."""
-    account = hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
+    account = hashlib.sha256(canonical_email(email).encode()).hexdigest()[:32]
     keys = [f"login:acct:{account}"]
     if ip:
         keys.append(f"login:ip:{ip}")

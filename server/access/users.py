@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,12 +33,45 @@ class NewUser:
     created: bool
 
 
+def canonical_email(email: str) -> str:
+    """The one form an address is stored and compared in: stripped, lower-cased, NFC.
+
+    Without NFC, "é" typed precomposed and as "e" + U+0301 would be two addresses
+    (two accounts for one mailbox, an invitation that matches neither).
+    """
+    return unicodedata.normalize("NFC", email.strip().lower())
+
+
 def normalize_email(email: str) -> str:
-    """Lower-cased and stripped; raises ValidationFailed when it is not an address."""
-    value = email.strip().lower()
+    """:func:`canonical_email`; raises ValidationFailed when it is not an address."""
+    value = canonical_email(email)
     if len(value) > 320 or not _EMAIL.match(value):
         raise ValidationFailed("email: not a valid e-mail address", field="email")
     return value
+
+
+# Characters that reorder or hide the text around them: a name shown to other members
+# must read as what it is ("Bob\u202eresu nimda" displays as "Bobadmin user").
+_BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+
+
+def clean_display_name(name: str) -> str:
+    """A user's display name: 1..200 characters, no bidirectional or other control character.
+
+    Raises:
+        ValidationFailed: naming the field.
+    """
+    name = name.strip()
+    if not name or len(name) > MAX_NAME:
+        raise ValidationFailed(f"name: must be 1..{MAX_NAME} characters", field="name")
+    for char in name:
+        if char in _BIDI_CONTROLS or unicodedata.category(char) == "Cc":
+            raise ValidationFailed(
+                f"name: must not contain control characters (U+{ord(char):04X})", field="name"
+            )
+    return name
 
 
 def _check_password(password: str) -> None:
@@ -63,9 +97,7 @@ async def create_user(
     """
     email = normalize_email(email)
     _check_password(password)
-    name = name.strip()
-    if not name or len(name) > MAX_NAME:
-        raise ValidationFailed(f"name: must be 1..{MAX_NAME} characters", field="name")
+    name = clean_display_name(name)
     taken = Conflict("email: an account with this e-mail already exists", field="email")
     if await AppUser.exists().where(AppUser.email == email):
         raise taken  # cheap, before the slow hash (checked again when inserting)

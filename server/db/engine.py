@@ -8,6 +8,8 @@ engine's :class:`server.db.database.Database`.
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -51,9 +53,28 @@ def create_engine(database: DatabaseUrl) -> Engine[Any]:
         return ServerPostgresEngine(config=config, extensions=(), log_queries=False)
     assert database.sqlite_path is not None
     Path(database.sqlite_path).parent.mkdir(parents=True, exist_ok=True)
+    _owner_only(Path(database.sqlite_path))
     # IMMEDIATE write transactions queue on SQLite's busy handler; its 5 s default
     # turns a burst of concurrent writers into "database is locked" errors.
     return SQLiteEngine(path=database.sqlite_path, timeout=SQLITE_BUSY_TIMEOUT_S)
+
+
+def _owner_only(path: Path) -> None:
+    """Create the database file 0600, or narrow an existing one that others could read.
+
+    It holds password and token hashes and every project. SQLite gives its
+    -wal and -shm files the database file's permissions.
+    """
+    if str(path) == ":memory:":
+        return
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            path.chmod(mode & 0o700)
+    else:
+        os.close(fd)
 
 
 def bind_tables(engine: Engine[Any]) -> None:

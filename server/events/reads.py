@@ -28,12 +28,13 @@ from server.db.raw import runner_of
 from server.db.read_batch import ReadBatch
 from server.events.tables import Event
 from server.generations.tables import Generation
+from server.projects.access import role_on
 from server.projects.entities import generation_entity, item_entity, project_entity, room_entity
 from server.projects.membership import list_members
 from server.projects.tables import Item, Project, Room
 from server.realtime import protocol as p
 from server.timestamps import rfc3339
-from server.types import ProjectId, ProjectRole
+from server.types import ProjectId, ProjectRole, UserId
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +43,15 @@ class Snapshot:
     state: dict[str, Any]
 
 
-async def read_snapshot(engine: Engine[Any], project_id: uuid.UUID) -> Snapshot:
-    """Project, rooms, items, generations and members, all as of one seq."""
+async def read_snapshot(
+    engine: Engine[Any], project_id: uuid.UUID, *, reader: uuid.UUID
+) -> Snapshot:
+    """Project, rooms, items, generations and members, all as of one seq.
+
+    Members' e-mail addresses go only to a ``reader`` who may manage members
+    (owners), as over REST; everyone else gets their names and roles.
+    """
+    with_emails = policy.can(await role_on(ProjectId(project_id), UserId(reader)), "members.manage")
     async with engine.transaction():
         if engine.engine_type == "postgres":
             await engine.run_ddl("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
@@ -69,6 +77,8 @@ async def read_snapshot(engine: Engine[Any], project_id: uuid.UUID) -> Snapshot:
             .output(load_json=True)
         )
         members = await list_members(ProjectId(project_id))
+    if not with_emails:
+        members = [{k: v for k, v in m.items() if k != "email"} for m in members]
     return Snapshot(
         seq=int(project["seq"]),
         state={

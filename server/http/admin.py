@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, delete, get, post
 from litestar.params import FromPath, JSONBody, QueryParameter
-from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from server.access import admin, audit
 from server.http.deps import Caller, ClientInfo, Ctx, strictly
@@ -17,6 +17,7 @@ from server.http.schemas import (
     CreditAdjustBody,
     ServiceAccountCreateBody,
     ServiceAccountCreated,
+    ServiceAccountInfo,
     User,
     to,
 )
@@ -36,6 +37,19 @@ class AdminController(Controller):
             ctx.engine, caller, name=data.name, ip=client.ip
         )
         return to(ServiceAccountCreated, created)
+
+    @get("/service-accounts")
+    async def list_service_accounts(self, caller: Caller, ctx: Ctx) -> list[ServiceAccountInfo]:
+        """Every service account, oldest first, with when it was last used or revoked."""
+        rows = await admin.list_service_accounts(ctx.engine, caller)
+        return to(list[ServiceAccountInfo], rows)
+
+    @delete("/service-accounts/{account_id:uuid}", status_code=HTTP_204_NO_CONTENT)
+    async def revoke_service_account(
+        self, account_id: FromPath[uuid.UUID], caller: Caller, ctx: Ctx, client: ClientInfo
+    ) -> None:
+        """Revoke a worker's key: its next call is refused (401), on every instance."""
+        await admin.revoke_service_account(ctx.engine, caller, account_id, ip=client.ip)
 
     @post("/users/{user_id:uuid}/credits", status_code=HTTP_200_OK)
     async def adjust_credits(

@@ -66,8 +66,7 @@ async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
             raise Unauthorized("sign in: send a Bearer token or the session cookie")
         if request.method not in SAFE_METHODS and not origin_allowed(
             request.headers.get("origin"),
-            scheme=request.url.scheme,
-            host=request.headers.get("host"),
+            own=ctx.settings.own_origins,
             allowed=ctx.settings.allowed_origins,
         ):
             raise Forbidden("cookie-authenticated changes must come from an allowed Origin")

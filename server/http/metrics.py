@@ -5,6 +5,9 @@ Who may scrape: with ``MOODBOARD_METRICS_TOKEN`` set, a caller sending
 peer on the loopback interface (a Prometheus agent or sidecar on the host).
 Behind a reverse proxy on the same host the peer is the forwarded client
 (``MOODBOARD_FORWARDED_ALLOW_IPS``), so outside callers are refused there too.
+A loopback peer must also ask for this server by name (Host: a loopback
+address, ``localhost`` or a host of ``MOODBOARD_PUBLIC_URL``): a browser page
+on a name rebound to 127.0.0.1 (DNS rebinding) is a loopback peer too.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from piccolo.engine.postgres import PostgresEngine
 from piccolo.query.functions.aggregate import Count, Min
 
 from server import metrics
+from server.access.origins import names_this_server
 from server.context import AppContext
 from server.errors import Forbidden, Unauthorized
 from server.generations.tables import Generation
@@ -31,13 +35,19 @@ def _loopback(host: str | None) -> bool:
         return False
 
 
-def check_scraper(request: Request[Any, Any, Any], token: str | None) -> None:
+def check_scraper(
+    request: Request[Any, Any, Any], token: str | None, own_origins: tuple[str, ...]
+) -> None:
     """Raise unless the caller may read the metrics (see the module docstring)."""
     if token is None:
         if not _loopback(request.client.host if request.client else None):
             raise Forbidden(
                 "metrics are served to loopback peers only; set MOODBOARD_METRICS_TOKEN"
             )
+        # A page on a name rebound to 127.0.0.1 reaches us from the victim's own
+        # loopback: the peer says nothing then, the Host it asked for does.
+        if not names_this_server(request.headers.get("host"), own_origins):
+            raise Forbidden("metrics: the Host header does not name this server")
         return
     scheme, _, sent = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(sent.strip().encode(), token.encode()):
@@ -69,6 +79,6 @@ async def refresh(ctx: AppContext) -> None:
 async def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Prometheus text format, version 0.0.4."""
     ctx: AppContext = request.app.state.ctx
-    check_scraper(request, ctx.settings.metrics_token)
+    check_scraper(request, ctx.settings.metrics_token, ctx.settings.own_origins)
     await refresh(ctx)
     return Response(metrics.render(), media_type=metrics.CONTENT_TYPE_LATEST)

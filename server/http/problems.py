@@ -7,6 +7,8 @@ anything unexpected all leave through here, so clients see one shape:
 
 from __future__ import annotations
 
+import os
+import traceback
 from typing import Any
 
 from litestar import Request, Response
@@ -120,6 +122,25 @@ def recursion_error_handler(request: Request[Any, Any, Any], exc: RecursionError
     return problem(400, "Bad request", "body: JSON nested too deeply", "bad_request")
 
 
+def undecodable_body_handler(
+    request: Request[Any, Any, Any], exc: UnicodeDecodeError
+) -> Response[Any]:
+    """A JSON body that is not UTF-8: msgspec raises this, and Litestar lets it through.
+
+    Only the body decoder's own error is the client's; one raised anywhere else is a bug.
+    """
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not any(_is_body_decoder(frame) for frame in frames):
+        return unexpected_error_handler(request, exc)
+    return problem(400, "Bad request", "body: not valid UTF-8 JSON", "bad_request")
+
+
+def _is_body_decoder(frame: traceback.FrameSummary) -> bool:
+    return frame.name == "decode_json" and frame.filename.endswith(
+        os.path.join("litestar", "serialization", "msgspec_hooks.py")
+    )
+
+
 def unexpected_error_handler(_request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """A bug: log it with its traceback, tell the client nothing internal."""
     log.error("http.unhandled_error", exc_info=exc)
@@ -136,5 +157,6 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     ValidationException: validation_error_handler,
     HTTPException: http_error_handler,
     RecursionError: recursion_error_handler,
+    UnicodeDecodeError: undecodable_body_handler,
     Exception: unexpected_error_handler,
 }

@@ -207,6 +207,16 @@ class ServiceAccountCreated(msgspec.Struct):
     key: str
 
 
+class ServiceAccountInfo(msgspec.Struct):
+    """A service account as admins list it: never its key."""
+
+    id: uuid.UUID
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
 class AuditEntry(msgspec.Struct):
     id: int
     at: datetime

@@ -54,9 +54,13 @@ def _fail(field: str, message: str) -> ValidationFailed:
 def _number(field: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _fail(field, "must be a number")
-    if not math.isfinite(value):
+    try:
+        number = float(value)  # an integer past a float's range raises, it is never inf
+    except OverflowError:
+        raise _fail(field, "must be a finite number within ±1.8e308") from None
+    if not math.isfinite(number):
         raise _fail(field, "must be a finite number")
-    return float(value)
+    return number
 
 
 def _shape(value: Any) -> tuple[int, bool]:

@@ -45,8 +45,7 @@ async def origin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRo
     ctx: AppContext = connection.app.state.ctx
     if not origin_allowed(
         origin,
-        scheme=connection.url.scheme,
-        host=connection.headers.get("host"),
+        own=ctx.settings.own_origins,
         allowed=ctx.settings.allowed_origins,
     ):
         raise PermissionDeniedException("this Origin may not open sockets here")

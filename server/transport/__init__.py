@@ -19,6 +19,9 @@ Modules:
 - ``serve.py``: uvicorn's configuration and ``Server`` subclass (the SIGTERM
   drain, the garbage-collector tuning, the startup probe).
 - ``fast_paths.py``: the startup probe and its report.
+- ``guard.py``: the HTTP protocol with a deadline for request headers and a
+  cap on open connections (``MOODBOARD_HEADER_TIMEOUT_MS``,
+  ``MOODBOARD_MAX_CONNECTIONS``).
 
 Private (undocumented) names touched, by library:
 
@@ -33,7 +36,11 @@ uvicorn
     ``uvicorn.protocols.http.httptools_impl.HttpToolsProtocol`` (subclassed):
     ``handle_websocket_upgrade`` (overridden), ``ws_protocol_class``, ``url``,
     ``scope``, ``connections``, ``config``, ``server_state``, ``app_state``,
-    ``transport``, ``parser``.
+    ``transport``, ``parser``; and (guard.py) the parser callbacks
+    ``on_message_begin`` and ``on_headers_complete``, ``connection_made``,
+    ``connection_lost``, ``data_received``, ``loop``, and the fact that
+    ``connections`` (``ServerState.connections``) holds every open HTTP and
+    WebSocket protocol of the server.
     ``uvicorn.server.ServerState`` (the probe's); ``uvicorn.Server.startup``,
     ``handle_exit`` and ``started`` (overridden or read by ``DrainingServer``);
     ``Config.load``, ``http_protocol_class``, ``ws_protocol_class``.

@@ -18,7 +18,8 @@ from server.realtime.hub import Realtime
 from server.settings import Settings
 from server.tasks import spawn
 from server.transport.fast_paths import FastPaths, probe, report
-from server.transport.upgrade import UpgradingHttpProtocol, WebSocketProtocol
+from server.transport.guard import guarded_protocol
+from server.transport.upgrade import WebSocketProtocol
 from server.transport.wire import expose_send
 
 YOUNG_COLLECTION_ALLOCATIONS = 5_000  # CPython's default is 700 (see DrainingServer.startup)
@@ -95,7 +96,11 @@ def run_server(settings: Settings, *, host: str, port: int) -> None:
         access_log=False,  # it prints query strings; our middleware logs requests
         # Drops its parser after an upgrade (no reference cycle per socket), and, with
         # WebSocketProtocol, hands it the request httptools parsed (MOODBOARD_FAST_UPGRADE).
-        http=UpgradingHttpProtocol,
+        # With a deadline for request headers and a cap on open connections (guard.py).
+        http=guarded_protocol(
+            max_connections=settings.max_connections,
+            header_timeout_s=settings.header_timeout_s,
+        ),
         ws=WebSocketProtocol if settings.fast_upgrade else WebSocketsSansIOProtocol,
         ws_max_size=64 * 1024,  # larger frames close with 1009 (docs/protocol.md §3.5)
         ws_ping_interval=20.0,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import dataclasses
+import hashlib
 import itertools
 import shutil
 import tempfile
@@ -27,7 +28,7 @@ from server.events.notify import Notifier
 from server.settings import load_settings
 from server.types import ProjectId, UserId
 
-SECRET = "t" * 40
+SECRET = "api-test-" + hashlib.sha256(b"tests/api").hexdigest()
 PASSWORD = "correct horse battery"
 _counter = itertools.count()
 
@@ -100,6 +101,8 @@ def app_for(database_url: str, **env: str) -> Any:
         "MOODBOARD_SECRET_KEY": SECRET,
         "MOODBOARD_INPROCESS_WORKER": "0",
         "MOODBOARD_STORAGE_DIR": _STORAGE,
+        # The origin of serving()'s client: the server's own origin is configured, not Host.
+        "MOODBOARD_PUBLIC_URL": "http://testserver.local",
     }
     return create_app(load_settings({**base, **env}))
 

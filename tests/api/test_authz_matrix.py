@@ -112,6 +112,8 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("GET",    "/api/projects/{project_id}/resources/{resource_id}"):
                                                                   "401 401 403 200 200 200 200 403",
     ("POST",   "/api/admin/service-accounts"):                    "401 401 403 403 403 403 403 201",
+    ("GET",    "/api/admin/service-accounts"):                    "401 401 403 403 403 403 403 200",
+    ("DELETE", "/api/admin/service-accounts/{account_id}"):       "401 401 403 403 403 403 403 204",
     ("POST",   "/api/admin/users/{user_id}/credits"):             "401 401 403 403 403 403 403 200",
     ("GET",    "/api/admin/audit"):                               "401 401 403 403 403 403 403 200",
     # Decided by the peer address or MOODBOARD_METRICS_TOKEN, not by the caller's role:
@@ -576,6 +578,22 @@ async def _remove_team_member(w: World, caller: str) -> Call:
 @request_for("POST", "/api/admin/service-accounts")
 async def _create_service_account(w: World, caller: str) -> Call:
     return Call(json={"name": "renderer"})
+
+
+@request_for("GET", "/api/admin/service-accounts")
+async def _list_service_accounts(w: World, caller: str) -> Call:
+    return Call()
+
+
+@request_for("DELETE", "/api/admin/service-accounts/{account_id}")
+async def _revoke_service_account(w: World, caller: str) -> Call:
+    created = ok(
+        await w.api.client.post(
+            "/api/admin/service-accounts", json={"name": "spare"}, headers=w.users["admin"].auth
+        ),
+        201,
+    )
+    return Call({"account_id": created["id"]})
 
 
 @request_for("POST", "/api/admin/users/{user_id}/credits")

@@ -212,11 +212,11 @@ async def test_configured_origins_may_write_with_the_cookie(engine: Any, databas
             assert response.status_code == status, (origin, response.text)
 
 
-async def test_same_origin_follows_the_scheme_of_the_request(
+async def test_same_origin_is_the_public_url_scheme_included(
     engine: Any, database_url: str
 ) -> None:
-    """Served over https, the same origin is https://host; http://host is foreign."""
-    app = app_for(database_url)
+    """With an https public URL, the same origin is https://host; http://host is foreign."""
+    app = app_for(database_url, MOODBOARD_PUBLIC_URL="https://testserver.local")
     async with serving(app, base_url="https://testserver.local") as client:
         account = await Api(app, client).register("tls")
         await cookie_login(client, account)

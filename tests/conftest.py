@@ -85,6 +85,21 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         )
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when any server or worker log of it holds one of our tokens."""
+    from tests.log_scan import LOGS, leaks
+
+    found = leaks()
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"log scan: {len(LOGS)} server and worker logs, {len(found)} tokens")
+    if found:
+        if reporter is not None:
+            for line in found[:20]:
+                reporter.write_line(f"TOKEN IN A LOG: {line}", red=True, bold=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def require(service: str) -> None:
     """Skip the calling test when ``service`` is not running (outside CI)."""
     if service in _missing:

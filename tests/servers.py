@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from tests.conftest import free_port
+from tests.log_scan import LOGS
 
 SECRET = "e2e-secret-" + hashlib.sha256(b"tests/servers.py").hexdigest()
 START_TIMEOUT_S = 30.0
@@ -111,6 +112,7 @@ async def running_server(
             stdout=log_file,
             stderr=asyncio.subprocess.STDOUT,
         )
+    LOGS.append(log_path)
     server = ServerProcess(process=process, port=port, log_path=log_path)
     try:
         if wait:
@@ -177,6 +179,7 @@ async def running_worker(
             stdout=log_file,
             stderr=asyncio.subprocess.STDOUT,
         )
+    LOGS.append(log_path)
     worker = WorkerProcess(process=process, log_path=log_path)
     try:
         yield worker

@@ -44,6 +44,7 @@ async def test_the_docs_page_is_sent_under_a_strict_csp(api: Api) -> None:
     assert policy["default-src"] == ["'none'"]
     assert policy["script-src"] == ["'self'"]
     assert policy["connect-src"] == ["'self'"]
+    assert policy["style-src"] == ["'self'"]
     assert policy["frame-ancestors"] == ["'none'"]
     assert "<script>" not in page.text  # nothing inline
     assert "<style" not in page.text

@@ -27,5 +27,8 @@ async def test_the_api_docs_page_renders_without_other_origins_or_csp_violations
     await expect(reader.page.locator(".swagger-ui .info .title")).to_contain_text(
         "Moodboard Realtime"
     )
-    await expect(reader.page.locator(".opblock").first).to_be_visible()
+    operation = reader.page.locator(".opblock").first
+    await expect(operation).to_be_visible()
+    await operation.locator(".opblock-summary").click()  # expanded: its parameters and responses
+    await expect(operation.locator(".responses-wrapper")).to_be_visible()
     assert not elsewhere, elsewhere  # the users fixture fails on any CSP violation

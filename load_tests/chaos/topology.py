@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -25,7 +26,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 PGBIN = Path(os.environ.get("PGBIN", "/usr/lib/postgresql/15/bin"))
-SECRET = "chaos-secret-" + "c" * 32
+SECRET = "chaos-" + secrets.token_urlsafe(32)  # random: the settings refuse a guessable one
 READY_TIMEOUT_S = 60.0
 
 

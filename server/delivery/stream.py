@@ -43,6 +43,18 @@ class Verdict(IntEnum):
     RELEASE = 5  # it closed the gap: send what ``take()`` releases
 
 
+# The verdicts as module names, for the fan-out path: looking up an enum member
+# (``Verdict.SEND``) costs about 0.1 µs in CPython 3.11, paid per socket per event.
+SEND, SKIP, HELD, READ, OVERFLOW, RELEASE = (
+    Verdict.SEND,
+    Verdict.SKIP,
+    Verdict.HELD,
+    Verdict.READ,
+    Verdict.OVERFLOW,
+    Verdict.RELEASE,
+)
+
+
 @dataclass(slots=True)
 class Release(Generic[F]):
     """Frames to send now, in order, and maybe a range of the log to read next."""
@@ -83,33 +95,33 @@ class JoinedStream(Generic[F]):
             last = self.last
             if seq == last + 1:
                 self.last = seq
-                return Verdict.SEND
+                return SEND
             if seq <= last:
-                return Verdict.SKIP
+                return SKIP
         if self.ended or (self.live and seq <= self.last):
-            return Verdict.SKIP
+            return SKIP
         if len(self._held) + len(self._presence) >= self.max_held:
-            return Verdict.OVERFLOW
+            return OVERFLOW
         self._held.setdefault(seq, frame)
         if not self.live:
-            return Verdict.HELD
+            return HELD
         if seq == self.last + 1:
-            return Verdict.RELEASE
+            return RELEASE
         if self._reading:
-            return Verdict.HELD
+            return HELD
         self._reading = True
-        return Verdict.READ
+        return READ
 
     def presence(self, frame: F) -> Verdict:
         """A presence diff of the project: held during the join's read, else sent."""
         if self.ended:
-            return Verdict.SKIP
+            return SKIP
         if self.live:
-            return Verdict.SEND
+            return SEND
         if len(self._held) + len(self._presence) >= self.max_held:
-            return Verdict.OVERFLOW
+            return OVERFLOW
         self._presence.append(frame)
-        return Verdict.HELD
+        return HELD
 
     def take(self) -> Release[F]:
         """After ``RELEASE``: the held events that now follow ``last``."""

@@ -28,7 +28,7 @@ from server import metrics
 from server.access.principal import Principal
 from server.access.sessions import authenticate
 from server.db.database import Database
-from server.delivery.stream import JoinedStream, Verdict
+from server.delivery.stream import HELD, OVERFLOW, SEND, SKIP, JoinedStream
 from server.errors import CloseCode, ServerError
 from server.log import get_logger, swallowed
 from server.projects import edits
@@ -309,9 +309,9 @@ class Connection:
         if stream is None:
             return False
         verdict = stream.event(seq, frame)
-        if verdict is Verdict.SEND:
+        if verdict is SEND:
             return self.send(frame)
-        if verdict is not Verdict.HELD and verdict is not Verdict.SKIP:
+        if verdict is not HELD and verdict is not SKIP:
             handover.act(self, project_id, stream, verdict)
         return False
 
@@ -321,9 +321,9 @@ class Connection:
         if stream is None:
             return False
         verdict = stream.presence(frame)
-        if verdict is Verdict.SEND:
+        if verdict is SEND:
             return self.send(frame)
-        if verdict is Verdict.OVERFLOW:
+        if verdict is OVERFLOW:
             handover.act(self, project_id, stream, verdict)
         return False
 

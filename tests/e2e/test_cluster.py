@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -143,46 +144,61 @@ async def test_sigterm_drains_sockets_with_1012_and_exits_0(tmp_path: Path) -> N
             assert await asyncio.wait_for(server.process.wait(), 10) == 0
 
 
+@contextlib.asynccontextmanager
+async def a_reader_and_one_that_stops(
+    server: ServerProcess, email: str
+) -> AsyncIterator[tuple[str, str, Ws, Ws]]:
+    """(token, project id, a socket that reads nothing, one that reads), both joined.
+
+    The first has a 4 KiB receive buffer and a queue of one frame: once that
+    is full it stops reading, and the server's writes to it back up.
+    """
+    _, token = await signup(server.url, "U", email)
+    created = (await call(server, "POST", "/api/projects", token, json={"name": "F"})).json()
+    pid = created["id"]
+    small = socket.socket()
+    small.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    small.connect(("127.0.0.1", server.port))
+    async with (
+        ws(server.url, token, sock=small, max_queue=1) as stopped,
+        ws(server.url, token) as reading,
+    ):
+        await joined(stopped, pid)
+        await joined(reading, pid)
+        yield token, pid, stopped, reading
+
+
 async def test_a_client_that_never_reads_is_closed_4503(tmp_path: Path) -> None:
     """A subscriber that never reads is closed with 4503 while another keeps receiving."""
     env = server_env(f"sqlite:///{tmp_path / 'm.sqlite3'}", MOODBOARD_OUTBOX_FRAMES="16")
-    async with running_server(env, tmp_path) as server:
-        _, token = await signup(server.url, "U", "slow@example.com")
-        created = (await call(server, "POST", "/api/projects", token, json={"name": "F"})).json()
-        pid = created["id"]
-        small = socket.socket()
-        small.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        small.connect(("127.0.0.1", server.port))
-        async with (
-            ws(server.url, token, sock=small, max_queue=1) as slow,
-            ws(server.url, token) as fast,
-        ):
-            await joined(slow, pid)
-            await joined(fast, pid)
-            big = "x" * 9000
-            received = 0
-            for version in range(1, 400):
-                patched = await call(
-                    server,
-                    "PATCH",
-                    f"/api/projects/{pid}",
-                    token,
-                    json={"base_version": version, "description": big[:-version]},
-                )
-                assert patched.status_code == 200
-                event = await fast.expect("event")
-                assert event["data"]["description"] == big[:-version]
-                received += 1
-                if slow.connection.close_code is not None:
-                    break
-            # The slow socket's frames are stuck in our buffers: read what is there, then the close.
-            while True:
-                try:
-                    await slow.recv(timeout=10)
-                except Exception:
-                    break
-            assert slow.connection.close_code == 4503
-            assert received >= 16
+    async with (
+        running_server(env, tmp_path) as server,
+        a_reader_and_one_that_stops(server, "slow@example.com") as (token, pid, slow, fast),
+    ):
+        big = "x" * 9000
+        received = 0
+        for version in range(1, 400):
+            patched = await call(
+                server,
+                "PATCH",
+                f"/api/projects/{pid}",
+                token,
+                json={"base_version": version, "description": big[:-version]},
+            )
+            assert patched.status_code == 200
+            event = await fast.expect("event")
+            assert event["data"]["description"] == big[:-version]
+            received += 1
+            if slow.connection.close_code is not None:
+                break
+        # The slow socket's frames are stuck in our buffers: read what is there, then the close.
+        while True:
+            try:
+                await slow.recv(timeout=10)
+            except Exception:
+                break
+        assert slow.connection.close_code == 4503
+        assert received >= 16
 
 
 async def test_sigterm_exits_in_time_while_a_client_has_stopped_reading(tmp_path: Path) -> None:
@@ -192,35 +208,31 @@ async def test_sigterm_exits_in_time_while_a_client_has_stopped_reading(tmp_path
         MOODBOARD_DRAIN_WINDOW_MS="500",
         MOODBOARD_OUTBOX_FRAMES="100000",  # the stalled socket must still be open at SIGTERM
     )
-    async with running_server(env, tmp_path) as server:
-        _, token = await signup(server.url, "U", "stalled@example.com")
-        created = (await call(server, "POST", "/api/projects", token, json={"name": "F"})).json()
-        pid = created["id"]
-        small = socket.socket()
-        small.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        small.connect(("127.0.0.1", server.port))
-        async with (
-            ws(server.url, token, sock=small, max_queue=1) as stalled,
-            ws(server.url, token) as reading,
-        ):
-            await joined(stalled, pid)
-            await joined(reading, pid)
-            room = (
-                await call(server, "POST", f"/api/projects/{pid}/rooms", token, json={"name": "R"})
-            ).json()
-            note = {"kind": "note", "data": {"text": "x" * 15_000}}
-            items = f"/api/projects/{pid}/rooms/{room['id']}/items"
-            for _ in range(20):  # 320 events of 15 KB: ~5 MB the stalled client never reads
-                created = await asyncio.gather(
-                    *(call(server, "POST", items, token, json=note) for _ in range(16))
-                )
-                assert all(response.status_code == 201 for response in created)
-            for _ in range(320):
-                await reading.expect("event")
-            assert stalled.connection.close_code is None
-            server.process.send_signal(signal.SIGTERM)
-            assert await reading.closed(timeout=10) == 1012
-            assert await asyncio.wait_for(server.process.wait(), 10) == 0
+    async with (
+        running_server(env, tmp_path) as server,
+        a_reader_and_one_that_stops(server, "stalled@example.com") as (
+            token,
+            pid,
+            stalled,
+            reading,
+        ),
+    ):
+        room = (
+            await call(server, "POST", f"/api/projects/{pid}/rooms", token, json={"name": "R"})
+        ).json()
+        note = {"kind": "note", "data": {"text": "x" * 15_000}}
+        items = f"/api/projects/{pid}/rooms/{room['id']}/items"
+        for _ in range(20):  # 320 events of 15 KB: ~5 MB the stalled client never reads
+            created = await asyncio.gather(
+                *(call(server, "POST", items, token, json=note) for _ in range(16))
+            )
+            assert all(response.status_code == 201 for response in created)
+        for _ in range(320):
+            await reading.expect("event")
+        assert stalled.connection.close_code is None
+        server.process.send_signal(signal.SIGTERM)
+        assert await reading.closed(timeout=10) == 1012
+        assert await asyncio.wait_for(server.process.wait(), 10) == 0
 
 
 async def test_a_burst_of_joins_waits_for_redis_connections_instead_of_failing(

@@ -11,22 +11,13 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
-from tests.servers import ServerProcess, free_port, private_redis, running_server, server_env
+from tests.servers import call, free_port, private_redis, running_server, server_env
 from tests.wsclient import signup, ws
 
 pytestmark = pytest.mark.e2e
-
-
-async def call(server: ServerProcess, method: str, path: str, token: str, **kw: Any) -> Any:
-    async with httpx.AsyncClient(base_url=server.url, timeout=20) as client:
-        return await client.request(
-            method, path, headers={"Authorization": f"Bearer {token}"}, **kw
-        )
 
 
 async def test_a_removal_and_a_logout_while_redis_is_down_end_live_access(

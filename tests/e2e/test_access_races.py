@@ -12,25 +12,16 @@ from __future__ import annotations
 import asyncio
 import uuid
 from pathlib import Path
-from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 
-from tests.servers import ServerProcess, running_server, server_env
+from tests.servers import call, running_server, server_env
 from tests.wsclient import signup, ws
 
 pytestmark = pytest.mark.e2e
 ROUNDS = 4
 WRITES = 24
-
-
-async def call(server: ServerProcess, method: str, path: str, token: str, **kw: Any) -> Any:
-    async with httpx.AsyncClient(base_url=server.url, timeout=20) as client:
-        return await client.request(
-            method, path, headers={"Authorization": f"Bearer {token}"}, **kw
-        )
 
 
 async def writes_after_their_access_ended(sql: asyncpg.Connection, project_id: str) -> list[str]:

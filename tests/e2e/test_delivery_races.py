@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 
-from tests.servers import ServerProcess, running_server, server_env
+from tests.servers import ServerProcess, call, running_server, server_env
 from tests.wsclient import Ws, signup, ws
 
 pytestmark = pytest.mark.e2e
@@ -27,12 +26,10 @@ ROUNDS = 3
 
 
 async def rest(server: ServerProcess, method: str, path: str, token: str, **kw: Any) -> Any:
-    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
-        response = await client.request(
-            method, path, headers={"Authorization": f"Bearer {token}"}, **kw
-        )
-        assert response.status_code < 300, response.text
-        return response.json() if response.content else None
+    """A REST call that must succeed (tests.servers.call); its JSON body, if any."""
+    response = await call(server, method, path, token, **kw)
+    assert response.status_code < 300, response.text
+    return response.json() if response.content else None
 
 
 async def events_until(sock: Ws, project_id: str, head: int, timeout: float) -> list[int]:

@@ -15,22 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 
-from tests.servers import ServerProcess, running_server, server_env
+from tests.servers import call, running_server, server_env
 from tests.wsclient import signup, ws
 
 pytestmark = pytest.mark.e2e
 ITEMS = 6
 ROUNDS = 15  # 90 socket edits: inside the socket's rate burst (docs/protocol.md §6)
-
-
-async def call(server: ServerProcess, method: str, path: str, token: str, **kw: Any) -> Any:
-    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
-        return await client.request(
-            method, path, headers={"Authorization": f"Bearer {token}"}, **kw
-        )
 
 
 async def test_outside_statements_and_server_edits_never_deadlock(

@@ -44,6 +44,7 @@ from server.http.resources import ResourceController
 from server.http.teams import TeamController
 from server.http.worker import WorkerController
 from server.log import get_logger
+from server.ops.loop_lag import sample_forever
 from server.ops.maintenance import run_periodically
 from server.realtime.bus import Broker, MemoryBroker, RedisBroker
 from server.realtime.endpoint import new_instance_id, ws_endpoint
@@ -185,6 +186,7 @@ def create_app(settings: Settings) -> Litestar:
                 if settings.inprocess_worker
                 else None
             )
+            lag_sampler = spawn(sample_forever(), name="loop-lag")
             log.info(
                 "server.started",
                 database=settings.database.redacted,
@@ -200,10 +202,11 @@ def create_app(settings: Settings) -> Litestar:
                 await sweeper
                 await queue.close()
                 await realtime.drain(0.0)  # anything the SIGTERM drain did not close
-                if maintenance is not None:
-                    maintenance.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await maintenance
+                for task in (maintenance, lag_sampler):
+                    if task is not None:
+                        task.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await task
                 if listener is not None:
                     await listener.stop()
                 await realtime.stop()

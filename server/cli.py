@@ -153,7 +153,9 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     )
 
 
-def _maintenance(settings: Settings, _args: argparse.Namespace) -> int:
+def _maintenance(settings: Settings, args: argparse.Namespace) -> int:
+    import dataclasses
+
     import redis.asyncio as aioredis
 
     from server.db.database import Database
@@ -164,7 +166,10 @@ def _maintenance(settings: Settings, _args: argparse.Namespace) -> int:
         redis = aioredis.from_url(settings.redis_url) if settings.redis_url else None
         try:
             async with database:
-                report = await run_once(database.engine, settings.maintenance_policy, redis=redis)
+                policy = settings.maintenance_policy
+                if args.purge_after_days is not None:
+                    policy = dataclasses.replace(policy, purge_after_days=args.purge_after_days)
+                report = await run_once(database.engine, policy, redis=redis)
         finally:
             if redis is not None:
                 await redis.aclose()
@@ -178,17 +183,25 @@ def _maintenance(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _backup(settings: Settings, args: argparse.Namespace) -> int:
-    from server.ops.backup import BackupError, prune_backups, take_backup
+    from server.ops.backup import BackupError, prune_backups, take_backup, write_textfile
 
     directory = Path(args.dir or settings.backup_dir)
     keep_daily = settings.backup_keep_daily if args.keep_daily is None else args.keep_daily
     keep_weekly = settings.backup_keep_weekly if args.keep_weekly is None else args.keep_weekly
+    encrypt_to = args.encrypt_to or settings.backup_encrypt_to
     try:
-        backup = take_backup(settings.database, directory, pg_bin=args.pg_bin)
+        backup = take_backup(
+            settings.database, directory, pg_bin=args.pg_bin, encrypt_to=encrypt_to
+        )
     except BackupError as exc:
-        print(f"moodboard backup: {exc}", file=sys.stderr)
+        print(f"moodboard backup: FAILED: {exc}", file=sys.stderr)
         return 1
-    print(f"backup written: {backup.path} ({backup.path.stat().st_size} bytes)")
+    print(
+        f"backup written and verified: {backup.path} ({backup.path.stat().st_size} bytes"
+        f"{', encrypted' if backup.encrypted else ''})"
+    )
+    if args.metrics_file:
+        write_textfile(Path(args.metrics_file), backup)
     for removed in prune_backups(directory, keep_daily=keep_daily, keep_weekly=keep_weekly):
         print(f"backup pruned: {removed.path}")
     return 0
@@ -283,7 +296,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the maintenance jobs once: prune the event log (keeps "
         "MOODBOARD_EVENT_RETENTION_EVENTS per project and everything younger than "
         "MOODBOARD_EVENT_RETENTION_DAYS), delete sessions and invitations that ended more than "
-        "MOODBOARD_ENDED_RETENTION_DAYS ago and dead instances' presence, refresh statistics",
+        "MOODBOARD_ENDED_RETENTION_DAYS ago and dead instances' presence, purge projects deleted "
+        "and erased accounts' sessions older than MOODBOARD_PURGE_AFTER_DAYS, refresh statistics",
+    )
+    maintenance.add_argument(
+        "--purge-after-days",
+        type=int,
+        help="this run only: purge what was deleted more than N days ago (0: everything "
+        "deleted so far; default MOODBOARD_PURGE_AFTER_DAYS)",
     )
     maintenance.set_defaults(handler=_maintenance)
 
@@ -303,7 +323,19 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="keep the newest backup of each of the last N weeks (MOODBOARD_BACKUP_KEEP_WEEKLY)",
     )
-    backup.add_argument("--pg-bin", help="directory of pg_dump (default: found on PATH)")
+    backup.add_argument(
+        "--pg-bin", help="directory of pg_dump and pg_restore (default: found on PATH)"
+    )
+    backup.add_argument(
+        "--encrypt-to",
+        help="encrypt the backup with age to this public key (age1..., an SSH public key) or "
+        "file of keys; the file gets .age (MOODBOARD_BACKUP_ENCRYPT_TO)",
+    )
+    backup.add_argument(
+        "--metrics-file",
+        help="after a verified backup, write moodboard_backup_last_success_timestamp to this "
+        "file (node_exporter's textfile collector: a *.prom file in its directory)",
+    )
     backup.set_defaults(handler=_backup)
 
     restore = commands.add_parser(

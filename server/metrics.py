@@ -166,6 +166,37 @@ CREDITS = Counter(
     ["reason"],
 )
 
+# --- maintenance, backups, the process ---------------------------------------------------
+MAINTENANCE_DELETED = Counter(
+    "moodboard_maintenance_deleted_rows",
+    "Rows the maintenance jobs of this instance deleted, by job: events, operations (op "
+    "outcomes), sessions, invitations (ended ones), purge (every row of purged projects and "
+    "erased accounts' sessions)",
+    ["job"],
+)
+PURGED_PROJECTS = Counter(
+    "moodboard_purged_projects", "Deleted projects purged for good (rows and stored files)"
+)
+PURGED_FILES = Counter("moodboard_purged_files", "Stored files removed by the purge")
+MAINTENANCE_LAST_SUCCESS = Gauge(
+    "moodboard_maintenance_last_success_timestamp",
+    "Unix time this instance last finished a maintenance round (0: none since it started)",
+)
+MAINTENANCE_FAILURES = Counter(
+    "moodboard_maintenance_failures", "Maintenance rounds of this instance that failed"
+)
+BACKUP_LAST_SUCCESS = Gauge(
+    "moodboard_backup_last_success_timestamp",
+    "Unix time the newest verified backup in MOODBOARD_BACKUP_DIR was taken (0: none "
+    "there; read at scrape)",
+)
+EVENT_LOOP_LAG = Histogram(
+    "moodboard_event_loop_lag_seconds",
+    "How late the event loop ran a timer (sampled every 0.5 s): the time a socket or "
+    "request waited behind other work",
+    buckets=_LATENCY_BUCKETS,
+)
+
 ALL = (
     HTTP_REQUESTS,
     HTTP_SECONDS,
@@ -199,6 +230,13 @@ ALL = (
     GENERATION_WAIT,
     GENERATION_RUN,
     CREDITS,
+    MAINTENANCE_DELETED,
+    PURGED_PROJECTS,
+    PURGED_FILES,
+    MAINTENANCE_LAST_SUCCESS,
+    MAINTENANCE_FAILURES,
+    BACKUP_LAST_SUCCESS,
+    EVENT_LOOP_LAG,
 )  # every series, in the order docs/operations.md lists them
 
 _QUERY_KINDS = {
@@ -211,6 +249,15 @@ _FINISHED = frozenset({"succeeded", "failed", "canceled"})
 def render() -> bytes:
     """The exposition text of every series."""
     return generate_latest(REGISTRY)
+
+
+def maintenance_done(deleted: Mapping[str, int], *, projects: int, files: int) -> None:
+    """A maintenance round finished: what it deleted, and when."""
+    for job, count in deleted.items():
+        MAINTENANCE_DELETED.labels(job).inc(count)
+    PURGED_PROJECTS.inc(projects)
+    PURGED_FILES.inc(files)
+    MAINTENANCE_LAST_SUCCESS.set(time.time())
 
 
 def transport_fast_paths(*, direct_write: bool, fast_upgrade: bool) -> None:

@@ -196,6 +196,12 @@ DESCRIPTIONS: dict[str, tuple[str | None, str]] = {
         None,
         "ended sessions and invitations are deleted this long after they ended",
     ),
+    "MOODBOARD_PURGE_AFTER_DAYS": (
+        None,
+        "soft-deleted projects (every row and stored file) and the remaining sessions of "
+        "erased accounts are purged for good this long after the deletion; until then an "
+        "operator can undo a deletion (docs/operations.md \"Purge\")",
+    ),
     "MOODBOARD_MAINTENANCE_INTERVAL_S": (
         None,
         "each instance runs the maintenance jobs this often (one at a time, advisory "
@@ -217,12 +223,21 @@ DESCRIPTIONS: dict[str, tuple[str | None, str]] = {
         "at least 16 characters: `/metrics` then needs `Authorization: Bearer <token>`. "
         "Unset: `/metrics` answers loopback peers only",
     ),
-    "MOODBOARD_BACKUP_DIR": ("`./backups`", "where `moodboard backup` writes"),
+    "MOODBOARD_BACKUP_DIR": (
+        "`./backups`",
+        "where `moodboard backup` writes (created 0700); the server reads the newest "
+        "backup's time there for `moodboard_backup_last_success_timestamp`",
+    ),
     "MOODBOARD_BACKUP_KEEP_DAILY": (
         None,
         "`moodboard backup` keeps the newest backup of each of the last N days",
     ),
     "MOODBOARD_BACKUP_KEEP_WEEKLY": (None, "... and of each of the last N ISO weeks"),
+    "MOODBOARD_BACKUP_ENCRYPT_TO": (
+        "unset",
+        "`moodboard backup` encrypts each backup with `age` to this public key (`age1...` "
+        "or an SSH key) or file of keys (`--encrypt-to`); unset: not encrypted",
+    ),
 }
 
 _OPERATORS: dict[type[ast.operator], Callable[[Any, Any], Any]] = {

@@ -61,6 +61,9 @@ class MaintenancePolicy:
     keep_events: int
     keep_event_days: int
     keep_ended_days: int
+    purge_after_days: int = 30
+    batch_rows: int = 1000
+    storage_dir: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,11 +117,13 @@ class Settings:
     event_retention_events: int = 10_000
     event_retention_days: int = 30
     ended_retention_days: int = 7
+    purge_after_days: int = 30
     maintenance_interval_s: int = 3600
     forwarded_allow_ips: str = "127.0.0.1"
     fast_upgrade: bool = True
     metrics_token: str | None = None  # None: /metrics answers loopback peers only
     backup_dir: str = "./backups"
+    backup_encrypt_to: str | None = None
     backup_keep_daily: int = 7
     backup_keep_weekly: int = 4
 
@@ -129,6 +134,8 @@ class Settings:
             keep_events=self.event_retention_events,
             keep_event_days=self.event_retention_days,
             keep_ended_days=self.ended_retention_days,
+            purge_after_days=self.purge_after_days,
+            storage_dir=self.storage_dir,
         )
 
     @property
@@ -411,11 +418,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         event_retention_events=_int(env, "MOODBOARD_EVENT_RETENTION_EVENTS", 10_000, 0, 10**9),
         event_retention_days=_int(env, "MOODBOARD_EVENT_RETENTION_DAYS", 30, 0, 36_500),
         ended_retention_days=_int(env, "MOODBOARD_ENDED_RETENTION_DAYS", 7, 0, 36_500),
+        purge_after_days=_int(env, "MOODBOARD_PURGE_AFTER_DAYS", 30, 0, 36_500),
         maintenance_interval_s=_int(env, "MOODBOARD_MAINTENANCE_INTERVAL_S", 3600, 0, 7 * 86_400),
         forwarded_allow_ips=env.get("MOODBOARD_FORWARDED_ALLOW_IPS", "").strip() or "127.0.0.1",
         fast_upgrade=_bool(env, "MOODBOARD_FAST_UPGRADE", True),
         metrics_token=_metrics_token(env),
         backup_dir=env.get("MOODBOARD_BACKUP_DIR", "").strip() or "./backups",
+        backup_encrypt_to=env.get("MOODBOARD_BACKUP_ENCRYPT_TO", "").strip() or None,
         backup_keep_daily=_int(env, "MOODBOARD_BACKUP_KEEP_DAILY", 7, 0, 3660),
         backup_keep_weekly=_int(env, "MOODBOARD_BACKUP_KEEP_WEEKLY", 4, 0, 520),
     )

@@ -9,6 +9,10 @@ Outcomes of client operations kept in ``operation`` (conflicts, merged
 acks) are kept for ``keep_days`` too: a client retrying such an op_id later
 than that is treated as a new edit. A plain ack is its event row, so it is
 remembered as long as the log keeps that event (at least ``keep_days``).
+
+Deletes go ``batch`` rows per statement (server/db/batches.py), and the
+projects are read ``batch`` at a time: the first prune of an old database is
+many short transactions, not one long one.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from server.db.batches import delete_in_batches
 from server.events.tables import Event, Operation
 from server.projects.tables import Project
 
@@ -26,20 +31,33 @@ class Pruned:
     operations: int
 
 
-async def prune(*, keep_events: int, keep_days: float, now: datetime | None = None) -> Pruned:
+async def prune(
+    *, keep_events: int, keep_days: float, now: datetime | None = None, batch: int = 1000
+) -> Pruned:
     """Delete what every project's log may forget; how many rows went."""
     cutoff = (now or datetime.now(UTC)) - timedelta(days=keep_days)
     removed = 0
-    for project in await Project.select(Project.id, Project.seq).where(Project.seq > keep_events):
-        rows = (
-            await Event.delete()
-            .where(
+    after = None  # projects in id order, a page at a time
+    while True:
+        where = Project.seq > keep_events
+        if after is not None:
+            where &= Project.id > after
+        page = (
+            await Project.select(Project.id, Project.seq)
+            .where(where)
+            .order_by(Project.id)
+            .limit(batch)
+        )
+        for project in page:
+            removed += await delete_in_batches(
+                Event,
                 (Event.project_id == project["id"])
                 & (Event.seq <= project["seq"] - keep_events)
-                & (Event.at < cutoff)
+                & (Event.at < cutoff),
+                batch=batch,
             )
-            .returning(Event.id)
-        )
-        removed += len(rows)
-    operations = await Operation.delete().where(Operation.at < cutoff).returning(Operation.id)
-    return Pruned(events=removed, operations=len(operations))
+        if len(page) < batch:
+            break
+        after = page[-1]["id"]
+    operations = await delete_in_batches(Operation, Operation.at < cutoff, batch=batch)
+    return Pruned(events=removed, operations=operations)

@@ -12,9 +12,11 @@ on a name rebound to 127.0.0.1 (DNS rebinding) is a loopback peer too.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from litestar import Request, Response, get
@@ -26,6 +28,7 @@ from server.access.origins import names_this_server
 from server.context import AppContext
 from server.errors import Forbidden, Unauthorized
 from server.generations.tables import Generation
+from server.ops.backup import newest_backup
 
 
 def _loopback(host: str | None) -> bool:
@@ -55,7 +58,7 @@ def check_scraper(
 
 
 async def refresh(ctx: AppContext) -> None:
-    """Set the gauges read from state at scrape time: the generation queue, the pool."""
+    """Set the gauges read at scrape time: the generation queue, the newest backup, the pool."""
     for status in ("queued", "running"):
         rows = await Generation.select(Count().as_alias("n")).where(Generation.status == status)
         metrics.GENERATIONS_WAITING.labels(status).set(rows[0]["n"])
@@ -67,6 +70,8 @@ async def refresh(ctx: AppContext) -> None:
         at = at.replace(tzinfo=UTC)  # SQLite hands back naive UTC
     age = 0.0 if at is None else (datetime.now(UTC) - at).total_seconds()
     metrics.GENERATION_OLDEST_QUEUED.set(max(0.0, age))
+    newest = await asyncio.to_thread(newest_backup, Path(ctx.settings.backup_dir))
+    metrics.BACKUP_LAST_SUCCESS.set(0 if newest is None else newest.taken.timestamp())
     engine = ctx.engine
     pool = getattr(engine, "pool", None) if isinstance(engine, PostgresEngine) else None
     if pool is not None:

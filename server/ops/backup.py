@@ -5,8 +5,14 @@ server keeps serving) and ``pg_restore`` into an empty database. SQLite: the
 online backup API of ``sqlite3`` (consistent under WAL, while the server
 writes), and the same API to copy a backup into a new file.
 
-A backup is written under a ``.partial`` name and renamed when complete, so
-the directory never holds half a backup under a real name; a failed restore
+A backup holds password and token hashes and every project: its file is
+created 0600 and its directory 0700 (an existing directory that others may
+read is narrowed). It is written under a ``.partial`` name, *verified*
+(``pg_restore --list`` reads the whole archive's table of contents; SQLite's
+``PRAGMA integrity_check`` reads every page), optionally encrypted to an
+``age`` public key (``.age`` appended), and only then renamed: a file under a
+real name is a backup that passed its check, which is what
+``moodboard_backup_last_success_timestamp`` reports. A failed restore
 leaves the target as it was (one transaction on PostgreSQL, a new file
 renamed into place on SQLite). Passwords never appear on a command line:
 ``pg_dump`` gets the URL without it and the password through ``PGPASSWORD``.
@@ -20,6 +26,7 @@ import os
 import re
 import shutil
 import sqlite3
+import stat
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,7 +41,8 @@ from server.settings import DatabaseKind, DatabaseUrl
 
 STAMP = "%Y%m%dT%H%M%SZ"
 SUFFIXES: dict[DatabaseKind, str] = {"postgres": ".dump", "sqlite": ".sqlite3"}
-_NAME = re.compile(r"^moodboard-(\d{8}T\d{6}Z)(\.dump|\.sqlite3)$")
+ENCRYPTED = ".age"
+_NAME = re.compile(r"^moodboard-(\d{8}T\d{6}Z)(\.dump|\.sqlite3)(\.age)?$")
 
 
 class BackupError(Exception):
@@ -48,10 +56,12 @@ class Backup:
     path: Path
     taken: datetime
     kind: DatabaseKind
+    encrypted: bool = False
 
 
-def backup_name(kind: DatabaseKind, taken: datetime) -> str:
-    return f"moodboard-{taken.astimezone(UTC).strftime(STAMP)}{SUFFIXES[kind]}"
+def backup_name(kind: DatabaseKind, taken: datetime, *, encrypted: bool = False) -> str:
+    stamp = taken.astimezone(UTC).strftime(STAMP)
+    return f"moodboard-{stamp}{SUFFIXES[kind]}{ENCRYPTED if encrypted else ''}"
 
 
 def parse_backup(path: Path) -> Backup | None:
@@ -60,7 +70,8 @@ def parse_backup(path: Path) -> Backup | None:
     if match is None:
         return None
     taken = datetime.strptime(match.group(1), STAMP).replace(tzinfo=UTC)
-    return Backup(path, taken, "postgres" if match.group(2) == ".dump" else "sqlite")
+    kind: DatabaseKind = "postgres" if match.group(2) == ".dump" else "sqlite"
+    return Backup(path, taken, kind, encrypted=match.group(3) is not None)
 
 
 def list_backups(directory: Path) -> list[Backup]:
@@ -94,12 +105,63 @@ def _libpq(database: DatabaseUrl) -> tuple[str, dict[str, str]]:
     return parts._replace(netloc=netloc).geturl(), env
 
 
-def _run(command: Sequence[str], env: dict[str, str]) -> None:
+def _run(command: Sequence[str], env: dict[str, str] | None = None) -> str:
     result = subprocess.run(  # noqa: S603 - fixed tools, arguments are ours
         command, env=env, capture_output=True, text=True, check=False
     )
     if result.returncode != 0:
         raise BackupError(f"{Path(command[0]).name} failed: {result.stderr.strip()[-2000:]}")
+    return result.stdout
+
+
+def _private_directory(directory: Path) -> None:
+    """Create ``directory`` 0700, or take away what others may do in an existing one."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    mode = stat.S_IMODE(directory.stat().st_mode)
+    if mode & 0o007:
+        directory.chmod(mode & ~0o007)
+
+
+def _create_private(path: Path) -> None:
+    """An empty file only its owner may read, for a tool to write into."""
+    os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+
+
+def verify(path: Path, kind: DatabaseKind, *, pg_bin: str | None = None) -> None:
+    """Read the backup back; raise :class:`BackupError` unless it is whole.
+
+    PostgreSQL: ``pg_restore --list`` must read the archive's table of
+    contents and find the data of the ``project`` table in it. SQLite:
+    ``PRAGMA integrity_check`` (every page) and the ``project`` table there.
+    """
+    if kind == "postgres":
+        listing = _run([_tool("pg_restore", pg_bin), "--list", str(path)])
+        if not re.search(r"TABLE DATA \S+ project ", listing):
+            raise BackupError(f"{path.name}: pg_restore --list finds no data of table project")
+        return
+    _check_sqlite(path)
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        found = connection.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'project'"
+        ).fetchone()
+    finally:
+        connection.close()
+    if found is None:
+        raise BackupError(f"{path.name}: no table project in the copy")
+
+
+def _encrypt(source: Path, target: Path, recipient: str) -> None:
+    """``age`` to a public key (``age1...``, an SSH public key) or a file of them."""
+    tool = shutil.which("age")
+    if tool is None:
+        raise BackupError("--encrypt-to needs age (Debian: apt-get install age)")
+    flag = "-R" if Path(recipient).is_file() else "-r"
+    _create_private(target)
+    _run([tool, flag, recipient, "-o", str(target), str(source)])
+    with target.open("rb") as written:
+        if not written.read(64).startswith(b"age-encryption.org/v1"):
+            raise BackupError(f"{target.name}: age wrote no age file")
 
 
 def take_backup(
@@ -108,15 +170,24 @@ def take_backup(
     *,
     now: datetime | None = None,
     pg_bin: str | None = None,
+    encrypt_to: str | None = None,
 ) -> Backup:
-    """Write one backup of ``database`` into ``directory``; returns it."""
+    """Write one verified backup of ``database`` into ``directory``; returns it.
+
+    Raises:
+        BackupError: the dump, its verification or its encryption failed;
+            nothing is left under a backup's name then.
+    """
     taken = (now or datetime.now(UTC)).replace(microsecond=0)
-    directory.mkdir(parents=True, exist_ok=True)
-    final = directory / backup_name(database.kind, taken)
+    _private_directory(directory)
+    encrypted = encrypt_to is not None
+    final = directory / backup_name(database.kind, taken, encrypted=encrypted)
     if final.exists():
         raise BackupError(f"{final} exists already (two backups in the same second?)")
-    partial = final.with_name(final.name + ".partial")
+    plain = directory / (backup_name(database.kind, taken) + ".partial")
+    sealed = final.with_name(final.name + ".partial")
     try:
+        _create_private(plain)
         if database.kind == "postgres":
             url, env = _libpq(database)
             _run(
@@ -124,20 +195,43 @@ def take_backup(
                     _tool("pg_dump", pg_bin),
                     "--format=custom",
                     "--no-password",
-                    f"--file={partial}",
+                    f"--file={plain}",
                     f"--dbname={url}",
                 ],
                 env,
             )
         else:
             assert database.sqlite_path is not None
-            _sqlite_copy(Path(database.sqlite_path), partial)
-        with partial.open("rb") as written:
-            os.fsync(written.fileno())
-        partial.replace(final)
+            _sqlite_copy(Path(database.sqlite_path), plain)
+        plain.chmod(0o600)  # whatever the tool did to the file
+        verify(plain, database.kind, pg_bin=pg_bin)
+        written = plain
+        if encrypt_to is not None:
+            _encrypt(plain, sealed, encrypt_to)
+            written = sealed
+        with written.open("rb") as handle:
+            os.fsync(handle.fileno())
+        written.replace(final)
+        _fsync_directory(directory)
     finally:
-        partial.unlink(missing_ok=True)
-    return Backup(final, taken, database.kind)
+        plain.unlink(missing_ok=True)
+        sealed.unlink(missing_ok=True)
+    return Backup(final, taken, database.kind, encrypted=encrypted)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the rename durable."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def newest_backup(directory: Path) -> Backup | None:
+    """The newest backup in ``directory`` (every one there passed its verification)."""
+    backups = list_backups(directory)
+    return backups[-1] if backups else None
 
 
 def _sqlite_copy(source: Path, target: Path) -> None:
@@ -174,6 +268,22 @@ def prune_backups(
     return removed
 
 
+def write_textfile(path: Path, backup: Backup) -> None:
+    """``moodboard_backup_last_success_timestamp`` for node_exporter's textfile collector.
+
+    Written to a temporary name and renamed, so the collector never reads half a file.
+    """
+    text = (
+        "# HELP moodboard_backup_last_success_timestamp Unix time the newest verified "
+        "backup was taken\n"
+        "# TYPE moodboard_backup_last_success_timestamp gauge\n"
+        f"moodboard_backup_last_success_timestamp {backup.taken.timestamp():.0f}\n"
+    )
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text)
+    partial.replace(path)
+
+
 def restore(database: DatabaseUrl, source: Path, *, pg_bin: str | None = None) -> None:
     """Restore the backup ``source`` into ``database``, which must be empty (or absent).
 
@@ -183,6 +293,11 @@ def restore(database: DatabaseUrl, source: Path, *, pg_bin: str | None = None) -
     """
     if not source.is_file():
         raise BackupError(f"no backup file at {source}")
+    if source.suffix == ENCRYPTED:
+        raise BackupError(
+            f"{source.name} is encrypted: decrypt it first with the private key "
+            f"(age -d -i KEY -o {source.stem} {source.name}), then restore {source.stem}"
+        )
     expected = SUFFIXES[database.kind]
     if source.suffix != expected:
         raise BackupError(

@@ -14,8 +14,14 @@ The jobs, each deleting only what its rule names (docs/operations.md "Maintenanc
 - invitations that ended (expired unused, or used) more than ``keep_days`` ago;
 - presence entries in Redis of instances that stopped heartbeating (normally
   the live instances reap them; this covers the case where none is running);
+- purge: projects deleted, and erased accounts' sessions, more than
+  ``purge_after_days`` ago (server/ops/purge.py);
 - statistics: ``ANALYZE`` of the pruned tables (PostgreSQL), ``PRAGMA optimize``
   (SQLite). VACUUM is autovacuum's job (see docs/operations.md).
+
+Every delete goes at most ``policy.batch_rows`` rows per statement. Each
+round's counts, its end time and its failures are exported on ``/metrics``
+(server/metrics.py, ``maintenance_*``).
 """
 
 from __future__ import annotations
@@ -32,15 +38,18 @@ from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 
 from server.access.tables import UserSession
+from server.db.batches import delete_in_batches
+from server import metrics
 from server.events.retention import prune
 from server.log import get_logger
+from server.ops.purge import Purged, purge
 from server.projects.tables import Invitation
 from server.realtime.presence import RedisPresence
 from server.settings import MaintenancePolicy
 
 log = get_logger(__name__)
 LOCK_KEY = 0x6D6F6F64_626F6172 & 0x7FFFFFFFFFFFFFFF  # "moodboar": one bigint for the job
-ANALYZED = ("event", "operation", "user_session", "invitation")
+ANALYZED = ("event", "operation", "user_session", "invitation", "project", "item")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,12 +61,15 @@ class Report:
     sessions: int
     invitations: int
     presence: int
+    purged: Purged = Purged()
 
     def summary(self) -> str:
         return (
             f"event log: {self.events} events and {self.operations} op outcomes pruned; "
             f"{self.sessions} ended sessions, {self.invitations} ended invitations and "
-            f"{self.presence} stale presence entries deleted"
+            f"{self.presence} stale presence entries deleted; purged: "
+            f"{self.purged.projects} deleted projects ({self.purged.rows} rows, "
+            f"{self.purged.files} files), {self.purged.sessions} sessions of erased accounts"
         )
 
 
@@ -75,29 +87,25 @@ async def exclusive(engine: Engine[Any]) -> AsyncIterator[bool]:
         await connection.close()  # ends the session: the lock goes with it
 
 
-async def delete_ended_sessions(keep_days: int, now: datetime) -> int:
+async def delete_ended_sessions(keep_days: int, now: datetime, batch: int = 1000) -> int:
     """Sessions that expired or were revoked more than ``keep_days`` ago."""
     cutoff = now - timedelta(days=keep_days)
-    rows = (
-        await UserSession.delete()
-        .where((UserSession.expires_at < cutoff) | (UserSession.revoked_at < cutoff))
-        .returning(UserSession.id)
+    return await delete_in_batches(
+        UserSession,
+        (UserSession.expires_at < cutoff) | (UserSession.revoked_at < cutoff),
+        batch=batch,
     )
-    return len(rows)
 
 
-async def delete_ended_invitations(keep_days: int, now: datetime) -> int:
+async def delete_ended_invitations(keep_days: int, now: datetime, batch: int = 1000) -> int:
     """Invitations that expired unused, or were used, more than ``keep_days`` ago."""
     cutoff = now - timedelta(days=keep_days)
-    rows = (
-        await Invitation.delete()
-        .where(
-            (Invitation.used_at.is_null() & (Invitation.expires_at < cutoff))
-            | (Invitation.used_at < cutoff)
-        )
-        .returning(Invitation.id)
+    return await delete_in_batches(
+        Invitation,
+        (Invitation.used_at.is_null() & (Invitation.expires_at < cutoff))
+        | (Invitation.used_at < cutoff),
+        batch=batch,
     )
-    return len(rows)
 
 
 async def reap_presence(client: aioredis.Redis, prefix: str = "mb:") -> int:
@@ -129,18 +137,47 @@ async def run_once(
     async with exclusive(engine) as mine:
         if not mine:
             return None
+        batch = policy.batch_rows
         pruned = await prune(
-            keep_events=policy.keep_events, keep_days=policy.keep_event_days, now=now
+            keep_events=policy.keep_events, keep_days=policy.keep_event_days, now=now, batch=batch
         )
         report = Report(
             events=pruned.events,
             operations=pruned.operations,
-            sessions=await delete_ended_sessions(policy.keep_ended_days, now),
-            invitations=await delete_ended_invitations(policy.keep_ended_days, now),
+            sessions=await delete_ended_sessions(policy.keep_ended_days, now, batch),
+            invitations=await delete_ended_invitations(policy.keep_ended_days, now, batch),
             presence=0 if redis is None else await reap_presence(redis),
+            purged=await purge(
+                after_days=policy.purge_after_days,
+                now=now,
+                batch=batch,
+                storage_dir=policy.storage_dir,
+            ),
         )
         await analyze(engine)
-    log.info("maintenance.done", **{k: getattr(report, k) for k in report.__slots__})
+    metrics.maintenance_done(
+        {
+            "events": report.events,
+            "operations": report.operations,
+            "sessions": report.sessions,
+            "invitations": report.invitations,
+            "purge": report.purged.rows,
+        },
+        projects=report.purged.projects,
+        files=report.purged.files,
+    )
+    log.info(
+        "maintenance.done",
+        events=report.events,
+        operations=report.operations,
+        sessions=report.sessions,
+        invitations=report.invitations,
+        presence=report.presence,
+        purged_projects=report.purged.projects,
+        purged_rows=report.purged.rows,
+        purged_files=report.purged.files,
+        purged_sessions=report.purged.sessions,
+    )
     return report
 
 
@@ -154,4 +191,5 @@ async def run_periodically(
             if await run_once(engine, policy, redis=redis) is None:
                 log.info("maintenance.skipped", reason="another instance holds the lock")
         except Exception as exc:  # a failed round is retried next interval
+            metrics.MAINTENANCE_FAILURES.inc()
             log.error("maintenance.failed", error=repr(exc))

@@ -200,7 +200,7 @@ DESCRIPTIONS: dict[str, tuple[str | None, str]] = {
         None,
         "soft-deleted projects (every row and stored file) and the remaining sessions of "
         "erased accounts are purged for good this long after the deletion; until then an "
-        "operator can undo a deletion (docs/operations.md \"Purge\")",
+        'operator can undo a deletion (docs/operations.md "Purge")',
     ),
     "MOODBOARD_MAINTENANCE_INTERVAL_S": (
         None,

@@ -1,4 +1,4 @@
-"""Deletes in bounded batches: no statement (and so no transaction) removes more than ``batch`` rows.
+"""Deletes in bounded batches: no statement (no transaction) removes more than ``batch`` rows.
 
 The maintenance jobs delete what may be a large backlog (the first event-log
 prune of an old database, a purged project's whole history). One ``DELETE``

@@ -66,6 +66,8 @@ async def refresh(ctx: AppContext) -> None:
         Generation.status == "queued"
     )
     at = oldest[0]["at"] if oldest else None
+    if isinstance(at, str):  # SQLite hands an aggregate's timestamp back as text
+        at = datetime.fromisoformat(at)
     if at is not None and at.tzinfo is None:
         at = at.replace(tzinfo=UTC)  # SQLite hands back naive UTC
     age = 0.0 if at is None else (datetime.now(UTC) - at).total_seconds()

@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,9 +37,9 @@ import redis.asyncio as aioredis
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 
+from server import metrics
 from server.access.tables import UserSession
 from server.db.batches import delete_in_batches
-from server import metrics
 from server.events.retention import prune
 from server.log import get_logger
 from server.ops.purge import Purged, purge
@@ -61,7 +61,7 @@ class Report:
     sessions: int
     invitations: int
     presence: int
-    purged: Purged = Purged()
+    purged: Purged = field(default_factory=Purged)
 
     def summary(self) -> str:
         return (

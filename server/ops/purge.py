@@ -72,9 +72,7 @@ class Purged:
     sessions: int = 0  # of erased accounts
 
 
-async def purge(
-    *, after_days: int, now: datetime, batch: int, storage_dir: str | None
-) -> Purged:
+async def purge(*, after_days: int, now: datetime, batch: int, storage_dir: str | None) -> Purged:
     """Purge the projects deleted, and the erased accounts' sessions, over ``after_days`` ago."""
     cutoff = now - timedelta(days=after_days)
     projects = rows = files = 0
@@ -126,9 +124,11 @@ async def purge_project(
     rows += await delete_in_batches(AuditLog, AuditLog.project_id == project_id, batch=batch)
     if root is not None:
         files += _remove_directory(root / str(project_id))
-    gone = await Project.delete().where(
-        (Project.id == project_id) & (Project.deleted_at < cutoff)
-    ).returning(Project.id)
+    gone = (
+        await Project.delete()
+        .where((Project.id == project_id) & (Project.deleted_at < cutoff))
+        .returning(Project.id)
+    )
     rows += len(gone)
     log.info("purge.project", project_id=str(project_id), rows=rows, files=files)
     return rows, files

@@ -8,7 +8,7 @@ writes), and the same API to copy a backup into a new file.
 A backup holds password and token hashes and every project: its file is
 created 0600 and its directory 0700 (an existing directory that others may
 read is narrowed). It is written under a ``.partial`` name, *verified*
-(``pg_restore --list`` reads the whole archive's table of contents; SQLite's
+(``pg_restore`` reads its table of contents and every data block; SQLite's
 ``PRAGMA integrity_check`` reads every page), optionally encrypted to an
 ``age`` public key (``.age`` appended), and only then renamed: a file under a
 real name is a backup that passed its check, which is what
@@ -131,13 +131,18 @@ def verify(path: Path, kind: DatabaseKind, *, pg_bin: str | None = None) -> None
     """Read the backup back; raise :class:`BackupError` unless it is whole.
 
     PostgreSQL: ``pg_restore --list`` must read the archive's table of
-    contents and find the data of the ``project`` table in it. SQLite:
-    ``PRAGMA integrity_check`` (every page) and the ``project`` table there.
+    contents and find the data of the ``project`` table in it; then
+    ``pg_restore --file=/dev/null`` reads and decompresses every block (the
+    table of contents sits at the start of the file, so ``--list`` alone passes
+    a dump cut short by a full disk). SQLite: ``PRAGMA integrity_check``
+    (every page) and the ``project`` table there.
     """
     if kind == "postgres":
-        listing = _run([_tool("pg_restore", pg_bin), "--list", str(path)])
+        pg_restore = _tool("pg_restore", pg_bin)
+        listing = _run([pg_restore, "--list", str(path)])
         if not re.search(r"TABLE DATA \S+ project ", listing):
             raise BackupError(f"{path.name}: pg_restore --list finds no data of table project")
+        _run([pg_restore, f"--file={os.devnull}", str(path)])
         return
     _check_sqlite(path)
     connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -243,6 +248,8 @@ def _sqlite_copy(source: Path, target: Path) -> None:
         dst = sqlite3.connect(target)
         try:
             src.backup(dst)
+            # The copy is one self-contained file: no -wal/-shm beside it when it is read.
+            dst.execute("PRAGMA journal_mode = DELETE")
         finally:
             dst.close()
     except sqlite3.DatabaseError as exc:
@@ -344,7 +351,7 @@ def _check_sqlite(path: Path) -> None:
     try:
         verdict = connection.execute("PRAGMA integrity_check").fetchone()[0]
     except sqlite3.DatabaseError as exc:
-        raise BackupError(f"{path} is not a SQLite database: {exc}") from None
+        raise BackupError(f"{path} is not a whole SQLite database: {exc}") from None
     finally:
         connection.close()
     if verdict != "ok":

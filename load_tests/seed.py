@@ -13,7 +13,10 @@ so GenerationWatcher users can keep requesting generations; without them the
 users have the server's signup credits (``MOODBOARD_SIGNUP_CREDITS``).
 
 ``down`` deletes the seeded projects (as their owners) and erases the seeded
-accounts (``DELETE /api/me``). Only REST calls, made with the Python client
+accounts (``DELETE /api/me``). Deleting is a soft delete: the rows and files go
+for good when the maintenance job purges them, ``MOODBOARD_PURGE_AFTER_DAYS``
+later, or at once with ``moodboard maintenance --purge-after-days 0`` on the
+server (docs/load-testing.md "Clean up"). Only REST calls, made with the Python client
 (``server.client.RestClient``): it works against any deployment, one
 instance or several behind a balancer.
 """
@@ -194,7 +197,11 @@ def main(argv: list[str] | None = None) -> int:
             )
         else:
             down(args)
-            print(f"removed the seeded projects and users of {args.seed}")
+            print(
+                f"deleted the seeded projects and erased the users of {args.seed}; they are "
+                "purged after MOODBOARD_PURGE_AFTER_DAYS, or now with "
+                "`moodboard maintenance --purge-after-days 0` on the server"
+            )
     except (SeedError, httpx.HTTPError) as exc:
         print(f"seed {args.command}: {exc}", file=sys.stderr)
         return 1

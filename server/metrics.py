@@ -192,7 +192,7 @@ BACKUP_LAST_SUCCESS = Gauge(
 )
 EVENT_LOOP_LAG = Histogram(
     "moodboard_event_loop_lag_seconds",
-    "How late the event loop ran a timer (sampled every 0.5 s): the time a socket or "
+    "How late the event loop ran a timer (sampled every 0.1 s): the time a socket or "
     "request waited behind other work",
     buckets=_LATENCY_BUCKETS,
 )

@@ -11,6 +11,7 @@ import asyncio
 import importlib.util
 import json
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -75,8 +76,26 @@ async def seeded_server(
         )  # fmt: skip
         assert code == 0, out
         yield server, seed
+        seeded = [uuid.UUID(p["id"]) for p in json.loads(seed.read_text())["projects"]]
         code, out = await _run(sys.executable, "load_tests/seed.py", "down", "--seed", str(seed))
         assert code == 0, out
+    # What `down` deleted goes for good with the purge (docs/load-testing.md "Clean up").
+    code, out = await _run(
+        sys.executable, "-m", "server.cli", "maintenance", "--purge-after-days", "0", env=env
+    )
+    assert code == 0, out
+    assert f"purged: {len(seeded)} deleted projects" in out
+    conn = await asyncpg.connect(env["DATABASE_URL"])
+    try:
+        left = await conn.fetchval(
+            "SELECT (SELECT count(*) FROM project WHERE id = ANY($1))"
+            " + (SELECT count(*) FROM event WHERE project_id = ANY($1))"
+            " + (SELECT count(*) FROM item WHERE project_id = ANY($1))",
+            seeded,
+        )
+    finally:
+        await conn.close()
+    assert left == 0
 
 
 async def locust(server: ServerProcess, seed: Path) -> tuple[int, str, list[Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sys
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -12,10 +13,11 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
+from server import metrics
 from server.access.tables import UserSession
 from server.access.users import create_user
 from server.db.tables import TABLES
-from server.ops.maintenance import LOCK_KEY, reap_presence, run_once
+from server.ops.maintenance import LOCK_KEY, reap_presence, run_once, run_periodically
 from server.projects.tables import Invitation, Project
 from server.realtime.presence import RedisPresence
 from server.realtime.protocol import PresenceEntry
@@ -183,3 +185,19 @@ async def test_a_running_server_runs_the_jobs_by_itself(database_url: str, engin
         else:
             raise AssertionError("no maintenance round within 10 s")
     assert await Invitation.count() == 3
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_failed_round_is_counted(engine: Any) -> None:
+    """A round that raises is logged and counted (MoodboardMaintenanceFailing), then retried."""
+    before = metrics.MAINTENANCE_FAILURES._value.get()
+    broken = dataclasses.replace(POLICY, batch_rows=0)  # every batched delete refuses it
+    loop = asyncio.create_task(run_periodically(engine, broken, 0.05, None))
+    try:
+        for _ in range(100):
+            if metrics.MAINTENANCE_FAILURES._value.get() >= before + 2:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        loop.cancel()
+    assert metrics.MAINTENANCE_FAILURES._value.get() >= before + 2  # and the loop went on

@@ -3,7 +3,7 @@
 #
 # On a throwaway local PostgreSQL cluster (a temp directory, a free port, a
 # Unix socket in that directory: nothing touches your real server):
-#   1. initdb with WAL archiving on (archive_command copies to ./archive);
+#   1. initdb with WAL archiving on (basic_archive copies to ./archive, fsynced);
 #   2. write rows "before", take a base backup (pg_basebackup);
 #   3. write rows "kept", note the time T, write rows "lost";
 #   4. restore the base backup into a new data directory with
@@ -56,7 +56,8 @@ unix_socket_directories = '$work'
 port = $primary_port
 wal_level = replica
 archive_mode = on
-archive_command = 'test ! -f $work/archive/%f && cp %p $work/archive/%f'
+archive_library = 'basic_archive'   # copy, fsync, rename (cp alone does not fsync)
+basic_archive.archive_directory = '$work/archive'
 CONF
 as_pg "$PGBIN/pg_ctl" -D "$work/primary" -l "$work/primary.log" -w start >/dev/null
 as_pg "$PGBIN/createdb" -h "$work" -p "$primary_port" -U postgres drill

@@ -15,6 +15,7 @@ from prometheus_client import REGISTRY
 import server.metrics  # noqa: F401 - registers the series
 
 RULES = Path(__file__).resolve().parents[1] / "docs" / "prometheus-alerts.yml"
+RULE_TESTS = Path(__file__).resolve().with_name("alert_rules_test.yml")
 
 
 def test_alert_rules_name_only_exported_series() -> None:
@@ -35,7 +36,8 @@ def test_alert_rules_name_only_exported_series() -> None:
 
 
 def test_promtool_accepts_every_rule() -> None:
-    """``promtool check rules`` (Debian's prometheus package) parses every expression."""
+    """``promtool check rules`` (Debian's prometheus package) parses every expression, and
+    ``promtool test rules`` shows the backup, worker and maintenance alerts firing on time."""
     promtool = shutil.which("promtool")
     if promtool is None:
         message = "promtool not installed (apt-get install prometheus): alert rules unchecked"
@@ -48,3 +50,7 @@ def test_promtool_accepts_every_rule() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     rules = sum(len(group["rules"]) for group in yaml.safe_load(RULES.read_text())["groups"])
     assert f"SUCCESS: {rules} rules found" in result.stdout
+    result = subprocess.run(
+        [promtool, "test", "rules", str(RULE_TESTS)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -24,6 +24,7 @@ Every delete goes at most ``batch`` rows per statement (server/db/batches.py).
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -67,7 +68,7 @@ class Purged:
     """What one purge removed."""
 
     projects: int = 0
-    rows: int = 0  # every row, of every table (the project rows included)
+    rows: int = 0  # every row of every table: the projects' and the sessions' rows
     files: int = 0
     sessions: int = 0  # of erased accounts
 
@@ -111,8 +112,9 @@ async def purge_project(
                 ProjectResource.id.is_in([r["id"] for r in resources])
             )
             rows += len(resources)
-        if root is not None:
-            files += sum(_unlink(root, r["storage_key"]) for r in resources)
+        if root is not None:  # file system calls off the event loop (this runs in the server)
+            keys = [r["storage_key"] for r in resources]
+            files += await asyncio.to_thread(_unlink_all, root, keys)
         if len(resources) < batch:
             break
     for table in PROJECT_TABLES:
@@ -123,7 +125,7 @@ async def purge_project(
         )
     rows += await delete_in_batches(AuditLog, AuditLog.project_id == project_id, batch=batch)
     if root is not None:
-        files += _remove_directory(root / str(project_id))
+        files += await asyncio.to_thread(_remove_directory, root / str(project_id))
     gone = (
         await Project.delete()
         .where((Project.id == project_id) & (Project.deleted_at < cutoff))
@@ -134,16 +136,20 @@ async def purge_project(
     return rows, files
 
 
-def _unlink(root: Path, key: str) -> int:
-    path = (root / key).resolve()
-    if not path.is_relative_to(root.resolve()):  # a key never points outside; if it did, no
-        log.warning("purge.outside_storage", storage_key=key)
-        return 0
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        return 0
-    return 1
+def _unlink_all(root: Path, keys: list[str]) -> int:
+    """Remove the files of ``keys`` under ``root``; how many were there."""
+    removed = 0
+    for key in keys:
+        path = (root / key).resolve()
+        if not path.is_relative_to(root.resolve()):  # never from our keys; if so, not ours
+            log.warning("purge.outside_storage", storage_key=key)
+            continue
+        try:
+            path.unlink()
+        except FileNotFoundError:  # two resources of the same bytes share one file
+            continue
+        removed += 1
+    return removed
 
 
 def _remove_directory(directory: Path) -> int:

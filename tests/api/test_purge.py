@@ -15,9 +15,6 @@ import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
-
-from piccolo.engine.postgres import PostgresEngine
 
 from server.db.engine import write_transaction
 from server.db.tables import TABLES
@@ -26,6 +23,7 @@ from server.projects import resources
 from server.settings import MaintenancePolicy
 from server.types import ProjectId
 from tests.api.conftest import PASSWORD, Account, Api
+from tests.delete_probe import delete_statement_sizes
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"purge-test" * 10
 BATCH = 3
@@ -112,7 +110,7 @@ async def test_a_purged_project_leaves_no_row_and_no_file(api: Api) -> None:
     assert report.purged.projects == 0
     assert await rows_naming(doomed) == before  # the grace period: everything still there
 
-    statements = await _count_delete_statements(api.ctx.engine)
+    statements = await delete_statement_sizes(api.ctx.engine, "event")
     report = await run_once(api.ctx.engine, policy(api), now=now + timedelta(days=31))
     assert report is not None
     assert (report.purged.projects, report.purged.files) == (1, 1)
@@ -130,33 +128,6 @@ async def test_a_purged_project_leaves_no_row_and_no_file(api: Api) -> None:
     assert "moodboard_purged_projects_total " in metrics
     assert 'moodboard_maintenance_deleted_rows_total{job="purge"}' in metrics
     assert "moodboard_maintenance_last_success_timestamp " in metrics
-
-
-async def _count_delete_statements(engine: Any) -> Any:
-    """On PostgreSQL: a statement trigger on ``event`` recording each DELETE's row count."""
-    if not isinstance(engine, PostgresEngine):
-        return None
-    tag = uuid.uuid4().hex[:8]
-    for statement in (
-        f"CREATE TABLE purge_probe_{tag} (n int)",
-        f"CREATE FUNCTION purge_probe_{tag}() RETURNS trigger LANGUAGE plpgsql AS $$ "
-        f"BEGIN INSERT INTO purge_probe_{tag} SELECT count(*) FROM gone; RETURN NULL; END $$",
-        f"CREATE TRIGGER purge_probe_{tag} AFTER DELETE ON event REFERENCING OLD TABLE AS gone "
-        f"FOR EACH STATEMENT EXECUTE FUNCTION purge_probe_{tag}()",
-    ):
-        await engine.run_ddl(statement)
-
-    async def sizes() -> list[int]:
-        rows = await engine.run_ddl(f"SELECT n FROM purge_probe_{tag} WHERE n > 0")
-        for statement in (
-            f"DROP TRIGGER purge_probe_{tag} ON event",
-            f"DROP FUNCTION purge_probe_{tag}()",
-            f"DROP TABLE purge_probe_{tag}",
-        ):
-            await engine.run_ddl(statement)
-        return [row["n"] for row in rows]
-
-    return sizes
 
 
 async def test_erasure_leaves_nothing_personal_after_the_purge(api: Api) -> None:

@@ -9,6 +9,7 @@ from server.events.reads import read_events, read_resume
 from server.events.retention import prune
 from server.events.tables import Event
 from tests.api.conftest import Api
+from tests.delete_probe import delete_statement_sizes
 
 
 async def _project_with_history(api: Api, rooms: int) -> tuple[dict[str, str], str, int]:
@@ -75,3 +76,19 @@ async def test_stale_write_without_history_conflicts(api: Api) -> None:
     )
     assert stale.status_code == 409  # would have merged with the full history
     assert stale.json()["fields"] == ["description"]
+
+
+async def test_prune_goes_in_batches(api: Api) -> None:
+    """The first prune of a long log: many statements of at most ``batch`` rows each."""
+    _, pid, head = await _project_with_history(api, 10)
+    await Event.update({Event.at: datetime.now(UTC) - timedelta(days=5)}).where(
+        Event.project_id == uuid.UUID(pid)
+    )
+    statements = await delete_statement_sizes(api.ctx.engine, "event")
+    removed = await prune(keep_events=1, keep_days=1, batch=3)
+    assert removed.events == head - 1
+    assert [r["seq"] for r in await Event.select(Event.seq)] == [head]
+    if statements is not None:  # PostgreSQL: each statement within the batch
+        sizes = await statements()
+        assert sum(sizes) == head - 1
+        assert max(sizes) <= 3

@@ -219,6 +219,16 @@ def _restore(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _days(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of days") from None
+    if not 0 <= number <= 36_500:
+        raise argparse.ArgumentTypeError(f"{value} is not in 0..36500")
+    return number
+
+
 def _positive(value: str) -> int:
     try:
         number = int(value)
@@ -301,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     maintenance.add_argument(
         "--purge-after-days",
-        type=int,
+        type=_days,
         help="this run only: purge what was deleted more than N days ago (0: everything "
         "deleted so far; default MOODBOARD_PURGE_AFTER_DAYS)",
     )

@@ -10,9 +10,8 @@
 # Refresh it monthly, and for a Debian or Python security fix:
 #   scripts/refresh-base-image.sh          (docker buildx imagetools, crane or skopeo)
 # which resolves the tag below to its current multi-platform digest and rewrites this line.
-# The digest was not resolvable where this file was last edited (no access to Docker Hub):
-# until the script has run once, the all-zero digest makes `docker build` fail loudly
-# instead of building from an unpinned image.
+# PLACEHOLDER: Docker Hub was not reachable where this line was written: the all-zero digest
+# PLACEHOLDER: makes `docker build` fail loudly until the script has run (it drops these lines).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:0000000000000000000000000000000000000000000000000000000000000000
 
 # --- build stage: the locked dependencies, hash-checked, and our package's wheel ---

@@ -49,6 +49,19 @@ async def succeeded(server: ServerProcess, token: str, gid: str, timeout: float 
         await asyncio.sleep(0.1)
 
 
+@contextlib.asynccontextmanager
+async def two_instances(
+    env: dict[str, str], log_dir: Path
+) -> AsyncIterator[tuple[ServerProcess, ServerProcess]]:
+    """Two instances started at once (one migrates, the other waits for its lock)."""
+    async with (
+        running_server(env, log_dir, wait=False) as a,
+        running_server(env, log_dir, wait=False) as b,
+    ):
+        await asyncio.gather(a.wait_ready(), b.wait_ready())
+        yield a, b
+
+
 def request_lines(log: str, path: str) -> list[dict[str, Any]]:
     """The ``http.request`` lines of a server log for ``path``."""
     lines = (json.loads(line) for line in log.splitlines() if line.startswith("{"))
@@ -61,7 +74,7 @@ async def test_a_draining_instance_leaves_rotation_and_its_worker_moves_on(
     """SIGTERM: /readyz 503 and upgrades refused with 503 while the sockets still close; a
     worker given both instances keeps claiming from the other one, with no claim_failed."""
     env = server_env(cluster_db, REDIS_URL=redis_url, MOODBOARD_DRAIN_WINDOW_MS="3000")
-    async with running_server(env, tmp_path) as a, running_server(env, tmp_path) as b:
+    async with two_instances(env, tmp_path) as (a, b):
         key = await create_service_account(env)
         token, pid, room = await board(a)
         workers = worker_env(key)
@@ -212,8 +225,7 @@ async def test_nginx_in_front_of_two_instances(
         MOODBOARD_DRAIN_WINDOW_MS="2000",
     )
     async with (
-        running_server(env, tmp_path) as a,
-        running_server(env, tmp_path) as b,
+        two_instances(env, tmp_path) as (a, b),
         running_nginx(programs, [a.port, b.port], port) as cert,
     ):
         tls = ssl.create_default_context(cafile=cert)

@@ -62,6 +62,17 @@ async def two_instances(
         yield a, b
 
 
+async def not_ready(server: ServerProcess) -> httpx.Response:
+    """The first 503 of /readyz after a SIGTERM (the signal is handled within a loop turn)."""
+    async with httpx.AsyncClient(base_url=server.url, timeout=2) as client:
+        for _ in range(100):
+            ready = await client.get("/readyz")
+            if ready.status_code == 503:
+                return ready
+            await asyncio.sleep(0.01)
+    raise AssertionError(f"/readyz still {ready.status_code} after SIGTERM: {ready.text}")
+
+
 def request_lines(log: str, path: str) -> list[dict[str, Any]]:
     """The ``http.request`` lines of a server log for ``path``."""
     lines = (json.loads(line) for line in log.splitlines() if line.startswith("{"))
@@ -88,14 +99,9 @@ async def test_a_draining_instance_leaves_rotation_and_its_worker_moves_on(
             await succeeded(b, token, await request(a, token, pid, room, "before"))
 
             a.process.send_signal(signal.SIGTERM)
-            async with httpx.AsyncClient(base_url=a.url, timeout=2) as client:
-                for _ in range(50):  # the signal is handled within a loop turn
-                    ready = await client.get("/readyz")
-                    if ready.status_code == 503:
-                        break
-                    await asyncio.sleep(0.01)
-                assert ready.status_code == 503, ready.text
-                assert ready.json()["checks"] == {"instance": "draining"}
+            ready = await not_ready(a)
+            assert ready.json()["checks"] == {"instance": "draining"}
+            async with httpx.AsyncClient(base_url=a.url) as client:
                 assert (await client.get("/healthz")).status_code == 200  # alive, not ready
             with pytest.raises(InvalidStatus) as refused:
                 async with ws(a.url, token):
@@ -264,13 +270,13 @@ async def in_front(
             return ws(f"wss://127.0.0.1:{port}", token, origin=public, ssl=tls)
 
         async with contextlib.AsyncExitStack() as stack:
-            # least_conn spreads them: both instances hold some.
             socks = [await stack.enter_async_context(through_proxy()) for _ in range(4)]
+            instance_of = []  # the instance id that prefixes each socket's connection id
             for sock in socks:
-                await sock.expect("ready")
-                assert (await sock.request({"type": "join", "ref": "j", "project_id": pid}))[
-                    "type"
-                ] == "joined"
+                instance_of.append((await sock.expect("ready"))["connection_id"].rsplit(".", 1)[0])
+                joined = await sock.request({"type": "join", "ref": "j", "project_id": pid})
+                assert joined["type"] == "joined", joined
+            assert len(set(instance_of)) == 2, instance_of  # least_conn: both hold some
             edit = {
                 "type": "edit",
                 "ref": "e",
@@ -287,16 +293,18 @@ async def in_front(
                 assert (await sock.expect("event", seq=ack["seq"]))["kind"] == "item.created"
 
             a.process.send_signal(signal.SIGTERM)
+            await not_ready(a)  # from now on no upgrade is accepted there
             # Sockets opened during the drain: nginx retries a's 503 on b, so every one lands.
             late = [await stack.enter_async_context(through_proxy()) for _ in range(3)]
-            for sock in late:
-                await sock.expect("ready")
-            codes = await asyncio.gather(
-                *(sock.closed(timeout=8) for sock in socks), return_exceptions=True
-            )
-            drained = [s for s, code in zip(socks, codes, strict=True) if code == 1012]
-            assert 0 < len(drained) < len(socks), codes  # a held some sockets, b the others
+            on_b = {
+                (await sock.expect("ready"))["connection_id"].rsplit(".", 1)[0] for sock in late
+            }
+            assert len(on_b) == 1, on_b
+            drained = [s for s, at in zip(socks, instance_of, strict=True) if at not in on_b]
+            for sock in drained:
+                assert await sock.closed() == 1012
             assert await asyncio.wait_for(a.process.wait(), 10) == 0
+            assert all(s.connection.close_code is None for s in socks if s not in drained)
             assert all(sock.connection.close_code is None for sock in late)
 
             # An edit while the drained sockets are away; they resume through the proxy.

@@ -254,13 +254,18 @@ async def in_front(
     ):
         email = f"proxy-{uuid.uuid4().hex[:8]}@example.com"
         registered = await proxy.post(
-            "/api/auth/register", json={"email": email, "password": PASSWORD, "name": "P"}
+            "/api/auth/register",
+            json={"email": email, "password": PASSWORD, "name": "P"},
+            headers={"X-Forwarded-For": "203.0.113.9"},  # a client naming its own address
         )
         assert registered.status_code == 201, registered.text
         # X-Forwarded-Proto reached the instance: the cookie of an https request is Secure.
         assert "secure" in registered.headers["set-cookie"].lower()
         token = registered.json()["token"]
         auth = {"Authorization": f"Bearer {token}"}
+        # X-Forwarded-For is the proxy's word, not the client's: the real peer is recorded.
+        [session] = (await proxy.get("/api/me/sessions", headers=auth)).json()
+        assert session["ip"] == "127.0.0.1"
         created = await proxy.post("/api/projects", json={"name": "Behind"}, headers=auth)
         pid = created.json()["id"]
         room = await proxy.post(f"/api/projects/{pid}/rooms", json={"name": "R"}, headers=auth)

@@ -74,7 +74,11 @@ def test(args: list[str]) -> int:
 
 
 def lock(_args: list[str]) -> int:
-    """Re-resolve the lock files from pyproject.toml (needs the package index)."""
+    """Re-resolve the lock files from pyproject.toml (needs the package index).
+
+    Every file of every pinned release is listed with its sha256 (``--generate-hashes``):
+    pip then installs in hash-checking mode, and the Docker image with ``--require-hashes``.
+    """
     ensure_env("test")
     run(BIN / "python", "-m", "pip", "install", "-q", "uv")
     for group, path in LOCKS.items():
@@ -87,10 +91,24 @@ def lock(_args: list[str]) -> int:
             "pyproject.toml",
             "--python-version",
             "3.11",
+            "--generate-hashes",
             *extras,
             "-o",
             path,
         )
+    # The build backend, for the Docker image (it builds our wheel without build isolation).
+    run(
+        BIN / "uv",
+        "pip",
+        "compile",
+        "-q",
+        "requirements/build.in",
+        "--python-version",
+        "3.11",
+        "--generate-hashes",
+        "-o",
+        "requirements/build.lock",
+    )
     return 0
 
 

@@ -146,7 +146,11 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_BAD_SETTINGS
     return run_worker(
         settings,
-        server_url=(args.server or settings.worker_server_url).rstrip("/"),
+        server_urls=(
+            tuple(url.strip().rstrip("/") for url in args.server.split(","))
+            if args.server
+            else settings.worker_server_urls
+        ),
         key=key,
         concurrency=args.concurrency or settings.worker_concurrency,
         worker_id=args.worker_id,
@@ -288,7 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="run a generation worker: claim, generate (built-in SVG generator), report",
     )
     worker.add_argument(
-        "--server", help="the server's base URL (default: MOODBOARD_WORKER_SERVER_URL)"
+        "--server",
+        help="the load balancer's base URL, or a comma list of instances "
+        "(default: MOODBOARD_WORKER_SERVER_URL)",
     )
     worker.add_argument(
         "--key", help="service-account key (default: MOODBOARD_WORKER_KEY; prefer the variable)"

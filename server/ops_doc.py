@@ -81,7 +81,9 @@ DESCRIPTIONS: dict[str, tuple[str | None, str]] = {
     "MOODBOARD_STORAGE_MAX_UPLOAD_BYTES": (None, "largest picture a worker may upload"),
     "MOODBOARD_WORKER_SERVER_URL": (
         "`http://127.0.0.1:8000`",
-        "`moodboard worker`: the server it claims jobs from",
+        "`moodboard worker`: the server it claims jobs from: the load balancer's URL "
+        "(recommended), or a comma list of instances, used in turn: one that does not answer "
+        "(or answers 502/503) is skipped, with backoff, until it does",
     ),
     "MOODBOARD_WORKER_KEY": (
         "unset",

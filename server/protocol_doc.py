@@ -155,7 +155,8 @@ CLOSE_MEANINGS: dict[CloseCode, tuple[str, str]] = {
         "send smaller frames; reconnect and resume",
     ),
     CloseCode.SERVICE_RESTART: (
-        "the server is restarting (SIGTERM drain), or refused a socket while draining",
+        "the server is restarting (SIGTERM drain); an upgrade that arrives during the drain "
+        "is refused with HTTP 503 instead (one that raced it is closed 1012)",
         "reconnect after a random delay, resume with `last_seq`",
     ),
     CloseCode.UNAUTHORIZED: (

@@ -85,7 +85,7 @@ class Settings:
     generation_max_attempts: int = 3
     storage_dir: str = "./moodboard-files"
     storage_max_upload_bytes: int = 10 * 1024 * 1024
-    worker_server_url: str = "http://127.0.0.1:8000"
+    worker_server_urls: tuple[str, ...] = ("http://127.0.0.1:8000",)
     worker_key: str | None = None
     worker_concurrency: int = 1
     worker_poll_s: float = 1.0
@@ -230,14 +230,16 @@ def _bool(env: Mapping[str, str], variable: str, default: bool) -> bool:
     raise SettingsError(variable, f"expected true/false (or 1/0, on/off), got {raw!r}")
 
 
-def _http_url(env: Mapping[str, str], variable: str, default: str) -> str:
-    raw = env.get(variable, "").strip()
-    if not raw:
-        return default
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise SettingsError(variable, f"{raw!r} is not a URL like http://127.0.0.1:8000")
-    return raw.rstrip("/")
+def _http_urls(env: Mapping[str, str], variable: str, default: str) -> tuple[str, ...]:
+    """A comma list of http(s) base URLs (at least one), without trailing slashes."""
+    raw = env.get(variable, "").strip() or default
+    urls = []
+    for item in (part.strip() for part in raw.split(",")):
+        parts = urlsplit(item)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise SettingsError(variable, f"{item!r} is not a URL like http://127.0.0.1:8000")
+        urls.append(item.rstrip("/"))
+    return tuple(urls)
 
 
 def _optional_bool(env: Mapping[str, str], variable: str) -> bool | None:
@@ -386,7 +388,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         storage_max_upload_bytes=_int(
             env, "MOODBOARD_STORAGE_MAX_UPLOAD_BYTES", 10 * 1024 * 1024, 1, 1024**3
         ),
-        worker_server_url=_http_url(env, "MOODBOARD_WORKER_SERVER_URL", "http://127.0.0.1:8000"),
+        worker_server_urls=_http_urls(env, "MOODBOARD_WORKER_SERVER_URL", "http://127.0.0.1:8000"),
         worker_key=env.get("MOODBOARD_WORKER_KEY", "").strip() or None,
         worker_concurrency=_int(env, "MOODBOARD_WORKER_CONCURRENCY", 1, 1, 256),
         worker_poll_s=_int(env, "MOODBOARD_WORKER_POLL_MS", 1000, 10, 600_000) / 1000,

@@ -93,8 +93,8 @@ async def test_logs_carry_request_ids_and_never_secrets(
     configure_logging("json", "info")
     token = "tok_" + "z" * 40
     async with AsyncTestClient(_app(sqlite_url)) as client:
-        response = await client.get(
-            f"/healthz?token={token}",
+        response = await client.get(  # not /healthz: a 200 there is logged at debug only
+            f"/api/me?token={token}",
             headers={
                 "Authorization": f"Bearer {token}",
                 "Cookie": f"moodboard_session={token}",
@@ -115,7 +115,7 @@ async def test_logs_carry_request_ids_and_never_secrets(
     access = [line for line in lines if line["event"] == "http.request"]
     assert access
     assert access[-1]["request_id"] == "req-123"
-    assert access[-1]["path"] == "/healthz"
+    assert access[-1]["path"] == "/api/me"
     attempt = next(line for line in lines if line["event"] == "login.attempt")
     assert attempt["password"] == "[redacted]"
     assert attempt["nested"] == {"api_key": "[redacted]"}

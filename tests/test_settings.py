@@ -86,6 +86,7 @@ def test_production_settings_are_read() -> None:
             "integer",
         ),
         ({"MOODBOARD_WORKER_SERVER_URL": "ftp://h"}, "MOODBOARD_WORKER_SERVER_URL", "URL"),
+        ({"MOODBOARD_WORKER_SERVER_URL": "http://a:1,,"}, "MOODBOARD_WORKER_SERVER_URL", "URL"),
         ({"MOODBOARD_WORKER_CONCURRENCY": "0"}, "MOODBOARD_WORKER_CONCURRENCY", "out of range"),
     ],
 )
@@ -104,14 +105,14 @@ def test_generation_and_worker_settings() -> None:
     """Lease, attempts, storage and worker settings have defaults and are read when set."""
     default = load_settings({})
     assert (default.generation_lease_s, default.generation_max_attempts) == (30, 3)
-    assert default.worker_server_url == "http://127.0.0.1:8000"
+    assert default.worker_server_urls == ("http://127.0.0.1:8000",)
     assert default.worker_key is None
     settings = load_settings(
         {
             "MOODBOARD_GENERATION_LEASE_SECONDS": "5",
             "MOODBOARD_GENERATION_MAX_ATTEMPTS": "7",
             "MOODBOARD_STORAGE_DIR": "/srv/files",
-            "MOODBOARD_WORKER_SERVER_URL": "https://mb.example.com/",
+            "MOODBOARD_WORKER_SERVER_URL": "https://mb.example.com/, http://10.0.0.2:8000",
             "MOODBOARD_WORKER_KEY": "mbk_x",
             "MOODBOARD_WORKER_CONCURRENCY": "4",
             "MOODBOARD_WORKER_POLL_MS": "250",
@@ -119,7 +120,7 @@ def test_generation_and_worker_settings() -> None:
     )
     assert (settings.generation_lease_s, settings.generation_max_attempts) == (5, 7)
     assert settings.storage_dir == "/srv/files"
-    assert settings.worker_server_url == "https://mb.example.com"
+    assert settings.worker_server_urls == ("https://mb.example.com", "http://10.0.0.2:8000")
     assert (settings.worker_key, settings.worker_concurrency) == ("mbk_x", 4)
     assert settings.worker_poll_s == 0.25
 

@@ -15,7 +15,12 @@ log = get_logger(__name__)
 
 
 def run_worker(
-    settings: Settings, *, server_url: str, key: str, concurrency: int, worker_id: str | None
+    settings: Settings,
+    *,
+    server_urls: tuple[str, ...],
+    key: str,
+    concurrency: int,
+    worker_id: str | None,
 ) -> int:
     """Work until SIGTERM/SIGINT; running jobs finish within the grace or are released."""
 
@@ -24,7 +29,7 @@ def run_worker(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        async with HttpWorkerApi(server_url, key) as api:
+        async with HttpWorkerApi(server_urls, key) as api:
             worker = Worker(
                 api,
                 BuiltinGenerator(settings.worker_step_delay_s),
@@ -33,7 +38,7 @@ def run_worker(
                 poll_s=settings.worker_poll_s,
                 grace_s=settings.worker_grace_s,
             )
-            log.info("worker.server", url=server_url)
+            log.info("worker.server", urls=list(server_urls))
             await worker.run(stop)
 
     asyncio.run(run())

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from server.client.worker_api import JobLost
+from server.concurrency.backoff import Backoff
 from server.errors import Conflict
 from server.events.notify import Notifier
 from server.generations.queue import GenerationQueue, Owner
@@ -168,6 +169,16 @@ class InProcessWorkerApi:
             )
 
 
+# After failed claims (no server answers), the next one waits up to 1, 2, 4 ... 30 s.
+CLAIM_BACKOFF = Backoff(base_s=1.0, cap_s=30.0)
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    """Wait ``seconds``, or less if ``stop`` is set meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
 @contextlib.contextmanager
 def _lost() -> Any:
     try:
@@ -210,15 +221,25 @@ class Worker:
         log.info("worker.stopped", worker_id=self.worker_id)
 
     async def _slot(self, worker_id: str, stop: asyncio.Event) -> None:
+        failures = 0  # claims in a row that failed: the wait after each grows (CLAIM_BACKOFF)
         while not stop.is_set():
             try:
                 claimed = await self.api.claim(worker_id)
             except Exception as exc:
-                log.warning("worker.claim_failed", worker_id=worker_id, error=str(exc))
-                claimed = None
-            if claimed is None:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.poll_s)
+                failures += 1
+                wait = max(self.poll_s, CLAIM_BACKOFF.delay(failures - 1))
+                log.warning(
+                    "worker.claim_failed",
+                    worker_id=worker_id,
+                    error=str(exc) or repr(exc),
+                    failures=failures,
+                    retry_in_s=round(wait, 2),
+                )
+                await _pause(stop, wait)
+                continue
+            failures = 0
+            if claimed is None:  # an empty queue: not worth a log line (one a second)
+                await _pause(stop, self.poll_s)
                 continue
             await self._run(Job.from_claim(claimed), worker_id, stop)
 

@@ -33,7 +33,13 @@ async def _check(name: str, probe: Any) -> tuple[str, str]:
 
 @get("/readyz", tags=["operations"])
 async def readyz(state: State) -> Response[dict[str, Any]]:
-    """Readiness: 200 only when the database (and Redis, if configured) answer."""
+    """Readiness: 200 only when the database (and Redis, if configured) answer.
+
+    503 from the first moment of a drain (SIGTERM), whatever the dependencies
+    say: a balancer takes the instance out of rotation while its sockets close.
+    """
+    if state.realtime.draining:
+        raise Unavailable("not ready: the instance is draining", checks={"instance": "draining"})
     probes = [_check("database", ping(state.engine))]
     if state.redis is not None:
         probes.append(_check("redis", state.redis.ping()))

@@ -31,6 +31,12 @@ def _request_id(scope: Scope) -> str:
     return uuid.uuid4().hex
 
 
+# Answers that only say "nothing new", asked again and again: an idle worker's empty
+# claim (one a second, 86,400 lines a day), a balancer's or the image's health checks.
+# Logged at debug; any other status of the same paths stays at info.
+ROUTINE_POLLS = frozenset({("/api/worker/claim", 204), ("/healthz", 200), ("/readyz", 200)})
+
+
 class RequestContextMiddleware:
     """Bind ``request_id`` for the request's duration and log how it ended."""
 
@@ -58,7 +64,8 @@ class RequestContextMiddleware:
                 await self.app(scope, receive, send_with_id)
             finally:
                 metrics.http_answered(scope.get("method"), status["code"], started)
-                log.info(
+                routine = (scope.get("path"), status["code"]) in ROUTINE_POLLS
+                (log.debug if routine else log.info)(
                     "http.request",
                     method=scope.get("method"),
                     path=scope.get("path"),

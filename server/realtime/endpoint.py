@@ -93,8 +93,11 @@ async def ws_endpoint(socket: WebSocket[Any, Any, Any]) -> None:
 async def _serve(
     socket: WebSocket[Any, Any, Any], ctx: AppContext, realtime: Realtime, connection_id: str
 ) -> None:
-    await socket.accept()
     if realtime.draining:
+        await _refuse_while_draining(socket)
+        return
+    await socket.accept()
+    if realtime.draining:  # the drain began during the handshake
         await socket.close(code=int(CloseCode.SERVICE_RESTART), reason="server restarting")
         return
     settings = ctx.settings
@@ -115,6 +118,26 @@ async def _serve(
     principal, failed = await _handshake(socket, ctx)
     with metrics.OPEN_SOCKETS.track_inprogress():
         await connection.run(principal, failed)
+
+
+async def _refuse_while_draining(socket: WebSocket[Any, Any, Any]) -> None:
+    """Answer the upgrade HTTP 503 (ASGI's denial response): a balancer retries elsewhere.
+
+    Accepted and then closed with 1012, the socket would count as served: a
+    proxy would not try the next instance, and the client would reconnect
+    through the balancer once more (docs/operations.md "Stopping an instance").
+    """
+    start: Any = {
+        "type": "websocket.http.response.start",
+        "status": 503,
+        "headers": [(b"retry-after", b"1"), (b"content-type", b"text/plain; charset=utf-8")],
+    }
+    await socket.send(start)
+    body: Any = {"type": "websocket.http.response.body", "body": DRAINING_REFUSAL}
+    await socket.send(body)
+
+
+DRAINING_REFUSAL = b"this instance is draining (SIGTERM); connect to another one\n"
 
 
 def release(socket: WebSocket[Any, Any, Any]) -> None:

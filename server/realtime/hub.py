@@ -67,6 +67,8 @@ class Realtime:
     ) -> None:
         self.broker = broker
         self.instance_id = instance_id
+        # True from the SIGTERM on (set in the signal handler, transport/serve.py): /readyz
+        # answers 503 and new upgrades are refused with 503 (realtime/endpoint.py).
         self.draining = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self.sockets = SocketRegistry(max_sockets_per_user)

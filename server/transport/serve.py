@@ -71,6 +71,9 @@ class DrainingServer(uvicorn.Server):
             super().handle_exit(sig, frame)
             return
         self._draining = True
+        # At once, in the signal handler: from here /readyz answers 503 and new upgrades
+        # are refused with 503 (a balancer retries them elsewhere), before the drain task runs.
+        self._realtime().draining = True
         loop = asyncio.get_event_loop()
         loop.call_soon_threadsafe(lambda: spawn(self._drain(sig, frame), name="drain"))
 

@@ -1,5 +1,5 @@
 """The ``moodboard`` command: serve, migrate, worker, create-admin, create-service-account,
-revoke-service-account, maintenance, backup, restore.
+rotate-service-account, revoke-service-account, maintenance, backup, restore.
 
 docs/protocol.md §1; the operator's side is in docs/operations.md.
 
@@ -136,6 +136,54 @@ def _revoke_service_account(settings: Settings, args: argparse.Namespace) -> int
         return 0
 
     return asyncio.run(run())
+
+
+def _rotate_service_account(settings: Settings, args: argparse.Namespace) -> int:
+    import uuid
+    from datetime import timedelta
+
+    from server.access.service_keys import rotate_key
+    from server.db.database import Database
+    from server.errors import ServerError
+
+    try:
+        account_id = uuid.UUID(args.id)
+    except ValueError:
+        print(f"moodboard rotate-service-account: not an id: {args.id!r}", file=sys.stderr)
+        return 1
+
+    async def run() -> int:
+        if (refusal := await _schema_refusal(settings, args)) is not None:
+            return refusal
+        async with Database.of(settings.database, pool_size=1) as database:
+            try:
+                rotated = await rotate_key(
+                    database.engine,
+                    account_id,
+                    grace=timedelta(hours=args.grace_hours),
+                    by=None,
+                    ip=None,
+                )
+            except ServerError as exc:
+                print(f"moodboard rotate-service-account: {exc.detail}", file=sys.stderr)
+                return 1
+        until = rotated["previous_key_expires_at"]
+        print(f"service account {rotated['name']} ({account_id}): new key issued")
+        print(f"key (shown once; give it to the workers as MOODBOARD_WORKER_KEY): {rotated['key']}")
+        print(f"the old key works until {until.isoformat()}" if until else "the old key is ended")
+        return 0
+
+    return asyncio.run(run())
+
+
+def _grace_hours(value: str) -> int:
+    try:
+        hours = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
+    if not 0 <= hours <= 720:
+        raise argparse.ArgumentTypeError(f"{hours} is not in 0..720")
+    return hours
 
 
 def _create_service_account(settings: Settings, args: argparse.Namespace) -> int:
@@ -307,6 +355,21 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("--id", required=True, help="the service account's id")
     _migrate_flag(revoke)
     revoke.set_defaults(handler=_revoke_service_account)
+
+    rotate = commands.add_parser(
+        "rotate-service-account",
+        help="issue a new key for a service account (printed once); the old key keeps "
+        "working for --grace-hours, so workers can be switched one by one",
+    )
+    rotate.add_argument("--id", required=True, help="the service account's id")
+    rotate.add_argument(
+        "--grace-hours",
+        type=_grace_hours,
+        default=24,
+        help="how long the old key keeps working, 0..720 (default 24; 0: it stops now)",
+    )
+    _migrate_flag(rotate)
+    rotate.set_defaults(handler=_rotate_service_account)
 
     worker = commands.add_parser(
         "worker",

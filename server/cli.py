@@ -35,12 +35,14 @@ MAX_WORKER_ID = 100  # the queue keeps 128; each slot appends "/<n>"
 async def _schema_refusal(settings: Settings, args: argparse.Namespace) -> int | None:
     """None when the command may go on: ``--migrate`` applied the pending migrations, or none
     were pending; else the exit status, after one line saying what to do."""
-    from server.db.migrate import migrate, schema_state
+    from server.db.migrate import log_if_newer, migrate, schema_state
 
     if getattr(args, "migrate", False):
         await migrate(settings.database)
         return None
-    pending = (await schema_state(settings.database)).pending
+    state = await schema_state(settings.database)
+    log_if_newer(state)
+    pending = state.pending
     if not pending:
         return None
     named = ", ".join(pending) if len(pending) <= 3 else f"{pending[0]} ... {pending[-1]}"

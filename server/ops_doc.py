@@ -55,7 +55,7 @@ DESCRIPTIONS: dict[str, tuple[str | None, str]] = {
     "MOODBOARD_SECRET_KEY_PREVIOUS": (
         "none",
         "comma list of keys a rotation retired: cookies signed with them still verify, nothing "
-        'new is signed with them (docs/security.md "Rotating secrets"); each must pass the '
+        'new is signed with them (docs/operations.md "Rotating secrets"); each must pass the '
         "checks of `MOODBOARD_SECRET_KEY`. Keep one for `MOODBOARD_SESSION_TTL_HOURS` after the "
         "rotation, then remove it",
     ),

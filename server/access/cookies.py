@@ -4,7 +4,7 @@ The token alone is already unguessable; the signature lets the server refuse
 a forged or truncated cookie without a database lookup. New cookies are
 signed with the current key; a cookie signed with a key that a rotation
 retired (``MOODBOARD_SECRET_KEY_PREVIOUS``) still verifies, so rotating the
-key signs nobody out (docs/security.md "Rotating secrets").
+key signs nobody out (docs/operations.md "Rotating secrets").
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ previous key at most: a second rotation retires the first one's key for good.
 Revoking the account ends both keys. ``last_used_at`` and
 ``previous_key_last_used_at`` (written at most once a minute per key) tell
 an admin whether a worker still calls with the old key before ending it
-(docs/security.md "Rotating secrets").
+(docs/operations.md "Rotating secrets").
 """
 
 from __future__ import annotations

@@ -128,12 +128,16 @@ async def migrate(database: DatabaseUrl) -> None:
             finally:
                 fcntl.flock(lock_file, fcntl.LOCK_UN)
     log.info("migrations.done", database=database.redacted, applied=applied)
-    unknown = (await schema_state(database)).unknown
-    if unknown:
+    log_if_newer(await schema_state(database))
+
+
+def log_if_newer(state: SchemaState) -> None:
+    """Log ``migrations.database_newer`` when a newer release migrated the database."""
+    if state.unknown:
         log.warning(
             "migrations.database_newer",
             detail="the database ran migrations this release does not have (a newer "
             "release migrated it): serving it is supported only when they were expand-only "
             "(docs/operations.md, Upgrades and rollbacks)",
-            unknown=unknown,
+            unknown=state.unknown,
         )

@@ -20,13 +20,16 @@ import subprocess
 import sys
 import tarfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import structlog
+from piccolo.apps.migrations.tables import Migration
 
 from server.access.admin import new_service_account
+from server.db import piccolo_conf
 from server.db.database import Database
 from server.db.migrate import migrate, schema_state
 from server.settings import parse_database_url
@@ -40,6 +43,15 @@ ROOT = Path(__file__).resolve().parents[2]
 # key rotation). Move it forward at each release that adds a migration (docs/operations.md).
 PREVIOUS_RELEASE = "2bf24975e8aa3dada0cfd9692bc9133698e829df"
 FUTURE_MIGRATION = "2099-01-01T00:00:00:000000"
+
+
+@pytest.fixture(autouse=True)
+def _migration_engine_restored() -> Iterator[None]:
+    """These tests migrate their own databases in-process, which points Piccolo's migration
+    runner at them: point it back at what the rest of the session uses afterwards."""
+    saved = (piccolo_conf.__dict__.get("DB"), Migration._meta.db)
+    yield
+    piccolo_conf.__dict__["DB"], Migration._meta.db = saved
 
 
 async def _cli(env: dict[str, str], *args: str, cwd: Path | None = None) -> tuple[int, str]:

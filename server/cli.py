@@ -1,10 +1,17 @@
 """The ``moodboard`` command: serve, migrate, worker, create-admin, create-service-account,
-revoke-service-account, maintenance, backup, restore.
+rotate-service-account, revoke-service-account, maintenance, backup, restore.
 
 docs/protocol.md §1; the operator's side is in docs/operations.md.
 
 Every command reads the settings once; an invalid setting ends the command
 with one line naming the variable (exit status 2), never a traceback.
+
+Only ``migrate`` and ``serve`` (unless ``--no-migrate``) change the schema.
+The console commands that write (``create-admin``, the service-account ones)
+refuse a database with pending migrations (exit status 3) unless given
+``--migrate``, and so does ``serve --no-migrate``: migrating is a release
+step the operator takes after a backup (docs/operations.md "Upgrades and
+rollbacks"), never a side effect.
 """
 
 from __future__ import annotations
@@ -21,7 +28,33 @@ from server.settings import Settings, SettingsError, load_settings
 
 log = get_logger("server.cli")
 EXIT_BAD_SETTINGS = 2
+EXIT_PENDING_MIGRATIONS = 3
 MAX_WORKER_ID = 100  # the queue keeps 128; each slot appends "/<n>"
+
+
+async def _schema_refusal(settings: Settings, args: argparse.Namespace) -> int | None:
+    """None when the command may go on: ``--migrate`` applied the pending migrations, or none
+    were pending; else the exit status, after one line saying what to do."""
+    from server.db.migrate import log_if_newer, migrate, schema_state
+
+    if getattr(args, "migrate", False):
+        await migrate(settings.database)
+        return None
+    state = await schema_state(settings.database)
+    log_if_newer(state)
+    pending = state.pending
+    if not pending:
+        return None
+    named = ", ".join(pending) if len(pending) <= 3 else f"{pending[0]} ... {pending[-1]}"
+    how = "pass --migrate" if hasattr(args, "migrate") else "start it without --no-migrate"
+    print(
+        f"moodboard {args.command}: the database has {len(pending)} pending migration(s) "
+        f"({named}); nothing was done. Back the database up and run "
+        f"`moodboard migrate` first (docs/operations.md, Upgrades and rollbacks), "
+        f"or {how}",
+        file=sys.stderr,
+    )
+    return EXIT_PENDING_MIGRATIONS
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -40,6 +73,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         )
     if not args.no_migrate:
         asyncio.run(migrate(settings.database))
+    elif (refusal := asyncio.run(_schema_refusal(settings, args))) is not None:
+        return refusal  # new code on an old schema fails in ways no one should debug live
     run_server(settings, host=host, port=port)
     return 0
 
@@ -54,11 +89,11 @@ def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
 def _create_admin(settings: Settings, args: argparse.Namespace) -> int:
     from server.access.users import create_or_promote_admin
     from server.db.database import Database
-    from server.db.migrate import migrate
     from server.errors import ServerError
 
     async def run() -> int:
-        await migrate(settings.database)
+        if (refusal := await _schema_refusal(settings, args)) is not None:
+            return refusal
         async with Database.of(settings.database, pool_size=1) as database:
             try:
                 user = await create_or_promote_admin(
@@ -82,7 +117,6 @@ def _revoke_service_account(settings: Settings, args: argparse.Namespace) -> int
 
     from server.access.admin import end_service_account
     from server.db.database import Database
-    from server.db.migrate import migrate
     from server.errors import ServerError
 
     try:
@@ -92,7 +126,8 @@ def _revoke_service_account(settings: Settings, args: argparse.Namespace) -> int
         return 1
 
     async def run() -> int:
-        await migrate(settings.database)
+        if (refusal := await _schema_refusal(settings, args)) is not None:
+            return refusal
         async with Database.of(settings.database, pool_size=1) as database:
             try:
                 await end_service_account(database.engine, account_id, revoked_by=None, ip=None)
@@ -105,14 +140,62 @@ def _revoke_service_account(settings: Settings, args: argparse.Namespace) -> int
     return asyncio.run(run())
 
 
+def _rotate_service_account(settings: Settings, args: argparse.Namespace) -> int:
+    import uuid
+    from datetime import timedelta
+
+    from server.access.service_keys import rotate_key
+    from server.db.database import Database
+    from server.errors import ServerError
+
+    try:
+        account_id = uuid.UUID(args.id)
+    except ValueError:
+        print(f"moodboard rotate-service-account: not an id: {args.id!r}", file=sys.stderr)
+        return 1
+
+    async def run() -> int:
+        if (refusal := await _schema_refusal(settings, args)) is not None:
+            return refusal
+        async with Database.of(settings.database, pool_size=1) as database:
+            try:
+                rotated = await rotate_key(
+                    database.engine,
+                    account_id,
+                    grace=timedelta(hours=args.grace_hours),
+                    by=None,
+                    ip=None,
+                )
+            except ServerError as exc:
+                print(f"moodboard rotate-service-account: {exc.detail}", file=sys.stderr)
+                return 1
+        until = rotated["previous_key_expires_at"]
+        print(f"service account {rotated['name']} ({account_id}): new key issued")
+        print(f"key (shown once; give it to the workers as MOODBOARD_WORKER_KEY): {rotated['key']}")
+        print(f"the old key works until {until.isoformat()}" if until else "the old key is ended")
+        return 0
+
+    return asyncio.run(run())
+
+
+def _grace_hours(value: str) -> int:
+    try:
+        hours = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
+    if not 0 <= hours <= 720:
+        raise argparse.ArgumentTypeError(f"{hours} is not in 0..720")
+    return hours
+
+
 def _create_service_account(settings: Settings, args: argparse.Namespace) -> int:
     from server.access.admin import new_service_account
     from server.db.database import Database
-    from server.db.migrate import migrate
     from server.errors import ServerError
 
     async def run() -> int:
-        await migrate(settings.database)
+        if (refusal := await _schema_refusal(settings, args)) is not None:
+            return refusal
         async with Database.of(settings.database, pool_size=1) as database:
             try:
                 created = await new_service_account(
@@ -243,6 +326,15 @@ def _positive(value: str) -> int:
     return number
 
 
+def _migrate_flag(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--migrate",
+        action="store_true",
+        help="apply pending migrations first (without it, pending migrations stop the "
+        "command with exit status 3: migrate as a release step)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every ``moodboard`` command."""
     parser = argparse.ArgumentParser(
@@ -260,7 +352,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", type=int, help="bind port (default: MOODBOARD_PORT or 8000; 0 picks one)"
     )
     serve.add_argument(
-        "--no-migrate", action="store_true", help="do not apply pending migrations first"
+        "--no-migrate",
+        action="store_true",
+        help="do not apply pending migrations first; refuse to start (exit 3) if any are "
+        "pending (migrate as a release step: moodboard migrate)",
     )
     serve.set_defaults(handler=_serve)
 
@@ -272,12 +367,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     admin.add_argument("--email", required=True)
     admin.add_argument("--password", required=True, help="used only when the user is new")
+    _migrate_flag(admin)
     admin.set_defaults(handler=_create_admin)
     service = commands.add_parser(
         "create-service-account",
         help="create a service account for a generation worker; prints its key once",
     )
     service.add_argument("--name", required=True)
+    _migrate_flag(service)
     service.set_defaults(handler=_create_service_account)
 
     revoke = commands.add_parser(
@@ -285,7 +382,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="revoke a service account's key for good: its next call is refused",
     )
     revoke.add_argument("--id", required=True, help="the service account's id")
+    _migrate_flag(revoke)
     revoke.set_defaults(handler=_revoke_service_account)
+
+    rotate = commands.add_parser(
+        "rotate-service-account",
+        help="issue a new key for a service account (printed once); the old key keeps "
+        "working for --grace-hours, so workers can be switched one by one",
+    )
+    rotate.add_argument("--id", required=True, help="the service account's id")
+    rotate.add_argument(
+        "--grace-hours",
+        type=_grace_hours,
+        default=24,
+        help="how long the old key keeps working, 0..720 (default 24; 0: it stops now)",
+    )
+    _migrate_flag(rotate)
+    rotate.set_defaults(handler=_rotate_service_account)
 
     worker = commands.add_parser(
         "worker",

@@ -100,6 +100,13 @@ AUTH_FAILURES = Counter(
     "REST or socket), service_key (worker API)",
     ["kind"],
 )
+AUTH_RETIRED_KEY = Counter(
+    "moodboard_auth_retired_key",
+    "Authentications that verified with a key a rotation retired, by kind: cookie (signed "
+    "with a MOODBOARD_SECRET_KEY_PREVIOUS key), service_key (a service account's previous "
+    "key, in its grace period); once it stops growing on every instance the old key can go",
+    ["kind"],
+)
 RATE_LIMITED = Counter(
     "moodboard_rate_limited",
     "Requests refused by a rate limit, by scope: login, signup, socket",
@@ -214,6 +221,7 @@ ALL = (
     EDIT_BATCH,
     EVENTS,
     AUTH_FAILURES,
+    AUTH_RETIRED_KEY,
     RATE_LIMITED,
     BUS_RECONNECTS,
     LISTEN_RECONNECTS,

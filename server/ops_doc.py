@@ -52,6 +52,13 @@ DESCRIPTIONS: dict[str, tuple[str | None, str]] = {
         "repeated characters are refused): signs session cookies. Required outside embedded "
         "mode; the same on every instance",
     ),
+    "MOODBOARD_SECRET_KEY_PREVIOUS": (
+        "none",
+        "comma list of keys a rotation retired: cookies signed with them still verify, nothing "
+        'new is signed with them (docs/operations.md "Rotating secrets"); each must pass the '
+        "checks of `MOODBOARD_SECRET_KEY`. Keep one for `MOODBOARD_SESSION_TTL_HOURS` after the "
+        "rotation, then remove it",
+    ),
     "MOODBOARD_HOST": ("`127.0.0.1`", "bind address (`0.0.0.0` in the Docker image)"),
     "MOODBOARD_PORT": (None, "bind port; 0 picks a free one"),
     "MOODBOARD_ALLOWED_ORIGINS": (

@@ -89,6 +89,8 @@ ROUTES: dict[str, tuple[str, str]] = {
     "POST /api/admin/service-accounts": ("admin", "403"),
     "GET /api/admin/service-accounts": ("admin", "403"),
     "DELETE /api/admin/service-accounts/{account_id}": ("admin", "403, 404"),
+    "POST /api/admin/service-accounts/{account_id}/rotate": ("admin", "403, 404, 409"),
+    "DELETE /api/admin/service-accounts/{account_id}/previous-key": ("admin", "403, 404"),
     "POST /api/admin/users/{user_id}/credits": ("admin", "402 below zero, 403, 404"),
     "GET /api/admin/audit": ("admin", "403"),
 }

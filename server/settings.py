@@ -78,6 +78,8 @@ class Settings:
     public_origins: tuple[str, ...] = ()  # empty: the bind address's (see own_origins)
     secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     secret_key_generated: bool = True
+    # Earlier keys, for verification only: a rotation signs nothing new with them.
+    secret_keys_previous: tuple[str, ...] = ()
     signup_credits: int = 100
     generation_cost: int = 10
     inprocess_worker: bool = True
@@ -145,6 +147,11 @@ class Settings:
         Never the request's Host header, which a DNS-rebinding page controls.
         """
         return self.public_origins or bind_origins(self.host, self.port)
+
+    @property
+    def verification_keys(self) -> tuple[str, ...]:
+        """The keys a signed value may carry: the current one first, then the previous ones."""
+        return (self.secret_key, *self.secret_keys_previous)
 
     @property
     def embedded(self) -> bool:
@@ -334,6 +341,41 @@ def estimated_entropy_bits(value: str) -> float:
     return -sum(n * math.log2(n / len(value)) for n in counts.values())
 
 
+_GENERATE_KEY = "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+
+
+def _check_secret_key(variable: str, key: str) -> None:
+    """Refuse a key shorter than 32 characters or too predictable to sign with."""
+    if len(key) < 32:
+        raise SettingsError(variable, "must be at least 32 characters")
+    if estimated_entropy_bits(key) < MIN_SECRET_BITS:
+        raise SettingsError(
+            variable,
+            f"too predictable (repeated characters: about {estimated_entropy_bits(key):.0f} "
+            f"bits, {MIN_SECRET_BITS} needed); generate one with: {_GENERATE_KEY}",
+        )
+
+
+def _previous_secret_keys(env: Mapping[str, str], current: str) -> tuple[str, ...]:
+    """``MOODBOARD_SECRET_KEY_PREVIOUS``: keys a rotation retired, still accepted to verify.
+
+    Each must pass the same checks as the current key (a guessable old key
+    would let anyone forge what it verifies), and the list needs a current key.
+    """
+    variable = "MOODBOARD_SECRET_KEY_PREVIOUS"
+    keys = tuple(k.strip() for k in env.get(variable, "").split(",") if k.strip())
+    if keys and not current:
+        raise SettingsError(variable, "needs MOODBOARD_SECRET_KEY (the key that signs now)")
+    for number, key in enumerate(keys, 1):
+        try:
+            _check_secret_key(variable, key)
+        except SettingsError as exc:
+            raise SettingsError(variable, f"key {number}: {exc.problem}") from None
+        if key == current:
+            raise SettingsError(variable, f"key {number} is MOODBOARD_SECRET_KEY itself")
+    return tuple(dict.fromkeys(keys))
+
+
 def database_from_env(environ: Mapping[str, str] | None = None) -> DatabaseUrl:
     """Only ``DATABASE_URL``: what Piccolo's own CLI needs (piccolo_conf.py)."""
     env = os.environ if environ is None else environ
@@ -353,21 +395,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     embedded = database.kind == "sqlite" and redis_url is None
 
     secret = env.get("MOODBOARD_SECRET_KEY", "").strip()
-    if secret and len(secret) < 32:
-        raise SettingsError("MOODBOARD_SECRET_KEY", "must be at least 32 characters")
-    if secret and estimated_entropy_bits(secret) < MIN_SECRET_BITS:
-        raise SettingsError(
-            "MOODBOARD_SECRET_KEY",
-            f"too predictable (repeated characters: about {estimated_entropy_bits(secret):.0f} "
-            f"bits, {MIN_SECRET_BITS} needed); generate one with: "
-            "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'",
-        )
+    if secret:
+        _check_secret_key("MOODBOARD_SECRET_KEY", secret)
     if not secret and not embedded:
         raise SettingsError(
             "MOODBOARD_SECRET_KEY",
             "required outside embedded mode (PostgreSQL or Redis configured); "
-            "generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'",
+            f"generate one with: {_GENERATE_KEY}",
         )
+    previous = _previous_secret_keys(env, secret)
 
     host = env.get("MOODBOARD_HOST", "").strip() or "127.0.0.1"
     return Settings(
@@ -379,6 +415,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         public_origins=_origins(env, "MOODBOARD_PUBLIC_URL"),
         secret_key=secret or secrets.token_urlsafe(32),
         secret_key_generated=not secret,
+        secret_keys_previous=previous,
         signup_credits=_int(env, "MOODBOARD_SIGNUP_CREDITS", 100, 0, 10**9),
         generation_cost=_int(env, "MOODBOARD_GENERATION_COST", 10, 0, 10**9),
         inprocess_worker=_bool(env, "MOODBOARD_INPROCESS_WORKER", embedded),

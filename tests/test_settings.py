@@ -197,3 +197,43 @@ def test_generated_secret_keys_pass() -> None:
     for _ in range(200):
         for key in (secrets.token_hex(16), secrets.token_urlsafe(32), secrets.token_hex(32)):
             assert load_settings({"MOODBOARD_SECRET_KEY": key}).secret_key == key
+
+
+OLD_KEY = "settings-old-" + hashlib.sha256(b"the key before the rotation").hexdigest()
+
+
+def test_previous_secret_keys_verify_and_the_current_one_signs() -> None:
+    """``MOODBOARD_SECRET_KEY_PREVIOUS`` (a comma list) adds keys for verification only: a
+    cookie signed with one still opens, a new cookie is signed with the current key."""
+    from server.access.cookies import sign, unsign
+
+    settings = load_settings(
+        {"MOODBOARD_SECRET_KEY": SECRET, "MOODBOARD_SECRET_KEY_PREVIOUS": f" {OLD_KEY} ,, "}
+    )
+    assert settings.verification_keys == (SECRET, OLD_KEY)
+    old_cookie = sign("mbs_token", OLD_KEY)
+    assert unsign(old_cookie, settings.verification_keys) == "mbs_token"
+    assert unsign(old_cookie, (SECRET,)) is None  # once the old key is removed
+    assert unsign(sign("mbs_token", SECRET), (SECRET,)) == "mbs_token"
+    assert unsign(sign("mbs_token", "x" * 40), settings.verification_keys) is None
+
+
+@pytest.mark.parametrize(
+    ("previous", "current", "fragment"),
+    [
+        ("short", SECRET, "key 1: must be at least 32 characters"),
+        (f"{OLD_KEY},{'k' * 40}", SECRET, "key 2: too predictable"),
+        (SECRET, SECRET, "key 1 is MOODBOARD_SECRET_KEY itself"),
+        (OLD_KEY, "", "needs MOODBOARD_SECRET_KEY"),
+    ],
+)
+def test_a_previous_secret_key_gets_the_same_checks(
+    previous: str, current: str, fragment: str
+) -> None:
+    """A guessable retired key would let anyone forge what it still verifies: refused, without
+    echoing the key; a list without a current key is refused too."""
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"MOODBOARD_SECRET_KEY": current, "MOODBOARD_SECRET_KEY_PREVIOUS": previous})
+    assert caught.value.variable == "MOODBOARD_SECRET_KEY_PREVIOUS"
+    assert fragment in str(caught.value)
+    assert previous.split(",")[-1] not in str(caught.value)

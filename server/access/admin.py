@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from piccolo.engine.base import Engine
 
-from server.access import audit
+from server.access import audit, service_keys
 from server.access.accounts import load_user
 from server.access.principal import Principal
 from server.access.tables import ServiceAccount
@@ -73,11 +73,36 @@ async def list_service_accounts(engine: Engine[Any], caller: Principal) -> list[
             ServiceAccount.created_at,
             ServiceAccount.last_used_at,
             ServiceAccount.revoked_at,
+            ServiceAccount.previous_key_expires_at,
+            ServiceAccount.previous_key_last_used_at,
         )
         .order_by(ServiceAccount.created_at)
         .run()
     )
     return rows
+
+
+async def rotate_service_account(
+    engine: Engine[Any],
+    caller: Principal,
+    account_id: uuid.UUID,
+    *,
+    grace_hours: int,
+    ip: str | None,
+) -> dict[str, Any]:
+    """A new key for a worker (admins only); the old one works ``grace_hours`` longer."""
+    require_admin(caller)
+    return await service_keys.rotate_key(
+        engine, account_id, grace=timedelta(hours=grace_hours), by=caller.user_id, ip=ip
+    )
+
+
+async def end_previous_service_key(
+    engine: Engine[Any], caller: Principal, account_id: uuid.UUID, *, ip: str | None
+) -> None:
+    """Stop accepting the key the last rotation retired, now (admins only)."""
+    require_admin(caller)
+    await service_keys.end_previous_key(engine, account_id, by=caller.user_id, ip=ip)
 
 
 async def revoke_service_account(

@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from server import metrics
-from server.access.principal import Principal, ServicePrincipal, Via
-from server.access.tables import ServiceAccount, UserSession
+from server.access.principal import Principal, Via
+from server.access.tables import UserSession
 from server.access.tokens import hash_token, new_token
 from server.db.database import Database
 from server.db.read_batch import ReadBatch
@@ -170,19 +170,6 @@ async def _session_rows(runner: Any, asked: list[tuple[str, datetime]]) -> list[
 def _live_sessions(database: Database) -> ReadBatch[tuple[str, datetime], Any]:
     """The database's batched reads of live sessions (one statement in flight)."""
     return ReadBatch(database, "session", _session_row, _session_rows)
-
-
-async def authenticate_service(key: str) -> ServicePrincipal | None:
-    """The service account of an API key, or None (unknown or revoked)."""
-    row = (
-        await ServiceAccount.select(ServiceAccount.id, ServiceAccount.name)
-        .where((ServiceAccount.key_hash == hash_token(key)) & ServiceAccount.revoked_at.is_null())
-        .first()
-    )
-    if row is None:
-        metrics.AUTH_FAILURES.labels("service_key").inc()
-        return None
-    return ServicePrincipal(account_id=row["id"], name=row["name"])
 
 
 async def list_sessions(user_id: UserId) -> list[dict[str, Any]]:

@@ -60,6 +60,16 @@ class ServiceAccount(Table, tablename="service_account"):
     created_at = Timestamptz(default=TimestamptzNow())
     last_used_at = Timestamptz(null=True, default=None)
     revoked_at = Timestamptz(null=True, default=None)
+    previous_key_hash = Varchar(
+        length=64,
+        null=True,
+        default=None,
+        index=True,
+        secret=True,
+        help_text="SHA-256 of the key a rotation retired; valid until previous_key_expires_at.",
+    )
+    previous_key_expires_at = Timestamptz(null=True, default=None)
+    previous_key_last_used_at = Timestamptz(null=True, default=None)
 
 
 class Team(Table, tablename="team"):

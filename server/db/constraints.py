@@ -63,6 +63,11 @@ INDEXES: tuple[IndexSpec, ...] = (
         unique=True,
     ),
     IndexSpec(
+        "service_account",
+        ("previous_key_hash",),
+        "a worker still calling with the key a rotation retired, during its grace period.",
+    ),
+    IndexSpec(
         "team_member",
         ("team_id", "user_id"),
         "one membership per user and team; lists a team's members.",

@@ -4,6 +4,13 @@ PostgreSQL: the runner holds a session advisory lock on a dedicated
 connection; the instances that wait for it find nothing left to do. SQLite
 (embedded, one instance): an exclusive file lock beside the database does the
 same for two processes started by mistake.
+
+:func:`schema_state` compares, without changing anything, the migrations
+this code has with those the database ran: the console commands refuse to
+run on a database with pending ones (migrating is a release step, never a
+side effect), and a database that ran migrations this code lacks is a newer
+release's, which this one serves only when those migrations were
+expand-only (docs/operations.md "Upgrades and rollbacks").
 """
 
 from __future__ import annotations
@@ -14,14 +21,16 @@ import fcntl
 import importlib
 import io
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+from piccolo.apps.migrations.commands.base import BaseMigrationManager
 from piccolo.apps.migrations.commands.forwards import run_forwards
 from piccolo.apps.migrations.tables import Migration
 
 from server.db.engine import create_engine
-from server.db.piccolo_app import APP_NAME
+from server.db.piccolo_app import APP_NAME, migrations_folder
 from server.log import get_logger
 from server.settings import DatabaseUrl
 
@@ -36,21 +45,48 @@ class MigrationError(RuntimeError):
     """A migration failed; the database is left at the last one that succeeded."""
 
 
+@dataclass(frozen=True, slots=True)
+class SchemaState:
+    """How a database's migrations compare with this code's (ids, oldest first)."""
+
+    pending: list[str]  # this code's migrations the database has not run
+    unknown: list[str]  # migrations the database ran that this code lacks (a newer release's)
+
+
+def known_migrations() -> list[str]:
+    """The ids of this code's migrations (``piccolo_migrations/``), oldest first."""
+    modules = BaseMigrationManager().get_migration_modules(str(migrations_folder()))
+    return sorted(modules)
+
+
 async def _ran() -> set[str]:
     if not await Migration.table_exists().run():
         return set()
     return set(await Migration.get_migrations_which_ran(app_name=APP_NAME))
 
 
-async def _forwards(database: DatabaseUrl) -> list[str]:
-    """Run the pending migrations; the ids of those it applied."""
-    # Piccolo's runner finds its engine through the PICCOLO_CONF module (and
-    # caches it on its Migration table): point both at ``database``.
+def _bind(database: DatabaseUrl) -> None:
+    """Point Piccolo's migration runner and its Migration table at ``database``."""
+    # The runner finds its engine through the PICCOLO_CONF module (and caches
+    # it on its Migration table): point both at ``database``.
     os.environ.setdefault("PICCOLO_CONF", PICCOLO_CONF_MODULE)
     conf = importlib.import_module(os.environ["PICCOLO_CONF"])
     engine = create_engine(database)
     conf.__dict__["DB"] = engine
     Migration._meta.db = engine
+
+
+async def schema_state(database: DatabaseUrl) -> SchemaState:
+    """The migrations ``database`` lacks and those it has that this code does not; reads only."""
+    _bind(database)
+    ran = await _ran()
+    known = known_migrations()
+    return SchemaState(pending=[m for m in known if m not in ran], unknown=sorted(ran - set(known)))
+
+
+async def _forwards(database: DatabaseUrl) -> list[str]:
+    """Run the pending migrations; the ids of those it applied."""
+    _bind(database)
     before = await _ran()
     # The runner prints (emoji lines) into what is our JSON log stream: keep its
     # text for a failure's record, and log what it did as one record instead.
@@ -92,3 +128,16 @@ async def migrate(database: DatabaseUrl) -> None:
             finally:
                 fcntl.flock(lock_file, fcntl.LOCK_UN)
     log.info("migrations.done", database=database.redacted, applied=applied)
+    log_if_newer(await schema_state(database))
+
+
+def log_if_newer(state: SchemaState) -> None:
+    """Log ``migrations.database_newer`` when a newer release migrated the database."""
+    if state.unknown:
+        log.warning(
+            "migrations.database_newer",
+            detail="the database ran migrations this release does not have (a newer "
+            "release migrated it): serving it is supported only when they were expand-only "
+            "(docs/operations.md, Upgrades and rollbacks)",
+            unknown=state.unknown,
+        )

@@ -18,6 +18,8 @@ from server.http.schemas import (
     ServiceAccountCreateBody,
     ServiceAccountCreated,
     ServiceAccountInfo,
+    ServiceAccountRotateBody,
+    ServiceAccountRotated,
     User,
     to,
 )
@@ -50,6 +52,31 @@ class AdminController(Controller):
     ) -> None:
         """Revoke a worker's key: its next call is refused (401), on every instance."""
         await admin.revoke_service_account(ctx.engine, caller, account_id, ip=client.ip)
+
+    @post("/service-accounts/{account_id:uuid}/rotate", status_code=HTTP_200_OK)
+    async def rotate_service_account(
+        self,
+        request: Request[Any, Any, Any],
+        account_id: FromPath[uuid.UUID],
+        data: JSONBody[ServiceAccountRotateBody],
+        caller: Caller,
+        ctx: Ctx,
+        client: ClientInfo,
+    ) -> ServiceAccountRotated:
+        """A new key for a worker, shown once; the old key keeps working for ``grace_hours``
+        (default 24, 0: not at all), so workers can be given the new one one by one."""
+        data = await strictly(request, data)
+        rotated = await admin.rotate_service_account(
+            ctx.engine, caller, account_id, grace_hours=data.grace_hours, ip=client.ip
+        )
+        return to(ServiceAccountRotated, rotated)
+
+    @delete("/service-accounts/{account_id:uuid}/previous-key", status_code=HTTP_204_NO_CONTENT)
+    async def end_previous_service_key(
+        self, account_id: FromPath[uuid.UUID], caller: Caller, ctx: Ctx, client: ClientInfo
+    ) -> None:
+        """Stop accepting the key the last rotation retired, before its grace period ends."""
+        await admin.end_previous_service_key(ctx.engine, caller, account_id, ip=client.ip)
 
     @post("/users/{user_id:uuid}/credits", status_code=HTTP_200_OK)
     async def adjust_credits(

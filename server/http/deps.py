@@ -61,7 +61,7 @@ async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
         )
     else:
         cookie = request.cookies.get(COOKIE_NAME)
-        token = unsign(cookie, ctx.settings.secret_key) if cookie else None
+        token = unsign(cookie, ctx.settings.verification_keys) if cookie else None
         if token is None:
             raise Unauthorized("sign in: send a Bearer token or the session cookie")
         if request.method not in SAFE_METHODS and not origin_allowed(

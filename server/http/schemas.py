@@ -96,6 +96,12 @@ class ServiceAccountCreateBody(Body):
     name: Name
 
 
+class ServiceAccountRotateBody(Body):
+    """How long the key being retired keeps working (0: not at all; at most 30 days)."""
+
+    grace_hours: Annotated[int, msgspec.Meta(ge=0, le=720)] = 24
+
+
 class CreditAdjustBody(Body):
     delta: Annotated[int, msgspec.Meta(ge=-(10**9), le=10**9)]
     reason: Reason
@@ -207,14 +213,27 @@ class ServiceAccountCreated(msgspec.Struct):
     key: str
 
 
+class ServiceAccountRotated(msgspec.Struct):
+    """The new key (shown once); the old one works until ``previous_key_expires_at`` (null: no
+    longer)."""
+
+    id: uuid.UUID
+    name: str
+    key: str
+    previous_key_expires_at: datetime | None
+
+
 class ServiceAccountInfo(msgspec.Struct):
-    """A service account as admins list it: never its key."""
+    """A service account as admins list it: never its key. ``previous_key_*``: the key the last
+    rotation retired, while it still works (expiry) and when a worker last called with it."""
 
     id: uuid.UUID
     name: str
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    previous_key_expires_at: datetime | None
+    previous_key_last_used_at: datetime | None
 
 
 class AuditEntry(msgspec.Struct):

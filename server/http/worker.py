@@ -20,7 +20,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CON
 
 from server.access.cookies import COOKIE_NAME
 from server.access.principal import ServicePrincipal
-from server.access.sessions import authenticate_service
+from server.access.service_keys import authenticate_service
 from server.access.tokens import token_kind
 from server.errors import Forbidden, TooLarge, Unauthorized
 from server.generations.queue import Owner

@@ -65,7 +65,7 @@ async def _handshake(
         return principal, principal is None
     cookie = socket.cookies.get(COOKIE_NAME)
     if cookie is not None:
-        token_value = unsign(cookie, ctx.settings.secret_key)
+        token_value = unsign(cookie, ctx.settings.verification_keys)
         principal = (
             None
             if token_value is None

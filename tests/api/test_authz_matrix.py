@@ -114,6 +114,10 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("POST",   "/api/admin/service-accounts"):                    "401 401 403 403 403 403 403 201",
     ("GET",    "/api/admin/service-accounts"):                    "401 401 403 403 403 403 403 200",
     ("DELETE", "/api/admin/service-accounts/{account_id}"):       "401 401 403 403 403 403 403 204",
+    ("POST",   "/api/admin/service-accounts/{account_id}/rotate"):
+                                                                  "401 401 403 403 403 403 403 200",
+    ("DELETE", "/api/admin/service-accounts/{account_id}/previous-key"):
+                                                                  "401 401 403 403 403 403 403 204",
     ("POST",   "/api/admin/users/{user_id}/credits"):             "401 401 403 403 403 403 403 200",
     ("GET",    "/api/admin/audit"):                               "401 401 403 403 403 403 403 200",
     # Decided by the peer address or MOODBOARD_METRICS_TOKEN, not by the caller's role:
@@ -594,6 +598,26 @@ async def _revoke_service_account(w: World, caller: str) -> Call:
         201,
     )
     return Call({"account_id": created["id"]})
+
+
+@request_for("POST", "/api/admin/service-accounts/{account_id}/rotate")
+async def _rotate_service_account(w: World, caller: str) -> Call:
+    return Call({"account_id": await _spare_service_account(w)}, {"grace_hours": 1})
+
+
+@request_for("DELETE", "/api/admin/service-accounts/{account_id}/previous-key")
+async def _end_previous_service_key(w: World, caller: str) -> Call:
+    return Call({"account_id": await _spare_service_account(w)})
+
+
+async def _spare_service_account(w: World) -> str:
+    created = ok(
+        await w.api.client.post(
+            "/api/admin/service-accounts", json={"name": "spare"}, headers=w.users["admin"].auth
+        ),
+        201,
+    )
+    return str(created["id"])
 
 
 @request_for("POST", "/api/admin/users/{user_id}/credits")

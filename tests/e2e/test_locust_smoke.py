@@ -64,7 +64,7 @@ async def seeded_server(
     """A server with an admin, seeded by load_tests/seed.py; the seed removed afterwards."""
     code, out = await _run(
         sys.executable, "-m", "server.cli", "create-admin", "--email", ADMIN[0], "--password",
-        ADMIN[1], env=env,
+        ADMIN[1], "--migrate", env=env,
     )  # fmt: skip
     assert code == 0, out
     seed = tmp / "seed.json"

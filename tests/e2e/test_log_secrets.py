@@ -35,7 +35,7 @@ TIMEOUT_S = 10.0
 async def _create_admin(env: dict[str, str], cwd: Path) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "server.cli", "create-admin", "--email", ADMIN[0],
-        "--password", ADMIN[1], env=env, cwd=cwd,
+        "--password", ADMIN[1], "--migrate", env=env, cwd=cwd,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     out, _ = await asyncio.wait_for(process.communicate(), 60)

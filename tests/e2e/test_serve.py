@@ -83,7 +83,7 @@ def test_create_admin_command(tmp_path: Path) -> None:
     env = server_env(f"sqlite:///{tmp_path / 'm.sqlite3'}")
     cmd = [sys.executable, "-m", "server.cli", "create-admin", "--email", "Op@Example.com"]
     first = subprocess.run(
-        [*cmd, "--password", "a long passphrase"],
+        [*cmd, "--password", "a long passphrase", "--migrate"],
         env=env,
         capture_output=True,
         text=True,

@@ -238,9 +238,7 @@ def _postgres_hosts(netloc: str, variable: str) -> list[str]:
     return entries
 
 
-def _postgres_beside(
-    env: Mapping[str, str], variable: str, database: DatabaseUrl
-) -> str | None:
+def _postgres_beside(env: Mapping[str, str], variable: str, database: DatabaseUrl) -> str | None:
     """A second PostgreSQL URL (listen, replica): only beside a PostgreSQL ``DATABASE_URL``."""
     raw = env.get(variable, "").strip()
     if not raw:

@@ -14,7 +14,8 @@ import contextlib
 import os
 import shutil
 import signal
-from collections.abc import AsyncIterator
+import tempfile
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -48,6 +49,16 @@ def _owned_by_postgres(path: Path) -> Path:
     if AS_ROOT:
         shutil.chown(path, "postgres")
     return path
+
+
+@contextlib.contextmanager
+def postgres_workdir() -> Iterator[Path]:
+    """A temp directory the ``postgres`` user can reach (pytest's are root's alone); removed after."""
+    path = Path(tempfile.mkdtemp(prefix="moodboard-pg-"))
+    try:
+        yield _owned_by_postgres(path)
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _as_postgres() -> list[str]:
@@ -146,16 +157,17 @@ class PgNode:
 
 
 @asynccontextmanager
-async def primary_and_standby(workdir: Path) -> AsyncIterator[tuple[PgNode, PgNode]]:
+async def primary_and_standby() -> AsyncIterator[tuple[PgNode, PgNode]]:
     """A throwaway primary with a synchronous streaming standby; both stopped at the end."""
-    primary, standby = PgNode(workdir, "primary"), PgNode(workdir, "standby")
-    try:
-        await primary.init_primary()
-        await standby.init_standby_of(primary)
-        yield primary, standby
-    finally:
-        await standby.stop(signal.SIGQUIT)
-        await primary.stop(signal.SIGQUIT)
+    with postgres_workdir() as workdir:
+        primary, standby = PgNode(workdir, "primary"), PgNode(workdir, "standby")
+        try:
+            await primary.init_primary()
+            await standby.init_standby_of(primary)
+            yield primary, standby
+        finally:
+            await standby.stop(signal.SIGQUIT)
+            await primary.stop(signal.SIGQUIT)
 
 
 class PgBouncer:
@@ -198,10 +210,11 @@ class PgBouncer:
         (self.dir / "users.txt").write_text('"postgres" ""\n')
         ini = self.dir / "pgbouncer.ini"
         ini.write_text(self._ini(databases))
-        self.process = await asyncio.create_subprocess_exec(
-            PGBOUNCER, str(ini), user="postgres" if AS_ROOT else None,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
+        with (self.dir / "stderr").open("wb") as stderr:
+            self.process = await asyncio.create_subprocess_exec(
+                PGBOUNCER, str(ini), user="postgres" if AS_ROOT else None,
+                stdout=asyncio.subprocess.DEVNULL, stderr=stderr,
+            )  # fmt: skip
         for _ in range(100):
             try:
                 _, writer = await asyncio.open_connection("127.0.0.1", self.port)
@@ -211,7 +224,11 @@ class PgBouncer:
                 if self.process.returncode is not None:
                     break
                 await asyncio.sleep(0.05)
-        log = (self.dir / "pgbouncer.log").read_text(errors="replace")
+        log = "".join(
+            path.read_text(errors="replace")
+            for path in (self.dir / "pgbouncer.log", self.dir / "stderr")
+            if path.exists()
+        )
         raise AssertionError(f"pgbouncer did not start:\n{log}")
 
     async def stop(self) -> None:
@@ -225,13 +242,12 @@ class PgBouncer:
 
 
 @asynccontextmanager
-async def pgbouncer(
-    workdir: Path, databases: dict[str, tuple[str, bool]]
-) -> AsyncIterator[PgBouncer]:
+async def pgbouncer(databases: dict[str, tuple[str, bool]]) -> AsyncIterator[PgBouncer]:
     """A running PgBouncer in front of ``databases``; stopped by its pid at the end."""
-    bouncer = PgBouncer(workdir)
-    try:
-        await bouncer.start(databases)
-        yield bouncer
-    finally:
-        await bouncer.stop()
+    with postgres_workdir() as workdir:
+        bouncer = PgBouncer(workdir)
+        try:
+            await bouncer.start(databases)
+            yield bouncer
+        finally:
+            await bouncer.stop()

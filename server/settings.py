@@ -41,7 +41,7 @@ class DatabaseUrl:
     """A parsed ``DATABASE_URL``: which engine, and how to reach it.
 
     On PostgreSQL also the connections beside the pool's (docs/operations.md
-    "PostgreSQL behind PgBouncer, with failover and a replica"):
+    "PostgreSQL beyond one server"):
     ``listen_url`` (``MOODBOARD_DATABASE_LISTEN_URL``) is a direct session
     for what a transaction-mode pooler cannot carry: LISTEN, the advisory
     locks of migrations and maintenance, and the migrations themselves;

@@ -53,7 +53,7 @@ def _owned_by_postgres(path: Path) -> Path:
 
 @contextlib.contextmanager
 def postgres_workdir() -> Iterator[Path]:
-    """A temp directory the ``postgres`` user can reach (pytest's are root's alone); removed after."""
+    """A temp directory the ``postgres`` user can reach (pytest's are root's); removed after."""
     path = Path(tempfile.mkdtemp(prefix="moodboard-pg-"))
     try:
         yield _owned_by_postgres(path)
@@ -135,7 +135,7 @@ class PgNode:
         return int(pid_file.read_text().split()[0])
 
     async def stop(self, sig: signal.Signals = signal.SIGINT, timeout_s: float = 20.0) -> None:
-        """Stop it by its pid: SIGINT fast shutdown (the standby gets all WAL), SIGQUIT immediate."""
+        """Stop it by its pid: SIGINT a fast shutdown (the standby gets all WAL), SIGQUIT now."""
         pid = self.pid()
         if pid is None:
             return

@@ -214,7 +214,8 @@ def test_postgresql_topologies_are_read() -> None:
     ).database
     assert (database.url, database.statement_cache) == (PG, 0)
     assert database.session_url == "postgresql://mb@db1:5432,db2:5433/moodboard"
-    assert database.direct.url == database.session_url and database.direct.replica_url is None
+    assert database.direct.url == database.session_url
+    assert database.direct.replica_url is None
     assert database.replica_url == "postgresql://ro@db2:5433/moodboard"
     assert database.redacted == PG.replace(":pw@", ":***@")
     alone = load_settings({"DATABASE_URL": PG, "MOODBOARD_SECRET_KEY": SECRET}).database

@@ -163,7 +163,7 @@ async def board(server: ServerProcess, items: int) -> tuple[str, str, str, list[
     """An owner (token), a project of theirs with a room and ``items`` notes: their ids."""
     _, token = await signup(server.url, "Owner", f"o-{uuid.uuid4().hex[:8]}@example.com")
     pid = (await call(server, "POST", "/api/projects", token, json={"name": "P"}))["id"]
-    room = (await call(server, "POST", f"/api/projects/{pid}/rooms", token, json={"name": "R"}))
+    room = await call(server, "POST", f"/api/projects/{pid}/rooms", token, json={"name": "R"})
     ids = [
         (await call(server, "POST", f"/api/projects/{pid}/rooms/{room['id']}/items", token,
                     json={"kind": "note"}))["id"]
@@ -250,7 +250,9 @@ async def test_two_instances_behind_pgbouncer_in_transaction_mode(
             for collaborator in watchers + editors:
                 await collaborator.connect()
             # Concurrent edits of one project: group commits (one PL/pgSQL call for many).
-            await asyncio.gather(*(e.update_repeatedly(i, 8) for e, i in zip(editors, items)))
+            await asyncio.gather(
+                *(e.update_repeatedly(i, 8) for e, i in zip(editors, items, strict=True))
+            )
             # A retried op_id gets its first outcome again, and nothing is applied twice.
             first = editors[0]
             op_id, seq = first.acked[-1]
@@ -335,12 +337,13 @@ async def test_a_replica_and_a_primary_switch_lose_nothing(redis_url: str, tmp_p
             assert [e["op_id"] for e in page["events"]] == [editors[0].acked[-1][0]]
             await replay(standby, pause=False)
             reads = await replica_reads(b)
-            assert reads["snapshot", "primary"] >= 1 and reads["history", "primary"] >= 1
+            assert reads["snapshot", "primary"] >= 1
+            assert reads["history", "primary"] >= 1
 
             # Edits run on both instances while the primary stops and the standby takes over.
             work = [
                 asyncio.create_task(editor.update_repeatedly(item, 15, pause_s=0.05))
-                for editor, item in zip(editors[1:], items[1:])
+                for editor, item in zip(editors[1:], items[1:], strict=True)
             ]
             await asyncio.sleep(0.3)
             await primary.stop(signal.SIGINT)  # fast: the standby has every committed edit

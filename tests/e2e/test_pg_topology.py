@@ -20,6 +20,8 @@ import contextlib
 import json
 import signal
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,6 +152,19 @@ class JoinRefused(Exception):
     """The join was answered with an error (e.g. the database was away): join again."""
 
 
+@asynccontextmanager
+async def two_instances(
+    env: dict[str, str], log_dir: Path
+) -> AsyncIterator[tuple[ServerProcess, ServerProcess]]:
+    """Two instances started together (their migrations take turns on the lock)."""
+    async with (
+        running_server(env, log_dir, wait=False) as a,
+        running_server(env, log_dir, wait=False) as b,
+    ):
+        await asyncio.gather(a.wait_ready(), b.wait_ready())
+        yield a, b
+
+
 async def call(server: ServerProcess, method: str, path: str, token: str, **kw: Any) -> Any:
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
         response = await client.request(
@@ -241,9 +256,10 @@ async def test_two_instances_behind_pgbouncer_in_transaction_mode(
             MOODBOARD_DATABASE_STATEMENT_CACHE="0",
             MOODBOARD_INPROCESS_WORKER="1",
             MOODBOARD_WORKER_STEP_DELAY_MS="10",
+            MOODBOARD_WORKER_POLL_MS="100",
             MOODBOARD_MAINTENANCE_INTERVAL_S="1",
         )
-        async with running_server(env, tmp_path) as a, running_server(env, tmp_path) as b:
+        async with two_instances(env, tmp_path) as (a, b):
             token, pid, room, items = await board(a, 4)
             watchers = [Collaborator(token, pid, server) for server in (a, b)]
             editors = [Collaborator(token, pid, (a, b)[n % 2]) for n in range(4)]
@@ -305,7 +321,7 @@ async def test_a_replica_and_a_primary_switch_lose_nothing(redis_url: str, tmp_p
             REDIS_URL=redis_url,
             MOODBOARD_DATABASE_REPLICA_URL=standby.url(),
         )
-        async with running_server(env, tmp_path) as a, running_server(env, tmp_path) as b:
+        async with two_instances(env, tmp_path) as (a, b):
             token, pid, _, items = await board(a, 3)
             watchers = [Collaborator(token, pid, server) for server in (a, b)]
             for watcher in watchers:

@@ -330,17 +330,25 @@ async def test_a_replica_and_a_primary_switch_lose_nothing(redis_url: str, tmp_p
             for editor in editors:
                 await editor.connect()
 
-            # The replica caught up: a join after an ack reads its snapshot there.
+            # The replica caught up: a join, a resume and a history page after an ack
+            # read there.
             ack = await editors[0].edit(items[0], 1, {"x": 1})
             await replayed(standby, pid, ack["seq"])
             late = Collaborator(token, pid, b)
             joined = await late.connect()
             assert joined["seq"] >= ack["seq"]
             await late.close()
-            assert (await replica_reads(b))["snapshot", "replica"] >= 1
+            resumer = watchers[1]  # on b
+            await resumer.close()
+            assert (await resumer.connect())["mode"] == "replay"
+            await call(b, "GET", f"/api/projects/{pid}/events", token)
+            reads = await replica_reads(b)
+            assert reads["snapshot", "replica"] >= 1
+            assert reads["replay", "replica"] >= 1
+            assert reads["history", "replica"] >= 1
 
-            # The replica stops replaying: a join and a history page right after an ack
-            # still show the ack (the primary answers).
+            # The replica stops replaying: a join, a history page and a resume right
+            # after an ack still show the ack (the primary answers).
             await replay(standby, pause=True)
             ack = await editors[0].edit(items[0], ack["version"], {"x": 2})
             late = Collaborator(token, pid, b)
@@ -351,9 +359,12 @@ async def test_a_replica_and_a_primary_switch_lose_nothing(redis_url: str, tmp_p
             page = await call(b, "GET", f"/api/projects/{pid}/events", token,
                               params={"after": ack["seq"] - 1})  # fmt: skip
             assert [e["op_id"] for e in page["events"]] == [editors[0].acked[-1][0]]
+            await resumer.close()
+            assert (await resumer.connect())["seq"] >= ack["seq"]
             await replay(standby, pause=False)
             reads = await replica_reads(b)
             assert reads["snapshot", "primary"] >= 1
+            assert reads["replay", "primary"] >= 1
             assert reads["history", "primary"] >= 1
 
             # Edits run on both instances while the primary stops and the standby takes over.

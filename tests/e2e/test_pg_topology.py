@@ -376,9 +376,17 @@ async def test_a_replica_and_a_primary_switch_lose_nothing(redis_url: str, tmp_p
             await primary.stop(signal.SIGINT)  # fast: the standby has every committed edit
             await standby.promote()
             await asyncio.wait_for(asyncio.gather(*work), 60)
-            # The LISTEN connections found the new primary: an outside write reaches both.
+            # Both LISTEN connections found the new primary; an outside write reaches both.
             outside = await asyncpg.connect(standby.url())
             try:
+                for _ in range(200):
+                    listening = await outside.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'"
+                    )
+                    if listening == 2:
+                        break
+                    await asyncio.sleep(0.05)
+                assert listening == 2
                 await outside.execute("UPDATE item SET w = 9 WHERE id = $1", uuid.UUID(items[0]))
             finally:
                 await outside.close()

@@ -302,6 +302,19 @@ async def test_two_instances_behind_pgbouncer_in_transaction_mode(
                                  params={"limit": 1000})  # fmt: skip
             for collaborator in watchers + editors:
                 await collaborator.close()
+        # The maintenance rounds took their advisory lock on the direct URL: none is
+        # left on a server connection PgBouncer keeps (as one taken through it would be).
+        assert "maintenance.done" in a.log() + b.log()
+        admin = await asyncpg.connect(cluster_db)
+        try:
+            held = await admin.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                "AND database = (SELECT oid FROM pg_database WHERE datname = $1)",
+                name,
+            )
+        finally:
+            await admin.close()
+        assert held == 0
     assert [e["seq"] for e in history["events"]] == [seq for seq, _ in log]
     assert_exactly_once(watchers, editors, log)
     for watcher in watchers:

@@ -137,7 +137,9 @@ def create_app(settings: Settings) -> Litestar:
             )
             await realtime.start()
             listener = (
-                Listener(settings.database.url, realtime.feeds.catch_up, realtime.feeds.heal)
+                Listener(
+                    settings.database.session_url, realtime.feeds.catch_up, realtime.feeds.heal
+                )
                 if settings.database.kind == "postgres"
                 else None
             )

@@ -135,6 +135,13 @@ READ_BATCH = Histogram(
     ["read"],
     buckets=(1, 2, 4, 8, 16, 32, 64),
 )
+REPLICA_READS = Counter(
+    "moodboard_replica_reads",
+    "Snapshot, replay and history reads with MOODBOARD_DATABASE_REPLICA_URL set, by read and "
+    "by who answered: replica, or primary (the replica was behind what the reader must see, "
+    "or did not answer)",
+    ["read", "source"],
+)
 DB_POOL_SIZE = Gauge("moodboard_db_pool_connections", "PostgreSQL pool connections open")
 DB_POOL_IDLE = Gauge("moodboard_db_pool_idle", "PostgreSQL pool connections idle")
 DB_POOL_MAX = Gauge("moodboard_db_pool_max", "PostgreSQL pool size limit")
@@ -228,6 +235,7 @@ ALL = (
     BUS_PUBLISH_FAILURES,
     DB_QUERY_SECONDS,
     READ_BATCH,
+    REPLICA_READS,
     DB_POOL_SIZE,
     DB_POOL_IDLE,
     DB_POOL_MAX,

@@ -39,7 +39,29 @@ DESCRIPTIONS: dict[str, tuple[str | None, str]] = {
     "DATABASE_URL": (
         f"`{settings.DEFAULT_DATABASE_URL}`",
         "`postgresql://user:password@host:5432/db[?sslmode=verify-full]` (PostgreSQL 15+) "
-        "or `sqlite:///path` (embedded mode)",
+        "or `sqlite:///path` (embedded mode). Several hosts, as libpq writes them "
+        "(`postgresql://u@h1:5432,h2:5432/db?target_session_attrs=read-write`): the server "
+        "uses the writable one and finds the new one after a failover. May point at a "
+        "transaction-mode PgBouncer (then set `MOODBOARD_DATABASE_LISTEN_URL` and "
+        "`MOODBOARD_DATABASE_STATEMENT_CACHE`; docs/operations.md)",
+    ),
+    "MOODBOARD_DATABASE_LISTEN_URL": (
+        "`DATABASE_URL`",
+        "a direct (session) PostgreSQL URL for what a transaction-mode pooler cannot carry: "
+        "the LISTEN connection, migrations and the advisory locks of migrations and "
+        "maintenance. Several hosts allowed, as in `DATABASE_URL`",
+    ),
+    "MOODBOARD_DATABASE_REPLICA_URL": (
+        "unset (primary)",
+        "a read-only replica (a hot standby) for snapshot, replay and history reads; a read "
+        "whose project the replica has not replayed as far as the primary's seq goes to the "
+        "primary instead, as does a read the replica fails to answer",
+    ),
+    "MOODBOARD_DATABASE_STATEMENT_CACHE": (
+        None,
+        "asyncpg's prepared statements cached per pool connection; 0 behind a "
+        "transaction-mode PgBouncer older than 1.21 (Debian 12's is 1.18), which cannot keep "
+        "a named prepared statement from one transaction to the next",
     ),
     "REDIS_URL": (
         "unset",

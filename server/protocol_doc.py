@@ -305,6 +305,8 @@ def render_limits() -> str:
 # The variables a deployment sets first; docs/operations.md lists every one.
 DEPLOYMENT_VARIABLES = (
     "DATABASE_URL",
+    "MOODBOARD_DATABASE_LISTEN_URL",
+    "MOODBOARD_DATABASE_REPLICA_URL",
     "REDIS_URL",
     "MOODBOARD_HOST",
     "MOODBOARD_PORT",

@@ -237,3 +237,59 @@ def test_a_previous_secret_key_gets_the_same_checks(
     assert caught.value.variable == "MOODBOARD_SECRET_KEY_PREVIOUS"
     assert fragment in str(caught.value)
     assert previous.split(",")[-1] not in str(caught.value)
+
+
+PG = "postgresql://mb:pw@db1:5432,db2:5433/moodboard?target_session_attrs=read-write"
+
+
+def test_postgresql_topologies_are_read() -> None:
+    """Several hosts, a direct LISTEN URL, a replica and the statement cache (issue 20)."""
+    database = load_settings(
+        {
+            "DATABASE_URL": PG,
+            "MOODBOARD_SECRET_KEY": SECRET,
+            "MOODBOARD_DATABASE_LISTEN_URL": "postgresql://mb@db1:5432,db2:5433/moodboard",
+            "MOODBOARD_DATABASE_REPLICA_URL": "postgresql://ro@db2:5433/moodboard",
+            "MOODBOARD_DATABASE_STATEMENT_CACHE": "0",
+        }
+    ).database
+    assert (database.url, database.statement_cache) == (PG, 0)
+    assert database.session_url == "postgresql://mb@db1:5432,db2:5433/moodboard"
+    assert database.direct.url == database.session_url
+    assert database.direct.replica_url is None
+    assert database.replica_url == "postgresql://ro@db2:5433/moodboard"
+    assert database.redacted == PG.replace(":pw@", ":***@")
+    alone = load_settings({"DATABASE_URL": PG, "MOODBOARD_SECRET_KEY": SECRET}).database
+    assert (alone.session_url, alone.replica_url, alone.statement_cache) == (PG, None, 100)
+
+
+@pytest.mark.parametrize(
+    ("env", "variable", "fragment"),
+    [
+        ({"DATABASE_URL": "postgresql://u@db1:5432,:5432/db"}, "DATABASE_URL", "empty host"),
+        ({"DATABASE_URL": "postgresql://u@db1,db2:x/db"}, "DATABASE_URL", "malformed"),
+        ({"DATABASE_URL": "postgresql://u@db1,db2:99999/db"}, "DATABASE_URL", "malformed"),
+        (
+            {"MOODBOARD_DATABASE_REPLICA_URL": "postgresql://u@db2/db"},
+            "MOODBOARD_DATABASE_REPLICA_URL",
+            "only with a postgresql://",
+        ),
+        (
+            {"DATABASE_URL": "postgresql://u@db1/db", "MOODBOARD_DATABASE_LISTEN_URL": "redis://x"},
+            "MOODBOARD_DATABASE_LISTEN_URL",
+            "unsupported scheme",
+        ),
+        (
+            {"DATABASE_URL": "postgresql://u@db1/db", "MOODBOARD_DATABASE_STATEMENT_CACHE": "-1"},
+            "MOODBOARD_DATABASE_STATEMENT_CACHE",
+            "out of range",
+        ),
+    ],
+)
+def test_bad_postgresql_topologies_name_the_variable(
+    env: dict[str, str], variable: str, fragment: str
+) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({**env, "MOODBOARD_SECRET_KEY": SECRET})
+    assert caught.value.variable == variable
+    assert fragment in str(caught.value)

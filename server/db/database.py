@@ -13,7 +13,10 @@ the statement connections back and closes the pool. It owns:
 - the calls that share a statement: the socket edits' group commits
   (server/projects/edits.py) and the batched reads (server/db/read_batch.py).
   Each is made by its own module on first use (:meth:`Database.owned`), so
-  this module knows no domain.
+  this module knows no domain;
+- the read replica's engine and pool (``MOODBOARD_DATABASE_REPLICA_URL``),
+  when there is one: :attr:`Database.replica`. Which reads go there, and
+  when, the read model decides (server/events/reads.py).
 
 Queries written with Piccolo still find the engine through the tables'
 binding (``bind_tables``), as Piccolo does; the engine carries its
@@ -32,11 +35,30 @@ from piccolo.engine.postgres import PostgresEngine
 
 from server import metrics
 from server.concurrency.group_commit import MAX_BATCH
-from server.db.engine import ServerPostgresEngine, bind_tables, create_engine
+from server.db.engine import (
+    REPLICA,
+    SERVER_WRITER_SETTING,
+    ServerPostgresEngine,
+    bind_tables,
+    create_engine,
+)
 from server.db.statement_connections import StatementConnections, share_of
 from server.settings import DatabaseUrl
 
 Owned = TypeVar("Owned")
+
+
+class DatabaseSetupError(RuntimeError):
+    """The database answers, but is set up so that the server would misbehave (says how)."""
+
+
+WRITER_LOST = (
+    "the server's connections do not carry {setting} = 'server' (a pooler in front of "
+    "PostgreSQL dropped that startup parameter): the outside-writer triggers would log the "
+    "server's own writes twice. Behind PgBouncer, give the database entry "
+    "connect_query='SET {setting} = ''server''' and ignore_startup_parameters = {setting} "
+    "(docs/operations.md, PgBouncer)"
+)
 
 
 async def _keep_session(_connection: Any) -> None:
@@ -54,6 +76,13 @@ async def _keep_session(_connection: Any) -> None:
 async def _observe_queries(connection: Any) -> None:
     """Every pool connection reports each statement's duration (moodboard_db_query_seconds)."""
     connection.add_query_logger(metrics.query_logged)
+
+
+async def _check_writer_setting(pool: Any) -> None:
+    """Refuse to run when the pool's sessions lost ``moodboard.writer`` (a pooler dropped it)."""
+    value = await pool.fetchval("SELECT current_setting($1, true)", SERVER_WRITER_SETTING)
+    if value != "server":
+        raise DatabaseSetupError(WRITER_LOST.format(setting=SERVER_WRITER_SETTING))
 
 
 class Database:
@@ -75,6 +104,9 @@ class Database:
         self.statements: Any = None
         self._connections: StatementConnections | None = None
         self._owned: dict[Callable[[Database], Any], Any] = {}
+        # The read replica's engine (a node of ``engine``): None without one.
+        nodes = getattr(engine, "extra_nodes", None) or {}
+        self.replica: ServerPostgresEngine | None = nodes.get(REPLICA)
 
     @classmethod
     def of(cls, url: DatabaseUrl, *, pool_size: int, edit_batch: int = MAX_BATCH) -> Database:
@@ -93,6 +125,17 @@ class Database:
             self.statements = self._connections or engine.pool
             if isinstance(engine, ServerPostgresEngine):
                 engine.statements = self.statements
+            try:
+                await _check_writer_setting(engine.pool)
+            except BaseException:
+                await self.__aexit__(None, None, None)
+                raise
+            if self.replica is not None:
+                # min_size 0: a replica that is down at start delays nothing (its
+                # reads go to the primary until it answers).
+                await self.replica.start_connection_pool(
+                    min_size=0, max_size=self.pool_size, init=_observe_queries, reset=_keep_session
+                )
         else:
             # WAL lets readers run while one writer commits: the embedded server
             # reads snapshots while it writes events.
@@ -114,6 +157,8 @@ class Database:
             if self._connections is not None:
                 connections, self._connections = self._connections, None
                 await connections.close()
+            if self.replica is not None:
+                await self.replica.close_connection_pool()
             await engine.close_connection_pool()
 
     def statement_runner(self) -> Any | None:

@@ -24,6 +24,10 @@ SERVER_WRITER_SETTING = "moodboard.writer"
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
 
+# The name of the read replica's engine among the engine's nodes (Piccolo's
+# ``extra_nodes``; a query runs there with ``.run(node=REPLICA)``).
+REPLICA = "replica"
+
 
 class ServerPostgresEngine(PostgresEngine):
     """Piccolo's PostgreSQL engine, carrying what runs its fixed statements.
@@ -31,14 +35,17 @@ class ServerPostgresEngine(PostgresEngine):
     ``statements`` is set by the :class:`server.db.database.Database` that
     owns the engine while it is open (its statement connections, or the
     pool), for the fixed reads that find the engine through a table
-    (:func:`server.db.raw.runner_of`); None otherwise.
+    (:func:`server.db.raw.runner_of`); None otherwise. ``session_dsn`` is
+    where a direct session goes (LISTEN, advisory locks): the pool's own
+    DSN may be a transaction-mode pooler.
     """
 
-    __slots__ = ("statements",)
+    __slots__ = ("session_dsn", "statements")
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, session_dsn: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.statements: Any = None
+        self.session_dsn = session_dsn
 
 
 def create_engine(database: DatabaseUrl) -> Engine[Any]:
@@ -49,8 +56,33 @@ def create_engine(database: DatabaseUrl) -> Engine[Any]:
         # Every connection of the server says so at its start: the outside-writer
         # triggers leave the server's own writes to its write path (see the
         # migration "operation indexes and outside-writer triggers").
-        config = {"dsn": database.url, "server_settings": {SERVER_WRITER_SETTING: "server"}}
-        return ServerPostgresEngine(config=config, extensions=(), log_queries=False)
+        # statement_cache: 0 behind a transaction-mode PgBouncer older than 1.21, which
+        # cannot carry asyncpg's named prepared statements from one transaction to the next.
+        settings = {SERVER_WRITER_SETTING: "server"}
+        config = {
+            "dsn": database.url,
+            "server_settings": settings,
+            "statement_cache_size": database.statement_cache,
+        }
+        replica = (
+            {
+                REPLICA: ServerPostgresEngine(
+                    config={"dsn": database.replica_url, "server_settings": settings},
+                    extensions=(),
+                    log_queries=False,
+                    session_dsn=database.replica_url,
+                )
+            }
+            if database.replica_url is not None
+            else None
+        )
+        return ServerPostgresEngine(
+            config=config,
+            extensions=(),
+            log_queries=False,
+            extra_nodes=replica,
+            session_dsn=database.session_url,
+        )
     assert database.sqlite_path is not None
     Path(database.sqlite_path).parent.mkdir(parents=True, exist_ok=True)
     _owner_only(Path(database.sqlite_path))

@@ -1,7 +1,10 @@
 """Apply pending migrations, once, even when several instances start together.
 
 PostgreSQL: the runner holds a session advisory lock on a dedicated
-connection; the instances that wait for it find nothing left to do. SQLite
+connection; the instances that wait for it find nothing left to do. Both the
+lock and the migrations use the direct session URL
+(``MOODBOARD_DATABASE_LISTEN_URL`` when set): a transaction-mode pooler would
+leave a session lock on a server connection other clients then share. SQLite
 (embedded, one instance): an exclusive file lock beside the database does the
 same for two processes started by mistake.
 
@@ -106,6 +109,7 @@ async def _forwards(database: DatabaseUrl) -> list[str]:
 async def migrate(database: DatabaseUrl) -> None:
     """Run every pending migration of ``database`` under a cross-process lock."""
     if database.kind == "postgres":
+        database = database.direct
         connection = await asyncpg.connect(dsn=database.url)
         try:
             log.info("migrations.waiting_for_lock")

@@ -7,6 +7,11 @@ pool connection: LISTEN needs its own session) receives them; the realtime
 feed then reads the events from the log. When the connection drops (a
 PostgreSQL restart), it reconnects after a backoff with full jitter and asks
 for a full heal, since notifications sent meanwhile are gone.
+
+It connects to the direct session URL (``MOODBOARD_DATABASE_LISTEN_URL``,
+else ``DATABASE_URL``): a transaction-mode pooler cannot hold a LISTEN. With
+several hosts and ``target_session_attrs=read-write`` in that URL, a
+reconnect after a failover finds the new primary (a standby cannot LISTEN).
 """
 
 from __future__ import annotations

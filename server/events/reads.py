@@ -10,24 +10,41 @@ The snapshot is read in one transaction that sees one consistent state
 (REPEATABLE READ on PostgreSQL; a read transaction in SQLite's WAL mode), and
 S is the project's seq inside it: every event up to S is in the snapshot and
 none after it.
+
+With a read replica (``MOODBOARD_DATABASE_REPLICA_URL``, the database's
+``replica``), the snapshot, the replay of a resume and the REST history read
+there when the replica has replayed the project as far as the reader must
+see: the project's seq on the primary, read first (one indexed row, with the
+role check a replay makes anyway), is the least the answer may show, and a
+replica whose seq for the project is lower (:func:`replica_serves`) leaves
+the read to the primary. An edit acked before the read began is at or below
+that seq, so a join after an ack never shows older state than the ack. A
+replica that does not answer leaves the read to the primary too. The feed's
+gap reads stay on the primary: they are asked for events the primary just
+announced.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, TypeVar, get_args
 
+import asyncpg
 import msgspec
 from piccolo.engine.base import Engine
 
+from server import metrics
 from server.access import policy
 from server.db.database import Database
+from server.db.engine import REPLICA
 from server.db.raw import runner_of
 from server.db.read_batch import ReadBatch
 from server.events.tables import Event
 from server.generations.tables import Generation
+from server.log import get_logger
 from server.projects.access import role_on
 from server.projects.entities import generation_entity, item_entity, project_entity, room_entity
 from server.projects.membership import list_members
@@ -35,6 +52,54 @@ from server.projects.tables import Item, Project, Room
 from server.realtime import protocol as p
 from server.timestamps import rfc3339
 from server.types import ProjectId, ProjectRole, UserId
+
+R = TypeVar("R")
+
+
+log = get_logger(__name__)
+
+ReplicaRead = Literal["snapshot", "replay", "history"]
+# Each read's series is in /metrics from the start, at zero.
+_SERVED = {
+    (read, source): metrics.REPLICA_READS.labels(read, source)
+    for read in get_args(ReplicaRead)
+    for source in ("replica", "primary")
+}
+# What a replica that cannot answer raises: refused, down, or gone while reading.
+_REPLICA_FAILURES = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+def replica_serves(replica_seq: int | None, needed_seq: int | None) -> bool:
+    """Whether the replica may answer a read that must show the project up to ``needed_seq``.
+
+    ``replica_seq`` is the project's seq on the replica (None: it has not
+    replayed the project's creation yet); ``needed_seq`` the project's seq on
+    the primary when the read began (None: no such project there either).
+    The replica's answer is as of its own seq, never older than what was
+    committed before the read: every acked edit the reader knows of.
+    """
+    if needed_seq is None:
+        return False  # let the primary say the project does not exist
+    return replica_seq is not None and replica_seq >= needed_seq
+
+
+class _ReplicaBehind(Exception):
+    """The replica has not replayed the project as far as the read must show."""
+
+
+async def _from_replica(read: ReplicaRead, answer: Awaitable[R]) -> R | None:
+    """The replica's answer, or None: it is behind or does not answer (the primary then reads)."""
+    try:
+        value = await answer
+    except _ReplicaBehind:
+        _SERVED[read, "primary"].inc()
+        return None
+    except _REPLICA_FAILURES as exc:
+        log.warning("replica.read_failed", read=read, error=repr(exc))
+        _SERVED[read, "primary"].inc()
+        return None
+    _SERVED[read, "replica"].inc()
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,18 +109,48 @@ class Snapshot:
 
 
 async def read_snapshot(
-    engine: Engine[Any], project_id: uuid.UUID, *, reader: uuid.UUID
+    database: Database, project_id: uuid.UUID, *, reader: uuid.UUID
 ) -> Snapshot:
     """Project, rooms, items, generations and members, all as of one seq.
 
     Members' e-mail addresses go only to a ``reader`` who may manage members
-    (owners), as over REST; everyone else gets their names and roles.
+    (owners), as over REST; everyone else gets their names and roles. From
+    the replica when it has caught up with the primary's seq (module docstring).
     """
     with_emails = policy.can(await role_on(ProjectId(project_id), UserId(reader)), "members.manage")
+    if database.replica is not None:
+        needed = await current_seq(project_id)
+        if needed is not None:
+            taken = await _from_replica(
+                "snapshot",
+                _snapshot(database.replica, project_id, with_emails, node=REPLICA, needed=needed),
+            )
+            if taken is not None:
+                return taken
+    return await _snapshot(database.engine, project_id, with_emails)
+
+
+async def _snapshot(
+    engine: Engine[Any],
+    project_id: uuid.UUID,
+    with_emails: bool,
+    *,
+    node: str | None = None,
+    needed: int | None = None,
+) -> Snapshot:
+    """The snapshot read on ``engine`` (the primary, or the replica's ``node`` of it).
+
+    Raises:
+        _ReplicaBehind: the project's seq there is below ``needed``.
+    """
     async with engine.transaction():
         if engine.engine_type == "postgres":
             await engine.run_ddl("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        project = await Project.select().where(Project.id == project_id).first()
+        project = await Project.select().where(Project.id == project_id).first().run(node=node)
+        if needed is not None and not replica_serves(
+            None if project is None else int(project["seq"]), needed
+        ):
+            raise _ReplicaBehind
         if project is None:
             raise LookupError(f"project {project_id} does not exist")
         rooms = (
@@ -63,20 +158,23 @@ async def read_snapshot(
             .where(Room.project_id == project_id)
             .order_by(Room.position)
             .output(load_json=True)
+            .run(node=node)
         )
         items = (
             await Item.select()
             .where(Item.project_id == project_id)
             .order_by(Item.z)
             .output(load_json=True)
+            .run(node=node)
         )
         generations = (
             await Generation.select()
             .where(Generation.project_id == project_id)
             .order_by(Generation.created_at)
             .output(load_json=True)
+            .run(node=node)
         )
-        members = await list_members(ProjectId(project_id))
+        members = await list_members(ProjectId(project_id), node=node)
     if not with_emails:
         members = [{k: v for k, v in m.items() if k != "email"} for m in members]
     return Snapshot(
@@ -97,8 +195,9 @@ async def project_seqs(project_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
     return {row["id"]: int(row["seq"]) for row in rows}
 
 
-async def current_seq(project_id: uuid.UUID) -> int | None:
-    row = await Project.select(Project.seq).where(Project.id == project_id).first()
+async def current_seq(project_id: uuid.UUID, *, node: str | None = None) -> int | None:
+    """The project's seq (on the primary, or on ``node``); None when it does not exist there."""
+    row = await Project.select(Project.seq).where(Project.id == project_id).first().run(node=node)
     return None if row is None else int(row["seq"])
 
 
@@ -118,15 +217,41 @@ def event_frame(row: dict[str, Any]) -> p.EventFrame:
     )
 
 
-async def read_events(project_id: uuid.UUID, after: int, upto: int) -> list[p.EventFrame]:
-    """The logged events with ``after < seq <= upto``, in order."""
+async def read_events(
+    project_id: uuid.UUID, after: int, upto: int, *, node: str | None = None
+) -> list[p.EventFrame]:
+    """The logged events with ``after < seq <= upto``, in order (on the primary, or ``node``)."""
     rows = (
         await Event.select()
         .where((Event.project_id == project_id) & (Event.seq > after) & (Event.seq <= upto))
         .order_by(Event.seq)
         .output(load_json=True)
+        .run(node=node)
     )
     return [event_frame(row) for row in rows]
+
+
+async def read_history(
+    database: Database, project_id: uuid.UUID, after: int, limit: int
+) -> tuple[int, list[p.EventFrame]]:
+    """The REST history page: the project's seq and its events after ``after`` (at most ``limit``).
+
+    The seq comes from the primary; the events from the replica when its seq
+    for the project has reached the page's last one.
+    """
+    seq = await current_seq(project_id) or 0
+    upto = min(seq, after + limit)
+    if database.replica is not None and upto > after:
+        frames = await _from_replica("history", _replica_events(project_id, after, upto))
+        if frames is not None:
+            return seq, frames
+    return seq, await read_events(project_id, after, upto)
+
+
+async def _replica_events(project_id: uuid.UUID, after: int, upto: int) -> list[p.EventFrame]:
+    if not replica_serves(await current_seq(project_id, node=REPLICA), upto):
+        raise _ReplicaBehind
+    return await read_events(project_id, after, upto, node=REPLICA)
 
 
 # A logged event's columns, as event_frame takes them (every resume statement returns them).
@@ -226,12 +351,37 @@ async def read_resume_as(
     """
     if database.statement_runner() is None:
         return None
-    rows = await database.owned(_resumes).read((project_id, last_seq, user_id))
+    replica = database.replica
+    # With a replica the primary answers the role and its seq only (a last_seq past
+    # any head reads no events); the replay comes from the replica when it caught up.
+    asked = last_seq if replica is None else _HEAD_ONLY
+    rows = await database.owned(_resumes).read((project_id, asked, user_id))
     if not rows:
         return ResumeAs(role=None, resumed=None)
     first = rows[0]
     role = policy.role_for(first["direct"], first["teams"], deleted=first["deleted"])
-    return ResumeAs(role=role, resumed=_resumed(rows, last_seq) if role is not None else None)
+    if role is None:
+        return ResumeAs(role=None, resumed=None)
+    if replica is None:
+        return ResumeAs(role=role, resumed=_resumed(rows, last_seq))
+    needed = int(first["head"])
+    resumed = await _from_replica("replay", _replica_resume(replica, project_id, last_seq, needed))
+    if resumed is None:
+        resumed = await read_resume(project_id, last_seq)
+    return ResumeAs(role=role, resumed=resumed)
+
+
+_HEAD_ONLY = 2**62  # a last_seq past every project's head: the resume read returns no event
+
+
+async def _replica_resume(
+    replica: Any, project_id: uuid.UUID, last_seq: int, needed: int
+) -> tuple[int, list[p.EventFrame] | None]:
+    """The resume read on the replica, when it has replayed the project up to ``needed``."""
+    resumed = _resumed(await replica.pool.fetch(_RESUME_PG, project_id, last_seq), last_seq)
+    if resumed is None or not replica_serves(resumed[0], needed):
+        raise _ReplicaBehind
+    return resumed
 
 
 _Resuming = tuple[uuid.UUID, int, uuid.UUID]  # project_id, last_seq, user_id

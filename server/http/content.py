@@ -18,7 +18,7 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from server.access.principal import Principal
 from server.context import AppContext
 from server.errors import BadRequest, Conflict
-from server.events.reads import current_seq, read_events
+from server.events.reads import read_history
 from server.http.deps import Caller, Ctx, strictly
 from server.http.schemas import (
     EventPage,
@@ -269,6 +269,7 @@ class ContentController(Controller):
     @get("/events")
     async def events(
         self,
+        ctx: Ctx,
         project_id: FromPath[uuid.UUID],
         caller: Caller,
         after: Annotated[int, QueryParameter(ge=0, le=2**53 - 1)] = 0,  # beyond: no such seq
@@ -276,6 +277,5 @@ class ContentController(Controller):
     ) -> EventPage:
         """Events with seq > after, in order (at most ``limit``), and the project's seq."""
         await access.require(ProjectId(project_id), caller.user_id, "project.read")
-        seq = await current_seq(project_id) or 0
-        frames = await read_events(project_id, after, min(seq, after + limit))
+        seq, frames = await read_history(ctx.database, project_id, after, limit)
         return to(EventPage, {"events": [msgspec.to_builtins(f) for f in frames], "seq": seq})

@@ -95,11 +95,16 @@ def _tool(name: str, pg_bin: str | None) -> str:
 
 
 def _libpq(database: DatabaseUrl) -> tuple[str, dict[str, str]]:
-    """The URL without its password, and the environment that carries the password."""
-    parts = urlsplit(database.url)
+    """The direct URL without its password, and the environment that carries the password.
+
+    The direct session URL (MOODBOARD_DATABASE_LISTEN_URL when set): pg_dump and
+    pg_restore set session state a transaction-mode pooler would leak.
+    """
+    url = database.session_url
+    parts = urlsplit(url)
     env = dict(os.environ)
     if parts.password is None:
-        return database.url, env
+        return url, env
     env["PGPASSWORD"] = unquote(parts.password)
     netloc = parts.netloc.replace(f":{parts.password}@", "@", 1)
     return parts._replace(netloc=netloc).geturl(), env
@@ -360,7 +365,7 @@ def _check_sqlite(path: Path) -> None:
 
 async def _pg_tables(database: DatabaseUrl) -> list[str]:
     try:
-        connection = await asyncpg.connect(database.url)
+        connection = await asyncpg.connect(database.session_url)
     except (OSError, asyncpg.PostgresError) as exc:
         raise BackupError(f"cannot connect to the target database: {exc}") from None
     try:

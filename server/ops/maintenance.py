@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import redis.asyncio as aioredis
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
@@ -40,6 +41,7 @@ from piccolo.engine.postgres import PostgresEngine
 from server import metrics
 from server.access.tables import UserSession
 from server.db.batches import delete_in_batches
+from server.db.engine import ServerPostgresEngine
 from server.events.retention import prune
 from server.log import get_logger
 from server.ops.purge import Purged, purge
@@ -79,8 +81,13 @@ async def exclusive(engine: Engine[Any]) -> AsyncIterator[bool]:
     if not isinstance(engine, PostgresEngine):
         yield True  # SQLite: one embedded instance
         return
-    # A connection of its own, not a pool one: the jobs need the pool meanwhile.
-    connection = await engine.get_new_connection()
+    # A connection of its own, not a pool one: the jobs need the pool meanwhile. A
+    # direct session (MOODBOARD_DATABASE_LISTEN_URL): behind a transaction-mode pooler
+    # the lock would stay on a server connection after this one closed.
+    if isinstance(engine, ServerPostgresEngine):
+        connection = await asyncpg.connect(engine.session_dsn)
+    else:
+        connection = await engine.get_new_connection()
     try:
         yield bool(await connection.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY))
     finally:

@@ -49,8 +49,8 @@ def member_view(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def list_members(project_id: ProjectId) -> list[dict[str, Any]]:
-    """The project's direct members, oldest first."""
+async def list_members(project_id: ProjectId, *, node: str | None = None) -> list[dict[str, Any]]:
+    """The project's direct members, oldest first (on the primary, or on ``node``)."""
     rows = (
         await ProjectMember.select(
             ProjectMember.user_id,
@@ -61,6 +61,7 @@ async def list_members(project_id: ProjectId) -> list[dict[str, Any]]:
         )
         .where(ProjectMember.project_id == project_id)
         .order_by(ProjectMember.created_at)
+        .run(node=node)
     )
     return [member_view(row) for row in rows]
 

@@ -71,7 +71,7 @@ async def join(
             seq, replay = resumed
     snapshot = None
     if replay is None:
-        taken = await read_snapshot(connection.database.engine, project_id, reader=user.id)
+        taken = await read_snapshot(connection.database, project_id, reader=user.id)
         seq, snapshot = taken.seq, taken.state
     assert seq is not None
     if stream.ended:

@@ -31,6 +31,7 @@ CONTENT_TYPES = {
     "image/svg+xml": "svg",
     "image/jpeg": "jpg",
     "image/webp": "webp",
+    "image/gif": "gif",
 }
 NO_RESOURCE = "no resource with this id in this project"
 
@@ -72,6 +73,20 @@ async def write_file(
     key = f"{project_id}/{digest}.{CONTENT_TYPES[content_type]}"
     await asyncio.to_thread(_write, Path(storage_dir), key, data)
     return StoredFile(key=key, sha256=digest, size=len(data), content_type=content_type)
+
+
+async def check_room_for(project_id: ProjectId, size: int) -> None:
+    """413 now when ``size`` more bytes cannot fit the project's quota (:func:`record` checks
+    again, atomically: this only spares writing a file that could not be recorded)."""
+    row = await (
+        Project.select(Project.storage_bytes, Project.storage_quota_bytes)
+        .where(Project.id == project_id)
+        .first()
+    )
+    if row is not None and row["storage_bytes"] + size > row["storage_quota_bytes"]:
+        raise TooLarge(
+            f"the project's storage quota does not hold {size} more bytes", size_bytes=size
+        )
 
 
 async def record(
@@ -133,7 +148,8 @@ def resource_entity(row: dict[str, Any]) -> dict[str, Any]:
         "kind": row["kind"],
         "name": row["name"],
         "content_type": row["content_type"],
-        "size_bytes": row["size_bytes"],
+        "size": row["size_bytes"],
+        "size_bytes": row["size_bytes"],  # its name before the contract said `size`
         "sha256": row["sha256"],
         "metadata": row["metadata"],
         "url": resource_url(project_id, row["id"]),

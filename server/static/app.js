@@ -3,6 +3,7 @@
 // the user's gestures into edits.
 
 import { ApiError, MoodboardClient } from "/static/moodboard-client.js";
+import { installPictures, pictureBody } from "/static/pictures.js";
 
 const $ = (selector, root = document) => root.querySelector(selector);
 const client = new MoodboardClient();
@@ -420,9 +421,7 @@ function itemBody(item) {
       );
     case "image":
     case "asset":
-      return data.url
-        ? el("img", { src: data.url, alt: data.caption || "image", draggable: "false" })
-        : el("div", { class: "placeholder", text: "image" });
+      return pictureBody(el, page.handle.id, data);
     case "generation":
       return generationBody(generationOf(item), data);
     default:
@@ -590,12 +589,12 @@ function freeSpot(w, h) {
   return { x: left + (n % 6) * 36, y: top + (n % 6) * 28 };
 }
 
-function addItem(kind, data, size = { w: 200, h: 150 }) {
+function addItem(kind, data, size = { w: 200, h: 150 }, at = null) {
   if (!page.roomId) {
     notify("Create a room first.", { kind: "info" });
     return null;
   }
-  const spot = freeSpot(size.w, size.h);
+  const spot = at ?? freeSpot(size.w, size.h);
   return page.handle.create("item", { room_id: page.roomId, kind, ...spot, ...size, z: maxZ() + 1, data });
 }
 
@@ -604,10 +603,14 @@ $("#add-color").addEventListener("click", () => {
   const color = PALETTE[Math.floor(Math.random() * PALETTE.length)];
   addItem("color", { color, label: color }, { w: 140, h: 140 });
 });
-$("#add-image").addEventListener("click", () => {
-  const url = window.prompt("Image URL");
-  if (url && /^(https?:\/\/|\/)/.test(url.trim())) addItem("image", { url: url.trim() }, { w: 240, h: 180 });
-  else if (url) notify("An image URL starts with http://, https:// or /.", { kind: "error" });
+installPictures({
+  client,
+  handle: () => page.handle,
+  roomId: () => page.roomId,
+  canEdit: () => canEdit(),
+  addItem,
+  boardPoint,
+  notify,
 });
 
 // --- presence ---------------------------------------------------------------------------

@@ -317,17 +317,31 @@ export class MoodboardClient extends EventTarget {
 
   /** A REST call under /api: the parsed JSON (null for 204), or throws ApiError. */
   async api(method, path, body) {
+    if (body === undefined) return this._request(method, path, undefined, null);
+    return this._request(method, path, JSON.stringify(body), "application/json");
+  }
+
+  /**
+   * Upload a picture (a File or Blob of type image/png, jpeg, webp or gif) as a resource of
+   * the project: `{id, content_type, size, sha256, url}`, or throws ApiError (403 viewer,
+   * 413 too large or over the project's storage quota, 415 not one of those pictures).
+   */
+  upload(projectId, file) {
+    return this._request("POST", `/projects/${projectId}/resources`, file, file.type || "application/octet-stream");
+  }
+
+  async _request(method, path, body, contentType) {
     const headers = { Accept: "application/json" };
-    if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (contentType) headers["Content-Type"] = contentType;
     if (this.token) headers.Authorization = `Bearer ${this.token}`;
-    const response = await fetch(`${this.apiBase}/api${path}`, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      credentials: "same-origin",
-    });
+    const response = await fetch(`${this.apiBase}/api${path}`, { method, headers, body, credentials: "same-origin" });
     const text = await response.text();
-    const json = text ? JSON.parse(text) : null;
+    let json = null;
+    try {
+      json = text ? JSON.parse(text) : null;
+    } catch {
+      json = { detail: `HTTP ${response.status}` }; // a proxy's page, say
+    }
     if (!response.ok) throw new ApiError(response.status, json);
     return json;
   }

@@ -1,0 +1,93 @@
+"""Pictures from the disk, undo/redo and history, two people in real Chromium (issue 21)."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+
+import pytest
+
+from tests.browser.board import open_board, settled, shared_board
+from tests.browser.conftest import Page, Rest, Users, expect
+from tests.pictures import GIF, png
+
+pytestmark = pytest.mark.e2e
+
+
+async def _drop_or_paste(page: Page, how: str, name: str, data: bytes, mime: str) -> None:
+    """A file dropped onto the board's middle, or pasted, as the browser would deliver it."""
+    await page.evaluate(
+        """([how, name, b64, mime]) => {
+            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], name, { type: mime }));
+            if (how === "paste") {
+                document.body.dispatchEvent(
+                    new ClipboardEvent("paste", { clipboardData: transfer, bubbles: true }));
+                return;
+            }
+            const board = document.getElementById("board-wrap");
+            const box = board.getBoundingClientRect();
+            const at = { clientX: box.left + 400, clientY: box.top + 300, bubbles: true,
+                         cancelable: true, dataTransfer: transfer };
+            board.dispatchEvent(new DragEvent("dragover", at));
+            board.dispatchEvent(new DragEvent("drop", at));
+        }""",
+        [how, name, base64.b64encode(data).decode(), mime],
+    )
+
+
+async def _loaded_pictures(page: Page) -> int:
+    """How many pictures on the board have really loaded (decoded, not a broken icon)."""
+    count: int = await page.evaluate(
+        """() => [...document.querySelectorAll('[data-testid="picture"]')]
+            .filter((img) => img.complete && img.naturalWidth > 0).length"""
+    )
+    return count
+
+
+async def test_pictures_from_the_disk_reach_both_boards(users: Users, rest: Rest) -> None:
+    """Picker, drop and paste upload pictures both people see; wrong files and gone ones say so."""
+    ann, ben, project_id, room_id = await shared_board(users, rest)
+    page, other = await open_board(ann, project_id), await open_board(ben, project_id)
+
+    await page.get_by_test_id("picture-input").set_input_files(
+        [
+            {"name": "oak.png", "mimeType": "image/png", "buffer": png(60, 30, (150, 100, 50))},
+            {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"not a picture"},
+        ]
+    )
+    await expect(page.locator('[data-testid="notice"][data-kind="error"]')).to_contain_text(
+        "notes.txt"
+    )
+    await _drop_or_paste(page, "drop", "linen.gif", GIF, "image/gif")
+    await _drop_or_paste(page, "paste", "clip.png", png(8, 8, (20, 90, 200)), "image/png")
+    # A file that calls itself a PNG but is not one: the server reads the bytes and refuses.
+    await _drop_or_paste(page, "paste", "fake.png", b"<script>alert(1)</script>", "image/png")
+    await expect(page.locator('[data-testid="notice"][data-kind="error"]')).to_contain_text(
+        "fake.png"
+    )
+    await settled(page)
+    for board in (page, other):
+        await expect(board.get_by_test_id("picture")).to_have_count(3)
+        await board.wait_for_function(
+            """() => [...document.querySelectorAll('[data-testid="picture"]')]
+                .every((img) => img.complete && img.naturalWidth > 0)"""
+        )
+        assert await _loaded_pictures(board) == 3
+    # The picker's PNG keeps its proportions (60x30 -> twice as wide as high).
+    items = await rest.call(ann, "GET", f"/api/projects/{project_id}/rooms/{room_id}/items")
+    by_name = {i["data"]["name"]: i for i in items}
+    assert set(by_name) == {"oak.png", "linen.gif", "clip.png"}
+    assert by_name["oak.png"]["w"] == 2 * by_name["oak.png"]["h"]
+    dropped = by_name["linen.gif"]
+    assert 300 <= dropped["x"] + dropped["w"] / 2 <= 500  # where it was dropped
+    # A picture whose file is gone shows a placeholder, not a broken icon.
+    await rest.call(
+        ann,
+        "POST",
+        f"/api/projects/{project_id}/rooms/{room_id}/items",
+        {"kind": "image", "x": 900, "y": 40, "data": {"resource_id": str(uuid.uuid4())}},
+    )
+    for board in (page, other):
+        await expect(board.get_by_test_id("picture-missing")).to_have_count(1)

@@ -4,6 +4,8 @@
 
 import { ApiError, MoodboardClient } from "/static/moodboard-client.js";
 import { installPictures, pictureBody } from "/static/pictures.js";
+import { UndoHistory, installUndoKeys, words } from "/static/undo.js";
+import { HistoryPanel } from "/static/history.js";
 
 const $ = (selector, root = document) => root.querySelector(selector);
 const client = new MoodboardClient();
@@ -21,6 +23,7 @@ const CONNECTION_LABELS = {
 const page = {
   me: null,
   handle: null, // the open project's ProjectHandle
+  undo: null, // the user's undoable edits of the open project (an UndoHistory)
   roomId: null,
   itemEls: new Map(),
   cursorEls: new Map(),
@@ -61,12 +64,22 @@ function colourFor(userId) {
   return `hsl(${Math.abs(hash) % 360} 65% 45%)`;
 }
 
-function notify(message, { kind = "info", detail = null, timeoutMs = 8000 } = {}) {
+function notify(message, { kind = "info", detail = null, timeoutMs = 8000, action = null } = {}) {
   const notice = el(
     "div",
     { class: `notice ${kind}`, role: "status", "data-testid": "notice", "data-kind": kind },
     el("div", { class: "notice-text", text: message }),
     detail && el("div", { class: "notice-detail", text: detail }),
+    action &&
+      el("button", {
+        class: "link notice-action",
+        "data-testid": "notice-action",
+        text: action.label,
+        onclick: () => {
+          notice.remove();
+          action.run();
+        },
+      }),
     el("button", { class: "notice-close", "aria-label": "Dismiss", text: "×", onclick: () => notice.remove() }),
   );
   const shown = $("#notices");
@@ -225,6 +238,9 @@ function closeProject() {
   page.listeners = [];
   client.leave(page.handle.id);
   page.handle = null;
+  page.undo = null;
+  renderUndo();
+  historyPanel.reset();
   page.roomId = null;
   page.itemEls.clear();
   page.cursorEls.clear();
@@ -237,11 +253,16 @@ function openProject(projectId, roomId) {
   if (!page.handle) {
     const handle = client.project(projectId);
     page.handle = handle;
+    page.undo = new UndoHistory(handle);
+    page.undo.addEventListener("change", renderUndo);
+    page.undo.addEventListener("refused", (e) => notify(e.detail.message, { kind: "undo" }));
+    renderUndo();
     const on = (type, fn) => {
       handle.addEventListener(type, fn);
       page.listeners.push([type, fn]);
     };
     on("sync", renderAll);
+    on("event", (e) => historyPanel.applied(e.detail.frame));
     on("change", (e) => changed(e.detail));
     on("presence", renderPresence);
     on("conflict", (e) => conflictNotice(e.detail));
@@ -480,7 +501,9 @@ function startGesture(event, id) {
   const item = page.handle.get("item", id);
   if (!item) return;
   if (target.closest(".item-delete")) {
-    page.handle.remove("item", id, { baseVersion: item.version || undefined });
+    const undo = page.undo;
+    undo.remove("item", id, { baseVersion: item.version || undefined });
+    notify("Deleted.", { kind: "info", timeoutMs: 6000, action: { label: "Undo (Ctrl+Z)", run: () => undo.undo() } });
     return;
   }
   if (target.closest("textarea, input")) return;
@@ -522,7 +545,7 @@ function startGesture(event, id) {
     const fields = resize
       ? { w: Math.max(40, item.w + p.x - start.x), h: Math.max(40, item.h + p.y - start.y) }
       : { x: item.x + p.x - start.x, y: item.y + p.y - start.y, z: maxZ() + 1 };
-    page.handle.update("item", id, fields, { baseVersion: gesture.base });
+    page.undo.update("item", id, fields, { baseVersion: gesture.base, was: item });
     const now = page.handle.get("item", id);
     if (now) renderItem(now);
   };
@@ -552,7 +575,7 @@ function editNote(node, item) {
     page.editing = null;
     const text = area.value;
     node.dataset.signature = ""; // render the text again, whatever happens
-    if (text !== (item.data.text ?? "")) page.handle.update("item", item.id, { data: { ...item.data, text } }, { baseVersion: base });
+    if (text !== (item.data.text ?? "")) page.undo.update("item", item.id, { data: { ...item.data, text } }, { baseVersion: base, was: item });
     renderItem(page.handle.get("item", item.id) ?? item);
   };
   area.addEventListener("blur", finish, { once: true });
@@ -564,7 +587,7 @@ function editNote(node, item) {
 function editColour(item) {
   const input = el("input", { type: "color", value: item.data.color ?? "#cccccc" });
   input.addEventListener("change", () =>
-    page.handle.update("item", item.id, { data: { ...item.data, color: input.value, label: input.value } }, { baseVersion: item.version || undefined }),
+    page.undo.update("item", item.id, { data: { ...item.data, color: input.value, label: input.value } }, { baseVersion: item.version || undefined, was: item }),
   );
   input.click();
 }
@@ -595,8 +618,18 @@ function addItem(kind, data, size = { w: 200, h: 150 }, at = null) {
     return null;
   }
   const spot = at ?? freeSpot(size.w, size.h);
-  return page.handle.create("item", { room_id: page.roomId, kind, ...spot, ...size, z: maxZ() + 1, data });
+  return page.undo.create("item", { room_id: page.roomId, kind, ...spot, ...size, z: maxZ() + 1, data });
 }
+
+// --- undo and redo -------------------------------------------------------------------------
+
+function renderUndo() {
+  $("#undo").disabled = !page.undo?.canUndo;
+  $("#redo").disabled = !page.undo?.canRedo;
+}
+$("#undo").addEventListener("click", () => page.undo?.undo());
+$("#redo").addEventListener("click", () => page.undo?.redo());
+installUndoKeys(() => (page.handle && canEdit() && !$("#project-view").hidden ? page.undo : null));
 
 $("#add-note").addEventListener("click", () => addItem("note", { text: "New note" }));
 $("#add-color").addEventListener("click", () => {
@@ -611,6 +644,19 @@ installPictures({
   addItem,
   boardPoint,
   notify,
+});
+
+// --- history ----------------------------------------------------------------------------
+
+const historyPanel = new HistoryPanel({
+  client,
+  el,
+  notify,
+  colourFor,
+  handle: () => page.handle,
+  me: () => page.me,
+  undo: () => page.undo,
+  canEdit: () => canEdit(),
 });
 
 // --- presence ---------------------------------------------------------------------------
@@ -814,8 +860,22 @@ async function cancelGeneration(id) {
 
 const FIELD_WORDS = { x: "position", y: "position", w: "size", h: "size", z: "stacking", data: "content", name: "name" };
 
-function conflictNotice({ entity, fields, resolution, mine }) {
+function conflictNotice({ entity, fields, resolution, mine, intent }) {
   const what = entity === "item" ? "this item" : `this ${entity}`;
+  if (intent) {
+    // An undo, redo or restore met someone else's change on its way: theirs stands.
+    const changed = words(fields) || "it";
+    const message = {
+      kept_theirs: `Your ${intent} was not applied: someone changed the ${changed} of ${what} at the same time.`,
+      partly_reapplied: `Your ${intent} was partly applied: someone changed the ${changed} of ${what} at the same time; theirs is kept.`,
+      deleted_by_others: `Your ${intent} was not applied: someone deleted ${what}.`,
+      already_deleted: `${what[0].toUpperCase()}${what.slice(1)} was already deleted.`,
+    }[resolution];
+    if (message) {
+      notify(message, { kind: "conflict", timeoutMs: 12000 });
+      return;
+    }
+  }
   const words = [...new Set(fields.map((f) => FIELD_WORDS[f] ?? f))].join(" and ") || "it";
   const messages = {
     reapplied: `Someone changed the ${words} of ${what} at the same time. Your change was re-applied on top.`,

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from tests.browser.board import open_board, settled, shared_board
+from tests.browser.board import add_note, drag, item, open_board, settled, shared_board
 from tests.browser.conftest import Page, Rest, Users, expect
 from tests.pictures import GIF, png
 
@@ -91,3 +91,72 @@ async def test_pictures_from_the_disk_reach_both_boards(users: Users, rest: Rest
     )
     for board in (page, other):
         await expect(board.get_by_test_id("picture-missing")).to_have_count(1)
+    # The only errors the browsers log are the refusals this test asked for (no favicon 404).
+    errors = [line for line in ann.console + ben.console if line.startswith("error")]
+    assert len(errors) == 3, errors
+    assert sorted(e.split("status of ")[1][:3] for e in errors) == ["404", "404", "415"], errors
+
+
+async def test_undo_redo_and_history_meet_the_other_persons_changes(
+    users: Users, rest: Rest
+) -> None:
+    """Ctrl+Z / Ctrl+Shift+Z as new edits; never over Ben's change; delete undone; restore."""
+    ann, ben, project_id, room_id = await shared_board(users, rest)
+    note = await add_note(rest, ann, project_id, room_id)
+    page, other = await open_board(ann, project_id), await open_board(ben, project_id)
+    on_ben = item(other, note)
+
+    # Ann moves the note, undoes and redoes it: Ben's board follows each step.
+    await drag(page, note, 150, 60)
+    await expect(on_ben).to_have_attribute("data-x", "250")
+    await page.keyboard.press("Control+z")
+    await expect(on_ben).to_have_attribute("data-x", "100")
+    await page.keyboard.press("Control+Shift+z")
+    await expect(on_ben).to_have_attribute("data-x", "250")
+    await settled(page)
+
+    # Ben moves it too: Ann's undo of her move would overwrite his, so it is not made.
+    await drag(other, note, 0, 100)
+    await expect(item(page, note)).to_have_attribute("data-y", "260")
+    await page.keyboard.press("Control+z")
+    await expect(page.locator('[data-testid="notice"][data-kind="undo"]')).to_contain_text(
+        "Nothing to undo: someone changed its position"
+    )
+    await expect(on_ben).to_have_attribute("data-y", "260")
+
+    # Ann edits the text, Ben moves the note: her undo takes back her text, keeps his move.
+    await item(page, note).dblclick()
+    await page.get_by_test_id("note-edit").fill("Ann's words")
+    await page.get_by_test_id("note-edit").press("Control+Enter")
+    await expect(on_ben.get_by_test_id("note-text")).to_have_text("Ann's words")
+    await settled(page)
+    await drag(other, note, 80, 0)
+    await expect(item(page, note)).to_have_attribute("data-x", "330")
+    await page.keyboard.press("Control+z")
+    await expect(on_ben.get_by_test_id("note-text")).to_have_text("hello")
+    await settled(page)
+    assert await on_ben.get_attribute("data-x") == "330"
+
+    # Deleting can be undone: the note comes back under its own id, for both.
+    await item(page, note).hover()
+    await item(page, note).get_by_test_id("item-delete").click()
+    await expect(on_ben).to_have_count(0)
+    await page.get_by_test_id("notice-action").click()  # the notice's "Undo"
+    await expect(on_ben.get_by_test_id("note-text")).to_have_text("hello")
+    await expect(on_ben).to_have_attribute("data-x", "330")
+
+    # The history says who did what; restoring Ann's text edit is one more edit Ben sees.
+    await settled(page)
+    await page.get_by_test_id("history-toggle").click()
+    entries = page.get_by_test_id("history-entry")
+    await expect(entries.first).to_contain_text("You added a note")
+    await expect(page.get_by_test_id("history")).to_contain_text("Ben moved a note")
+    await expect(page.get_by_test_id("history")).to_contain_text("You deleted a note")
+    edited = entries.filter(has_text="You edited a note").last  # the oldest: her words
+    await edited.get_by_test_id("history-restore").click()
+    await expect(on_ben.get_by_test_id("note-text")).to_have_text("Ann's words")
+    await expect(entries.first).to_contain_text("You edited a note")  # live, newest first
+    await page.keyboard.press("Control+z")  # a restore is undone like any edit
+    await expect(on_ben.get_by_test_id("note-text")).to_have_text("hello")
+    errors = [line for line in ann.console + ben.console if line.startswith("error")]
+    assert not errors, errors  # no 404 favicon, no 401 noise, nothing

@@ -4,7 +4,7 @@
 
 import { ApiError, MoodboardClient } from "/static/moodboard-client.js";
 import { installPictures, pictureBody } from "/static/pictures.js";
-import { UndoHistory, installUndoKeys, words } from "/static/undo.js";
+import { UndoHistory, installUndoKeys, words as fieldWords } from "/static/undo.js";
 import { HistoryPanel } from "/static/history.js";
 
 const $ = (selector, root = document) => root.querySelector(selector);
@@ -864,7 +864,7 @@ function conflictNotice({ entity, fields, resolution, mine, intent }) {
   const what = entity === "item" ? "this item" : `this ${entity}`;
   if (intent) {
     // An undo, redo or restore met someone else's change on its way: theirs stands.
-    const changed = words(fields) || "it";
+    const changed = fieldWords(fields) || "it";
     const message = {
       kept_theirs: `Your ${intent} was not applied: someone changed the ${changed} of ${what} at the same time.`,
       partly_reapplied: `Your ${intent} was partly applied: someone changed the ${changed} of ${what} at the same time; theirs is kept.`,

@@ -137,6 +137,25 @@ async def test_undo_redo_and_history_meet_the_other_persons_changes(
     await settled(page)
     assert await on_ben.get_attribute("data-x") == "330"
 
+    # An undo that meets Ben's move on its way (Ann offline meanwhile): his move stands.
+    await drag(page, note, 0, -60)
+    await expect(on_ben).to_have_attribute("data-y", "200")
+    await settled(page)
+    await ann.context.set_offline(True)
+    await expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "offline")
+    await page.keyboard.press("Control+z")
+    # made locally, queued: y back to 260
+    await expect(item(page, note)).to_have_attribute("data-y", "260")
+    await drag(other, note, 0, 100)
+    await expect(on_ben).to_have_attribute("data-y", "300")
+    await ann.context.set_offline(False)
+    await expect(page.locator('[data-testid="notice"][data-kind="conflict"]')).to_contain_text(
+        "Your undo was not applied"
+    )
+    await expect(item(page, note)).to_have_attribute("data-y", "300")
+    await settled(page)
+    assert await on_ben.get_attribute("data-y") == "300"
+
     # Deleting can be undone: the note comes back under its own id, for both.
     await item(page, note).hover()
     await item(page, note).get_by_test_id("item-delete").click()

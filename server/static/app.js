@@ -83,6 +83,8 @@ function notify(message, { kind = "info", detail = null, timeoutMs = 8000, actio
     el("button", { class: "notice-close", "aria-label": "Dismiss", text: "×", onclick: () => notice.remove() }),
   );
   const shown = $("#notices");
+  for (const old of shown.children) if (old.dataset.message === message) old.remove(); // no repeats
+  notice.dataset.message = message;
   shown.append(notice);
   while (shown.children.length > MAX_NOTICES) shown.firstElementChild.remove();
   if (timeoutMs) setTimeout(() => notice.remove(), timeoutMs);
@@ -240,6 +242,7 @@ function closeProject() {
   page.handle = null;
   page.undo = null;
   renderUndo();
+  renderRole();
   historyPanel.reset();
   page.roomId = null;
   page.itemEls.clear();
@@ -295,6 +298,19 @@ function canEdit() {
   return myRole() !== "viewer";
 }
 
+/** Why a gesture did nothing, for a viewer (told again at most every 10 s). */
+function viewOnlyNotice() {
+  if (Date.now() - (page.viewOnlyToldAt ?? 0) < 10_000) return;
+  page.viewOnlyToldAt = Date.now();
+  notify("View only: your role on this project is viewer. An owner can make you an editor.", { kind: "info", timeoutMs: 5000 });
+}
+
+function renderRole() {
+  const viewOnly = Boolean(page.handle) && myRole() === "viewer";
+  document.body.classList.toggle("read-only", viewOnly);
+  $("#view-only").hidden = !viewOnly;
+}
+
 // --- rendering the project ---------------------------------------------------------------
 
 function rooms() {
@@ -317,7 +333,7 @@ function renderAll() {
   renderGenerations();
   renderPresence();
   renderConnection();
-  document.body.classList.toggle("read-only", !canEdit());
+  renderRole();
 }
 
 function renderRooms() {
@@ -389,7 +405,7 @@ function changed({ entity, id, value }) {
     renderAll();
   } else if (entity === "member") {
     renderMembers();
-    document.body.classList.toggle("read-only", !canEdit());
+    renderRole();
   }
 }
 
@@ -403,7 +419,7 @@ function renderItem(item) {
   }
   node.dataset.kind = item.kind;
   node.dataset.pending = item.version === 0 || page.handle.pending.some((op) => op.id === item.id);
-  if (page.dragging?.id !== item.id) {
+  if (page.dragging?.id !== item.id && !node.classList.contains("gliding")) {
     Object.assign(node.style, {
       left: `${item.x}px`,
       top: `${item.y}px`,
@@ -496,7 +512,11 @@ function maxZ() {
 }
 
 function startGesture(event, id) {
-  if (event.button !== 0 || !canEdit()) return;
+  if (event.button !== 0) return;
+  if (!canEdit()) {
+    viewOnlyNotice();
+    return;
+  }
   const target = event.target;
   const item = page.handle.get("item", id);
   if (!item) return;
@@ -521,13 +541,11 @@ function startGesture(event, id) {
     const dx = p.x - start.x;
     const dy = p.y - start.y;
     if (Math.abs(dx) + Math.abs(dy) > 2) page.dragging.moved = true;
-    if (resize) {
-      node.style.width = `${Math.max(40, item.w + dx)}px`;
-      node.style.height = `${Math.max(40, item.h + dy)}px`;
-    } else {
-      node.style.left = `${item.x + dx}px`;
-      node.style.top = `${item.y + dy}px`;
-    }
+    const box = resize
+      ? { x: item.x, y: item.y, w: Math.max(40, item.w + dx), h: Math.max(40, item.h + dy) }
+      : { x: item.x + dx, y: item.y + dy, w: item.w, h: item.h };
+    Object.assign(node.style, { left: `${box.x}px`, top: `${box.y}px`, width: `${box.w}px`, height: `${box.h}px` });
+    page.dragging.box = box;
     sharePresence(p);
   };
   const end = (e) => {
@@ -537,6 +555,7 @@ function startGesture(event, id) {
     node.classList.remove("dragging");
     const gesture = page.dragging;
     page.dragging = null;
+    sharePresence(boardPoint(e)); // the others stop showing it held and gliding
     if (!gesture.moved || e.type === "pointercancel") {
       renderItem(page.handle.get("item", id) ?? item);
       return;
@@ -663,11 +682,44 @@ const historyPanel = new HistoryPanel({
 
 function sharePresence(point) {
   if (!page.handle) return;
-  page.handle.setPresence({
-    room_id: page.roomId,
-    cursor: point,
-    selection: page.dragging ? [page.dragging.id] : [],
-  });
+  const drag = page.dragging;
+  const state = { room_id: page.roomId, cursor: point, selection: drag ? [drag.id] : [] };
+  // Where the item is while it is dragged: the others see it glide (presence, throttled,
+  // never the event log); the drop is the one edit.
+  if (drag?.box) state.drag = { id: drag.id, ...drag.box };
+  page.handle.setPresence(state);
+}
+
+/** Item id -> the box someone is dragging it to, from the presence of the people here. */
+function glidingBoxes() {
+  const boxes = new Map();
+  for (const peer of page.handle.peers.values()) {
+    const state = peer.state || {};
+    const drag = state.drag;
+    if (state.room_id !== page.roomId || !drag || typeof drag.id !== "string") continue;
+    const box = [drag.x, drag.y, drag.w, drag.h].map(Number);
+    if (box.every(Number.isFinite) && box[2] > 0 && box[3] > 0) boxes.set(drag.id, box);
+  }
+  return boxes;
+}
+
+function renderGlides() {
+  const boxes = glidingBoxes();
+  for (const [id, node] of page.itemEls) {
+    const box = boxes.get(id);
+    if (box && page.dragging?.id !== id) {
+      const [x, y, w, h] = box;
+      Object.assign(node.style, { left: `${x}px`, top: `${y}px`, width: `${w}px`, height: `${h}px`, zIndex: "9000" });
+      node.classList.add("gliding");
+    } else if (node.classList.contains("gliding")) {
+      node.classList.remove("gliding");
+      // The drop's event is on its way: keep the glide's place a moment rather than jump back.
+      setTimeout(() => {
+        const item = page.handle?.get("item", id);
+        if (item && !node.classList.contains("gliding")) renderItem(item);
+      }, 400);
+    }
+  }
 }
 
 $("#board").addEventListener("pointermove", (event) => {
@@ -714,6 +766,7 @@ function renderPresence() {
     node.style.outline = colour ? `2px solid ${colour}` : "";
     node.classList.toggle("held", Boolean(colour));
   }
+  renderGlides();
   $("#here").replaceChildren(
     ...[...here.values()].map((p) =>
       el(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import uuid
 
 import pytest
@@ -179,3 +180,46 @@ async def test_undo_redo_and_history_meet_the_other_persons_changes(
     await expect(on_ben.get_by_test_id("note-text")).to_have_text("hello")
     errors = [line for line in ann.console + ben.console if line.startswith("error")]
     assert not errors, errors  # no 404 favicon, no 401 noise, nothing
+
+
+async def test_a_drag_glides_on_the_other_board_and_a_viewer_is_told_why(
+    users: Users, rest: Rest
+) -> None:
+    """Ben sees Ann's note glide while she drags (no event until the drop); Cy only looks."""
+    ann, ben, project_id, room_id = await shared_board(users, rest)
+    cy = await users("Cy")
+    await rest.call(
+        ann, "POST", f"/api/projects/{project_id}/members", {"email": cy.email, "role": "viewer"}
+    )
+    note = await add_note(rest, ann, project_id, room_id)
+    page, other = await open_board(ann, project_id), await open_board(ben, project_id)
+    on_ben = item(other, note)
+    seq = await other.evaluate("() => window.moodboard.page.handle.seq")
+
+    await drag(page, note, 200, 40, release=False)
+    await other.wait_for_function(
+        """(id) => {
+            const node = document.querySelector(`[data-testid="item"][data-id="${id}"]`);
+            return node.style.left === "300px" && node.style.top === "140px";
+        }""",
+        arg=note,
+    )
+    await expect(on_ben).to_have_class(re.compile(r"\bheld\b"))
+    assert await on_ben.get_attribute("data-x") == "100"  # still where the log says
+    assert await other.evaluate("() => window.moodboard.page.handle.seq") == seq  # no event yet
+    await page.mouse.up()
+    await expect(on_ben).to_have_attribute("data-x", "300")
+    await expect(on_ben).not_to_have_class(re.compile(r"\b(held|gliding)\b"))
+    assert await other.evaluate("() => window.moodboard.page.handle.seq") == seq + 1
+
+    # Cy is a viewer: the page says so, offers nothing he cannot do, and a drag says why.
+    watch = await open_board(cy, project_id)
+    await expect(watch.get_by_test_id("view-only")).to_be_visible()
+    for control in ("add-note", "add-image", "undo", "generate-form", "room-form"):
+        await expect(watch.get_by_test_id(control)).to_be_hidden()
+    await drag(watch, note, 100, 100)
+    await expect(watch.get_by_test_id("notice")).to_contain_text("View only")
+    await expect(item(watch, note)).to_have_attribute("data-x", "300")
+    await expect(page.get_by_test_id("view-only")).to_be_hidden()
+    errors = [line for u in (ann, ben, cy) for line in u.console if line.startswith("error")]
+    assert not errors, errors

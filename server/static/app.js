@@ -6,6 +6,7 @@ import { ApiError, MoodboardClient } from "/static/moodboard-client.js";
 import { installPictures, pictureBody } from "/static/pictures.js";
 import { UndoHistory, installUndoKeys, words as fieldWords } from "/static/undo.js";
 import { HistoryPanel } from "/static/history.js";
+import { glidingBoxes, isGliding, renderGlides } from "/static/glide.js";
 
 const $ = (selector, root = document) => root.querySelector(selector);
 const client = new MoodboardClient();
@@ -419,7 +420,7 @@ function renderItem(item) {
   }
   node.dataset.kind = item.kind;
   node.dataset.pending = item.version === 0 || page.handle.pending.some((op) => op.id === item.id);
-  if (page.dragging?.id !== item.id && !node.classList.contains("gliding")) {
+  if (page.dragging?.id !== item.id && !isGliding(node)) {
     Object.assign(node.style, {
       left: `${item.x}px`,
       top: `${item.y}px`,
@@ -690,38 +691,6 @@ function sharePresence(point) {
   page.handle.setPresence(state);
 }
 
-/** Item id -> the box someone is dragging it to, from the presence of the people here. */
-function glidingBoxes() {
-  const boxes = new Map();
-  for (const peer of page.handle.peers.values()) {
-    const state = peer.state || {};
-    const drag = state.drag;
-    if (state.room_id !== page.roomId || !drag || typeof drag.id !== "string") continue;
-    const box = [drag.x, drag.y, drag.w, drag.h].map(Number);
-    if (box.every(Number.isFinite) && box[2] > 0 && box[3] > 0) boxes.set(drag.id, box);
-  }
-  return boxes;
-}
-
-function renderGlides() {
-  const boxes = glidingBoxes();
-  for (const [id, node] of page.itemEls) {
-    const box = boxes.get(id);
-    if (box && page.dragging?.id !== id) {
-      const [x, y, w, h] = box;
-      Object.assign(node.style, { left: `${x}px`, top: `${y}px`, width: `${w}px`, height: `${h}px`, zIndex: "9000" });
-      node.classList.add("gliding");
-    } else if (node.classList.contains("gliding")) {
-      node.classList.remove("gliding");
-      // The drop's event is on its way: keep the glide's place a moment rather than jump back.
-      setTimeout(() => {
-        const item = page.handle?.get("item", id);
-        if (item && !node.classList.contains("gliding")) renderItem(item);
-      }, 400);
-    }
-  }
-}
-
 $("#board").addEventListener("pointermove", (event) => {
   if (!page.dragging) sharePresence(boardPoint(event));
 });
@@ -766,7 +735,10 @@ function renderPresence() {
     node.style.outline = colour ? `2px solid ${colour}` : "";
     node.classList.toggle("held", Boolean(colour));
   }
-  renderGlides();
+  renderGlides(page.itemEls, glidingBoxes(handle.peers, page.roomId), page.dragging?.id, (id) => {
+    const item = page.handle?.get("item", id);
+    if (item) renderItem(item);
+  });
   $("#here").replaceChildren(
     ...[...here.values()].map((p) =>
       el(

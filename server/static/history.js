@@ -8,6 +8,13 @@ import { ITEM_FIELDS, pick } from "/static/undo.js";
 const SHOWN = 60; // the latest events listed
 const PAGE = 1000; // the events endpoint's largest page
 
+// Generation steps the worker takes: said without a "who".
+const GENERATION_NEWS = {
+  "generation.started": "A picture is being generated",
+  "generation.succeeded": "A generated picture is ready",
+  "generation.failed": "A generation failed",
+};
+
 const ENTITY_WORDS = { project: "the project", room: "a room", member: "a member", generation: "a generation" };
 const ITEM_WORDS = { note: "a note", color: "a colour", image: "a picture", asset: "a picture", generation: "a generated picture" };
 
@@ -102,7 +109,7 @@ export class HistoryPanel {
       if (verb === "deleted") return `deleted ${noun}`;
       return `${describeItemUpdate(Object.keys(event.data ?? {}))} ${noun}`;
     }
-    if (event.entity === "generation") return `${verb === "queued" ? "asked for" : `${verb}:`} a generated picture`;
+    if (event.entity === "generation") return verb === "queued" ? "asked for a generated picture" : "canceled a generation";
     const noun = ENTITY_WORDS[event.entity] ?? event.entity;
     return `${{ created: "added", updated: "changed", deleted: "removed" }[verb] ?? verb} ${noun}`;
   }
@@ -118,7 +125,7 @@ export class HistoryPanel {
           "li",
           { class: "history-entry", "data-testid": "history-entry", "data-seq": String(event.seq), "data-kind": event.kind },
           el("span", { class: "dot", style: `background:${this.app.colourFor(event.actor_id ?? "")}` }),
-          el("span", { class: "history-what", text: `${this.who(event.actor_id)} ${this.what(event)}` }),
+          el("span", { class: "history-what", text: GENERATION_NEWS[event.kind] ?? `${this.who(event.actor_id)} ${this.what(event)}` }),
           el("time", { class: "history-when", datetime: event.at, title: event.at, text: when(event.at) }),
         );
         if (event.entity === "item" && this.app.canEdit()) {

@@ -4,7 +4,8 @@
 // changed. It is made only where nobody else changed the same fields since: those fields keep
 // the other person's values and the user is told; the remaining fields are undone. The edit
 // is sent with `reapply: false`, so a change someone makes while it travels is a conflict the
-// client settles by keeping theirs (docs/browser-client.md, "Conflicts"), never overwritten.
+// client settles by keeping theirs (the conflict table of docs/browser-client.md), never
+// overwritten.
 // A deleted item comes back under its own id; undoing a creation deletes it again.
 
 const LIMIT = 100; // steps kept per project

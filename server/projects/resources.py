@@ -171,6 +171,25 @@ async def _row(project_id: ProjectId, resource_id: uuid.UUID) -> dict[str, Any] 
     return row
 
 
+async def same_bytes(
+    project_id: ProjectId, sha256: str, content_type: str
+) -> dict[str, Any] | None:
+    """A live resource of the project with exactly these bytes (as the API shows it), if any."""
+    row: dict[str, Any] | None = (
+        await ProjectResource.select()
+        .where(
+            (ProjectResource.project_id == project_id)
+            & (ProjectResource.sha256 == sha256)
+            & (ProjectResource.content_type == content_type)
+            & ProjectResource.deleted_at.is_null()
+        )
+        .order_by(ProjectResource.created_at)
+        .output(load_json=True)
+        .first()
+    )
+    return None if row is None else resource_entity(row)
+
+
 async def exists(project_id: ProjectId, resource_id: uuid.UUID) -> bool:
     """True when the resource is a live one of this project."""
     return await _row(project_id, resource_id) is not None

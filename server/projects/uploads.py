@@ -7,11 +7,14 @@ does not take, or bytes that are not that type, is a 415, before anything is
 written. The size is counted on the bytes received (413 past
 ``MOODBOARD_STORAGE_MAX_UPLOAD_BYTES``, checked as they arrive by the HTTP
 layer) and against the project's storage quota (413, nothing recorded), as
-:mod:`server.projects.resources` does for a worker's pictures.
+:mod:`server.projects.resources` does for a worker's pictures. The same bytes
+uploaded again to the project answer the resource already stored (one file,
+counted once).
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from piccolo.engine.base import Engine
@@ -66,10 +69,15 @@ async def upload(
     declared = check_declared_type(content_type)
     check_bytes(declared, data)
     await access.require(project_id, user_id, "project.edit")  # no file for a refused caller
-    await resources.check_room_for(project_id, len(data))  # nor for one that cannot fit
+    digest = hashlib.sha256(data).hexdigest()
+    if (known := await resources.same_bytes(project_id, digest, declared)) is not None:
+        return known  # the same picture again: stored and counted once
+    await resources.check_room_for(project_id, len(data))  # no file for one that cannot fit
     stored = await resources.write_file(storage_dir, project_id, declared, data)
     async with write_transaction(engine):
         await access.require_locked(project_id, user_id, "project.edit")
+        if (known := await resources.same_bytes(project_id, digest, declared)) is not None:
+            return known  # uploaded by someone else meanwhile
         return await resources.record(
             project_id,
             stored,

@@ -126,7 +126,10 @@ def _body(operation: Operation | None, handler: Any) -> str:
         if handler.handler_name == "asset":
             return "raw picture bytes, `Content-Type: image/...`"
         if handler.handler_name == "upload":
-            return "raw picture bytes, `Content-Type: image/png|jpeg|webp|gif`"
+            return (
+                "raw picture bytes, `Content-Type` `image/png`, `image/jpeg`, `image/webp` "
+                "or `image/gif`"
+            )
         return "none"
     body = operation.request_body if operation is not None else None
     if isinstance(body, RequestBody):

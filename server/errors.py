@@ -61,6 +61,13 @@ class ValidationFailed(BadRequest):
     title = "Unprocessable content"
 
 
+class UnsupportedMediaType(BadRequest):
+    """A body of a type the call does not take, or bytes that are not what they claim."""
+
+    status = 415
+    title = "Unsupported media type"
+
+
 class Unauthorized(ServerError):
     code = "unauthorized"
     status = 401

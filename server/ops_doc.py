@@ -105,9 +105,13 @@ DESCRIPTIONS: dict[str, tuple[str | None, str]] = {
     ),
     "MOODBOARD_STORAGE_DIR": (
         "`./moodboard-files`",
-        "where generated pictures are stored, named by content hash; every instance must share it",
+        "where uploaded and generated pictures are stored, named by content hash; every "
+        "instance must share it",
     ),
-    "MOODBOARD_STORAGE_MAX_UPLOAD_BYTES": (None, "largest picture a worker may upload"),
+    "MOODBOARD_STORAGE_MAX_UPLOAD_BYTES": (
+        None,
+        "largest picture a user or a worker may upload (413 past it)",
+    ),
     "MOODBOARD_WORKER_SERVER_URL": (
         "`http://127.0.0.1:8000`",
         "`moodboard worker`: the server it claims jobs from: the load balancer's URL "

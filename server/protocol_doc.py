@@ -123,7 +123,8 @@ def render_envelopes() -> str:
 ERROR_MEANINGS: dict[str, str] = {
     "bad_request": "The request or frame is malformed or breaks a rule; `detail` / `message` "
     "names the field first. Changes nothing. Also a joined project joined again, presence "
-    "for a project not joined, an `op_id` another user already used in the project.",
+    "for a project not joined, an `op_id` another user already used in the project. "
+    "415 for an upload that is not a PNG, JPEG, WebP or GIF picture (by its bytes).",
     "unauthorized": "No live session (or no valid service-account key on the worker API); "
     "on the socket: a frame before `auth`, or an `auth` for another user.",
     "forbidden": "Not allowed: a role too low for the action, a project the caller cannot "
@@ -277,7 +278,7 @@ def limits() -> list[tuple[str, str, str]]:
             "429 with `Retry-After`",
         ),
         (
-            "worker upload (`.../asset`)",
+            "picture upload (`.../resources`, worker `.../asset`)",
             _kib(_DEFAULTS.storage_max_upload_bytes) + " (`MOODBOARD_STORAGE_MAX_UPLOAD_BYTES`)",
             "413 `too_large`",
         ),

@@ -73,6 +73,11 @@ ROUTES: dict[str, tuple[str, str]] = {
     "PATCH /api/projects/{project_id}/items/{item_id}": ("editor", "409 conflict body, 403, 404"),
     "DELETE /api/projects/{project_id}/items/{item_id}": ("editor", "409 conflict body, 403, 404"),
     "GET /api/projects/{project_id}/events": ("viewer", "403"),
+    "POST /api/projects/{project_id}/resources": (
+        "editor",
+        "403, 413 too large or over the project's storage quota, "
+        "415 not PNG/JPEG/WebP/GIF or bytes that are not that type",
+    ),
     "GET /api/projects/{project_id}/resources/{resource_id}": ("viewer", "403, 404"),
     "POST /api/projects/{project_id}/generations": ("editor", "402 not enough credits, 403"),
     "GET /api/projects/{project_id}/generations": ("viewer", "403"),
@@ -122,6 +127,11 @@ def _body(operation: Operation | None, handler: Any) -> str:
     if "data" not in handler.parsed_fn_signature.parameters:
         if handler.handler_name == "asset":
             return "raw picture bytes, `Content-Type: image/...`"
+        if handler.handler_name == "upload":
+            return (
+                "raw picture bytes, `Content-Type` `image/png`, `image/jpeg`, `image/webp` "
+                "or `image/gif`"
+            )
         return "none"
     body = operation.request_body if operation is not None else None
     if isinstance(body, RequestBody):

@@ -38,6 +38,7 @@ _CODES_BY_STATUS: dict[int, ErrorCode] = {
     409: "conflict",
     410: "not_found",
     413: "too_large",
+    415: "bad_request",
     422: "bad_request",
     429: "rate_limited",
 }

@@ -392,12 +392,16 @@ class ClaimedGeneration(Generation):
 
 
 class Resource(msgspec.Struct):
+    """A stored picture of a project: `size` in bytes (`size_bytes` is the same, kept for
+    clients of the worker API that read it); `url` serves the bytes to readers."""
+
     id: uuid.UUID
     project_id: uuid.UUID
     room_id: uuid.UUID | None
     kind: str
     name: str
     content_type: str
+    size: int
     size_bytes: int
     sha256: str
     metadata: dict[str, Any]

@@ -31,6 +31,7 @@ CONTENT_TYPES = {
     "image/svg+xml": "svg",
     "image/jpeg": "jpg",
     "image/webp": "webp",
+    "image/gif": "gif",
 }
 NO_RESOURCE = "no resource with this id in this project"
 
@@ -72,6 +73,20 @@ async def write_file(
     key = f"{project_id}/{digest}.{CONTENT_TYPES[content_type]}"
     await asyncio.to_thread(_write, Path(storage_dir), key, data)
     return StoredFile(key=key, sha256=digest, size=len(data), content_type=content_type)
+
+
+async def check_room_for(project_id: ProjectId, size: int) -> None:
+    """413 now when ``size`` more bytes cannot fit the project's quota (:func:`record` checks
+    again, atomically: this only spares writing a file that could not be recorded)."""
+    row = await (
+        Project.select(Project.storage_bytes, Project.storage_quota_bytes)
+        .where(Project.id == project_id)
+        .first()
+    )
+    if row is not None and row["storage_bytes"] + size > row["storage_quota_bytes"]:
+        raise TooLarge(
+            f"the project's storage quota does not hold {size} more bytes", size_bytes=size
+        )
 
 
 async def record(
@@ -133,7 +148,8 @@ def resource_entity(row: dict[str, Any]) -> dict[str, Any]:
         "kind": row["kind"],
         "name": row["name"],
         "content_type": row["content_type"],
-        "size_bytes": row["size_bytes"],
+        "size": row["size_bytes"],
+        "size_bytes": row["size_bytes"],  # its name before the contract said `size`
         "sha256": row["sha256"],
         "metadata": row["metadata"],
         "url": resource_url(project_id, row["id"]),
@@ -153,6 +169,25 @@ async def _row(project_id: ProjectId, resource_id: uuid.UUID) -> dict[str, Any] 
         .first()
     )
     return row
+
+
+async def same_bytes(
+    project_id: ProjectId, sha256: str, content_type: str
+) -> dict[str, Any] | None:
+    """A live resource of the project with exactly these bytes (as the API shows it), if any."""
+    row: dict[str, Any] | None = (
+        await ProjectResource.select()
+        .where(
+            (ProjectResource.project_id == project_id)
+            & (ProjectResource.sha256 == sha256)
+            & (ProjectResource.content_type == content_type)
+            & ProjectResource.deleted_at.is_null()
+        )
+        .order_by(ProjectResource.created_at)
+        .output(load_json=True)
+        .first()
+    )
+    return None if row is None else resource_entity(row)
 
 
 async def exists(project_id: ProjectId, resource_id: uuid.UUID) -> bool:

@@ -3,6 +3,10 @@
 // the user's gestures into edits.
 
 import { ApiError, MoodboardClient } from "/static/moodboard-client.js";
+import { installPictures, pictureBody } from "/static/pictures.js";
+import { UndoHistory, installUndoKeys, words as fieldWords } from "/static/undo.js";
+import { HistoryPanel } from "/static/history.js";
+import { glidingBoxes, isGliding, renderGlides } from "/static/glide.js";
 
 const $ = (selector, root = document) => root.querySelector(selector);
 const client = new MoodboardClient();
@@ -20,6 +24,7 @@ const CONNECTION_LABELS = {
 const page = {
   me: null,
   handle: null, // the open project's ProjectHandle
+  undo: null, // the user's undoable edits of the open project (an UndoHistory)
   roomId: null,
   itemEls: new Map(),
   cursorEls: new Map(),
@@ -60,15 +65,27 @@ function colourFor(userId) {
   return `hsl(${Math.abs(hash) % 360} 65% 45%)`;
 }
 
-function notify(message, { kind = "info", detail = null, timeoutMs = 8000 } = {}) {
+function notify(message, { kind = "info", detail = null, timeoutMs = 8000, action = null } = {}) {
   const notice = el(
     "div",
     { class: `notice ${kind}`, role: "status", "data-testid": "notice", "data-kind": kind },
     el("div", { class: "notice-text", text: message }),
     detail && el("div", { class: "notice-detail", text: detail }),
+    action &&
+      el("button", {
+        class: "link notice-action",
+        "data-testid": "notice-action",
+        text: action.label,
+        onclick: () => {
+          notice.remove();
+          action.run();
+        },
+      }),
     el("button", { class: "notice-close", "aria-label": "Dismiss", text: "×", onclick: () => notice.remove() }),
   );
   const shown = $("#notices");
+  for (const old of shown.children) if (old.dataset.message === message) old.remove(); // no repeats
+  notice.dataset.message = message;
   shown.append(notice);
   while (shown.children.length > MAX_NOTICES) shown.firstElementChild.remove();
   if (timeoutMs) setTimeout(() => notice.remove(), timeoutMs);
@@ -224,6 +241,10 @@ function closeProject() {
   page.listeners = [];
   client.leave(page.handle.id);
   page.handle = null;
+  page.undo = null;
+  renderUndo();
+  renderRole();
+  historyPanel.reset();
   page.roomId = null;
   page.itemEls.clear();
   page.cursorEls.clear();
@@ -236,11 +257,16 @@ function openProject(projectId, roomId) {
   if (!page.handle) {
     const handle = client.project(projectId);
     page.handle = handle;
+    page.undo = new UndoHistory(handle);
+    page.undo.addEventListener("change", renderUndo);
+    page.undo.addEventListener("refused", (e) => notify(e.detail.message, { kind: "undo" }));
+    renderUndo();
     const on = (type, fn) => {
       handle.addEventListener(type, fn);
       page.listeners.push([type, fn]);
     };
     on("sync", renderAll);
+    on("event", (e) => historyPanel.applied(e.detail.frame));
     on("change", (e) => changed(e.detail));
     on("presence", renderPresence);
     on("conflict", (e) => conflictNotice(e.detail));
@@ -273,6 +299,19 @@ function canEdit() {
   return myRole() !== "viewer";
 }
 
+/** Why a gesture did nothing, for a viewer (told again at most every 10 s). */
+function viewOnlyNotice() {
+  if (Date.now() - (page.viewOnlyToldAt ?? 0) < 10_000) return;
+  page.viewOnlyToldAt = Date.now();
+  notify("View only: your role on this project is viewer. An owner can make you an editor.", { kind: "info", timeoutMs: 5000 });
+}
+
+function renderRole() {
+  const viewOnly = Boolean(page.handle) && myRole() === "viewer";
+  document.body.classList.toggle("read-only", viewOnly);
+  $("#view-only").hidden = !viewOnly;
+}
+
 // --- rendering the project ---------------------------------------------------------------
 
 function rooms() {
@@ -295,7 +334,7 @@ function renderAll() {
   renderGenerations();
   renderPresence();
   renderConnection();
-  document.body.classList.toggle("read-only", !canEdit());
+  renderRole();
 }
 
 function renderRooms() {
@@ -367,7 +406,7 @@ function changed({ entity, id, value }) {
     renderAll();
   } else if (entity === "member") {
     renderMembers();
-    document.body.classList.toggle("read-only", !canEdit());
+    renderRole();
   }
 }
 
@@ -381,7 +420,7 @@ function renderItem(item) {
   }
   node.dataset.kind = item.kind;
   node.dataset.pending = item.version === 0 || page.handle.pending.some((op) => op.id === item.id);
-  if (page.dragging?.id !== item.id) {
+  if (page.dragging?.id !== item.id && !isGliding(node)) {
     Object.assign(node.style, {
       left: `${item.x}px`,
       top: `${item.y}px`,
@@ -420,9 +459,7 @@ function itemBody(item) {
       );
     case "image":
     case "asset":
-      return data.url
-        ? el("img", { src: data.url, alt: data.caption || "image", draggable: "false" })
-        : el("div", { class: "placeholder", text: "image" });
+      return pictureBody(el, page.handle.id, data);
     case "generation":
       return generationBody(generationOf(item), data);
     default:
@@ -476,12 +513,18 @@ function maxZ() {
 }
 
 function startGesture(event, id) {
-  if (event.button !== 0 || !canEdit()) return;
+  if (event.button !== 0) return;
+  if (!canEdit()) {
+    viewOnlyNotice();
+    return;
+  }
   const target = event.target;
   const item = page.handle.get("item", id);
   if (!item) return;
   if (target.closest(".item-delete")) {
-    page.handle.remove("item", id, { baseVersion: item.version || undefined });
+    const undo = page.undo;
+    undo.remove("item", id, { baseVersion: item.version || undefined });
+    notify("Deleted.", { kind: "info", timeoutMs: 6000, action: { label: "Undo (Ctrl+Z)", run: () => undo.undo() } });
     return;
   }
   if (target.closest("textarea, input")) return;
@@ -499,13 +542,11 @@ function startGesture(event, id) {
     const dx = p.x - start.x;
     const dy = p.y - start.y;
     if (Math.abs(dx) + Math.abs(dy) > 2) page.dragging.moved = true;
-    if (resize) {
-      node.style.width = `${Math.max(40, item.w + dx)}px`;
-      node.style.height = `${Math.max(40, item.h + dy)}px`;
-    } else {
-      node.style.left = `${item.x + dx}px`;
-      node.style.top = `${item.y + dy}px`;
-    }
+    const box = resize
+      ? { x: item.x, y: item.y, w: Math.max(40, item.w + dx), h: Math.max(40, item.h + dy) }
+      : { x: item.x + dx, y: item.y + dy, w: item.w, h: item.h };
+    Object.assign(node.style, { left: `${box.x}px`, top: `${box.y}px`, width: `${box.w}px`, height: `${box.h}px` });
+    page.dragging.box = box;
     sharePresence(p);
   };
   const end = (e) => {
@@ -515,6 +556,7 @@ function startGesture(event, id) {
     node.classList.remove("dragging");
     const gesture = page.dragging;
     page.dragging = null;
+    sharePresence(boardPoint(e)); // the others stop showing it held and gliding
     if (!gesture.moved || e.type === "pointercancel") {
       renderItem(page.handle.get("item", id) ?? item);
       return;
@@ -523,7 +565,7 @@ function startGesture(event, id) {
     const fields = resize
       ? { w: Math.max(40, item.w + p.x - start.x), h: Math.max(40, item.h + p.y - start.y) }
       : { x: item.x + p.x - start.x, y: item.y + p.y - start.y, z: maxZ() + 1 };
-    page.handle.update("item", id, fields, { baseVersion: gesture.base });
+    page.undo.update("item", id, fields, { baseVersion: gesture.base, was: item });
     const now = page.handle.get("item", id);
     if (now) renderItem(now);
   };
@@ -553,7 +595,7 @@ function editNote(node, item) {
     page.editing = null;
     const text = area.value;
     node.dataset.signature = ""; // render the text again, whatever happens
-    if (text !== (item.data.text ?? "")) page.handle.update("item", item.id, { data: { ...item.data, text } }, { baseVersion: base });
+    if (text !== (item.data.text ?? "")) page.undo.update("item", item.id, { data: { ...item.data, text } }, { baseVersion: base, was: item });
     renderItem(page.handle.get("item", item.id) ?? item);
   };
   area.addEventListener("blur", finish, { once: true });
@@ -565,7 +607,7 @@ function editNote(node, item) {
 function editColour(item) {
   const input = el("input", { type: "color", value: item.data.color ?? "#cccccc" });
   input.addEventListener("change", () =>
-    page.handle.update("item", item.id, { data: { ...item.data, color: input.value, label: input.value } }, { baseVersion: item.version || undefined }),
+    page.undo.update("item", item.id, { data: { ...item.data, color: input.value, label: input.value } }, { baseVersion: item.version || undefined, was: item }),
   );
   input.click();
 }
@@ -590,35 +632,63 @@ function freeSpot(w, h) {
   return { x: left + (n % 6) * 36, y: top + (n % 6) * 28 };
 }
 
-function addItem(kind, data, size = { w: 200, h: 150 }) {
+function addItem(kind, data, size = { w: 200, h: 150 }, at = null) {
   if (!page.roomId) {
     notify("Create a room first.", { kind: "info" });
     return null;
   }
-  const spot = freeSpot(size.w, size.h);
-  return page.handle.create("item", { room_id: page.roomId, kind, ...spot, ...size, z: maxZ() + 1, data });
+  const spot = at ?? freeSpot(size.w, size.h);
+  return page.undo.create("item", { room_id: page.roomId, kind, ...spot, ...size, z: maxZ() + 1, data });
 }
+
+// --- undo and redo -------------------------------------------------------------------------
+
+function renderUndo() {
+  $("#undo").disabled = !page.undo?.canUndo;
+  $("#redo").disabled = !page.undo?.canRedo;
+}
+$("#undo").addEventListener("click", () => page.undo?.undo());
+$("#redo").addEventListener("click", () => page.undo?.redo());
+installUndoKeys(() => (page.handle && canEdit() && !$("#project-view").hidden ? page.undo : null));
 
 $("#add-note").addEventListener("click", () => addItem("note", { text: "New note" }));
 $("#add-color").addEventListener("click", () => {
   const color = PALETTE[Math.floor(Math.random() * PALETTE.length)];
   addItem("color", { color, label: color }, { w: 140, h: 140 });
 });
-$("#add-image").addEventListener("click", () => {
-  const url = window.prompt("Image URL");
-  if (url && /^(https?:\/\/|\/)/.test(url.trim())) addItem("image", { url: url.trim() }, { w: 240, h: 180 });
-  else if (url) notify("An image URL starts with http://, https:// or /.", { kind: "error" });
+installPictures({
+  client,
+  handle: () => page.handle,
+  roomId: () => page.roomId,
+  canEdit: () => canEdit(),
+  addItem,
+  boardPoint,
+  notify,
+});
+
+// --- history ----------------------------------------------------------------------------
+
+const historyPanel = new HistoryPanel({
+  client,
+  el,
+  notify,
+  colourFor,
+  handle: () => page.handle,
+  me: () => page.me,
+  undo: () => page.undo,
+  canEdit: () => canEdit(),
 });
 
 // --- presence ---------------------------------------------------------------------------
 
 function sharePresence(point) {
   if (!page.handle) return;
-  page.handle.setPresence({
-    room_id: page.roomId,
-    cursor: point,
-    selection: page.dragging ? [page.dragging.id] : [],
-  });
+  const drag = page.dragging;
+  const state = { room_id: page.roomId, cursor: point, selection: drag ? [drag.id] : [] };
+  // Where the item is while it is dragged: the others see it glide (presence, throttled,
+  // never the event log); the drop is the one edit.
+  if (drag?.box) state.drag = { id: drag.id, ...drag.box };
+  page.handle.setPresence(state);
 }
 
 $("#board").addEventListener("pointermove", (event) => {
@@ -665,6 +735,10 @@ function renderPresence() {
     node.style.outline = colour ? `2px solid ${colour}` : "";
     node.classList.toggle("held", Boolean(colour));
   }
+  renderGlides(page.itemEls, glidingBoxes(handle.peers, page.roomId), page.dragging?.id, (id) => {
+    const item = page.handle?.get("item", id);
+    if (item) renderItem(item);
+  });
   $("#here").replaceChildren(
     ...[...here.values()].map((p) =>
       el(
@@ -811,8 +885,22 @@ async function cancelGeneration(id) {
 
 const FIELD_WORDS = { x: "position", y: "position", w: "size", h: "size", z: "stacking", data: "content", name: "name" };
 
-function conflictNotice({ entity, fields, resolution, mine }) {
+function conflictNotice({ entity, fields, resolution, mine, intent }) {
   const what = entity === "item" ? "this item" : `this ${entity}`;
+  if (intent) {
+    // An undo, redo or restore met someone else's change on its way: theirs stands.
+    const changed = fieldWords(fields) || "it";
+    const message = {
+      kept_theirs: `Your ${intent} was not applied: someone changed the ${changed} of ${what} at the same time.`,
+      partly_reapplied: `Your ${intent} was partly applied: someone changed the ${changed} of ${what} at the same time; theirs is kept.`,
+      deleted_by_others: `Your ${intent} was not applied: someone deleted ${what}.`,
+      already_deleted: `${what[0].toUpperCase()}${what.slice(1)} was already deleted.`,
+    }[resolution];
+    if (message) {
+      notify(message, { kind: "conflict", timeoutMs: 12000 });
+      return;
+    }
+  }
   const words = [...new Set(fields.map((f) => FIELD_WORDS[f] ?? f))].join(" and ") || "it";
   const messages = {
     reapplied: `Someone changed the ${words} of ${what} at the same time. Your change was re-applied on top.`,

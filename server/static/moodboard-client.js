@@ -317,17 +317,31 @@ export class MoodboardClient extends EventTarget {
 
   /** A REST call under /api: the parsed JSON (null for 204), or throws ApiError. */
   async api(method, path, body) {
+    if (body === undefined) return this._request(method, path, undefined, null);
+    return this._request(method, path, JSON.stringify(body), "application/json");
+  }
+
+  /**
+   * Upload a picture (a File or Blob of type image/png, jpeg, webp or gif) as a resource of
+   * the project: `{id, content_type, size, sha256, url}`, or throws ApiError (403 viewer,
+   * 413 too large or over the project's storage quota, 415 not one of those pictures).
+   */
+  upload(projectId, file) {
+    return this._request("POST", `/projects/${projectId}/resources`, file, file.type || "application/octet-stream");
+  }
+
+  async _request(method, path, body, contentType) {
     const headers = { Accept: "application/json" };
-    if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (contentType) headers["Content-Type"] = contentType;
     if (this.token) headers.Authorization = `Bearer ${this.token}`;
-    const response = await fetch(`${this.apiBase}/api${path}`, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      credentials: "same-origin",
-    });
+    const response = await fetch(`${this.apiBase}/api${path}`, { method, headers, body, credentials: "same-origin" });
     const text = await response.text();
-    const json = text ? JSON.parse(text) : null;
+    let json = null;
+    try {
+      json = text ? JSON.parse(text) : null;
+    } catch {
+      json = { detail: `HTTP ${response.status}` }; // a proxy's page, say
+    }
     if (!response.ok) throw new ApiError(response.status, json);
     return json;
   }
@@ -449,10 +463,13 @@ export class ProjectHandle extends EventTarget {
 
   // --- editing -----------------------------------------------------------------------
 
-  /** Create a room or an item (an item needs `room_id` in data); returns the new id. */
-  create(entity, data) {
-    const id = uuid4();
-    this._enqueue({ action: "create", entity, id, data: { ...data }, base: 0 });
+  /**
+   * Create a room or an item (an item needs `room_id` in data); returns the new id.
+   * `options.id` chooses it (bringing back a deleted item under its own id).
+   */
+  create(entity, data, options = {}) {
+    const id = options.id ?? uuid4();
+    this._enqueue({ action: "create", entity, id, data: { ...data }, base: 0, intent: options.intent });
     return id;
   }
 
@@ -464,12 +481,21 @@ export class ProjectHandle extends EventTarget {
    * someone else is a conflict the client settles, not silently overwritten.
    */
   update(entity, id, fields, options = {}) {
-    this._enqueue({ action: "update", entity, id, data: { ...fields }, base: options.baseVersion });
+    this._enqueue({ action: "update", entity, id, data: { ...fields }, ...this._opOptions(options) });
   }
 
   /** Delete a room or an item. */
   remove(entity, id, options = {}) {
-    this._enqueue({ action: "delete", entity, id, data: null, base: options.baseVersion });
+    this._enqueue({ action: "delete", entity, id, data: null, ...this._opOptions(options) });
+  }
+
+  /**
+   * `baseVersion` (above); `reapply: false` settles a conflict on placement fields like one on
+   * content (the other person's values are kept), for edits that must never overwrite someone
+   * (an undo); `intent` ("undo", "redo", "restore", ...) comes back in `conflict` events.
+   */
+  _opOptions({ baseVersion, reapply, intent } = {}) {
+    return { base: baseVersion, reapply, intent };
   }
 
   /** Share ephemeral state (cursor, selection) with the others here; throttled. */
@@ -478,13 +504,13 @@ export class ProjectHandle extends EventTarget {
     if (this.state === "live") this._presence.push(state);
   }
 
-  _enqueue({ action, entity, id, data, base }) {
+  _enqueue({ action, entity, id, data, base, reapply = true, intent = null }) {
     const key = keyOf(entity, id);
     const earlier = this.pending.filter((op) => op.key === key);
     const last = earlier[earlier.length - 1];
     // Several unsent changes to one entity travel as one (the latest values win). Never
     // into an op sent before: if it was applied, its op_id stands for what it was then.
-    const mergeable = last && last.status === "queued" && !last.sentOnce;
+    const mergeable = last && last.status === "queued" && !last.sentOnce && last.reapply === reapply;
     if (mergeable && action === "update" && last.action !== "delete") {
       Object.assign(last.data, data);
       this._changed(entity, id);
@@ -508,6 +534,8 @@ export class ProjectHandle extends EventTarget {
       id,
       data,
       base_version: baseVersion,
+      reapply,
+      intent,
       status: "queued", // queued -> sent -> acked (until its event arrives)
       sentOnce: false,
       ref: null,
@@ -603,7 +631,7 @@ export class ProjectHandle extends EventTarget {
     const before = this.confirmed[entity].get(id) ?? null;
     const current = conflict.current;
     const mine = op.data ? { ...op.data } : null;
-    const detail = { entity, id, fields: conflict.fields, mine, current, action: op.action };
+    const detail = { entity, id, fields: conflict.fields, mine, current, action: op.action, intent: op.intent ?? null };
     const drop = (resolution) => {
       this._release(op, current ? conflict.current_version : null);
       emit(this, "conflict", { ...detail, resolution });
@@ -621,10 +649,10 @@ export class ProjectHandle extends EventTarget {
 
     if (op.action === "delete") {
       if (!current) drop("already_deleted");
-      else if (this._onlyPlacementChanged(op.seen ?? before, current)) retry(null, "reapplied");
+      else if (op.reapply !== false && this._onlyPlacementChanged(op.seen ?? before, current)) retry(null, "reapplied");
       else drop("kept_theirs");
     } else if (op.action === "update" && current) {
-      const contested = conflict.fields.filter((f) => !REAPPLY_FIELDS.has(f));
+      const contested = conflict.fields.filter((f) => op.reapply === false || !REAPPLY_FIELDS.has(f));
       const roomGone = op.data.room_id && !this.get("room", op.data.room_id);
       const data = { ...op.data };
       for (const f of contested) delete data[f];

@@ -41,6 +41,7 @@ from server.access.sessions import NewSession, start_session
 from server.credits.service import change_balance
 from server.types import UserId
 from tests.api.conftest import PASSWORD, Account, Api, app_for
+from tests.pictures import png
 
 CALLERS = (
     "anonymous",
@@ -109,6 +110,7 @@ EXPECTED: dict[tuple[str, str], str] = {
                                                                   "401 200 403 403 403 403 403 403",
     ("POST",   "/api/worker/generations/{generation_id}/fail"):   "401 200 403 403 403 403 403 403",
     ("POST",   "/api/worker/generations/{generation_id}/asset"):  "401 201 403 403 403 403 403 403",
+    ("POST",   "/api/projects/{project_id}/resources"):           "401 401 403 403 201 201 201 403",
     ("GET",    "/api/projects/{project_id}/resources/{resource_id}"):
                                                                   "401 401 403 200 200 200 200 403",
     ("POST",   "/api/admin/service-accounts"):                    "401 401 403 403 403 403 403 201",
@@ -696,6 +698,11 @@ async def _asset(w: World, caller: str) -> Call:
         content=b"<svg xmlns='http://www.w3.org/2000/svg'/>",
         content_type="image/svg+xml",
     )
+
+
+@request_for("POST", "/api/projects/{project_id}/resources")
+async def _upload(w: World, caller: str) -> Call:
+    return Call({"project_id": w.project_id}, content=png(), content_type="image/png")
 
 
 @request_for("GET", "/api/projects/{project_id}/resources/{resource_id}")

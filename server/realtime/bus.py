@@ -115,6 +115,7 @@ class RedisBroker:
         self._prefix = prefix  # on the wire only: callers name channels without it
         self._channels: set[str] = set()  # with the prefix
         self._pending: dict[str, list[asyncio.Future[None]]] = {}
+        self._subscribing = 0  # subscribe commands on their way (not yet in pubsub.subscribed)
         self._pubsub: Any = None
         self._reader: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -151,8 +152,12 @@ class RedisBroker:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.setdefault(channel, []).append(future)
         # On a connection error the reader reconnects and subscribes to every channel again.
-        with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
-            await self._subscribe(channel)
+        self._subscribing += 1
+        try:
+            with contextlib.suppress(*self.RECOVERABLE):
+                await self._subscribe(channel)
+        finally:
+            self._subscribing -= 1
         try:
             await asyncio.wait_for(future, self._confirm_timeout_s)
         except TimeoutError:
@@ -162,7 +167,7 @@ class RedisBroker:
     async def unsubscribe(self, channel: str) -> None:
         channel = self._prefix + channel
         self._channels.discard(channel)
-        with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
+        with contextlib.suppress(*self.RECOVERABLE):
             await self._unsubscribe(channel)
 
     # What differs on a Redis Cluster (server/realtime/bus_sharded.py): the commands.
@@ -226,7 +231,7 @@ class RedisBroker:
         while True:
             try:
                 if not self._pubsub.subscribed:
-                    if self._channels:  # a resubscription failed: try again
+                    if self._channels and not self._subscribing:  # a resubscription failed
                         raise RedisConnectionError("not subscribed")
                     await asyncio.sleep(0.05)  # nothing to read until a first subscribe
                     continue

@@ -38,6 +38,11 @@ class ShardedRedisBroker(RedisBroker):
     MESSAGE, SUBSCRIBED = "smessage", "ssubscribe"
     RECOVERABLE = (*RedisBroker.RECOVERABLE, RedisClusterException, ClusterDownError)
 
+    async def start(self) -> None:
+        # The pub/sub routes by the client's slot map: read it before the first subscribe.
+        await self._client.initialize()  # type: ignore[attr-defined]
+        await super().start()
+
     async def _subscribe(self, *channels: str) -> None:
         for channel in channels:  # one command each: they hash to different slots
             await self._pubsub.ssubscribe(channel)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
 import shutil
 import signal
@@ -23,7 +22,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from tests.conftest import free_port
+from tests.conftest import IN_CI, free_port
 
 CLUSTER_NODE_TIMEOUT_MS = 1000  # a dead master is replaced within ~2 s
 SENTINEL_DOWN_AFTER_MS = 1000
@@ -34,7 +33,7 @@ def require_redis_server() -> None:
     missing = [b for b in ("redis-server", "redis-cli") if not shutil.which(b)]
     if missing:
         message = f"needs {', '.join(missing)} (Debian: redis-server, redis-tools)"
-        if os.environ.get("CI") == "true":
+        if IN_CI:
             pytest.fail(message)
         pytest.skip(message)
 
@@ -64,15 +63,16 @@ class Topology:
 async def _start(directory: Path, port: int, *args: str) -> RedisProcess:
     """redis-server with ``args`` (a config file first, if any) on ``port``."""
     directory.mkdir(parents=True, exist_ok=True)
-    process = await asyncio.create_subprocess_exec(
-        "redis-server",
-        *args,
-        "--port",
-        str(port),
-        cwd=directory,
-        stdout=(directory / "out.log").open("wb"),
-        stderr=asyncio.subprocess.STDOUT,
-    )
+    with (directory / "out.log").open("wb") as log:  # the child keeps its own descriptor
+        process = await asyncio.create_subprocess_exec(
+            "redis-server",
+            *args,
+            "--port",
+            str(port),
+            cwd=directory,
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+        )
     return RedisProcess(port=port, process=process)
 
 

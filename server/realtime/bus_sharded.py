@@ -23,6 +23,7 @@ full speed and an idle instance wakes ``1 / IDLE_WAIT_S`` times a second.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from redis.exceptions import ClusterDownError, RedisClusterException
@@ -51,9 +52,17 @@ class ShardedRedisBroker(RedisBroker):
         await self._pubsub.sunsubscribe(channel)
 
     async def _next_message(self) -> dict[str, Any] | None:
-        message: dict[str, Any] | None = await self._pubsub.get_sharded_message(timeout=0.0)
-        if message is None:
-            message = await self._pubsub.get_sharded_message(timeout=IDLE_WAIT_S)
+        try:
+            message: dict[str, Any] | None = await self._pubsub.get_sharded_message(timeout=0.0)
+            if message is None:
+                message = await self._pubsub.get_sharded_message(timeout=IDLE_WAIT_S)
+        except RuntimeError as exc:
+            # A shard's pub/sub is being set up by a subscribe (its connection not yet
+            # made): redis-py raises rather than waits. Read again in a moment.
+            if "connection not set" not in str(exc):
+                raise
+            await asyncio.sleep(IDLE_WAIT_S)
+            return None
         return message
 
     def _queue_publish(self, pipeline: Any, channel: str, payload: bytes) -> None:

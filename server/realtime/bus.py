@@ -116,6 +116,7 @@ class RedisBroker:
         self._channels: set[str] = set()  # with the prefix
         self._pending: dict[str, list[asyncio.Future[None]]] = {}
         self._subscribing = 0  # subscribe commands on their way (not yet in pubsub.subscribed)
+        self._incomplete = False  # the last resubscription failed partway
         self._pubsub: Any = None
         self._reader: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -230,6 +231,8 @@ class RedisBroker:
         failures = 0
         while True:
             try:
+                if self._incomplete:
+                    raise RedisConnectionError("resubscription incomplete")
                 if not self._pubsub.subscribed:
                     if self._channels and not self._subscribing:  # a resubscription failed
                         raise RedisConnectionError("not subscribed")
@@ -258,14 +261,18 @@ class RedisBroker:
 
     async def _resubscribe(self) -> None:
         with swallowed(log, "bus.close_failed"):  # the old connection is broken anyway
-            await self._pubsub.aclose()
+            await asyncio.wait_for(self._pubsub.aclose(), self._confirm_timeout_s)
         self._pubsub = self._client.pubsub()
         try:
-            await self._reconnecting()
-            if self._channels:
-                await self._subscribe(*self._channels)
-        except self.RECOVERABLE:
+            async with asyncio.timeout(self._confirm_timeout_s):  # a hung step: try again
+                await self._reconnecting()
+                if self._channels:
+                    await self._subscribe(*self._channels)
+        except (*self.RECOVERABLE, TimeoutError) as exc:
+            log.info("bus.resubscribe_failed", error=repr(exc))
+            self._incomplete = True  # some channels may be subscribed, not all: try again
             return  # still down: the reader loop retries
+        self._incomplete = False
         self.reconnects += 1
         metrics.BUS_RECONNECTS.inc()
         log.info("bus.reconnected", channels=len(self._channels))

@@ -28,8 +28,8 @@ from tests.wsclient import Ws, signup, ws
 pytestmark = pytest.mark.e2e
 
 PROJECTS = 3
-EDITS = 18
-KILL_AFTER = 6  # edits before the kill; the rest land while the topology fails over
+EDITS = 12
+KILL_AFTER = 4  # edits before the kill; the rest land while the topology fails over
 FAILOVER_TIMEOUT_S = 20.0
 
 

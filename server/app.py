@@ -7,7 +7,6 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import redis.asyncio as aioredis
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
@@ -47,10 +46,10 @@ from server.log import get_logger
 from server.ops.maintenance import run_periodically
 from server.realtime.bus import Broker, MemoryBroker, RedisBroker
 from server.realtime.bus_sharded import ShardedRedisBroker
-from server.redis_topology import parse_redis_url, redis_client
 from server.realtime.endpoint import new_instance_id, ws_endpoint
 from server.realtime.hub import Realtime
 from server.realtime.presence import MemoryPresence, PresenceStore, RedisPresence
+from server.redis_topology import parse_redis_url, redis_client
 from server.settings import Settings
 from server.tasks import spawn
 

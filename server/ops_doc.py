@@ -47,7 +47,7 @@ DESCRIPTIONS: dict[str, tuple[str | None, str]] = {
         "login throttling. `redis+sentinel://host:26379[,host:port...]/<master-name>[/db]`: "
         "a Sentinel-managed primary, followed through failover. "
         "`redis+cluster://host:port[,host:port...]`: a Redis Cluster (7+), sharded pub/sub "
-        "per project (see \"Redis topologies\"). Unset: in-process broker, one instance only",
+        'per project (see "Redis topologies"). Unset: in-process broker, one instance only',
     ),
     "MOODBOARD_SECRET_KEY": (
         "generated per start",
@@ -120,7 +120,7 @@ DESCRIPTIONS: dict[str, tuple[str | None, str]] = {
         "starts every Redis key and channel of this deployment: two deployments (production "
         "and a restore rehearsal) on one Redis never see each other's presence or events. "
         "Letters, digits, `_-.:` (no braces: a cluster's hash tags); changing it on a running "
-        "deployment is a restart of all instances at once (see \"Redis topologies\")",
+        'deployment is a restart of all instances at once (see "Redis topologies")',
     ),
     "MOODBOARD_REDIS_POOL_SIZE": (
         None,

@@ -160,7 +160,7 @@ def redis_client(topology: RedisTopology | None, pool_size: int) -> aioredis.Red
         return aioredis.Redis.from_pool(pool)
     if topology.kind == "sentinel":
         assert topology.master_name is not None
-        sentinel = Sentinel(
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
             list(topology.hosts),
             socket_timeout=SENTINEL_SOCKET_TIMEOUT_S,
             sentinel_kwargs={"socket_timeout": SENTINEL_SOCKET_TIMEOUT_S},

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 import redis.asyncio as aioredis
@@ -60,10 +61,14 @@ class Topology:
     sentinels: list[RedisProcess] = field(default_factory=list)
 
 
+def _log_file(directory: Path) -> BinaryIO:
+    directory.mkdir(parents=True, exist_ok=True)
+    return (directory / "out.log").open("wb")
+
+
 async def _start(directory: Path, port: int, *args: str) -> RedisProcess:
     """redis-server with ``args`` (a config file first, if any) on ``port``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    with (directory / "out.log").open("wb") as log:  # the child keeps its own descriptor
+    with _log_file(directory) as log:  # the child keeps its own descriptor
         process = await asyncio.create_subprocess_exec(
             "redis-server",
             *args,

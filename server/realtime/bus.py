@@ -219,6 +219,10 @@ class RedisBroker:
             else:
                 sent.set_result(None)
 
+    def _resubscribe_failed(self, exc: Exception) -> None:
+        log.info("bus.resubscribe_failed", error=repr(exc))
+        self._incomplete = True  # some channels may be subscribed, not all: try again
+
     def _other(self, kind: str, channel: str) -> None:
         """A pub/sub message that is neither data nor a confirmation (an unsubscribe)."""
 
@@ -268,10 +272,12 @@ class RedisBroker:
                 await self._reconnecting()
                 if self._channels:
                     await self._subscribe(*self._channels)
-        except (*self.RECOVERABLE, TimeoutError) as exc:
-            log.info("bus.resubscribe_failed", error=repr(exc))
-            self._incomplete = True  # some channels may be subscribed, not all: try again
+        except self.RECOVERABLE as exc:
+            self._resubscribe_failed(exc)
             return  # still down: the reader loop retries
+        except TimeoutError as exc:
+            self._resubscribe_failed(exc)
+            return
         self._incomplete = False
         self.reconnects += 1
         metrics.BUS_RECONNECTS.inc()

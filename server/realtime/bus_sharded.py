@@ -24,8 +24,9 @@ full speed and an idle instance wakes ``1 / IDLE_WAIT_S`` times a second.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ClusterDownError, RedisClusterException
 
 from server.realtime.bus import RedisBroker
@@ -39,9 +40,13 @@ class ShardedRedisBroker(RedisBroker):
     MESSAGE, SUBSCRIBED = "smessage", "ssubscribe"
     RECOVERABLE = (*RedisBroker.RECOVERABLE, RedisClusterException, ClusterDownError)
 
+    @property
+    def _cluster(self) -> RedisCluster:
+        return cast("RedisCluster", self._client)  # app.py gives it a RedisCluster
+
     async def start(self) -> None:
         # The pub/sub routes by the client's slot map: read it before the first subscribe.
-        await self._client.initialize()  # type: ignore[attr-defined]
+        await self._cluster.initialize()
         await super().start()
 
     async def _subscribe(self, *channels: str) -> None:
@@ -75,4 +80,4 @@ class ShardedRedisBroker(RedisBroker):
 
     async def _reconnecting(self) -> None:
         # The slot map may be stale (a master died, a slot moved): read it again.
-        await self._client.nodes_manager.initialize()  # type: ignore[attr-defined]
+        await self._cluster.nodes_manager.initialize()

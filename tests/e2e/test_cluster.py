@@ -97,12 +97,16 @@ async def test_two_instances_share_events_presence_and_revocation(
 
             async with ws(a.url, owner[1]) as second_on_a:  # same project, same instance
                 await joined(second_on_a, pid)
-                assert await subscribers(redis_url, cluster_db, pid) == 2  # one per instance, not per socket
+                assert (
+                    await subscribers(redis_url, cluster_db, pid) == 2
+                )  # one per instance, not per socket
             removed = await call(a, "DELETE", f"/api/projects/{pid}/members/{editor[0]}", owner[1])
             assert removed.status_code == 204
             left = await on_b.expect("left", timeout=1.0)  # evicted on the other instance
             assert left["reason"] == "access_revoked"
-            assert await subscribers(redis_url, cluster_db, pid) == 1  # b's last local follower left
+            assert (
+                await subscribers(redis_url, cluster_db, pid) == 1
+            )  # b's last local follower left
 
             async with ws(b.url, owner[1]) as second_on_b:
                 await second_on_b.expect("ready")

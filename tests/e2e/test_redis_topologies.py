@@ -6,6 +6,8 @@ it kills a master (the one serving a project's shard) or the primary. Every
 socket must still get every event of every project exactly once, in order,
 and presence (which travels on the bus alone) must cross instances again
 after the failover: the bus followed the new master and subscribed again.
+On the cluster a project's slot is also migrated (keys and all) mid-run.
+Login failures are counted in Redis, across both instances, on each topology.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import httpx
 import pytest
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
@@ -32,10 +35,12 @@ PROJECTS = 3
 EDITS = 12
 KILL_AFTER = 4  # edits before the kill; the rest land while the topology fails over
 FAILOVER_TIMEOUT_S = 20.0
+LOGIN_LIMIT = {"MOODBOARD_LOGIN_FAILURES_PER_MINUTE": "2"}
 
 
-async def _projects(a: ServerProcess) -> tuple[list[str], tuple[str, str], tuple[str, str]]:
-    """PROJECTS projects of one owner, each with a second user as editor."""
+async def _projects(a: ServerProcess) -> tuple[list[str], str, tuple[str, str], tuple[str, str]]:
+    """PROJECTS projects of one owner, each with a second user as editor; (ids, owner's email,
+    owner, editor)."""
     suffix = uuid.uuid4().hex[:8]
     owner = await signup(a.url, "Owner", f"owner-{suffix}@example.com")
     editor = await signup(a.url, "Editor", f"editor-{suffix}@example.com")
@@ -52,7 +57,7 @@ async def _projects(a: ServerProcess) -> tuple[list[str], tuple[str, str], tuple
         )
         assert added.status_code == 201
         ids.append(pid)
-    return ids, owner, editor
+    return ids, f"owner-{suffix}@example.com", owner, editor
 
 
 async def _join_all(sock: Ws, projects: list[str]) -> tuple[str, dict[str, int]]:
@@ -100,12 +105,23 @@ async def _presence_crosses(sender: Ws, receiver: Ws, sender_id: str, pid: str) 
                 raise
 
 
+async def _login_failures_are_counted_across_instances(
+    a: ServerProcess, b: ServerProcess, email: str
+) -> None:
+    """The login throttle's counters are in Redis: a failure on a, one on b, the third refused."""
+    wrong = {"email": email, "password": "not the password"}
+    async with httpx.AsyncClient(timeout=10) as http:
+        for server in (a, b):
+            assert (await http.post(f"{server.url}/api/auth/login", json=wrong)).status_code == 401
+        assert (await http.post(f"{a.url}/api/auth/login", json=wrong)).status_code == 429
+
+
 async def _converge(
     env: dict[str, str], tmp_path: Path, kill: Callable[[list[str]], Awaitable[None]]
 ) -> list[str]:
     """Two instances, sockets on both, edits through both, ``kill`` mid-run: exactly once."""
     async with running_server(env, tmp_path) as a, running_server(env, tmp_path) as b:
-        projects, owner, editor = await _projects(a)
+        projects, email, owner, editor = await _projects(a)
         async with ws(a.url, owner[1]) as on_a, ws(b.url, editor[1]) as on_b:
             _, joined_a = await _join_all(on_a, projects)
             b_id, joined_b = await _join_all(on_b, projects)
@@ -134,6 +150,7 @@ async def _converge(
             # Presence goes on the bus alone: it crosses instances on the new masters too.
             for pid in projects:
                 await _presence_crosses(on_b, on_a, b_id, pid)
+            await _login_failures_are_counted_across_instances(a, b, email)
             return projects
 
 
@@ -181,7 +198,9 @@ async def test_two_instances_converge_on_a_redis_cluster_through_a_slot_move_and
 ) -> None:
     """Sharded channels, per project; a moved slot and a killed master lose nothing."""
     async with redis_cluster(tmp_path / "redis") as topology:
-        env = server_env(cluster_db, REDIS_URL=topology.url, MOODBOARD_FEED_HEAL_MS="500")
+        env = server_env(
+            cluster_db, REDIS_URL=topology.url, MOODBOARD_FEED_HEAL_MS="500", **LOGIN_LIMIT
+        )
         prefix = _prefix(env)
         host, port = topology.url.removeprefix("redis+cluster://").split(",")[0].split(":")
         cluster = RedisCluster(startup_nodes=[ClusterNode(host, int(port))])
@@ -213,7 +232,9 @@ async def test_two_instances_converge_on_sentinel_through_a_primary_failover(
 ) -> None:
     """The primary is found through the sentinels, and the new one after it is killed."""
     async with redis_sentinel(tmp_path / "redis") as topology:
-        env = server_env(cluster_db, REDIS_URL=topology.url, MOODBOARD_FEED_HEAL_MS="500")
+        env = server_env(
+            cluster_db, REDIS_URL=topology.url, MOODBOARD_FEED_HEAL_MS="500", **LOGIN_LIMIT
+        )
         primary, replica = topology.nodes
 
         async def kill_the_primary(_projects: list[str]) -> None:

@@ -147,7 +147,9 @@ def redis_client(topology: RedisTopology | None, pool_size: int) -> aioredis.Red
     A single server gets a bounded pool where a command waits for a free
     connection: a burst of joins or publishes queues for a moment instead of
     failing with ``MaxConnectionsError``. A Sentinel-managed primary and a
-    cluster's nodes get redis-py's pools bounded at ``pool_size`` connections.
+    cluster's nodes get redis-py's own pools bounded at ``pool_size``
+    connections (per node on a cluster): there a command beyond the bound
+    fails at once instead of waiting (docs/operations.md "Redis topologies").
     The cluster client is typed as ``aioredis.Redis``: the server calls only
     the commands both have.
     """

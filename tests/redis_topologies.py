@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import re
 import shutil
 import signal
 import socket
+import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -30,10 +32,20 @@ SENTINEL_DOWN_AFTER_MS = 1000
 
 
 def require_redis_server() -> None:
-    """Skip (loudly) without redis-server 7+ and redis-cli; fail instead under CI=true."""
+    """Skip (loudly) without redis-server 7+ and redis-cli; fail instead under CI=true.
+
+    Redis 7 is the first with sharded pub/sub (SSUBSCRIBE/SPUBLISH).
+    """
     missing = [b for b in ("redis-server", "redis-cli") if not shutil.which(b)]
-    if missing:
-        message = f"needs {', '.join(missing)} (Debian: redis-server, redis-tools)"
+    message = f"needs {', '.join(missing)} (Debian: redis-server, redis-tools)" if missing else ""
+    if not missing:
+        version = subprocess.run(
+            ["redis-server", "--version"], capture_output=True, text=True, check=False
+        ).stdout
+        found = re.search(r"v=(\d+)\.", version)
+        if found is None or int(found.group(1)) < 7:
+            message = f"needs redis-server 7+ for sharded pub/sub, found: {version.strip()!r}"
+    if message:
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)

@@ -96,6 +96,9 @@ class RedisBroker:
     for many events instead of one each; alone, a publish waits for nothing.
     The batch is bounded by its waiting callers: each caller has one publish
     in it at most.
+
+    Callers name channels without ``MOODBOARD_REDIS_PREFIX``: the broker puts
+    it before them on the wire and takes it off what it receives.
     """
 
     def __init__(

@@ -7,7 +7,6 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import redis.asyncio as aioredis
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
@@ -47,9 +46,11 @@ from server.log import get_logger
 from server.ops.loop_lag import sample_forever
 from server.ops.maintenance import run_periodically
 from server.realtime.bus import Broker, MemoryBroker, RedisBroker
+from server.realtime.bus_sharded import ShardedRedisBroker
 from server.realtime.endpoint import new_instance_id, ws_endpoint
 from server.realtime.hub import Realtime
 from server.realtime.presence import MemoryPresence, PresenceStore, RedisPresence
+from server.redis_topology import parse_redis_url, redis_client
 from server.settings import Settings
 from server.tasks import spawn
 
@@ -78,24 +79,6 @@ async def _inprocess_worker(
         log.exception("worker.inprocess_crashed")
 
 
-REDIS_POOL_WAIT_S = 10.0
-
-
-def redis_client(url: str | None, pool_size: int) -> aioredis.Redis | None:
-    """The instance's Redis client, or None without ``REDIS_URL``.
-
-    A bounded pool where a command waits for a free connection: a burst of
-    joins or publishes queues for a moment instead of failing with
-    ``MaxConnectionsError`` (redis-py's default pool refuses its 101st).
-    """
-    if url is None:
-        return None
-    pool = aioredis.BlockingConnectionPool.from_url(
-        url, max_connections=pool_size, timeout=REDIS_POOL_WAIT_S
-    )
-    return aioredis.Redis.from_pool(pool)
-
-
 def create_app(settings: Settings) -> Litestar:
     """Build the ASGI application for ``settings``.
 
@@ -109,19 +92,35 @@ def create_app(settings: Settings) -> Litestar:
             settings.database, pool_size=settings.db_pool_size, edit_batch=settings.edit_batch
         ) as database:
             engine = database.engine
-            redis = redis_client(settings.redis_url, settings.redis_pool_size)
+            topology = parse_redis_url(settings.redis_url) if settings.redis_url else None
+            redis = redis_client(topology, settings.redis_pool_size)
+            sharded = topology is not None and topology.sharded
+            prefix = settings.redis_prefix
             local_throttle = MemoryLoginThrottle(settings.login_failures_per_minute)
             throttle: LoginThrottle = (
                 FallbackLoginThrottle(
-                    RedisLoginThrottle(redis, settings.login_failures_per_minute), local_throttle
+                    RedisLoginThrottle(redis, settings.login_failures_per_minute, prefix),
+                    local_throttle,
                 )
                 if redis is not None
                 else local_throttle
             )
             instance_id = new_instance_id()
-            broker: Broker = RedisBroker(redis) if redis is not None else MemoryBroker()
+            broker: Broker = (
+                MemoryBroker()
+                if redis is None
+                else ShardedRedisBroker(redis, prefix=prefix)
+                if sharded
+                else RedisBroker(redis, prefix=prefix)
+            )
             presence: PresenceStore = (
-                RedisPresence(redis, instance_id, ttl_s=settings.presence_ttl_s)
+                RedisPresence(
+                    redis,
+                    instance_id,
+                    ttl_s=settings.presence_ttl_s,
+                    prefix=prefix,
+                    sharded=sharded,
+                )
                 if redis is not None
                 else MemoryPresence()
             )
@@ -152,6 +151,7 @@ def create_app(settings: Settings) -> Litestar:
                         settings.maintenance_policy,
                         settings.maintenance_interval_s,
                         redis,
+                        prefix,
                     ),
                     name="maintenance",
                 )
@@ -192,7 +192,8 @@ def create_app(settings: Settings) -> Litestar:
             log.info(
                 "server.started",
                 database=settings.database.redacted,
-                broker="redis" if redis is not None else "in-process",
+                broker="in-process" if topology is None else f"redis ({topology.kind})",
+                redis_prefix=prefix if topology is not None else None,
                 embedded=settings.embedded,
             )
             try:

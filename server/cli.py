@@ -247,16 +247,20 @@ def _maintenance(settings: Settings, args: argparse.Namespace) -> int:
 
     from server.db.database import Database
     from server.ops.maintenance import run_once
+    from server.redis_topology import parse_redis_url, redis_client
 
     async def run() -> int:
         database = Database.of(settings.database, pool_size=2)
-        redis = aioredis.from_url(settings.redis_url) if settings.redis_url else None
+        topology = parse_redis_url(settings.redis_url) if settings.redis_url else None
+        redis = redis_client(topology, pool_size=2)
         try:
             async with database:
                 policy = settings.maintenance_policy
                 if args.purge_after_days is not None:
                     policy = dataclasses.replace(policy, purge_after_days=args.purge_after_days)
-                report = await run_once(database.engine, policy, redis=redis)
+                report = await run_once(
+                    database.engine, policy, redis=redis, redis_prefix=settings.redis_prefix
+                )
         finally:
             if redis is not None:
                 await redis.aclose()

@@ -66,7 +66,10 @@ DESCRIPTIONS: dict[str, tuple[str | None, str]] = {
     "REDIS_URL": (
         "unset",
         "`redis://host:6379/0` or `rediss://` (TLS): the bus between instances, presence, "
-        "login throttling. Unset: in-process broker, one instance only",
+        "login throttling. `redis+sentinel://host:26379[,host:port...]/<master-name>[/db]`: "
+        "a Sentinel-managed primary, followed through failover. "
+        "`redis+cluster://host:port[,host:port...]`: a Redis Cluster (7+), sharded pub/sub "
+        'per project (see "Redis topologies"). Unset: in-process broker, one instance only',
     ),
     "MOODBOARD_SECRET_KEY": (
         "generated per start",
@@ -147,6 +150,13 @@ DESCRIPTIONS: dict[str, tuple[str | None, str]] = {
     ),
     "MOODBOARD_LOG_LEVEL": ("`info`", "`debug`, `info`, `warning` or `error`"),
     "MOODBOARD_DB_POOL_SIZE": (None, "PostgreSQL connections per instance (plus one for LISTEN)"),
+    "MOODBOARD_REDIS_PREFIX": (
+        "`mb:<database name>:`",
+        "starts every Redis key and channel of this deployment: two deployments (production "
+        "and a restore rehearsal) on one Redis never see each other's presence or events. "
+        "Letters, digits, `_-.:` (no braces: a cluster's hash tags); changing it on a running "
+        'deployment is a restart of all instances at once (see "Redis topologies")',
+    ),
     "MOODBOARD_REDIS_POOL_SIZE": (
         None,
         "Redis connections per instance (one of them holds the subscriptions); when all "

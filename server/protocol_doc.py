@@ -109,7 +109,9 @@ def render_envelopes() -> str:
     channel = envelope.project_channel(uuid.UUID(int=0)).replace(str(uuid.UUID(int=0)), "<id>")
     lines = [
         f"Each is JSON tagged by `k`. A project's events and presence go on the channel"
-        f" `{channel}`; control messages (`sr`, `ac`) on `{envelope.CONTROL_CHANNEL}`.",
+        f" `<prefix>{channel}`; control messages (`sr`, `ac`) on"
+        f" `<prefix>{envelope.CONTROL_CHANNEL}` (`<prefix>`: `MOODBOARD_REDIS_PREFIX`; on a"
+        " Redis Cluster both are sharded channels, `SSUBSCRIBE`/`SPUBLISH`).",
         "",
     ]
     for cls in _union_members(envelope.AnyEnvelope):

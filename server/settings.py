@@ -15,8 +15,11 @@ import sys
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import PurePath
 from typing import Literal
 from urllib.parse import urlsplit
+
+from server.redis_topology import RedisUrlError, check_prefix, default_prefix, parse_redis_url
 
 DatabaseKind = Literal["postgres", "sqlite"]
 LogFormat = Literal["console", "json"]
@@ -102,6 +105,7 @@ class Settings:
 
     database: DatabaseUrl = field(default_factory=lambda: parse_database_url(DEFAULT_DATABASE_URL))
     redis_url: str | None = None
+    redis_prefix: str = "mb:"  # every Redis key and channel starts with it
     host: str = "127.0.0.1"
     port: int = 8000
     allowed_origins: tuple[str, ...] = ()
@@ -266,17 +270,28 @@ def _postgres_beside(env: Mapping[str, str], variable: str, database: DatabaseUr
 
 def _redis_url(value: str) -> str:
     try:
-        parts = urlsplit(value)
-        _ = parts.port
-    except ValueError as exc:
-        raise SettingsError("REDIS_URL", f"malformed URL ({exc})") from None
-    if parts.scheme not in ("redis", "rediss", "unix"):
-        raise SettingsError(
-            "REDIS_URL", f"unsupported scheme {parts.scheme!r}: expected redis://, rediss://"
-        )
-    if parts.scheme != "unix" and not parts.hostname:
-        raise SettingsError("REDIS_URL", "needs a host, e.g. redis://127.0.0.1:6379/0")
+        parse_redis_url(value)
+    except RedisUrlError as exc:
+        raise SettingsError("REDIS_URL", str(exc)) from None
     return value
+
+
+def _redis_prefix(env: Mapping[str, str], database: DatabaseUrl) -> str:
+    """``MOODBOARD_REDIS_PREFIX``, or ``mb:<database name>:``."""
+    raw = env.get("MOODBOARD_REDIS_PREFIX", "").strip()
+    if not raw:
+        return default_prefix(database_name(database))
+    try:
+        return check_prefix(raw)
+    except ValueError as exc:
+        raise SettingsError("MOODBOARD_REDIS_PREFIX", str(exc)) from None
+
+
+def database_name(database: DatabaseUrl) -> str:
+    """The database's name: the URL's path (PostgreSQL), the file's stem (SQLite)."""
+    if database.sqlite_path is not None:
+        return PurePath(database.sqlite_path).stem
+    return urlsplit(database.url).path.strip("/") or "postgres"
 
 
 def _int(env: Mapping[str, str], variable: str, default: int, low: int, high: int) -> int:
@@ -485,6 +500,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         database=database,
         redis_url=redis_url,
+        redis_prefix=_redis_prefix(env, database),
         host=host,
         port=_int(env, "MOODBOARD_PORT", 8000, 0, 65535),
         allowed_origins=_origins(env),

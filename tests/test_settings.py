@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from server.redis_topology import parse_redis_url
 from server.settings import SettingsError, load_settings
 
 SECRET = "settings-test-" + hashlib.sha256(b"tests/test_settings.py").hexdigest()
@@ -65,6 +66,11 @@ def test_production_settings_are_read() -> None:
         ({"DATABASE_URL": "sqlite://host/file.db"}, "DATABASE_URL", "no host"),
         ({"DATABASE_URL": "sqlite:///:memory:"}, "DATABASE_URL", "file path"),
         ({"REDIS_URL": "http://cache:6379"}, "REDIS_URL", "unsupported scheme"),
+        ({"REDIS_URL": "redis+cluster://a:7000,b"}, "REDIS_URL", "expected host:port"),
+        ({"REDIS_URL": "redis+cluster://a:7000/1"}, "REDIS_URL", "one database"),
+        ({"REDIS_URL": "redis+sentinel://s:26379"}, "REDIS_URL", "master's name"),
+        ({"REDIS_URL": "redis+sentinel://s:26379/mb/x"}, "REDIS_URL", "must be a number"),
+        ({"MOODBOARD_REDIS_PREFIX": "a{b}"}, "MOODBOARD_REDIS_PREFIX", "no braces"),
         ({"MOODBOARD_PORT": "eighty"}, "MOODBOARD_PORT", "expected an integer"),
         ({"MOODBOARD_PORT": "70000"}, "MOODBOARD_PORT", "out of range"),
         ({"MOODBOARD_SIGNUP_CREDITS": "-1"}, "MOODBOARD_SIGNUP_CREDITS", "out of range"),
@@ -293,3 +299,23 @@ def test_bad_postgresql_topologies_name_the_variable(
         load_settings({**env, "MOODBOARD_SECRET_KEY": SECRET})
     assert caught.value.variable == variable
     assert fragment in str(caught.value)
+
+
+def test_redis_topologies_and_the_prefix_are_read() -> None:
+    """Both extra REDIS_URL forms parse; the prefix defaults to the database's name."""
+    base = {"DATABASE_URL": "postgresql://app@db/moodboard_prod", "MOODBOARD_SECRET_KEY": SECRET}
+    cluster = "redis+cluster://:pw@n1:7000,n2:7001"
+    settings = load_settings({**base, "REDIS_URL": cluster})
+    assert settings.redis_prefix == "mb:moodboard_prod:"
+    topology = parse_redis_url(cluster)
+    assert (topology.kind, topology.hosts, topology.password) == (
+        "cluster",
+        (("n1", 7000), ("n2", 7001)),
+        "pw",
+    )
+    sentinel = parse_redis_url("redis+sentinel://s1:26379,s2:26380/mymaster/3")
+    assert (sentinel.kind, sentinel.master_name, sentinel.db) == ("sentinel", "mymaster", 3)
+    assert parse_redis_url("redis://cache:6379/2").kind == "single"
+    explicit = load_settings({**base, "MOODBOARD_REDIS_PREFIX": "rehearsal"})
+    assert explicit.redis_prefix == "rehearsal:"
+    assert load_settings({}).redis_prefix == "mb:moodboard:"  # sqlite:///./moodboard.sqlite3

@@ -17,6 +17,7 @@ still limited, per instance.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections import OrderedDict
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from server.access.users import canonical_email
@@ -130,6 +132,9 @@ class RedisLoginThrottle:
         return max(waits)
 
     async def forgive(self, keys: list[str]) -> None:
+        if isinstance(self._client, RedisCluster):  # no scripts in a cluster's pipeline
+            await asyncio.gather(*(self._forgive(keys=[self._prefix + key]) for key in keys))
+            return
         async with self._client.pipeline(transaction=False) as pipe:
             for key in keys:  # one key per script call: keys of one call may sit on other nodes
                 await self._forgive(keys=[self._prefix + key], client=pipe)

@@ -137,6 +137,7 @@ async def run_once(
     policy: MaintenancePolicy,
     *,
     redis: aioredis.Redis | None = None,
+    redis_prefix: str = "mb:",
     now: datetime | None = None,
 ) -> Report | None:
     """Run every job once; None when another instance holds the lock (nothing done)."""
@@ -153,7 +154,7 @@ async def run_once(
             operations=pruned.operations,
             sessions=await delete_ended_sessions(policy.keep_ended_days, now, batch),
             invitations=await delete_ended_invitations(policy.keep_ended_days, now, batch),
-            presence=0 if redis is None else await reap_presence(redis),
+            presence=0 if redis is None else await reap_presence(redis, redis_prefix),
             purged=await purge(
                 after_days=policy.purge_after_days,
                 now=now,
@@ -189,13 +190,17 @@ async def run_once(
 
 
 async def run_periodically(
-    engine: Engine[Any], policy: MaintenancePolicy, interval_s: float, redis: aioredis.Redis | None
+    engine: Engine[Any],
+    policy: MaintenancePolicy,
+    interval_s: float,
+    redis: aioredis.Redis | None,
+    redis_prefix: str = "mb:",
 ) -> None:
     """The in-server loop: a round every ``interval_s`` (the first one after a full interval)."""
     while True:
         await asyncio.sleep(interval_s)
         try:
-            if await run_once(engine, policy, redis=redis) is None:
+            if await run_once(engine, policy, redis=redis, redis_prefix=redis_prefix) is None:
                 log.info("maintenance.skipped", reason="another instance holds the lock")
         except Exception as exc:  # a failed round is retried next interval
             metrics.MAINTENANCE_FAILURES.inc()

@@ -96,6 +96,9 @@ class RedisBroker:
     for many events instead of one each; alone, a publish waits for nothing.
     The batch is bounded by its waiting callers: each caller has one publish
     in it at most.
+
+    Callers name channels without ``MOODBOARD_REDIS_PREFIX``: the broker puts
+    it before them on the wire and takes it off what it receives.
     """
 
     def __init__(
@@ -104,6 +107,7 @@ class RedisBroker:
         *,
         backoff: Backoff = RECONNECT_BACKOFF,
         confirm_timeout_s: float = 5.0,
+        prefix: str = "",
     ) -> None:
         self.on_message: OnMessage | None = None
         self.on_reconnect: OnReconnect | None = None
@@ -111,8 +115,11 @@ class RedisBroker:
         self._client = client
         self._backoff = backoff
         self._confirm_timeout_s = confirm_timeout_s
-        self._channels: set[str] = set()
+        self._prefix = prefix  # on the wire only: callers name channels without it
+        self._channels: set[str] = set()  # with the prefix
         self._pending: dict[str, list[asyncio.Future[None]]] = {}
+        self._subscribing = 0  # subscribe commands on their way (not yet in pubsub.subscribed)
+        self._incomplete = False  # the last resubscription failed partway
         self._pubsub: Any = None
         self._reader: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -144,12 +151,17 @@ class RedisBroker:
                 future.cancel()
 
     async def subscribe(self, channel: str) -> None:
+        channel = self._prefix + channel
         self._channels.add(channel)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.setdefault(channel, []).append(future)
         # On a connection error the reader reconnects and subscribes to every channel again.
-        with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
-            await self._pubsub.subscribe(channel)
+        self._subscribing += 1
+        try:
+            with contextlib.suppress(*self.RECOVERABLE):
+                await self._subscribe(channel)
+        finally:
+            self._subscribing -= 1
         try:
             await asyncio.wait_for(future, self._confirm_timeout_s)
         except TimeoutError:
@@ -157,16 +169,37 @@ class RedisBroker:
             raise BrokerUnavailable(f"Redis did not confirm {channel}") from None
 
     async def unsubscribe(self, channel: str) -> None:
+        channel = self._prefix + channel
         self._channels.discard(channel)
-        with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
-            await self._pubsub.unsubscribe(channel)
+        with contextlib.suppress(*self.RECOVERABLE):
+            await self._unsubscribe(channel)
+
+    # What differs on a Redis Cluster (server/realtime/bus_sharded.py): the commands.
+    MESSAGE, SUBSCRIBED = "message", "subscribe"
+    RECOVERABLE: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
+
+    async def _subscribe(self, *channels: str) -> None:
+        await self._pubsub.subscribe(*channels)
+
+    async def _unsubscribe(self, channel: str) -> None:
+        await self._pubsub.unsubscribe(channel)
+
+    async def _next_message(self) -> dict[str, Any] | None:
+        message: dict[str, Any] | None = await self._pubsub.get_message(timeout=1.0)
+        return message
+
+    def _queue_publish(self, pipeline: Any, channel: str, payload: bytes) -> None:
+        pipeline.publish(channel, payload)
+
+    async def _reconnecting(self) -> None:
+        """Before subscribing again after a failure (a cluster refreshes its slot map)."""
 
     async def publish(self, channel: str, payload: bytes) -> None:
         if self._outgoing_sent is None:
             self._outgoing_sent = asyncio.get_running_loop().create_future()
             self._outgoing_sent.add_done_callback(_retrieve)
         sent = self._outgoing_sent
-        self._outgoing.append((channel, payload))
+        self._outgoing.append((self._prefix + channel, payload))
         if self._sender is None or self._sender.done():
             self._sender = spawn(self._send_batches(), name="redis-bus-publisher")
         # shield: a caller that gives up must not cancel its batch-mates' future
@@ -179,7 +212,7 @@ class RedisBroker:
             try:
                 pipeline = self._client.pipeline(transaction=False)
                 for channel, payload in batch:
-                    pipeline.publish(channel, payload)
+                    self._queue_publish(pipeline, channel, payload)
                 await pipeline.execute()
             except Exception as exc:
                 sent.set_exception(exc)
@@ -188,6 +221,13 @@ class RedisBroker:
                 raise
             else:
                 sent.set_result(None)
+
+    def _resubscribe_failed(self, exc: Exception) -> None:
+        log.info("bus.resubscribe_failed", error=repr(exc))
+        self._incomplete = True  # some channels may be subscribed, not all: try again
+
+    def _other(self, kind: str, channel: str) -> None:
+        """A pub/sub message that is neither data nor a confirmation (an unsubscribe)."""
 
     def _confirm(self, channel: str) -> None:
         for future in self._pending.pop(channel, []):
@@ -198,24 +238,28 @@ class RedisBroker:
         failures = 0
         while True:
             try:
+                if self._incomplete:
+                    raise RedisConnectionError("resubscription incomplete")
                 if not self._pubsub.subscribed:
-                    if self._channels:  # a resubscription failed: try again
+                    if self._channels and not self._subscribing:  # a resubscription failed
                         raise RedisConnectionError("not subscribed")
                     await asyncio.sleep(0.05)  # nothing to read until a first subscribe
                     continue
-                message = await self._pubsub.get_message(timeout=1.0)
+                message = await self._next_message()
                 failures = 0
                 if message is None:
                     continue
                 kind = message["type"]
                 channel = message["channel"].decode()
-                if kind == "message" and self.on_message is not None:
-                    self.on_message(channel, message["data"])
-                elif kind == "subscribe":
+                if kind == self.MESSAGE and self.on_message is not None:
+                    self.on_message(channel[len(self._prefix) :], message["data"])
+                elif kind == self.SUBSCRIBED:
                     self._confirm(channel)
+                else:
+                    self._other(kind, channel)
             except asyncio.CancelledError:
                 raise
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            except self.RECOVERABLE as exc:
                 delay = self._backoff.delay(failures)
                 failures += 1
                 log.warning("bus.disconnected", error=repr(exc), retry_in_s=round(delay, 3))
@@ -224,13 +268,20 @@ class RedisBroker:
 
     async def _resubscribe(self) -> None:
         with swallowed(log, "bus.close_failed"):  # the old connection is broken anyway
-            await self._pubsub.aclose()
+            await asyncio.wait_for(self._pubsub.aclose(), self._confirm_timeout_s)
         self._pubsub = self._client.pubsub()
         try:
-            if self._channels:
-                await self._pubsub.subscribe(*self._channels)
-        except (RedisConnectionError, RedisTimeoutError, OSError):
+            async with asyncio.timeout(self._confirm_timeout_s):  # a hung step: try again
+                await self._reconnecting()
+                if self._channels:
+                    await self._subscribe(*self._channels)
+        except self.RECOVERABLE as exc:
+            self._resubscribe_failed(exc)
             return  # still down: the reader loop retries
+        except TimeoutError as exc:
+            self._resubscribe_failed(exc)
+            return
+        self._incomplete = False
         self.reconnects += 1
         metrics.BUS_RECONNECTS.inc()
         log.info("bus.reconnected", channels=len(self._channels))

@@ -59,11 +59,14 @@ AnyEnvelope = EventEnvelope | PresenceEnvelope | SessionsRevoked | AccessChanged
 _decoder: msgspec.json.Decoder[AnyEnvelope] = msgspec.json.Decoder(AnyEnvelope)
 _encoder = msgspec.json.Encoder()
 
-CONTROL_CHANNEL = "mb:control"
+# The broker puts MOODBOARD_REDIS_PREFIX before them. The project id is the
+# channel's hash tag: on a Redis Cluster it sits in the slot of the project's
+# presence keys, and each project's sharded channel is served by one shard.
+CONTROL_CHANNEL = "control"
 
 
 def project_channel(project_id: uuid.UUID) -> str:
-    return f"mb:p:{project_id}"
+    return f"p:{{{project_id}}}"
 
 
 def encode(envelope: AnyEnvelope) -> bytes:

@@ -53,6 +53,8 @@ def _members(raw: Mapping[bytes | str, bytes | str]) -> dict[str, PresenceEntry]
 
 # Index several entries under this instance, HSET them, read each touched map: atomic.
 _ENTER_LUA = (Path(__file__).parent / "presence_enter.lua").read_text()
+# On a Redis Cluster: one project's map (its keys share the project's hash slot).
+_ENTER_MAP_LUA = (Path(__file__).parent / "presence_enter_map.lua").read_text()
 ENTER_BATCH = 64  # entries in one script call at most (a few thousand: Lua unpack); more wait
 DECODED_CACHE_MAX = 10_000  # decoded entries kept; all are dropped when it is full
 
@@ -157,6 +159,7 @@ class RedisPresence:
         ttl_s: float = 15.0,
         prefix: str = "mb:",
         enter_batch: int = ENTER_BATCH,
+        sharded: bool = False,
     ) -> None:
         self.on_orphans: OnOrphans | None = None
         self._client = client
@@ -165,7 +168,9 @@ class RedisPresence:
         self._period_s = ttl_s / 3
         self._prefix = prefix
         self._task: asyncio.Task[None] | None = None
+        self._sharded = sharded  # a Redis Cluster: no command spans two projects' keys
         self._enter = client.register_script(_ENTER_LUA)
+        self._enter_map = client.register_script(_ENTER_MAP_LUA)
         # One key: every enter of this instance, whatever its project, waits for the same call.
         self._entering: GroupCommit[None, _Entering, dict[str, PresenceEntry]] = GroupCommit(
             self._enter_batch, enter_batch
@@ -173,7 +178,9 @@ class RedisPresence:
         self._decoded = _Decoded()
 
     def _map(self, project_id: uuid.UUID | str) -> str:
-        return f"{self._prefix}presence:{project_id}"
+        # The project id is the hash tag: on a cluster the map sits in the slot of the
+        # project's channel (server/realtime/envelope.py).
+        return f"{self._prefix}presence:{{{project_id}}}"
 
     def _index(self, instance: str) -> str:
         return f"{self._prefix}instance:{instance}:presence"
@@ -198,6 +205,10 @@ class RedisPresence:
             await self._reap(self._instance)
 
     async def put(self, project_id: uuid.UUID, connection_id: str, entry: PresenceEntry) -> None:
+        if self._sharded:  # the index first (another slot): never an entry outside it
+            await self._client.sadd(self._index(self._instance), f"{project_id}:{connection_id}")
+            await self._client.hset(self._map(project_id), connection_id, _encoder.encode(entry))
+            return
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.hset(self._map(project_id), connection_id, _encoder.encode(entry))
             pipe.sadd(self._index(self._instance), f"{project_id}:{connection_id}")
@@ -227,6 +238,8 @@ class RedisPresence:
         self, _key: None, batch: list[_Entering]
     ) -> list[dict[str, PresenceEntry]]:
         """One script call for ``batch``: each entry's map, decoded once per project."""
+        if self._sharded:
+            return await self._enter_sharded(batch)
         keys = [self._index(self._instance)]
         slots: dict[uuid.UUID, int] = {}  # a project's map's position in keys (1-based, as Lua)
         args: list[str | bytes | int] = []
@@ -239,7 +252,34 @@ class RedisPresence:
         maps = [self._decoded.members(flat) for flat in await self._enter(keys=keys, args=args)]
         return [maps[slots[entering.project_id] - 2] for entering in batch]
 
+    async def _enter_sharded(self, batch: list[_Entering]) -> list[dict[str, PresenceEntry]]:
+        """On a cluster: the index first, then one script call per project (each its own slot)."""
+        await self._client.sadd(
+            self._index(self._instance), *(f"{e.project_id}:{e.connection_id}" for e in batch)
+        )
+        by_project: dict[uuid.UUID, list[bytes | str]] = {}
+        for project_id, connection_id, raw in batch:
+            by_project.setdefault(project_id, []).extend((connection_id, raw))
+        flats = await asyncio.gather(
+            *(
+                self._enter_map(keys=[self._map(project_id)], args=args)
+                for project_id, args in by_project.items()
+            )
+        )
+        maps = {
+            project_id: self._decoded.members(flat)
+            for project_id, flat in zip(by_project, flats, strict=True)
+        }
+        return [maps[entering.project_id] for entering in batch]
+
     async def remove(self, project_id: uuid.UUID, connection_id: str) -> PresenceEntry | None:
+        if self._sharded:  # the map first, then the index (another slot)
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.hget(self._map(project_id), connection_id)
+                pipe.hdel(self._map(project_id), connection_id)
+                raw, _ = await pipe.execute()
+            await self._client.srem(self._index(self._instance), f"{project_id}:{connection_id}")
+            return None if raw is None else _entry_decoder.decode(raw)
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.hget(self._map(project_id), connection_id)
             pipe.hdel(self._map(project_id), connection_id)

@@ -359,7 +359,7 @@ async def test_failed_and_throttled_logins_are_audited(api: Api) -> None:
 
 @asynccontextmanager
 async def redis_keys_cleaned(redis_url: str, keys: list[str]) -> AsyncIterator[aioredis.Redis]:
-    """A Redis client; the throttle's ``keys`` (prefixed ``mb:``) are deleted at the end."""
+    """A Redis client; the throttle's ``keys`` (prefixed ``mb:``, set by the test) go at the end."""
     client = aioredis.from_url(redis_url)
     names = ["mb:" + key for key in keys]
     try:
@@ -374,8 +374,8 @@ async def test_redis_throttle_is_shared_by_every_instance(
     engine: Any, database_url: str, redis_url: str
 ) -> None:
     """Two app instances on one Redis share the failure count: 5 + 5 failures lock both."""
-    app_a = app_for(database_url, REDIS_URL=redis_url)
-    app_b = app_for(database_url, REDIS_URL=redis_url)
+    app_a = app_for(database_url, REDIS_URL=redis_url, MOODBOARD_REDIS_PREFIX="mb:")
+    app_b = app_for(database_url, REDIS_URL=redis_url, MOODBOARD_REDIS_PREFIX="mb:")
     ip_a, ip_b, ip_c = unique_ip(), unique_ip(), unique_ip()
     email = f"shared-{uuid.uuid4().hex}@example.com"
     keys = [

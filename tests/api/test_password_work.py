@@ -77,7 +77,7 @@ async def test_concurrent_wrong_logins_are_throttled_on_redis(
     engine: Any, database_url: str, redis_url: str
 ) -> None:
     """The same burst against Redis-held counters: 10 checked, 6 refused, the count stays 10."""
-    app = app_for(database_url, REDIS_URL=redis_url)
+    app = app_for(database_url, REDIS_URL=redis_url, MOODBOARD_REDIS_PREFIX="mb:")
     ip = unique_ip()
     email = f"burst-{uuid.uuid4().hex}@example.com"
     names = ["mb:" + key for key in throttle_keys(email, ip) + signup_keys(ip)]

@@ -17,6 +17,8 @@ import pytest
 import redis.asyncio as aioredis
 from websockets.asyncio.client import connect
 
+from server.realtime.envelope import project_channel
+from server.settings import load_settings
 from tests.conftest import free_port
 from tests.servers import ServerProcess, call, private_redis, running_server, server_env
 from tests.wsclient import Ws, signup, ws
@@ -43,11 +45,12 @@ async def shared_project(
     return created, owner, editor
 
 
-async def subscribers(redis_url: str, project_id: str) -> int:
+async def subscribers(redis_url: str, database_url: str, project_id: str) -> int:
     """How many instances subscribe to the project's channel (PUBSUB NUMSUB)."""
     client = aioredis.from_url(redis_url)
+    prefix = load_settings(server_env(database_url, REDIS_URL=redis_url)).redis_prefix
     try:
-        [(_, count)] = await client.pubsub_numsub(f"mb:p:{project_id}")
+        [(_, count)] = await client.pubsub_numsub(prefix + project_channel(uuid.UUID(project_id)))
         return int(count)
     finally:
         await client.aclose()
@@ -94,12 +97,16 @@ async def test_two_instances_share_events_presence_and_revocation(
 
             async with ws(a.url, owner[1]) as second_on_a:  # same project, same instance
                 await joined(second_on_a, pid)
-                assert await subscribers(redis_url, pid) == 2  # one per instance, not per socket
+                assert (
+                    await subscribers(redis_url, cluster_db, pid) == 2
+                )  # one per instance, not per socket
             removed = await call(a, "DELETE", f"/api/projects/{pid}/members/{editor[0]}", owner[1])
             assert removed.status_code == 204
             left = await on_b.expect("left", timeout=1.0)  # evicted on the other instance
             assert left["reason"] == "access_revoked"
-            assert await subscribers(redis_url, pid) == 1  # b's last local follower left
+            assert (
+                await subscribers(redis_url, cluster_db, pid) == 1
+            )  # b's last local follower left
 
             async with ws(b.url, owner[1]) as second_on_b:
                 await second_on_b.expect("ready")

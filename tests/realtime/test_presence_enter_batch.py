@@ -73,7 +73,7 @@ async def test_concurrent_enters_take_few_script_calls_and_each_sees_its_own_ent
     index = {m.decode() for m in await client.smembers(f"{prefix}instance:one:presence")}
     for project in projects:
         ours = {cid for p, cid in wanted if p == project}
-        assert stored(await client.hgetall(f"{prefix}presence:{project}")) == ours
+        assert stored(await client.hgetall(f"{prefix}presence:{{{project}}}")) == ours
         assert {f"{project}:{cid}" for cid in ours} <= index
 
 
@@ -124,7 +124,7 @@ async def test_a_failed_call_fails_every_caller_in_it_and_the_next_call_works(
     """One bad map fails its whole batch, whatever the callers' projects; the next batch works."""
     store = RedisPresence(client, "one", prefix=prefix)
     bad, good = uuid.uuid4(), uuid.uuid4()
-    await client.set(f"{prefix}presence:{bad}", b"not a hash")  # HSET on it: WRONGTYPE
+    await client.set(f"{prefix}presence:{{{bad}}}", b"not a hash")  # HSET on it: WRONGTYPE
     first = asyncio.create_task(store.enter(good, "one.first", entry(0)))
     await asyncio.sleep(0)  # in flight: what follows waits for the next call
     batch = [store.enter(bad if n % 2 else good, f"one.{n}", entry(n)) for n in range(9)]
@@ -132,7 +132,7 @@ async def test_a_failed_call_fails_every_caller_in_it_and_the_next_call_works(
     assert all(isinstance(r, ResponseError) for r in results), results
     assert set(await first) == {"one.first"}  # the call before it was not touched
 
-    await client.delete(f"{prefix}presence:{bad}")
+    await client.delete(f"{prefix}presence:{{{bad}}}")
     again = [(bad if n % 2 else good, f"one.{n}") for n in range(9)]
     maps = await asyncio.gather(*(store.enter(p, cid, entry(0)) for p, cid in again))
     assert all(cid in seen for (_, cid), seen in zip(again, maps, strict=True))
@@ -147,7 +147,7 @@ async def test_a_failed_call_leaves_no_entry_outside_the_index(
     await client.set(f"{prefix}instance:one:presence", b"not a set")  # SADD on it: WRONGTYPE
     with pytest.raises(ResponseError):
         await store.enter(project, "one.1", entry(1))
-    assert not await client.exists(f"{prefix}presence:{project}")
+    assert not await client.exists(f"{prefix}presence:{{{project}}}")
 
 
 async def test_a_caller_that_gives_up_while_waiting_is_not_entered(
@@ -184,7 +184,7 @@ async def test_the_hub_reports_a_failed_batch_to_each_joiner_as_the_bus_being_do
         instance_id="one",
     )
     bad, good = uuid.uuid4(), uuid.uuid4()
-    await client.set(f"{prefix}presence:{bad}", b"not a hash")
+    await client.set(f"{prefix}presence:{{{bad}}}", b"not a hash")
     members = [Member(n) for n in range(6)]
     mine = entry(0)
 
@@ -201,7 +201,7 @@ async def test_the_hub_reports_a_failed_batch_to_each_joiner_as_the_bus_being_do
         )
         assert all(isinstance(r, BrokerUnavailable) for r in failed), failed
         assert await first == {"one.0": mine}
-        await client.delete(f"{prefix}presence:{bad}")
+        await client.delete(f"{prefix}presence:{{{bad}}}")
         joined = await asyncio.gather(*(join(m, bad) for m in members[1:]))
         assert all(m.id in seen for m, seen in zip(members[1:], joined, strict=True))
     finally:

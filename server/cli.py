@@ -243,8 +243,6 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 def _maintenance(settings: Settings, args: argparse.Namespace) -> int:
     import dataclasses
 
-    import redis.asyncio as aioredis
-
     from server.db.database import Database
     from server.ops.maintenance import run_once
     from server.redis_topology import parse_redis_url, redis_client

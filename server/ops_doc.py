@@ -2,12 +2,12 @@
 
 ``python -m server.ops_doc`` rewrites the text between each pair of markers;
 ``tests/test_ops_doc.py`` fails when the file is out of date, or when a
-variable that settings.py reads has no description here (or the reverse).
+variable that server/settings/ reads has no description here (or the reverse).
 The metrics table comes from the series server/metrics.py registers.
 
 Defaults and ranges of integer and boolean variables are read from the
 ``_int(env, NAME, default, low, high)`` / ``_bool(env, NAME, default)`` calls
-of settings.py itself (its syntax tree), so they cannot drift; the others
+of server/settings/ itself (its syntax trees), so they cannot drift; the others
 say their default in :data:`DESCRIPTIONS`.
 """
 
@@ -305,10 +305,11 @@ def _constant(node: ast.expr) -> Any:
 
 
 def read_variables() -> dict[str, tuple[str | None, str | None]]:
-    """Every variable settings.py reads: name -> (default, allowed range) from its parse call."""
-    tree = ast.parse(Path(settings.__file__).read_text())
+    """Every variable server/settings/ reads: name -> (default, allowed range) from its call."""
+    package = Path(settings.__file__).parent
+    trees = [ast.parse(module.read_text()) for module in sorted(package.glob("*.py"))]
     found: dict[str, tuple[str | None, str | None]] = {}
-    for node in ast.walk(tree):
+    for node in (node for tree in trees for node in ast.walk(tree)):
         if (
             isinstance(node, ast.Constant)
             and isinstance(node.value, str)

@@ -8,83 +8,34 @@ is wrong with it, so an operator sees one line, not a traceback.
 
 from __future__ import annotations
 
-import math
 import os
 import secrets
 import sys
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import PurePath
 from typing import Literal
 from urllib.parse import urlsplit
 
 from server.redis_topology import RedisUrlError, check_prefix, default_prefix, parse_redis_url
 
-DatabaseKind = Literal["postgres", "sqlite"]
+# Re-exported: what the rest of the code base imports from ``server.settings``.
+from server.settings.database_url import DatabaseKind as DatabaseKind
+from server.settings.database_url import DatabaseUrl as DatabaseUrl
+from server.settings.database_url import database_name as database_name
+from server.settings.database_url import parse_database_url as parse_database_url
+from server.settings.database_url import postgres_beside
+from server.settings.database_url import redact as redact
+from server.settings.errors import SettingsError as SettingsError
+from server.settings.secret_key import GENERATE_KEY, check_secret_key, previous_secret_keys
+from server.settings.secret_key import MIN_SECRET_BITS as MIN_SECRET_BITS
+from server.settings.secret_key import estimated_entropy_bits as estimated_entropy_bits
+
 LogFormat = Literal["console", "json"]
 
 DEFAULT_DATABASE_URL = "sqlite:///./moodboard.sqlite3"
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 _LOG_LEVELS = ("debug", "info", "warning", "error")
-
-
-class SettingsError(ValueError):
-    """An environment variable holds a value the server cannot use."""
-
-    def __init__(self, variable: str, problem: str) -> None:
-        super().__init__(f"{variable}: {problem}")
-        self.variable = variable
-        self.problem = problem
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DatabaseUrl:
-    """A parsed ``DATABASE_URL``: which engine, and how to reach it.
-
-    On PostgreSQL also the connections beside the pool's (docs/operations.md
-    "PostgreSQL beyond one server"):
-    ``listen_url`` (``MOODBOARD_DATABASE_LISTEN_URL``) is a direct session
-    for what a transaction-mode pooler cannot carry: LISTEN, the advisory
-    locks of migrations and maintenance, and the migrations themselves;
-    ``replica_url`` (``MOODBOARD_DATABASE_REPLICA_URL``) a read-only replica
-    for snapshot, replay and history reads; ``statement_cache`` the asyncpg
-    prepared-statement cache of each pool connection (0 behind a
-    transaction-mode PgBouncer older than 1.21).
-    """
-
-    url: str
-    kind: DatabaseKind
-    sqlite_path: str | None = None
-    listen_url: str | None = None
-    replica_url: str | None = None
-    statement_cache: int = 100
-
-    @property
-    def session_url(self) -> str:
-        """The URL of a direct session: ``listen_url``, else ``url`` itself."""
-        return self.listen_url or self.url
-
-    @property
-    def direct(self) -> DatabaseUrl:
-        """This database reached through its direct session URL (migrations run there)."""
-        return replace(self, url=self.session_url, listen_url=None, replica_url=None)
-
-    @property
-    def redacted(self) -> str:
-        """The URL with any password replaced, safe to log."""
-        return redact(self.url)
-
-
-def redact(url: str) -> str:
-    """``url`` with any password replaced, safe to log."""
-    parts = urlsplit(url)
-    userinfo, at, hosts = parts.netloc.rpartition("@")
-    user, colon, _password = userinfo.partition(":")
-    if not at or not colon:
-        return url
-    return parts._replace(netloc=f"{user}:***@{hosts}").geturl()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -193,81 +144,6 @@ class Settings:
         return self.database.kind == "sqlite" and self.redis_url is None
 
 
-def parse_database_url(value: str, variable: str = "DATABASE_URL") -> DatabaseUrl:
-    """Parse and check a database URL.
-
-    Args:
-        value: ``postgresql://user@host:port/db`` or ``sqlite:///path``.
-        variable: the variable name to put in error messages.
-
-    Raises:
-        SettingsError: the URL cannot be used, with the reason.
-    """
-    try:
-        parts = urlsplit(value)
-    except ValueError as exc:
-        raise SettingsError(variable, f"malformed URL ({exc})") from None
-    scheme = parts.scheme.lower()
-    if scheme in ("postgresql", "postgres"):
-        hosts = _postgres_hosts(parts.netloc, variable)
-        if not hosts and "host=" not in parts.query:
-            raise SettingsError(variable, "a postgresql:// URL needs a host")
-        if not parts.path.strip("/"):
-            raise SettingsError(variable, "a postgresql:// URL needs a database name")
-        return DatabaseUrl(url=value, kind="postgres")
-    try:
-        _ = parts.port
-    except ValueError as exc:
-        raise SettingsError(variable, f"malformed URL ({exc})") from None
-    if scheme == "sqlite":
-        if parts.netloc:
-            raise SettingsError(
-                variable, "use sqlite:///relative/path or sqlite:////absolute/path (no host)"
-            )
-        path = parts.path[1:] if parts.path.startswith("/") else parts.path
-        if not path or path == ":memory:":
-            raise SettingsError(variable, "a sqlite:/// URL needs a file path")
-        return DatabaseUrl(url=value, kind="sqlite", sqlite_path=path)
-    raise SettingsError(
-        variable,
-        f"unsupported scheme {parts.scheme!r}: expected postgresql:// or sqlite:///",
-    )
-
-
-def _postgres_hosts(netloc: str, variable: str) -> list[str]:
-    """The ``host[:port]`` entries of a PostgreSQL URL's comma list of hosts, each checked.
-
-    libpq and asyncpg take several (``h1:5432,h2:5432``) and, with
-    ``target_session_attrs=read-write``, connect to the one that is writable.
-    """
-    hosts = netloc.rpartition("@")[2]
-    if not hosts:
-        return []
-    entries = hosts.split(",")
-    for entry in entries:
-        try:
-            port = urlsplit(f"//{entry}").port
-        except ValueError as exc:
-            raise SettingsError(variable, f"malformed URL ({exc})") from None
-        if not urlsplit(f"//{entry}").hostname:
-            raise SettingsError(variable, f"an empty host in the list {hosts!r}")
-        if port is not None and not 0 < port < 65536:
-            raise SettingsError(variable, f"port {port} is out of range")
-    return entries
-
-
-def _postgres_beside(env: Mapping[str, str], variable: str, database: DatabaseUrl) -> str | None:
-    """A second PostgreSQL URL (listen, replica): only beside a PostgreSQL ``DATABASE_URL``."""
-    raw = env.get(variable, "").strip()
-    if not raw:
-        return None
-    if database.kind != "postgres":
-        raise SettingsError(variable, "only with a postgresql:// DATABASE_URL")
-    if parse_database_url(raw, variable).kind != "postgres":
-        raise SettingsError(variable, "expected a postgresql:// URL")
-    return raw
-
-
 def _redis_url(value: str) -> str:
     try:
         parse_redis_url(value)
@@ -285,13 +161,6 @@ def _redis_prefix(env: Mapping[str, str], database: DatabaseUrl) -> str:
         return check_prefix(raw)
     except ValueError as exc:
         raise SettingsError("MOODBOARD_REDIS_PREFIX", str(exc)) from None
-
-
-def database_name(database: DatabaseUrl) -> str:
-    """The database's name: the URL's path (PostgreSQL), the file's stem (SQLite)."""
-    if database.sqlite_path is not None:
-        return PurePath(database.sqlite_path).stem
-    return urlsplit(database.url).path.strip("/") or "postgres"
 
 
 def _int(env: Mapping[str, str], variable: str, default: int, low: int, high: int) -> int:
@@ -405,58 +274,6 @@ def _metrics_token(env: Mapping[str, str]) -> str | None:
     return raw or None
 
 
-# The least a secret key must carry by estimated_entropy_bits: "k" * 40 has 0 bits,
-# "e2e-secret-" + "x" * 32 about 63; 32 random hex digits (128 real bits) never
-# estimate below ~90, secrets.token_urlsafe(32) about 210.
-MIN_SECRET_BITS = 80
-
-
-def estimated_entropy_bits(value: str) -> float:
-    """Length times the Shannon entropy of the value's own character frequencies.
-
-    A cheap bound on how guessable a key is that catches repetition (one
-    character, a short pattern, a long run); it cannot know that a varied
-    but well-known phrase is guessable.
-    """
-    counts = Counter(value)
-    return -sum(n * math.log2(n / len(value)) for n in counts.values())
-
-
-_GENERATE_KEY = "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
-
-
-def _check_secret_key(variable: str, key: str) -> None:
-    """Refuse a key shorter than 32 characters or too predictable to sign with."""
-    if len(key) < 32:
-        raise SettingsError(variable, "must be at least 32 characters")
-    if estimated_entropy_bits(key) < MIN_SECRET_BITS:
-        raise SettingsError(
-            variable,
-            f"too predictable (repeated characters: about {estimated_entropy_bits(key):.0f} "
-            f"bits, {MIN_SECRET_BITS} needed); generate one with: {_GENERATE_KEY}",
-        )
-
-
-def _previous_secret_keys(env: Mapping[str, str], current: str) -> tuple[str, ...]:
-    """``MOODBOARD_SECRET_KEY_PREVIOUS``: keys a rotation retired, still accepted to verify.
-
-    Each must pass the same checks as the current key (a guessable old key
-    would let anyone forge what it verifies), and the list needs a current key.
-    """
-    variable = "MOODBOARD_SECRET_KEY_PREVIOUS"
-    keys = tuple(k.strip() for k in env.get(variable, "").split(",") if k.strip())
-    if keys and not current:
-        raise SettingsError(variable, "needs MOODBOARD_SECRET_KEY (the key that signs now)")
-    for number, key in enumerate(keys, 1):
-        try:
-            _check_secret_key(variable, key)
-        except SettingsError as exc:
-            raise SettingsError(variable, f"key {number}: {exc.problem}") from None
-        if key == current:
-            raise SettingsError(variable, f"key {number} is MOODBOARD_SECRET_KEY itself")
-    return tuple(dict.fromkeys(keys))
-
-
 def database_from_env(environ: Mapping[str, str] | None = None) -> DatabaseUrl:
     """Only ``DATABASE_URL``: what Piccolo's own CLI needs (piccolo_conf.py)."""
     env = os.environ if environ is None else environ
@@ -474,27 +291,27 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if database.kind == "postgres":
         database = replace(
             database,
-            listen_url=_postgres_beside(env, "MOODBOARD_DATABASE_LISTEN_URL", database),
-            replica_url=_postgres_beside(env, "MOODBOARD_DATABASE_REPLICA_URL", database),
+            listen_url=postgres_beside(env, "MOODBOARD_DATABASE_LISTEN_URL", database),
+            replica_url=postgres_beside(env, "MOODBOARD_DATABASE_REPLICA_URL", database),
             statement_cache=_int(env, "MOODBOARD_DATABASE_STATEMENT_CACHE", 100, 0, 100_000),
         )
     else:
         for variable in ("MOODBOARD_DATABASE_LISTEN_URL", "MOODBOARD_DATABASE_REPLICA_URL"):
-            _postgres_beside(env, variable, database)
+            postgres_beside(env, variable, database)
     redis_raw = env.get("REDIS_URL", "").strip()
     redis_url = _redis_url(redis_raw) if redis_raw else None
     embedded = database.kind == "sqlite" and redis_url is None
 
     secret = env.get("MOODBOARD_SECRET_KEY", "").strip()
     if secret:
-        _check_secret_key("MOODBOARD_SECRET_KEY", secret)
+        check_secret_key("MOODBOARD_SECRET_KEY", secret)
     if not secret and not embedded:
         raise SettingsError(
             "MOODBOARD_SECRET_KEY",
             "required outside embedded mode (PostgreSQL or Redis configured); "
-            f"generate one with: {_GENERATE_KEY}",
+            f"generate one with: {GENERATE_KEY}",
         )
-    previous = _previous_secret_keys(env, secret)
+    previous = previous_secret_keys(env, secret)
 
     host = env.get("MOODBOARD_HOST", "").strip() or "127.0.0.1"
     return Settings(

@@ -70,6 +70,11 @@ def test(args: list[str]) -> int:
     for step in (lint, types):
         if step([]) != 0:
             return 1
+    if not any(arg == "-n" or arg.startswith(("-n", "--numprocesses")) for arg in args):
+        # The suite waits on servers more than it computes: one worker per core, at least
+        # two; whole files per worker, so a file's servers start once (pytest-xdist).
+        workers = min(4, max(2, os.cpu_count() or 2))
+        args = ["-n", str(workers), "--dist", "loadfile", *args]
     return run(BIN / "python", "-m", "pytest", *args, check=False)
 
 

@@ -27,45 +27,72 @@ import re
 
 REDACTED = "[redacted]"
 
-# Applied in order; each keeps its lead-in (group "keep") and replaces the value.
+# Applied in order; each keeps its lead-in (group "keep") and replaces the value. Each
+# pattern has the lowercase substrings without one of which it cannot match: a pattern
+# runs only on a line that holds one (a substring test costs about 0.1 µs; the patterns
+# all together about 30 µs on a typical 300-character line, on every log line).
 _SENSITIVE_PARAMS = r"(?:access_token|token|api_key|apikey|key|secret|password|session|auth|sig)"
-_SCRUBS: tuple[tuple[re.Pattern[str], str], ...] = (
+_Scrub = tuple[tuple[str, ...], re.Pattern[str], str]
+_SCRUBS: tuple[_Scrub, ...] = (
     # Tokens by their shape: a prefix of server/access/tokens.py and >= 16 random characters.
-    (re.compile(r"(?<![A-Za-z0-9])(?P<keep>mb[ski]_)[A-Za-z0-9_-]{16,}"), rf"\g<keep>{REDACTED}"),
-    # The invitation accept/lookup path carries the token itself, whatever its shape.
-    (re.compile(r"(?P<keep>/api/invitations/)[^/\s\"'?#\\]+"), rf"\g<keep>{REDACTED}"),
-    # Query parameters with a secret name (?token=..., &access_token=...).
     (
+        ("mbs_", "mbk_", "mbi_"),
+        re.compile(r"(?<![A-Za-z0-9])(?P<keep>mb[ski]_)[A-Za-z0-9_-]{16,}"),
+        rf"\g<keep>{REDACTED}",
+    ),
+    # The invitation accept/lookup path carries the token itself, whatever its shape.
+    (
+        ("/api/invitations/",),
+        re.compile(r"(?P<keep>/api/invitations/)[^/\s\"'?#\\]+"),
+        rf"\g<keep>{REDACTED}",
+    ),
+    # Query parameters with a secret name (?token=..., &access_token=...): every name
+    # ends in one of the triggers' words.
+    (
+        ("token=", "key=", "secret=", "password=", "session=", "auth=", "sig="),
         re.compile(rf"(?P<keep>[?&]{_SENSITIVE_PARAMS}=)[^&\s\"'#\\]+", re.IGNORECASE),
         rf"\g<keep>{REDACTED}",
     ),
     # Authorization headers: "Bearer <x>", "Basic <x>" (not the words in a sentence).
     (
+        ("bearer", "basic"),
         re.compile(r"(?P<keep>\b(?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE),
         rf"\g<keep>{REDACTED}",
     ),
     # Cookie and Set-Cookie headers as text (a repr of headers, a traceback).
     (
+        ("cookie",),
         re.compile(r"(?P<keep>\b(?:set-)?cookie[\"']?\s*[:=]\s*[\"']?)[^\"'\n\\]+", re.IGNORECASE),
         rf"\g<keep>{REDACTED}",
     ),
     # websockets' debug lines print frames ("< TEXT '{...}' [76 bytes]"), cut in the
     # middle when long: the cut hides the field name but shows a token's tail.
     (
+        ("< text ", "> text ", "< binary ", "> binary ", "< cont ", "> cont "),
         re.compile(
             r"(?P<keep>[<>] (?:TEXT|BINARY|CONT) ).*?(?= \[(?:(?:text|binary), )?\d+ bytes?\b)"
         ),
         rf"\g<keep>{REDACTED}",
     ),
     # The session cookie wherever it is quoted.
-    (re.compile(r"(?P<keep>moodboard_session=)[^;\s\"'\\]+"), rf"\g<keep>{REDACTED}"),
+    (
+        ("moodboard_session=",),
+        re.compile(r"(?P<keep>moodboard_session=)[^;\s\"'\\]+"),
+        rf"\g<keep>{REDACTED}",
+    ),
 )
 
 
 def scrub(text: str) -> str:
     """``text`` with every token and secret-carrying value replaced by ``[redacted]``."""
-    for pattern, replacement in _SCRUBS:
-        text = pattern.sub(replacement, text)
+    lowered = text.lower()
+    for triggers, pattern, replacement in _SCRUBS:
+        for trigger in triggers:  # a plain loop: any() over a generator costs 5x as much
+            if trigger in lowered:
+                text, count = pattern.subn(replacement, text)
+                if count:
+                    lowered = text.lower()
+                break
     return text
 
 

@@ -85,14 +85,37 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         )
 
 
+_leaks_of_workers: list[str] = []  # what the xdist workers' scans found (controller only)
+_logs_of_workers = 0
+
+
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """An xdist worker ended: keep what its log scan found (its ``workeroutput``)."""
+    global _logs_of_workers
+    output = getattr(node, "workeroutput", {})
+    _leaks_of_workers.extend(output.get("log_leaks", []))
+    _logs_of_workers += output.get("logs_scanned", 0)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Fail the run when any server or worker log of it holds one of our tokens."""
+    """Fail the run when any server or worker log of it holds one of our tokens.
+
+    Under xdist each worker scans the logs of the processes it started and hands
+    what it found to the controller, which reports and fails the run.
+    """
     from tests.log_scan import LOGS, leaks
 
     found = leaks()
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller reports
+        workeroutput["log_leaks"] = found
+        workeroutput["logs_scanned"] = len(LOGS)
+        return
+    found += _leaks_of_workers
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
-        reporter.write_line(f"log scan: {len(LOGS)} server and worker logs, {len(found)} tokens")
+        scanned = len(LOGS) + _logs_of_workers
+        reporter.write_line(f"log scan: {scanned} server and worker logs, {len(found)} tokens")
     if found:
         if reporter is not None:
             for line in found[:20]:

@@ -28,7 +28,7 @@ from server import metrics
 from server.access.principal import Principal
 from server.access.sessions import authenticate
 from server.db.database import Database
-from server.delivery.stream import HELD, OVERFLOW, SEND, SKIP, JoinedStream
+from server.delivery.stream import OVERFLOW, SEND, JoinedStream
 from server.errors import CloseCode, ServerError
 from server.log import get_logger, swallowed
 from server.projects import edits
@@ -298,22 +298,6 @@ class Connection:
 
     def _write(self, frame: Outgoing) -> Awaitable[None]:
         return self._send({"type": "websocket.send", "bytes": None, "text": frame.text})
-
-    def deliver_event(self, project_id: uuid.UUID, seq: int, frame: Outgoing) -> bool:
-        """An event the feed dispatched: once, in order, after the join's read.
-
-        The stream decides (server/delivery/stream.py; docs/architecture.md
-        §3.2). Returns whether it went to the socket now (the hub counts those).
-        """
-        stream = self.streams.get(project_id)
-        if stream is None:
-            return False
-        verdict = stream.event(seq, frame)
-        if verdict is SEND:
-            return self.send(frame)
-        if verdict is not HELD and verdict is not SKIP:
-            handover.act(self, project_id, stream, verdict)
-        return False
 
     def deliver_presence(self, project_id: uuid.UUID, frame: Outgoing) -> bool:
         """A presence diff; returns whether it went to the socket now."""

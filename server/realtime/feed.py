@@ -16,8 +16,10 @@ are carried out:
   It catches what no later event reveals: the last event of a burst the bus
   lost, a NOTIFY lost while the listener reconnected.
 
-Dispatching hands each event to every follower's ``Connection.deliver_event``,
-whose ``JoinedStream`` decides per socket (server/delivery/stream.py).
+Dispatching hands each event to every follower's ``JoinedStream``, which
+decides per socket (server/delivery/stream.py): the common verdict, send, goes
+to the socket here; the rare ones (release, read, overflow) to
+server/realtime/handover.py.
 """
 
 from __future__ import annotations
@@ -29,13 +31,15 @@ from typing import TYPE_CHECKING, Any
 
 from server import metrics
 from server.delivery.feed import ProjectFeed, ReadLog, Step
+from server.delivery.stream import HELD, SEND, SKIP
 from server.events.reads import project_seqs, read_events
 from server.log import get_logger
+from server.realtime import handover
 from server.realtime import protocol as p
 from server.transport.wire import Outgoing
 
 if TYPE_CHECKING:
-    from server.realtime.connection import Connection
+    from server.realtime.registry import Followers
 
 log = get_logger(__name__)
 HEAL_S = 2.0  # how often the log's head is compared with what this instance delivered
@@ -46,7 +50,7 @@ class Feeds:
 
     def __init__(
         self,
-        followers: dict[uuid.UUID, set[Connection]],
+        followers: dict[uuid.UUID, Followers],
         spawn: Callable[[Coroutine[Any, Any, Any]], None],
         *,
         heal_s: float = HEAL_S,
@@ -92,11 +96,15 @@ class Feeds:
         self, project_id: uuid.UUID, feed: ProjectFeed[Outgoing], step: Step[Outgoing]
     ) -> None:
         if step.dispatch:
-            followers = tuple(self._followers.get(project_id, ()))
+            followers = tuple(self._followers.get(project_id, {}).items())
             sent = 0
             for seq, frame in step.dispatch:
-                for connection in followers:
-                    sent += connection.deliver_event(project_id, seq, frame)
+                for connection, stream in followers:  # the hot loop: once per socket and event
+                    verdict = stream.event(seq, frame)
+                    if verdict is SEND:
+                        sent += connection.send(frame)
+                    elif verdict is not HELD and verdict is not SKIP:
+                        handover.act(connection, project_id, stream, verdict)
             metrics.EVENT_FRAMES_SENT.inc(sent)  # once per step, not per socket: a locked counter
         if step.read is not None:
             self._spawn(self._fill(project_id, feed, step.read))

@@ -6,7 +6,7 @@ from the event log (retried while the database does not answer: the stream
 keeps holding, bounded, and a stream that holds too much closes its socket
 4503, so its client resumes and loses nothing); nothing is sent for a stream
 that ended or was replaced meanwhile. The common verdicts (send, skip, hold)
-never come here: ``Connection.deliver_event`` handles them inline.
+never come here: the feed's dispatch loop handles them inline (server/realtime/feed.py).
 """
 
 from __future__ import annotations

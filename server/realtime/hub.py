@@ -45,6 +45,7 @@ from server.transport.wire import Outgoing
 from server.types import ProjectId, UserId
 
 if TYPE_CHECKING:
+    from server.delivery.stream import JoinedStream
     from server.realtime.connection import Connection
 
 log = get_logger(__name__)
@@ -165,10 +166,12 @@ class Realtime:
 
     # --- following projects -------------------------------------------------------------
 
-    async def subscribe(self, connection: Connection, project_id: uuid.UUID) -> None:
-        """Follow a project; the first local follower subscribes this instance upstream."""
+    async def subscribe(
+        self, connection: Connection, project_id: uuid.UUID, stream: JoinedStream[Outgoing]
+    ) -> None:
+        """Follow a project with its stream; the first local follower subscribes upstream."""
         async with self._upstream.setdefault(project_id, asyncio.Lock()):
-            if self.sockets.follow(connection, project_id):
+            if self.sockets.follow(connection, project_id, stream):
                 self.feeds.open(project_id)
                 await self.broker.subscribe(env.project_channel(project_id))
 

@@ -51,7 +51,7 @@ async def join(
     realtime = connection.realtime
     # Subscribe first, then read at a known seq S, then hand over what came after S.
     try:
-        await realtime.subscribe(connection, project_id)
+        await realtime.subscribe(connection, project_id, stream)
     except BrokerUnavailable:
         await _bus_down(connection, project_id, ref)
         return

@@ -31,6 +31,7 @@ from server.transport.wire import Outgoing
 
 if TYPE_CHECKING:
     from server.realtime.connection import Connection
+    from server.realtime.registry import Followers
 
 log = get_logger(__name__)
 PRESENCE_FLUSH_S = 0.05  # a project's presence changes go out at most this often (coalesced)
@@ -42,7 +43,7 @@ class PresenceFanout:
     def __init__(
         self,
         store: PresenceStore,
-        followers: dict[uuid.UUID, set[Connection]],
+        followers: dict[uuid.UUID, Followers],
         *,
         publish: Callable[[str, bytes], Awaitable[None]],
         spawn: Callable[[Coroutine[Any, Any, Any]], None],

@@ -3,7 +3,7 @@
 Bookkeeping only, no I/O. The hub subscribes this instance upstream when a
 project gets its first local follower and unsubscribes it after the last
 (``follow``/``unfollow`` say when); fan-out reads ``followers`` to find a
-project's sockets; a user's sockets are counted against
+project's sockets and each one's ``JoinedStream`` of it; a user's sockets are counted against
 ``max_sockets_per_user`` (docs/protocol.md §3.5).
 """
 
@@ -13,7 +13,11 @@ import uuid
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from server.delivery.stream import JoinedStream
     from server.realtime.connection import Connection
+    from server.transport.wire import Outgoing
+
+    Followers = dict[Connection, JoinedStream[Outgoing]]  # a project's sockets, each one's stream
 
 
 class SocketRegistry:
@@ -22,7 +26,7 @@ class SocketRegistry:
     def __init__(self, max_sockets_per_user: int = 50) -> None:
         self.max_sockets_per_user = max_sockets_per_user
         self.connections: dict[str, Connection] = {}
-        self.followers: dict[uuid.UUID, set[Connection]] = {}  # by project
+        self.followers: dict[uuid.UUID, Followers] = {}  # by project
         self._by_user: dict[uuid.UUID, set[Connection]] = {}
 
     def register(self, connection: Connection, user_id: uuid.UUID) -> bool:
@@ -43,11 +47,18 @@ class SocketRegistry:
                 if not sockets:
                     del self._by_user[connection.user_id]
 
-    def follow(self, connection: Connection, project_id: uuid.UUID) -> bool:
-        """Add a follower of the project; True when it is the project's first here."""
-        followers = self.followers.setdefault(project_id, set())
+    def follow(
+        self, connection: Connection, project_id: uuid.UUID, stream: JoinedStream[Outgoing]
+    ) -> bool:
+        """Add a follower of the project, with its stream; True when it is the project's first here.
+
+        The feed hands each event to the stream straight from this map: per
+        socket and event that is one call less than through the connection
+        (the fan-out's hot loop, docs/performance.md).
+        """
+        followers = self.followers.setdefault(project_id, {})
         first = not followers
-        followers.add(connection)
+        followers[connection] = stream
         return first
 
     def unfollow(self, connection: Connection, project_id: uuid.UUID) -> bool:
@@ -55,7 +66,7 @@ class SocketRegistry:
         followers = self.followers.get(project_id)
         if followers is None or connection not in followers:
             return False
-        followers.discard(connection)
+        del followers[connection]
         if followers:
             return False
         del self.followers[project_id]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Coroutine
 from typing import Any
 
+from server.delivery.stream import SEND, Verdict
 from server.realtime.feed import Feeds
 from server.transport.wire import Outgoing
 
@@ -18,9 +20,16 @@ class Follower:
     def __init__(self) -> None:
         self.seqs: list[int] = []
 
-    def deliver_event(self, _project_id: uuid.UUID, seq: int, _frame: Outgoing) -> bool:
-        self.seqs.append(seq)
+    def send(self, frame: Outgoing) -> bool:
+        self.seqs.append(json.loads(frame.payload)["seq"])
         return True
+
+
+class OpenStream:
+    """A socket's stream that lets every event through (the feed's order is what is tested)."""
+
+    def event(self, _seq: int, _frame: Outgoing) -> Verdict:
+        return SEND
 
 
 def feeds_with(follower: Follower) -> tuple[Feeds, list[str]]:
@@ -31,7 +40,7 @@ def feeds_with(follower: Follower) -> tuple[Feeds, list[str]]:
         fills.append(coro.__qualname__)
         coro.close()
 
-    feeds = Feeds({PROJECT: {follower}}, spawn)  # type: ignore[arg-type]  # a socket, to the feed
+    feeds = Feeds({PROJECT: {follower: OpenStream()}}, spawn)  # type: ignore[dict-item]  # fakes
     feeds.open(PROJECT)
     return feeds, fills
 

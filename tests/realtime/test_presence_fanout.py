@@ -6,10 +6,12 @@ import asyncio
 import uuid
 from typing import Any
 
+from server.delivery.stream import JoinedStream
 from server.realtime import protocol as p
 from server.realtime.bus import MemoryBroker
 from server.realtime.hub import Realtime
 from server.realtime.presence import MemoryPresence
+from server.transport.wire import Outgoing
 
 
 class Member:
@@ -36,7 +38,8 @@ async def diffs_seen(members: int, seconds: float = 0.6) -> int:
     try:
         joined = [Member(project_id, n) for n in range(members)]
         for member in joined:
-            await hub.subscribe(member, project_id)  # type: ignore[arg-type]  # a socket to the hub
+            stream: JoinedStream[Outgoing] = JoinedStream(max_held=100)
+            await hub.subscribe(member, project_id, stream)  # type: ignore[arg-type]  # a socket
         mover, watcher = joined[0], joined[1]
         await asyncio.sleep(0.05)
         watcher.diffs = 0

@@ -166,9 +166,11 @@ async def a_reader_and_one_that_stops(
     small = socket.socket()
     small.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     small.connect(("127.0.0.1", server.port))
+    # Neither pings: on a loaded machine a pong stuck behind megabytes of frames would
+    # close the client 1011 after 20 s, which is not what these tests are about.
     async with (
-        ws(server.url, token, sock=small, max_queue=1) as stopped,
-        ws(server.url, token) as reading,
+        ws(server.url, token, sock=small, max_queue=1, ping_interval=None) as stopped,
+        ws(server.url, token, ping_interval=None) as reading,
     ):
         await joined(stopped, pid)
         await joined(reading, pid)

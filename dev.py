@@ -70,7 +70,8 @@ def test(args: list[str]) -> int:
     for step in (lint, types):
         if step([]) != 0:
             return 1
-    if not any(arg == "-n" or arg.startswith(("-n", "--numprocesses")) for arg in args):
+    chosen = any(arg.startswith(("-n", "--numprocesses", "no:xdist")) for arg in args)
+    if not chosen:
         # The suite waits on servers more than it computes: one worker per core, at least
         # two; whole files per worker, so a file's servers start once (pytest-xdist).
         workers = min(4, max(2, os.cpu_count() or 2))

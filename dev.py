@@ -98,6 +98,9 @@ def lock(_args: list[str]) -> int:
             "--python-version",
             "3.11",
             "--generate-hashes",
+            # pip's hash-checking mode takes a dependency asked for with an extra
+            # (picows needs python-socks[asyncio]) as unpinned unless the lock names it.
+            "--no-strip-extras",
             *extras,
             "-o",
             path,

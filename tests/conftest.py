@@ -89,6 +89,7 @@ _leaks_of_workers: list[str] = []  # what the xdist workers' scans found (contro
 _logs_of_workers = 0
 
 
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: absent with -p no:xdist
 def pytest_testnodedown(node: Any, error: Any) -> None:
     """An xdist worker ended: keep what its log scan found (its ``workeroutput``)."""
     global _logs_of_workers

@@ -11,6 +11,7 @@ from load_tests.chaos.records import (
     Journal,
     LoggedEvent,
     Received,
+    SessionEnd,
 )
 
 P = "11111111-1111-1111-1111-111111111111"
@@ -108,3 +109,19 @@ def test_events_after_a_removal_and_writes_after_it_are_reported() -> None:
     found = kinds(journal, db_at(6, events), 6)
     assert "delivered_after_access_end" in found
     assert "write_after_access_end" in found
+
+
+def test_after_a_logout_only_events_committed_after_it_count() -> None:
+    """Logged out at t=1 (wall 1000): seq 6, committed before, arriving at t=3 is the member's
+    (a loaded machine delivers late); seq 7, committed after, arriving at t=3 is reported."""
+    events = [
+        LoggedEvent(P, 6, "item.updated", "item", ITEM, U, {"x": 6.0}, at=999.5),
+        LoggedEvent(P, 7, "item.updated", "item", ITEM, U, {"x": 7.0}, at=1000.5),
+    ]
+    before = Journal(
+        received=[got(0.0, "joined", seq=5, mode="snapshot", snapshot_items=[ROW]), moved(3.0, 6)],
+        session_ends=[SessionEnd("c", 1, answered_at=1.0, answered_wall=1000.0)],
+    )
+    assert "delivered_after_access_end" not in kinds(before, db_at(6, events[:1]), 6)
+    after = Journal(received=[*before.received, moved(3.1, 7)], session_ends=before.session_ends)
+    assert "delivered_after_access_end" in kinds(after, db_at(7, events), 7)

@@ -240,7 +240,9 @@ class Subscriber:
         session = self.session
         response = await self.api.call("POST", "/api/auth/logout", self.token)
         if response.status_code == 204:
-            self.journal.session_ends.append(SessionEnd(self.name, session, time.monotonic()))
+            self.journal.session_ends.append(
+                SessionEnd(self.name, session, time.monotonic(), time.time())
+            )
 
     def instance_now(self) -> Instance | None:
         return self.instance if self.ws is not None else None

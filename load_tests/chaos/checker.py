@@ -197,7 +197,10 @@ def check_access_ends(journal: Journal, db: DatabaseState) -> list[Violation]:
 
     After a removal: events committed after it (seq above its ``member.deleted``)
     and received more than the grace after the 204, until the re-add was sent.
-    After a logout: any event on that session's sockets past the grace. A client
+    After a logout: events committed after the 204 (the log's commit times)
+    that reached that session's sockets past the grace; an event committed
+    before the logout was the member's to see, however late a loaded machine
+    delivers it (as for a removal, whose rule counts only later seqs). A client
     paused (not reading) at the time is skipped: its receive times say nothing.
     """
     found: list[Violation] = []
@@ -234,6 +237,7 @@ def check_access_ends(journal: Journal, db: DatabaseState) -> list[Violation]:
                     + faults_at(journal, change.answered_at),
                 )
             )
+    committed_at = {(e.project_id, e.seq): e.at for e in db.events}
     for end in journal.session_ends:
         late = [
             r
@@ -242,6 +246,7 @@ def check_access_ends(journal: Journal, db: DatabaseState) -> list[Violation]:
             and r.client == end.client
             and r.session == end.session
             and r.t > end.answered_at + ACCESS_GRACE_S
+            and committed_at.get((r.project_id or "", r.seq or 0), math.inf) > end.answered_wall
             and not paused(journal, r.client, end.answered_at, r.t)
         ]
         if late:

@@ -53,11 +53,16 @@ class AccessChange:
 
 @dataclass(frozen=True)
 class SessionEnd:
-    """A recording client's session logged out (the 204 arrived at ``answered_at``)."""
+    """A recording client's session logged out (the 204 arrived at ``answered_at``).
+
+    ``answered_wall`` is the same moment on the wall clock, to compare with the
+    event log's commit times.
+    """
 
     client: str
     session: int
     answered_at: float
+    answered_wall: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -123,6 +128,7 @@ class LoggedEvent:
     entity_id: str
     actor_id: str | None
     data: dict[str, Any]
+    at: float = 0.0  # its commit time (the row's ``at``), wall-clock seconds since the epoch
 
 
 @dataclass

@@ -220,9 +220,10 @@ async def read_database(database_url: str) -> DatabaseState:
                 str(r["entity_id"]),
                 None if r["actor_id"] is None else str(r["actor_id"]),
                 json.loads(r["data"]),
+                r["at"].timestamp(),
             )
             for r in await db.fetch(
-                "SELECT project_id, seq, kind, entity, entity_id, actor_id, data FROM event"
+                "SELECT project_id, seq, kind, entity, entity_id, actor_id, data, at FROM event"
             )
         ]
         heads_now = {str(r["id"]): r["seq"] for r in await db.fetch("SELECT id, seq FROM project")}

@@ -7,6 +7,9 @@ import { installPictures, pictureBody } from "/static/pictures.js";
 import { UndoHistory, installUndoKeys, words as fieldWords } from "/static/undo.js";
 import { HistoryPanel } from "/static/history.js";
 import { glidingBoxes, isGliding, renderGlides } from "/static/glide.js";
+import { Viewport } from "/static/viewport.js";
+import { Selection } from "/static/selection.js";
+import { editNote, noteBody, noteColourPicker, noteEditors, renderEditors } from "/static/notes.js";
 
 const $ = (selector, root = document) => root.querySelector(selector);
 const client = new MoodboardClient();
@@ -28,8 +31,10 @@ const page = {
   roomId: null,
   itemEls: new Map(),
   cursorEls: new Map(),
-  dragging: null, // {id, ...} while the user drags or resizes an item
+  dragging: null, // {id, ids, boxes, ...} while the user drags the selection or resizes an item
   editing: null, // the id of the note whose text the user is editing
+  editors: new Map(), // note id -> the name of someone else editing it (their presence)
+  pointer: null, // where the pointer last was on the board (board coordinates)
   myGeneration: null, // the generation this tab requested last
   listeners: [],
 };
@@ -248,6 +253,7 @@ function closeProject() {
   page.roomId = null;
   page.itemEls.clear();
   page.cursorEls.clear();
+  selection.clear();
   $("#board").replaceChildren();
 }
 
@@ -385,6 +391,7 @@ function renderBoard() {
       page.itemEls.delete(id);
     }
   }
+  selection.render();
 }
 
 function changed({ entity, id, value }) {
@@ -414,13 +421,14 @@ function renderItem(item) {
   let node = page.itemEls.get(item.id);
   if (!node) {
     node = el("div", { class: "item", "data-testid": "item", "data-id": item.id });
-    node.addEventListener("pointerdown", (e) => startGesture(e, item.id));
+    node.addEventListener("pointerdown", (e) => selection.press(e, item.id));
     $("#board").append(node);
     page.itemEls.set(item.id, node);
   }
   node.dataset.kind = item.kind;
   node.dataset.pending = item.version === 0 || page.handle.pending.some((op) => op.id === item.id);
-  if (page.dragging?.id !== item.id && !isGliding(node)) {
+  node.classList.toggle("selected", selection.has(item.id));
+  if (!page.dragging?.ids.has(item.id) && !isGliding(node)) {
     Object.assign(node.style, {
       left: `${item.x}px`,
       top: `${item.y}px`,
@@ -439,6 +447,7 @@ function renderItem(item) {
     el("button", { class: "item-delete", title: "Delete", "data-testid": "item-delete", text: "×" }),
     el("div", { class: "item-resize", title: "Resize", "data-testid": "item-resize" }),
   );
+  if (page.editors.has(item.id)) renderEditors(el, new Map([[item.id, node]]), page.editors);
 }
 
 function generationOf(item) {
@@ -450,7 +459,7 @@ function itemBody(item) {
   const data = item.data || {};
   switch (item.kind) {
     case "note":
-      return el("div", { class: "note-text", "data-testid": "note-text", text: data.text ?? "" });
+      return noteBody(el, data);
     case "color":
       return el(
         "div",
@@ -501,108 +510,84 @@ function progressBar(value, status, testid = "generation-progress") {
   return bar;
 }
 
-// --- gestures: drag, resize, delete, edit ---------------------------------------------------
+// --- the view and the selection (viewport.js, selection.js); editing ---------------------
 
-function boardPoint(event) {
-  const rect = $("#board").getBoundingClientRect();
-  return { x: Math.round(event.clientX - rect.left), y: Math.round(event.clientY - rect.top) };
-}
+const viewport = new Viewport($("#board-wrap"), $("#board"), (view) => {
+  const wrap = $("#board-wrap");
+  const grid = 24 * view.scale;
+  wrap.style.backgroundSize = `${grid}px ${grid}px`;
+  wrap.style.backgroundPosition = `${view.panX}px ${view.panY}px`;
+  $("#zoom-level").textContent = `${Math.round(view.scale * 100)}%`;
+});
+const onBoard = () => Boolean(page.handle) && page.roomId !== null && !$("#project-view").hidden;
+viewport.install({
+  active: onBoard,
+  boxes: () => roomItems(),
+  buttons: { zoomIn: $("#zoom-in"), zoomOut: $("#zoom-out"), fit: $("#zoom-fit"), level: $("#zoom-level") },
+});
 
-function maxZ() {
-  return Math.max(0, ...roomItems().map((i) => i.z ?? 0));
-}
+const selection = new Selection({
+  page,
+  viewport,
+  canEdit: () => canEdit(),
+  viewOnlyNotice: () => viewOnlyNotice(),
+  roomItems: () => roomItems(),
+  renderItem: (item) => renderItem(item),
+  sharePresence: (point) => sharePresence(point),
+  notify,
+});
+selection.installKeys(onBoard);
+window.moodboard.viewport = viewport;
+window.moodboard.selection = selection;
 
-function startGesture(event, id) {
-  if (event.button !== 0) return;
-  if (!canEdit()) {
-    viewOnlyNotice();
-    return;
-  }
-  const target = event.target;
-  const item = page.handle.get("item", id);
-  if (!item) return;
-  if (target.closest(".item-delete")) {
-    const undo = page.undo;
-    undo.remove("item", id, { baseVersion: item.version || undefined });
-    notify("Deleted.", { kind: "info", timeoutMs: 6000, action: { label: "Undo (Ctrl+Z)", run: () => undo.undo() } });
-    return;
-  }
-  if (target.closest("textarea, input")) return;
+$("#board-wrap").addEventListener("pointerdown", (event) => {
+  if (event.target.closest(".item, .zoom-bar") || !page.handle) return;
+  if (event.button === 1) return panWith(event);
+  if (event.button === 0) selection.marquee(event, $("#board-wrap"));
+});
+
+/** The middle button drags the view. */
+function panWith(event) {
   event.preventDefault();
-  const node = page.itemEls.get(id);
-  node.setPointerCapture(event.pointerId);
-  node.classList.add("dragging");
-  const resize = Boolean(target.closest(".item-resize"));
-  const start = boardPoint(event);
-  // The version the user saw when the gesture started: a change made meanwhile by
-  // someone else is a conflict the client settles, not something silently overwritten.
-  page.dragging = { id, resize, start, item, moved: false, base: item.version || undefined };
+  const wrap = $("#board-wrap");
+  wrap.setPointerCapture(event.pointerId);
+  let last = { x: event.clientX, y: event.clientY };
   const move = (e) => {
-    const p = boardPoint(e);
-    const dx = p.x - start.x;
-    const dy = p.y - start.y;
-    if (Math.abs(dx) + Math.abs(dy) > 2) page.dragging.moved = true;
-    const box = resize
-      ? { x: item.x, y: item.y, w: Math.max(40, item.w + dx), h: Math.max(40, item.h + dy) }
-      : { x: item.x + dx, y: item.y + dy, w: item.w, h: item.h };
-    Object.assign(node.style, { left: `${box.x}px`, top: `${box.y}px`, width: `${box.w}px`, height: `${box.h}px` });
-    page.dragging.box = box;
-    sharePresence(p);
+    viewport.panBy(last.x - e.clientX, last.y - e.clientY);
+    last = { x: e.clientX, y: e.clientY };
   };
-  const end = (e) => {
-    node.removeEventListener("pointermove", move);
-    node.removeEventListener("pointerup", end);
-    node.removeEventListener("pointercancel", end);
-    node.classList.remove("dragging");
-    const gesture = page.dragging;
-    page.dragging = null;
-    sharePresence(boardPoint(e)); // the others stop showing it held and gliding
-    if (!gesture.moved || e.type === "pointercancel") {
-      renderItem(page.handle.get("item", id) ?? item);
-      return;
-    }
-    const p = boardPoint(e);
-    const fields = resize
-      ? { w: Math.max(40, item.w + p.x - start.x), h: Math.max(40, item.h + p.y - start.y) }
-      : { x: item.x + p.x - start.x, y: item.y + p.y - start.y, z: maxZ() + 1 };
-    page.undo.update("item", id, fields, { baseVersion: gesture.base, was: item });
-    const now = page.handle.get("item", id);
-    if (now) renderItem(now);
+  const end = () => {
+    wrap.removeEventListener("pointermove", move);
+    wrap.removeEventListener("pointerup", end);
   };
-  node.addEventListener("pointermove", move);
-  node.addEventListener("pointerup", end);
-  node.addEventListener("pointercancel", end);
+  wrap.addEventListener("pointermove", move);
+  wrap.addEventListener("pointerup", end);
 }
+
 
 $("#board").addEventListener("dblclick", (event) => {
   const node = event.target.closest(".item");
   if (!node || !canEdit()) return;
   const item = page.handle.get("item", node.dataset.id);
   if (!item) return;
-  if (item.kind === "note") editNote(node, item);
+  if (item.kind === "note") editNote(notes, node, item);
   else if (item.kind === "color") editColour(item);
 });
 
-function editNote(node, item) {
-  const area = el("textarea", { class: "note-edit", "data-testid": "note-edit" });
-  area.value = item.data.text ?? "";
-  const body = $(".note-text", node);
-  body.replaceWith(area);
-  area.focus();
-  const base = item.version || undefined;
-  page.editing = item.id;
-  const finish = () => {
-    page.editing = null;
-    const text = area.value;
-    node.dataset.signature = ""; // render the text again, whatever happens
-    if (text !== (item.data.text ?? "")) page.undo.update("item", item.id, { data: { ...item.data, text } }, { baseVersion: base, was: item });
-    renderItem(page.handle.get("item", item.id) ?? item);
-  };
-  area.addEventListener("blur", finish, { once: true });
-  area.addEventListener("keydown", (e) => {
-    if (e.key === "Enter" && (e.metaKey || e.ctrlKey)) area.blur();
-  });
-}
+$("#board").addEventListener("click", (event) => {
+  const node = event.target.closest(".note-edit-button") && event.target.closest(".item");
+  const item = node && page.handle?.get("item", node.dataset.id);
+  if (item && canEdit()) editNote(notes, node, item);
+});
+
+const notes = {
+  page,
+  el,
+  undo: () => page.undo,
+  handle: () => page.handle,
+  shareEditing: () => sharePresence(page.pointer),
+  renderItem: (item) => renderItem(item),
+};
 
 function editColour(item) {
   const input = el("input", { type: "color", value: item.data.color ?? "#cccccc" });
@@ -616,15 +601,15 @@ function editColour(item) {
 
 /** The first place in the visible part of the board where a w x h box overlaps nothing. */
 function freeSpot(w, h) {
-  const wrap = $("#board-wrap");
+  const view = viewport.visibleRect();
   const items = roomItems();
   const gap = 16;
   const overlaps = (x, y) =>
     items.some((i) => x < i.x + i.w + gap && i.x < x + w + gap && y < i.y + i.h + gap && i.y < y + h + gap);
-  const left = wrap.scrollLeft + 40;
-  const top = wrap.scrollTop + 40;
-  for (let y = top; y + h <= top + Math.max(wrap.clientHeight, h + 80); y += 40) {
-    for (let x = left; x + w <= left + Math.max(wrap.clientWidth - 80, w); x += 40) {
+  const left = Math.round(view.x + 40);
+  const top = Math.round(view.y + 40);
+  for (let y = top; y + h <= top + Math.max(view.h, h + 80); y += 40) {
+    for (let x = left; x + w <= left + Math.max(view.w - 80, w); x += 40) {
       if (!overlaps(x, y)) return { x, y };
     }
   }
@@ -638,7 +623,7 @@ function addItem(kind, data, size = { w: 200, h: 150 }, at = null) {
     return null;
   }
   const spot = at ?? freeSpot(size.w, size.h);
-  return page.undo.create("item", { room_id: page.roomId, kind, ...spot, ...size, z: maxZ() + 1, data });
+  return page.undo.create("item", { room_id: page.roomId, kind, ...spot, ...size, z: selection.maxZ() + 1, data });
 }
 
 // --- undo and redo -------------------------------------------------------------------------
@@ -652,6 +637,7 @@ $("#redo").addEventListener("click", () => page.undo?.redo());
 installUndoKeys(() => (page.handle && canEdit() && !$("#project-view").hidden ? page.undo : null));
 
 $("#add-note").addEventListener("click", () => addItem("note", { text: "New note" }));
+noteColourPicker(el, $("#note-colours"), (color) => addItem("note", { text: "New note", color }));
 $("#add-color").addEventListener("click", () => {
   const color = PALETTE[Math.floor(Math.random() * PALETTE.length)];
   addItem("color", { color, label: color }, { w: 140, h: 140 });
@@ -662,7 +648,7 @@ installPictures({
   roomId: () => page.roomId,
   canEdit: () => canEdit(),
   addItem,
-  boardPoint,
+  boardPoint: (event) => viewport.boardPoint(event),
   notify,
 });
 
@@ -684,15 +670,22 @@ const historyPanel = new HistoryPanel({
 function sharePresence(point) {
   if (!page.handle) return;
   const drag = page.dragging;
-  const state = { room_id: page.roomId, cursor: point, selection: drag ? [drag.id] : [] };
-  // Where the item is while it is dragged: the others see it glide (presence, throttled,
-  // never the event log); the drop is the one edit.
-  if (drag?.box) state.drag = { id: drag.id, ...drag.box };
+  if (point) page.pointer = point;
+  const state = { room_id: page.roomId, cursor: page.pointer, selection: drag ? [...drag.ids] : [] };
+  if (page.editing) state.editing = page.editing; // "Ann is editing" on the others' boards
+  // Where the items are while they are dragged: the others see them glide (presence,
+  // throttled, never the event log); the drop is the one edit.
+  const boxes = [...(drag?.boxes ?? [])].map(([id, box]) => ({ id, ...box }));
+  if (boxes.length) {
+    state.drag = boxes.find((b) => b.id === drag.id) ?? boxes[0];
+    const rest = boxes.filter((b) => b !== state.drag);
+    if (rest.length) state.drags = rest;
+  }
   page.handle.setPresence(state);
 }
 
-$("#board").addEventListener("pointermove", (event) => {
-  if (!page.dragging) sharePresence(boardPoint(event));
+$("#board-wrap").addEventListener("pointermove", (event) => {
+  if (!page.dragging) sharePresence(viewport.boardPoint(event));
 });
 
 function renderPresence() {
@@ -735,7 +728,9 @@ function renderPresence() {
     node.style.outline = colour ? `2px solid ${colour}` : "";
     node.classList.toggle("held", Boolean(colour));
   }
-  renderGlides(page.itemEls, glidingBoxes(handle.peers, page.roomId), page.dragging?.id, (id) => {
+  page.editors = noteEditors(handle.peers, page.roomId);
+  renderEditors(el, page.itemEls, page.editors);
+  renderGlides(page.itemEls, glidingBoxes(handle.peers, page.roomId), page.dragging?.ids ?? new Set(), (id) => {
     const item = page.handle?.get("item", id);
     if (item) renderItem(item);
   });

@@ -3,13 +3,15 @@
 // the user's gestures into edits.
 
 import { ApiError, MoodboardClient } from "/static/moodboard-client.js";
-import { installPictures, pictureBody } from "/static/pictures.js";
+import { installPictures } from "/static/pictures.js";
 import { UndoHistory, installUndoKeys, words as fieldWords } from "/static/undo.js";
 import { HistoryPanel } from "/static/history.js";
 import { glidingBoxes, isGliding, renderGlides } from "/static/glide.js";
 import { Viewport } from "/static/viewport.js";
 import { Selection } from "/static/selection.js";
-import { editNote, noteBody, noteColourPicker, noteEditors, renderEditors } from "/static/notes.js";
+import { editNote, noteColourPicker, noteEditors, renderEditors } from "/static/notes.js";
+import { freeSpot, itemBody, progressBar } from "/static/board-items.js";
+import { renderCursors, renderHeld } from "/static/cursors.js";
 
 const $ = (selector, root = document) => root.querySelector(selector);
 const client = new MoodboardClient();
@@ -57,11 +59,6 @@ function el(tag, attrs = {}, ...children) {
   }
   for (const child of children) if (child) node.append(child);
   return node;
-}
-
-/** A colour from item data, only if it is plainly one (the data comes from other people). */
-function safeColour(value) {
-  return typeof value === "string" && /^#[0-9a-f]{3,8}$/i.test(value) ? value : "#cccccc";
 }
 
 function colourFor(userId) {
@@ -254,6 +251,7 @@ function closeProject() {
   page.itemEls.clear();
   page.cursorEls.clear();
   selection.clear();
+  viewport.reset();
   $("#board").replaceChildren();
 }
 
@@ -443,7 +441,7 @@ function renderItem(item) {
   if (node.dataset.signature === signature || page.editing === item.id) return; // keep the editor
   node.dataset.signature = signature;
   node.replaceChildren(
-    itemBody(item),
+    itemBody(el, item, { projectId: page.handle.id, generation: generationOf(item) }),
     el("button", { class: "item-delete", title: "Delete", "data-testid": "item-delete", text: "×" }),
     el("div", { class: "item-resize", title: "Resize", "data-testid": "item-resize" }),
   );
@@ -453,61 +451,6 @@ function renderItem(item) {
 function generationOf(item) {
   if (item.kind !== "generation" || !item.data.generation_id) return null;
   return page.handle.get("generation", item.data.generation_id);
-}
-
-function itemBody(item) {
-  const data = item.data || {};
-  switch (item.kind) {
-    case "note":
-      return noteBody(el, data);
-    case "color":
-      return el(
-        "div",
-        { class: "swatch", style: `background:${safeColour(data.color)}` },
-        el("span", { class: "swatch-label", text: data.label || data.color || "" }),
-      );
-    case "image":
-    case "asset":
-      return pictureBody(el, page.handle.id, data);
-    case "generation":
-      return generationBody(generationOf(item), data);
-    default:
-      return el("div", { class: "placeholder", text: item.kind });
-  }
-}
-
-function generationBody(gen, data) {
-  const box = el("div", { class: "gen-item", "data-testid": "generation-item" });
-  const status = gen?.status ?? "queued";
-  box.dataset.status = status;
-  if (gen?.result?.url) {
-    box.append(el("img", { src: gen.result.url, alt: gen.prompt, draggable: "false", "data-testid": "generated-image" }));
-    return box;
-  }
-  box.append(el("div", { class: "gen-prompt", text: data.prompt ?? gen?.prompt ?? "" }));
-  if (status === "failed" || status === "canceled") {
-    box.append(el("div", { class: "gen-error", text: status === "failed" ? gen.error || "generation failed" : "canceled" }));
-  } else if (status === "succeeded") {
-    box.append(el("div", { class: "muted", text: "done (no picture)" }));
-  } else {
-    box.append(progressBar(gen?.progress ?? 0, status));
-  }
-  return box;
-}
-
-function progressBar(value, status, testid = "generation-progress") {
-  const bar = el("div", {
-    class: "progress",
-    role: "progressbar",
-    "aria-valuemin": "0",
-    "aria-valuemax": "100",
-    "aria-valuenow": String(value),
-    "data-testid": testid,
-    "data-status": status,
-  });
-  bar.append(el("div", { class: "progress-fill", style: `width:${value}%` }));
-  bar.append(el("span", { class: "progress-label", text: status === "queued" ? "queued" : `${value}%` }));
-  return bar;
 }
 
 // --- the view and the selection (viewport.js, selection.js); editing ---------------------
@@ -599,30 +542,12 @@ function editColour(item) {
 
 // --- adding things ----------------------------------------------------------------------
 
-/** The first place in the visible part of the board where a w x h box overlaps nothing. */
-function freeSpot(w, h) {
-  const view = viewport.visibleRect();
-  const items = roomItems();
-  const gap = 16;
-  const overlaps = (x, y) =>
-    items.some((i) => x < i.x + i.w + gap && i.x < x + w + gap && y < i.y + i.h + gap && i.y < y + h + gap);
-  const left = Math.round(view.x + 40);
-  const top = Math.round(view.y + 40);
-  for (let y = top; y + h <= top + Math.max(view.h, h + 80); y += 40) {
-    for (let x = left; x + w <= left + Math.max(view.w - 80, w); x += 40) {
-      if (!overlaps(x, y)) return { x, y };
-    }
-  }
-  const n = items.length;
-  return { x: left + (n % 6) * 36, y: top + (n % 6) * 28 };
-}
-
 function addItem(kind, data, size = { w: 200, h: 150 }, at = null) {
   if (!page.roomId) {
     notify("Create a room first.", { kind: "info" });
     return null;
   }
-  const spot = at ?? freeSpot(size.w, size.h);
+  const spot = at ?? freeSpot(roomItems(), viewport.visibleRect(), size.w, size.h);
   return page.undo.create("item", { room_id: page.roomId, kind, ...spot, ...size, z: selection.maxZ() + 1, data });
 }
 
@@ -693,41 +618,12 @@ function renderPresence() {
   if (!handle) return;
   const here = new Map();
   if (page.me) here.set(page.me.id, { name: `${page.me.name} (you)`, user_id: page.me.id, where: null });
-  const seen = new Set();
-  const selected = new Map(); // item id -> the colour of someone who holds it
-  for (const [cid, peer] of handle.peers) {
-    const state = peer.state || {};
-    const room = state.room_id ? handle.get("room", state.room_id) : null;
+  for (const peer of handle.peers.values()) {
+    const room = peer.state?.room_id ? handle.get("room", peer.state.room_id) : null;
     if (!here.has(peer.user_id)) here.set(peer.user_id, { name: peer.name, user_id: peer.user_id, where: room?.name ?? null });
-    if (state.room_id !== page.roomId) continue;
-    for (const id of Array.isArray(state.selection) ? state.selection : []) selected.set(id, colourFor(peer.user_id));
-    if (!state.cursor) continue;
-    seen.add(cid);
-    let cursor = page.cursorEls.get(cid);
-    if (!cursor) {
-      cursor = el(
-        "div",
-        { class: "cursor", "data-testid": "cursor", style: `--who:${colourFor(peer.user_id)}` },
-        el("span", { class: "cursor-name", text: peer.name }),
-      );
-      $("#board").append(cursor);
-      page.cursorEls.set(cid, cursor);
-    }
-    const x = Number(state.cursor.x) || 0;
-    const y = Number(state.cursor.y) || 0;
-    cursor.style.transform = `translate(${x}px, ${y}px)`;
   }
-  for (const [cid, cursor] of page.cursorEls) {
-    if (!seen.has(cid)) {
-      cursor.remove();
-      page.cursorEls.delete(cid);
-    }
-  }
-  for (const [id, node] of page.itemEls) {
-    const colour = selected.get(id);
-    node.style.outline = colour ? `2px solid ${colour}` : "";
-    node.classList.toggle("held", Boolean(colour));
-  }
+  renderCursors(el, $("#board"), page.cursorEls, handle.peers, page.roomId, colourFor);
+  renderHeld(page.itemEls, handle.peers, page.roomId, colourFor);
   page.editors = noteEditors(handle.peers, page.roomId);
   renderEditors(el, page.itemEls, page.editors);
   renderGlides(page.itemEls, glidingBoxes(handle.peers, page.roomId), page.dragging?.ids ?? new Set(), (id) => {
@@ -856,7 +752,7 @@ function renderGenerations() {
       } else if (g.status === "failed" || g.status === "canceled") {
         row.append(el("div", { class: "gen-error", text: g.status === "failed" ? g.error || "failed" : "canceled" }));
       } else {
-        row.append(progressBar(g.progress ?? 0, g.status, mine ? "generate-progress" : "generation-progress"));
+        row.append(progressBar(el, g.progress ?? 0, g.status, mine ? "generate-progress" : "generation-progress"));
         if (g.requested_by === page.me?.id && (g.status === "queued" || g.status === "running")) {
           row.append(
             el("button", { class: "link", "data-testid": "generation-cancel", text: "Cancel", onclick: () => cancelGeneration(g.id) }),

@@ -251,7 +251,7 @@ function closeProject() {
   page.itemEls.clear();
   page.cursorEls.clear();
   selection.clear();
-  viewport.reset();
+  viewport.forget();
   $("#board").replaceChildren();
 }
 
@@ -332,6 +332,7 @@ function renderAll() {
   $("#crumb").textContent = project ? `/ ${project.name}` : "";
   const all = rooms();
   if (!page.roomId || !handle.get("room", page.roomId)) page.roomId = all[0]?.id ?? null;
+  viewport.showRoom(page.roomId);
   renderRooms();
   renderBoard();
   renderMembers();
@@ -485,28 +486,8 @@ window.moodboard.selection = selection;
 
 $("#board-wrap").addEventListener("pointerdown", (event) => {
   if (event.target.closest(".item, .zoom-bar") || !page.handle) return;
-  if (event.button === 1) return panWith(event);
   if (event.button === 0) selection.marquee(event, $("#board-wrap"));
 });
-
-/** The middle button drags the view. */
-function panWith(event) {
-  event.preventDefault();
-  const wrap = $("#board-wrap");
-  wrap.setPointerCapture(event.pointerId);
-  let last = { x: event.clientX, y: event.clientY };
-  const move = (e) => {
-    viewport.panBy(last.x - e.clientX, last.y - e.clientY);
-    last = { x: e.clientX, y: e.clientY };
-  };
-  const end = () => {
-    wrap.removeEventListener("pointermove", move);
-    wrap.removeEventListener("pointerup", end);
-  };
-  wrap.addEventListener("pointermove", move);
-  wrap.addEventListener("pointerup", end);
-}
-
 
 $("#board").addEventListener("dblclick", (event) => {
   const node = event.target.closest(".item");

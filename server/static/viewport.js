@@ -3,8 +3,9 @@
 // pointer is (client - board's corner) / scale wherever the view is.
 //
 // Ctrl+wheel (and a trackpad's pinch, which browsers send as Ctrl+wheel) zooms around the
-// pointer; the wheel pans (Shift+wheel sideways); +, - and 0 zoom in, out and fit the
-// room's items to the screen; so do the buttons.
+// pointer; the wheel pans (Shift+wheel sideways), and so does dragging with the middle
+// button or with Space held; +, - and 0 zoom in, out and fit the room's items to the
+// screen; so do the buttons. Each room keeps its own view while the project is open.
 
 const MIN_SCALE = 0.1;
 const MAX_SCALE = 4;
@@ -22,7 +23,26 @@ export class Viewport {
     this.scale = 1;
     this.panX = 0;
     this.panY = 0;
+    this.room = null;
+    this.saved = new Map(); // room id -> [scale, panX, panY] of the rooms left
+    this.spaceHeld = false;
     this.apply();
+  }
+
+  /** Show `room` as it was last seen (100 % at the origin the first time). */
+  showRoom(room) {
+    if (room === this.room) return;
+    if (this.room !== null) this.saved.set(this.room, [this.scale, this.panX, this.panY]);
+    this.room = room;
+    [this.scale, this.panX, this.panY] = this.saved.get(room) ?? [1, 0, 0];
+    this.apply();
+  }
+
+  /** Forget every room's view (the project was closed). */
+  forget() {
+    this.saved.clear();
+    this.room = null;
+    this.reset();
   }
 
   apply() {
@@ -90,6 +110,26 @@ export class Viewport {
     this.apply();
   }
 
+  /** Pan the view with the pointer until it is released. */
+  dragPan(event) {
+    event.preventDefault();
+    const wrap = this.wrap;
+    wrap.setPointerCapture(event.pointerId);
+    let last = { x: event.clientX, y: event.clientY };
+    const move = (e) => {
+      this.panBy(last.x - e.clientX, last.y - e.clientY);
+      last = { x: e.clientX, y: e.clientY };
+    };
+    const end = () => {
+      wrap.removeEventListener("pointermove", move);
+      wrap.removeEventListener("pointerup", end);
+      wrap.removeEventListener("pointercancel", end);
+    };
+    wrap.addEventListener("pointermove", move);
+    wrap.addEventListener("pointerup", end);
+    wrap.addEventListener("pointercancel", end);
+  }
+
   /** Wheel, keys (when `active()`) and the zoom buttons; `boxes()` are what "fit" shows. */
   install({ active, boxes, buttons }) {
     this.wrap.addEventListener(
@@ -119,6 +159,36 @@ export class Viewport {
       else return;
       event.preventDefault();
     });
+    // Space pans, unless a text field or a button beside the board has the focus.
+    const spaceIsOurs = (event) =>
+      event.key === " " &&
+      active() &&
+      !event.target.closest?.("input, textarea, select, [contenteditable]") &&
+      !(event.target.closest?.("button, a") && !this.wrap.contains(event.target));
+    document.addEventListener("keydown", (event) => {
+      if (!spaceIsOurs(event)) return;
+      event.preventDefault(); // no page scroll, no button pressed
+      this.spaceHeld = true;
+      this.wrap.classList.add("panning");
+    });
+    document.addEventListener("keyup", (event) => {
+      if (event.key !== " " || !this.spaceHeld) return;
+      event.preventDefault();
+      this.spaceHeld = false;
+      this.wrap.classList.remove("panning");
+    });
+    // Before any item sees it: the middle button, or Space and a press anywhere, drags the view.
+    this.wrap.addEventListener(
+      "pointerdown",
+      (event) => {
+        if (event.target.closest(".zoom-bar")) return;
+        if (event.button === 1 || (event.button === 0 && this.spaceHeld)) {
+          event.stopPropagation();
+          this.dragPan(event);
+        }
+      },
+      true,
+    );
     buttons.zoomIn.addEventListener("click", () => this.zoomTo(this.scale * STEP));
     buttons.zoomOut.addEventListener("click", () => this.zoomTo(this.scale / STEP));
     buttons.fit.addEventListener("click", () => this.fit(boxes()));

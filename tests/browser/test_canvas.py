@@ -49,6 +49,13 @@ async def test_zoomed_drags_land_in_board_coordinates_and_a_selection_moves_as_o
     assert abs((await _centre(page, one))[1] - (ny - 100)) < 2
     await page.get_by_test_id("zoom-level").click()
     await expect(board).to_have_attribute("data-scale", "1")
+    # Space and a drag pan the view, even when the drag starts on an item.
+    start = await _centre(page, one)
+    await page.keyboard.down("Space")
+    await drag(page, one, 40, 0)
+    await page.keyboard.up("Space")
+    assert abs((await _centre(page, one))[0] - (start[0] + 40)) < 2
+    await expect(item(page, one)).to_have_attribute("data-x", "100")
     await page.get_by_test_id("zoom-in").click()
     await expect(board).to_have_attribute("data-scale", "1.25")
     await expect(page.get_by_test_id("zoom-level")).to_have_text("125%")

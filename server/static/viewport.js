@@ -4,8 +4,8 @@
 //
 // Ctrl+wheel (and a trackpad's pinch, which browsers send as Ctrl+wheel) zooms around the
 // pointer; the wheel pans (Shift+wheel sideways), and so does dragging with the middle
-// button or with Space held; +, - and 0 zoom in, out and fit the room's items to the
-// screen; so do the buttons. Each room keeps its own view while the project is open.
+// button or with Space held, or with a finger on a touch screen (two fingers pinch);
+// +, - and 0 zoom in, out and fit the room's items to the screen; so do the buttons. Each room keeps its own view while the project is open.
 
 const MIN_SCALE = 0.1;
 const MAX_SCALE = 4;
@@ -130,6 +130,45 @@ export class Viewport {
     wrap.addEventListener("pointercancel", end);
   }
 
+  /** A finger on the empty board: one pans, two pinch (zoom around their middle, pan with it). */
+  touch(event) {
+    const fingers = (this.fingers ??= new Map());
+    fingers.set(event.pointerId, { x: event.clientX, y: event.clientY });
+    if (fingers.size > 1) return; // the first finger's listeners follow every finger
+    const rect = this.wrap.getBoundingClientRect();
+    const spread = () => {
+      const [a, b] = [...fingers.values()];
+      return {
+        distance: Math.hypot(a.x - b.x, a.y - b.y) || 1,
+        x: (a.x + b.x) / 2 - rect.left,
+        y: (a.y + b.y) / 2 - rect.top,
+      };
+    };
+    const move = (e) => {
+      const finger = fingers.get(e.pointerId);
+      if (!finger) return;
+      const before = fingers.size > 1 ? spread() : null;
+      fingers.set(e.pointerId, { x: e.clientX, y: e.clientY });
+      if (!before) {
+        this.panBy(finger.x - e.clientX, finger.y - e.clientY);
+        return;
+      }
+      const now = spread();
+      this.panBy(before.x - now.x, before.y - now.y);
+      this.zoomTo((this.scale * now.distance) / before.distance, now.x, now.y);
+    };
+    const end = (e) => {
+      fingers.delete(e.pointerId);
+      if (fingers.size) return;
+      this.wrap.removeEventListener("pointermove", move);
+      this.wrap.removeEventListener("pointerup", end);
+      this.wrap.removeEventListener("pointercancel", end);
+    };
+    this.wrap.addEventListener("pointermove", move);
+    this.wrap.addEventListener("pointerup", end);
+    this.wrap.addEventListener("pointercancel", end);
+  }
+
   /** Wheel, keys (when `active()`) and the zoom buttons; `boxes()` are what "fit" shows. */
   install({ active, boxes, buttons }) {
     this.wrap.addEventListener(
@@ -182,7 +221,10 @@ export class Viewport {
       "pointerdown",
       (event) => {
         if (event.target.closest(".zoom-bar")) return;
-        if (event.button === 1 || (event.button === 0 && this.spaceHeld)) {
+        if (event.pointerType === "touch" && (!event.target.closest(".item") || this.fingers?.size)) {
+          event.stopPropagation();
+          this.touch(event);
+        } else if (event.button === 1 || (event.button === 0 && this.spaceHeld)) {
           event.stopPropagation();
           this.dragPan(event);
         }

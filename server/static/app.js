@@ -17,6 +17,7 @@ const $ = (selector, root = document) => root.querySelector(selector);
 const client = new MoodboardClient();
 const PALETTE = ["#e9c46a", "#f4a261", "#e76f51", "#2a9d8f", "#264653", "#a8dadc", "#b5838d", "#6d6875"];
 const MAX_NOTICES = 4;
+const PRESENCE_HELD = 10; // dragged items shown to the others (presence states are at most 2 KiB)
 const CONNECTION_LABELS = {
   connecting: "Connecting…",
   live: "Live",
@@ -577,14 +578,17 @@ function sharePresence(point) {
   if (!page.handle) return;
   const drag = page.dragging;
   if (point) page.pointer = point;
-  const state = { room_id: page.roomId, cursor: page.pointer, selection: drag ? [...drag.ids] : [] };
+  // The state must stay under the server's 2 KiB: a big selection shows its first
+  // PRESENCE_HELD items held and gliding; the others jump on the drop.
+  const held = drag ? [drag.id, ...[...drag.ids].filter((id) => id !== drag.id)].slice(0, PRESENCE_HELD) : [];
+  const state = { room_id: page.roomId, cursor: page.pointer, selection: held };
   if (page.editing) state.editing = page.editing; // "Ann is editing" on the others' boards
   // Where the items are while they are dragged: the others see them glide (presence,
   // throttled, never the event log); the drop is the one edit.
   const boxes = [...(drag?.boxes ?? [])].map(([id, box]) => ({ id, ...box }));
   if (boxes.length) {
     state.drag = boxes.find((b) => b.id === drag.id) ?? boxes[0];
-    const rest = boxes.filter((b) => b !== state.drag);
+    const rest = boxes.filter((b) => b !== state.drag && state.selection.includes(b.id)).slice(0, PRESENCE_HELD - 1);
     if (rest.length) state.drags = rest;
   }
   page.handle.setPresence(state);

@@ -3,15 +3,21 @@
 // the user's gestures into edits.
 
 import { ApiError, MoodboardClient } from "/static/moodboard-client.js";
-import { installPictures, pictureBody } from "/static/pictures.js";
+import { installPictures } from "/static/pictures.js";
 import { UndoHistory, installUndoKeys, words as fieldWords } from "/static/undo.js";
 import { HistoryPanel } from "/static/history.js";
 import { glidingBoxes, isGliding, renderGlides } from "/static/glide.js";
+import { Viewport } from "/static/viewport.js";
+import { Selection } from "/static/selection.js";
+import { editNote, noteColourPicker, noteEditors, renderEditors } from "/static/notes.js";
+import { freeSpot, itemBody, progressBar } from "/static/board-items.js";
+import { renderCursors, renderHeld } from "/static/cursors.js";
 
 const $ = (selector, root = document) => root.querySelector(selector);
 const client = new MoodboardClient();
 const PALETTE = ["#e9c46a", "#f4a261", "#e76f51", "#2a9d8f", "#264653", "#a8dadc", "#b5838d", "#6d6875"];
 const MAX_NOTICES = 4;
+const PRESENCE_HELD = 10; // dragged items shown to the others (presence states are at most 2 KiB)
 const CONNECTION_LABELS = {
   connecting: "Connecting…",
   live: "Live",
@@ -28,8 +34,10 @@ const page = {
   roomId: null,
   itemEls: new Map(),
   cursorEls: new Map(),
-  dragging: null, // {id, ...} while the user drags or resizes an item
+  dragging: null, // {id, ids, boxes, ...} while the user drags the selection or resizes an item
   editing: null, // the id of the note whose text the user is editing
+  editors: new Map(), // note id -> the name of someone else editing it (their presence)
+  pointer: null, // where the pointer last was on the board (board coordinates)
   myGeneration: null, // the generation this tab requested last
   listeners: [],
 };
@@ -52,11 +60,6 @@ function el(tag, attrs = {}, ...children) {
   }
   for (const child of children) if (child) node.append(child);
   return node;
-}
-
-/** A colour from item data, only if it is plainly one (the data comes from other people). */
-function safeColour(value) {
-  return typeof value === "string" && /^#[0-9a-f]{3,8}$/i.test(value) ? value : "#cccccc";
 }
 
 function colourFor(userId) {
@@ -248,6 +251,8 @@ function closeProject() {
   page.roomId = null;
   page.itemEls.clear();
   page.cursorEls.clear();
+  selection.clear();
+  viewport.forget();
   $("#board").replaceChildren();
 }
 
@@ -328,6 +333,7 @@ function renderAll() {
   $("#crumb").textContent = project ? `/ ${project.name}` : "";
   const all = rooms();
   if (!page.roomId || !handle.get("room", page.roomId)) page.roomId = all[0]?.id ?? null;
+  viewport.showRoom(page.roomId);
   renderRooms();
   renderBoard();
   renderMembers();
@@ -385,6 +391,7 @@ function renderBoard() {
       page.itemEls.delete(id);
     }
   }
+  selection.render();
 }
 
 function changed({ entity, id, value }) {
@@ -414,13 +421,14 @@ function renderItem(item) {
   let node = page.itemEls.get(item.id);
   if (!node) {
     node = el("div", { class: "item", "data-testid": "item", "data-id": item.id });
-    node.addEventListener("pointerdown", (e) => startGesture(e, item.id));
+    node.addEventListener("pointerdown", (e) => selection.press(e, item.id));
     $("#board").append(node);
     page.itemEls.set(item.id, node);
   }
   node.dataset.kind = item.kind;
   node.dataset.pending = item.version === 0 || page.handle.pending.some((op) => op.id === item.id);
-  if (page.dragging?.id !== item.id && !isGliding(node)) {
+  node.classList.toggle("selected", selection.has(item.id));
+  if (!page.dragging?.ids.has(item.id) && !isGliding(node)) {
     Object.assign(node.style, {
       left: `${item.x}px`,
       top: `${item.y}px`,
@@ -435,10 +443,11 @@ function renderItem(item) {
   if (node.dataset.signature === signature || page.editing === item.id) return; // keep the editor
   node.dataset.signature = signature;
   node.replaceChildren(
-    itemBody(item),
+    itemBody(el, item, { projectId: page.handle.id, generation: generationOf(item) }),
     el("button", { class: "item-delete", title: "Delete", "data-testid": "item-delete", text: "×" }),
     el("div", { class: "item-resize", title: "Resize", "data-testid": "item-resize" }),
   );
+  if (page.editors.has(item.id)) renderEditors(el, new Map([[item.id, node]]), page.editors);
 }
 
 function generationOf(item) {
@@ -446,163 +455,64 @@ function generationOf(item) {
   return page.handle.get("generation", item.data.generation_id);
 }
 
-function itemBody(item) {
-  const data = item.data || {};
-  switch (item.kind) {
-    case "note":
-      return el("div", { class: "note-text", "data-testid": "note-text", text: data.text ?? "" });
-    case "color":
-      return el(
-        "div",
-        { class: "swatch", style: `background:${safeColour(data.color)}` },
-        el("span", { class: "swatch-label", text: data.label || data.color || "" }),
-      );
-    case "image":
-    case "asset":
-      return pictureBody(el, page.handle.id, data);
-    case "generation":
-      return generationBody(generationOf(item), data);
-    default:
-      return el("div", { class: "placeholder", text: item.kind });
-  }
-}
+// --- the view and the selection (viewport.js, selection.js); editing ---------------------
 
-function generationBody(gen, data) {
-  const box = el("div", { class: "gen-item", "data-testid": "generation-item" });
-  const status = gen?.status ?? "queued";
-  box.dataset.status = status;
-  if (gen?.result?.url) {
-    box.append(el("img", { src: gen.result.url, alt: gen.prompt, draggable: "false", "data-testid": "generated-image" }));
-    return box;
-  }
-  box.append(el("div", { class: "gen-prompt", text: data.prompt ?? gen?.prompt ?? "" }));
-  if (status === "failed" || status === "canceled") {
-    box.append(el("div", { class: "gen-error", text: status === "failed" ? gen.error || "generation failed" : "canceled" }));
-  } else if (status === "succeeded") {
-    box.append(el("div", { class: "muted", text: "done (no picture)" }));
-  } else {
-    box.append(progressBar(gen?.progress ?? 0, status));
-  }
-  return box;
-}
+const viewport = new Viewport($("#board-wrap"), $("#board"), (view) => {
+  const wrap = $("#board-wrap");
+  const grid = 24 * view.scale;
+  wrap.style.backgroundSize = `${grid}px ${grid}px`;
+  wrap.style.backgroundPosition = `${view.panX}px ${view.panY}px`;
+  $("#zoom-level").textContent = `${Math.round(view.scale * 100)}%`;
+});
+const onBoard = () => Boolean(page.handle) && page.roomId !== null && !$("#project-view").hidden;
+viewport.install({
+  active: onBoard,
+  boxes: () => roomItems(),
+  buttons: { zoomIn: $("#zoom-in"), zoomOut: $("#zoom-out"), fit: $("#zoom-fit"), level: $("#zoom-level") },
+});
 
-function progressBar(value, status, testid = "generation-progress") {
-  const bar = el("div", {
-    class: "progress",
-    role: "progressbar",
-    "aria-valuemin": "0",
-    "aria-valuemax": "100",
-    "aria-valuenow": String(value),
-    "data-testid": testid,
-    "data-status": status,
-  });
-  bar.append(el("div", { class: "progress-fill", style: `width:${value}%` }));
-  bar.append(el("span", { class: "progress-label", text: status === "queued" ? "queued" : `${value}%` }));
-  return bar;
-}
+const selection = new Selection({
+  page,
+  viewport,
+  canEdit: () => canEdit(),
+  viewOnlyNotice: () => viewOnlyNotice(),
+  roomItems: () => roomItems(),
+  renderItem: (item) => renderItem(item),
+  sharePresence: (point) => sharePresence(point),
+  notify,
+});
+selection.installKeys(onBoard);
+window.moodboard.viewport = viewport;
+window.moodboard.selection = selection;
 
-// --- gestures: drag, resize, delete, edit ---------------------------------------------------
-
-function boardPoint(event) {
-  const rect = $("#board").getBoundingClientRect();
-  return { x: Math.round(event.clientX - rect.left), y: Math.round(event.clientY - rect.top) };
-}
-
-function maxZ() {
-  return Math.max(0, ...roomItems().map((i) => i.z ?? 0));
-}
-
-function startGesture(event, id) {
-  if (event.button !== 0) return;
-  if (!canEdit()) {
-    viewOnlyNotice();
-    return;
-  }
-  const target = event.target;
-  const item = page.handle.get("item", id);
-  if (!item) return;
-  if (target.closest(".item-delete")) {
-    const undo = page.undo;
-    undo.remove("item", id, { baseVersion: item.version || undefined });
-    notify("Deleted.", { kind: "info", timeoutMs: 6000, action: { label: "Undo (Ctrl+Z)", run: () => undo.undo() } });
-    return;
-  }
-  if (target.closest("textarea, input")) return;
-  event.preventDefault();
-  const node = page.itemEls.get(id);
-  node.setPointerCapture(event.pointerId);
-  node.classList.add("dragging");
-  const resize = Boolean(target.closest(".item-resize"));
-  const start = boardPoint(event);
-  // The version the user saw when the gesture started: a change made meanwhile by
-  // someone else is a conflict the client settles, not something silently overwritten.
-  page.dragging = { id, resize, start, item, moved: false, base: item.version || undefined };
-  const move = (e) => {
-    const p = boardPoint(e);
-    const dx = p.x - start.x;
-    const dy = p.y - start.y;
-    if (Math.abs(dx) + Math.abs(dy) > 2) page.dragging.moved = true;
-    const box = resize
-      ? { x: item.x, y: item.y, w: Math.max(40, item.w + dx), h: Math.max(40, item.h + dy) }
-      : { x: item.x + dx, y: item.y + dy, w: item.w, h: item.h };
-    Object.assign(node.style, { left: `${box.x}px`, top: `${box.y}px`, width: `${box.w}px`, height: `${box.h}px` });
-    page.dragging.box = box;
-    sharePresence(p);
-  };
-  const end = (e) => {
-    node.removeEventListener("pointermove", move);
-    node.removeEventListener("pointerup", end);
-    node.removeEventListener("pointercancel", end);
-    node.classList.remove("dragging");
-    const gesture = page.dragging;
-    page.dragging = null;
-    sharePresence(boardPoint(e)); // the others stop showing it held and gliding
-    if (!gesture.moved || e.type === "pointercancel") {
-      renderItem(page.handle.get("item", id) ?? item);
-      return;
-    }
-    const p = boardPoint(e);
-    const fields = resize
-      ? { w: Math.max(40, item.w + p.x - start.x), h: Math.max(40, item.h + p.y - start.y) }
-      : { x: item.x + p.x - start.x, y: item.y + p.y - start.y, z: maxZ() + 1 };
-    page.undo.update("item", id, fields, { baseVersion: gesture.base, was: item });
-    const now = page.handle.get("item", id);
-    if (now) renderItem(now);
-  };
-  node.addEventListener("pointermove", move);
-  node.addEventListener("pointerup", end);
-  node.addEventListener("pointercancel", end);
-}
+$("#board-wrap").addEventListener("pointerdown", (event) => {
+  if (event.target.closest(".item, .zoom-bar") || !page.handle) return;
+  if (event.button === 0) selection.marquee(event, $("#board-wrap"));
+});
 
 $("#board").addEventListener("dblclick", (event) => {
   const node = event.target.closest(".item");
   if (!node || !canEdit()) return;
   const item = page.handle.get("item", node.dataset.id);
   if (!item) return;
-  if (item.kind === "note") editNote(node, item);
+  if (item.kind === "note") editNote(notes, node, item);
   else if (item.kind === "color") editColour(item);
 });
 
-function editNote(node, item) {
-  const area = el("textarea", { class: "note-edit", "data-testid": "note-edit" });
-  area.value = item.data.text ?? "";
-  const body = $(".note-text", node);
-  body.replaceWith(area);
-  area.focus();
-  const base = item.version || undefined;
-  page.editing = item.id;
-  const finish = () => {
-    page.editing = null;
-    const text = area.value;
-    node.dataset.signature = ""; // render the text again, whatever happens
-    if (text !== (item.data.text ?? "")) page.undo.update("item", item.id, { data: { ...item.data, text } }, { baseVersion: base, was: item });
-    renderItem(page.handle.get("item", item.id) ?? item);
-  };
-  area.addEventListener("blur", finish, { once: true });
-  area.addEventListener("keydown", (e) => {
-    if (e.key === "Enter" && (e.metaKey || e.ctrlKey)) area.blur();
-  });
-}
+$("#board").addEventListener("click", (event) => {
+  const node = event.target.closest(".note-edit-button") && event.target.closest(".item");
+  const item = node && page.handle?.get("item", node.dataset.id);
+  if (item && canEdit()) editNote(notes, node, item);
+});
+
+const notes = {
+  page,
+  el,
+  undo: () => page.undo,
+  handle: () => page.handle,
+  shareEditing: () => sharePresence(page.pointer),
+  renderItem: (item) => renderItem(item),
+};
 
 function editColour(item) {
   const input = el("input", { type: "color", value: item.data.color ?? "#cccccc" });
@@ -614,31 +524,13 @@ function editColour(item) {
 
 // --- adding things ----------------------------------------------------------------------
 
-/** The first place in the visible part of the board where a w x h box overlaps nothing. */
-function freeSpot(w, h) {
-  const wrap = $("#board-wrap");
-  const items = roomItems();
-  const gap = 16;
-  const overlaps = (x, y) =>
-    items.some((i) => x < i.x + i.w + gap && i.x < x + w + gap && y < i.y + i.h + gap && i.y < y + h + gap);
-  const left = wrap.scrollLeft + 40;
-  const top = wrap.scrollTop + 40;
-  for (let y = top; y + h <= top + Math.max(wrap.clientHeight, h + 80); y += 40) {
-    for (let x = left; x + w <= left + Math.max(wrap.clientWidth - 80, w); x += 40) {
-      if (!overlaps(x, y)) return { x, y };
-    }
-  }
-  const n = items.length;
-  return { x: left + (n % 6) * 36, y: top + (n % 6) * 28 };
-}
-
 function addItem(kind, data, size = { w: 200, h: 150 }, at = null) {
   if (!page.roomId) {
     notify("Create a room first.", { kind: "info" });
     return null;
   }
-  const spot = at ?? freeSpot(size.w, size.h);
-  return page.undo.create("item", { room_id: page.roomId, kind, ...spot, ...size, z: maxZ() + 1, data });
+  const spot = at ?? freeSpot(roomItems(), viewport.visibleRect(), size.w, size.h);
+  return page.undo.create("item", { room_id: page.roomId, kind, ...spot, ...size, z: selection.maxZ() + 1, data });
 }
 
 // --- undo and redo -------------------------------------------------------------------------
@@ -652,6 +544,7 @@ $("#redo").addEventListener("click", () => page.undo?.redo());
 installUndoKeys(() => (page.handle && canEdit() && !$("#project-view").hidden ? page.undo : null));
 
 $("#add-note").addEventListener("click", () => addItem("note", { text: "New note" }));
+noteColourPicker(el, $("#note-colours"), (color) => addItem("note", { text: "New note", color }));
 $("#add-color").addEventListener("click", () => {
   const color = PALETTE[Math.floor(Math.random() * PALETTE.length)];
   addItem("color", { color, label: color }, { w: 140, h: 140 });
@@ -662,7 +555,7 @@ installPictures({
   roomId: () => page.roomId,
   canEdit: () => canEdit(),
   addItem,
-  boardPoint,
+  boardPoint: (event) => viewport.boardPoint(event),
   notify,
 });
 
@@ -684,15 +577,25 @@ const historyPanel = new HistoryPanel({
 function sharePresence(point) {
   if (!page.handle) return;
   const drag = page.dragging;
-  const state = { room_id: page.roomId, cursor: point, selection: drag ? [drag.id] : [] };
-  // Where the item is while it is dragged: the others see it glide (presence, throttled,
-  // never the event log); the drop is the one edit.
-  if (drag?.box) state.drag = { id: drag.id, ...drag.box };
+  if (point) page.pointer = point;
+  // The state must stay under the server's 2 KiB: a big selection shows its first
+  // PRESENCE_HELD items held and gliding; the others jump on the drop.
+  const held = drag ? [drag.id, ...[...drag.ids].filter((id) => id !== drag.id)].slice(0, PRESENCE_HELD) : [];
+  const state = { room_id: page.roomId, cursor: page.pointer, selection: held };
+  if (page.editing) state.editing = page.editing; // "Ann is editing" on the others' boards
+  // Where the items are while they are dragged: the others see them glide (presence,
+  // throttled, never the event log); the drop is the one edit.
+  const boxes = [...(drag?.boxes ?? [])].map(([id, box]) => ({ id, ...box }));
+  if (boxes.length) {
+    state.drag = boxes.find((b) => b.id === drag.id) ?? boxes[0];
+    const rest = boxes.filter((b) => b !== state.drag && state.selection.includes(b.id)).slice(0, PRESENCE_HELD - 1);
+    if (rest.length) state.drags = rest;
+  }
   page.handle.setPresence(state);
 }
 
-$("#board").addEventListener("pointermove", (event) => {
-  if (!page.dragging) sharePresence(boardPoint(event));
+$("#board-wrap").addEventListener("pointermove", (event) => {
+  if (!page.dragging) sharePresence(viewport.boardPoint(event));
 });
 
 function renderPresence() {
@@ -700,42 +603,15 @@ function renderPresence() {
   if (!handle) return;
   const here = new Map();
   if (page.me) here.set(page.me.id, { name: `${page.me.name} (you)`, user_id: page.me.id, where: null });
-  const seen = new Set();
-  const selected = new Map(); // item id -> the colour of someone who holds it
-  for (const [cid, peer] of handle.peers) {
-    const state = peer.state || {};
-    const room = state.room_id ? handle.get("room", state.room_id) : null;
+  for (const peer of handle.peers.values()) {
+    const room = peer.state?.room_id ? handle.get("room", peer.state.room_id) : null;
     if (!here.has(peer.user_id)) here.set(peer.user_id, { name: peer.name, user_id: peer.user_id, where: room?.name ?? null });
-    if (state.room_id !== page.roomId) continue;
-    for (const id of Array.isArray(state.selection) ? state.selection : []) selected.set(id, colourFor(peer.user_id));
-    if (!state.cursor) continue;
-    seen.add(cid);
-    let cursor = page.cursorEls.get(cid);
-    if (!cursor) {
-      cursor = el(
-        "div",
-        { class: "cursor", "data-testid": "cursor", style: `--who:${colourFor(peer.user_id)}` },
-        el("span", { class: "cursor-name", text: peer.name }),
-      );
-      $("#board").append(cursor);
-      page.cursorEls.set(cid, cursor);
-    }
-    const x = Number(state.cursor.x) || 0;
-    const y = Number(state.cursor.y) || 0;
-    cursor.style.transform = `translate(${x}px, ${y}px)`;
   }
-  for (const [cid, cursor] of page.cursorEls) {
-    if (!seen.has(cid)) {
-      cursor.remove();
-      page.cursorEls.delete(cid);
-    }
-  }
-  for (const [id, node] of page.itemEls) {
-    const colour = selected.get(id);
-    node.style.outline = colour ? `2px solid ${colour}` : "";
-    node.classList.toggle("held", Boolean(colour));
-  }
-  renderGlides(page.itemEls, glidingBoxes(handle.peers, page.roomId), page.dragging?.id, (id) => {
+  renderCursors(el, $("#board"), page.cursorEls, handle.peers, page.roomId, colourFor);
+  renderHeld(page.itemEls, handle.peers, page.roomId, colourFor);
+  page.editors = noteEditors(handle.peers, page.roomId);
+  renderEditors(el, page.itemEls, page.editors);
+  renderGlides(page.itemEls, glidingBoxes(handle.peers, page.roomId), page.dragging?.ids ?? new Set(), (id) => {
     const item = page.handle?.get("item", id);
     if (item) renderItem(item);
   });
@@ -861,7 +737,7 @@ function renderGenerations() {
       } else if (g.status === "failed" || g.status === "canceled") {
         row.append(el("div", { class: "gen-error", text: g.status === "failed" ? g.error || "failed" : "canceled" }));
       } else {
-        row.append(progressBar(g.progress ?? 0, g.status, mine ? "generate-progress" : "generation-progress"));
+        row.append(progressBar(el, g.progress ?? 0, g.status, mine ? "generate-progress" : "generation-progress"));
         if (g.requested_by === page.me?.id && (g.status === "queued" || g.status === "running")) {
           row.append(
             el("button", { class: "link", "data-testid": "generation-cancel", text: "Cancel", onclick: () => cancelGeneration(g.id) }),

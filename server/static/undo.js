@@ -69,8 +69,26 @@ export class UndoHistory extends EventTarget {
     this._push({ entity, id, before: pick(current, ITEM_FIELDS), after: null });
   }
 
+  /** Make the edits `fn` makes one step: a selection moved or deleted together undoes together. */
+  batch(fn) {
+    if (this._batch) return fn();
+    this._batch = [];
+    try {
+      return fn();
+    } finally {
+      const steps = this._batch;
+      this._batch = null;
+      if (steps.length === 1) this._push(steps[0]);
+      else if (steps.length) this._push({ group: steps });
+    }
+  }
+
   /** Record a step made by other code (a restore), so it can be undone too. */
   _push(step) {
+    if (this._batch) {
+      this._batch.push(step);
+      return;
+    }
     this.done.push(step);
     if (this.done.length > LIMIT) this.done.shift();
     this.undone = [];
@@ -82,7 +100,8 @@ export class UndoHistory extends EventTarget {
   undo() {
     const step = this.done.pop();
     if (!step) return false;
-    if (this._move(step, step.after, step.before, "undo")) this.undone.push(step);
+    const kept = this._each(step, "undo", [...(step.group ?? [step])].reverse());
+    if (kept) this.undone.push(kept);
     this._changed();
     return true;
   }
@@ -90,9 +109,20 @@ export class UndoHistory extends EventTarget {
   redo() {
     const step = this.undone.pop();
     if (!step) return false;
-    if (this._move(step, step.before, step.after, "redo")) this.done.push(step);
+    const kept = this._each(step, "redo", step.group ?? [step]);
+    if (kept) this.done.push(kept);
     this._changed();
     return true;
+  }
+
+  /** Move each part of a step; what is left of it (the parts that could be done), or null. */
+  _each(step, intent, parts) {
+    const done = parts.filter((part) =>
+      intent === "undo" ? this._move(part, part.after, part.before, intent) : this._move(part, part.before, part.after, intent),
+    );
+    if (!step.group) return done.length ? step : null;
+    const group = step.group.filter((part) => done.includes(part));
+    return group.length ? { group } : null;
   }
 
   /**

@@ -168,6 +168,17 @@ class InvitationCreated(msgspec.Struct):
     expires_at: datetime
 
 
+class InvitationPreview(msgspec.Struct):
+    """What an invitation link offers, shown before the sign-up (never its token)."""
+
+    project_id: uuid.UUID
+    project_name: str
+    invited_by_name: str
+    email: str
+    role: ProjectRoleName
+    expires_at: datetime
+
+
 class PendingInvitation(msgspec.Struct):
     """An unused, unexpired invitation as owners see it: never its token."""
 

@@ -119,6 +119,12 @@ class User(msgspec.Struct):
     created_at: datetime
 
 
+class Me(User):
+    """The signed-in user, with what a generation costs them now (for the page's Generate)."""
+
+    generation_cost: int
+
+
 class AuthResult(msgspec.Struct):
     user: User
     token: str

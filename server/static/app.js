@@ -7,6 +7,8 @@ import { installPictures, pictureBody } from "/static/pictures.js";
 import { UndoHistory, installUndoKeys, words as fieldWords } from "/static/undo.js";
 import { HistoryPanel } from "/static/history.js";
 import { glidingBoxes, isGliding, renderGlides } from "/static/glide.js";
+import { PeoplePanel, colourFor, showInvitationLanding } from "/static/people.js";
+import { Credits, ProjectMenu, installExport } from "/static/project_menu.js";
 
 const $ = (selector, root = document) => root.querySelector(selector);
 const client = new MoodboardClient();
@@ -57,12 +59,6 @@ function el(tag, attrs = {}, ...children) {
 /** A colour from item data, only if it is plainly one (the data comes from other people). */
 function safeColour(value) {
   return typeof value === "string" && /^#[0-9a-f]{3,8}$/i.test(value) ? value : "#cccccc";
-}
-
-function colourFor(userId) {
-  let hash = 0;
-  for (const ch of String(userId)) hash = (hash * 31 + ch.charCodeAt(0)) | 0;
-  return `hsl(${Math.abs(hash) % 360} 65% 45%)`;
 }
 
 function notify(message, { kind = "info", detail = null, timeoutMs = 8000, action = null } = {}) {
@@ -142,7 +138,7 @@ function signedIn(user) {
   client.userId = user.id;
   $("#who").textContent = user.name;
   $("#who").title = `${user.email} · ${user.credits} credits`;
-  for (const id of ["who", "logout", "connection"]) $(`#${id}`).hidden = false;
+  for (const id of ["who", "logout", "connection", "export-data"]) $(`#${id}`).hidden = false;
   client.connect();
   route();
 }
@@ -151,11 +147,12 @@ function signedOut() {
   closeProject();
   client.close();
   page.me = null;
-  for (const id of ["who", "logout", "connection"]) $(`#${id}`).hidden = true;
+  for (const id of ["who", "logout", "connection", "export-data"]) $(`#${id}`).hidden = true;
   $("#crumb").textContent = "";
   for (const form of document.querySelectorAll("#auth-view form")) form.reset();
   authTab("login");
   show("auth-view");
+  showInvitationLanding(client);
 }
 
 client.addEventListener("unauthorized", () => {
@@ -181,7 +178,7 @@ client.addEventListener("status", renderConnection);
 
 // --- routing ---------------------------------------------------------------------------
 
-window.addEventListener("hashchange", () => page.me && route());
+window.addEventListener("hashchange", () => (page.me ? route() : showInvitationLanding(client)));
 
 function route() {
   const [, kind, projectId, roomId] = location.hash.split("/");
@@ -245,6 +242,8 @@ function closeProject() {
   renderUndo();
   renderRole();
   historyPanel.reset();
+  people.reset();
+  credits.reset();
   page.roomId = null;
   page.itemEls.clear();
   page.cursorEls.clear();
@@ -272,6 +271,8 @@ function openProject(projectId, roomId) {
     on("conflict", (e) => conflictNotice(e.detail));
     on("rejected", (e) => notify(`Your change was refused: ${e.detail.message}`, { kind: "error" }));
     on("generation", (e) => generationChanged(e.detail.generation));
+    on("generation", (e) => credits.generationChanged(e.detail.generation));
+    credits.refresh();
     on("error", (e) => {
       const message = e.detail.code === "forbidden" ? "You cannot open this project." : e.detail.message;
       notify(message, { kind: "error" });
@@ -310,6 +311,7 @@ function renderRole() {
   const viewOnly = Boolean(page.handle) && myRole() === "viewer";
   document.body.classList.toggle("read-only", viewOnly);
   $("#view-only").hidden = !viewOnly;
+  projectMenu.render();
 }
 
 // --- rendering the project ---------------------------------------------------------------
@@ -351,6 +353,7 @@ function renderRooms() {
     });
     nav.insertBefore(tab, form);
   }
+  projectMenu.render();
 }
 
 $("#room-form").addEventListener("submit", (event) => {
@@ -405,7 +408,7 @@ function changed({ entity, id, value }) {
   } else if (entity === "project") {
     renderAll();
   } else if (entity === "member") {
-    renderMembers();
+    people.render({ membersChanged: true });
     renderRole();
   }
 }
@@ -754,51 +757,25 @@ function renderPresence() {
 
 // --- members ----------------------------------------------------------------------------
 
+const people = new PeoplePanel({
+  client,
+  el,
+  notify,
+  problem,
+  handle: () => page.handle,
+  me: () => page.me,
+  myRole,
+});
+
 function renderMembers() {
-  const members = page.handle.list("member").sort((a, b) => a.name.localeCompare(b.name));
-  $("#members").replaceChildren(
-    ...members.map((m) => el("li", { "data-testid": "member" }, el("span", { text: m.name }), el("span", { class: "role", text: m.role }))),
-  );
-  $("#member-form").hidden = myRole() !== "owner";
+  people.render();
 }
 
-$("#member-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const form = event.target;
-  const body = { email: form.email.value.trim(), role: form.role.value };
-  $("#invite").hidden = true;
-  try {
-    await client.api("POST", `/projects/${page.handle.id}/members`, body);
-    form.reset();
-    notify("Member added.");
-  } catch (err) {
-    if (!(err instanceof ApiError) || err.status !== 404) {
-      notify(problem(err), { kind: "error" });
-      return;
-    }
-    // No account with that e-mail yet: an invitation link they can sign up through.
-    try {
-      const invitation = await client.api("POST", `/projects/${page.handle.id}/invitations`, body);
-      $("#invite-link").value = `${location.origin}/#/invite/${invitation.token}`;
-      $("#invite-for").textContent = body.email;
-      $("#invite").hidden = false;
-      form.reset();
-    } catch (err2) {
-      notify(problem(err2), { kind: "error" });
-    }
-  }
-});
+// --- renaming and deleting, the account ---------------------------------------------------
 
-$("#invite-copy").addEventListener("click", async () => {
-  const link = $("#invite-link");
-  link.select();
-  try {
-    await navigator.clipboard.writeText(link.value);
-    notify("Invitation link copied.");
-  } catch {
-    notify("Select the link and copy it.");
-  }
-});
+const projectMenu = new ProjectMenu({ client, el, notify, problem, handle: () => page.handle, roomId: () => page.roomId, myRole });
+const credits = new Credits({ client, me: () => page.me });
+installExport({ client, notify, problem });
 
 async function acceptInvitation(token) {
   closeProject();

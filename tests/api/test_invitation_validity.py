@@ -297,9 +297,9 @@ async def test_the_link_shows_what_it_offers_until_it_is_dead(api: Api) -> None:
     live = await _invite(api, owner, pid, "editor")
     revoked = await _invite(api, owner, pid, "viewer")
     expired = await _invite(api, owner, pid, "viewer")
-    await Invitation.update({Invitation.expires_at: datetime.now(UTC) - timedelta(minutes=1)}).where(
-        Invitation.id == expired["id"]
-    )
+    await Invitation.update(
+        {Invitation.expires_at: datetime.now(UTC) - timedelta(minutes=1)}
+    ).where(Invitation.id == expired["id"])
     revoke = await api.client.delete(_url(pid, f"/invitations/{revoked['id']}"), headers=owner.auth)
     assert revoke.status_code == 204, revoke.text
 

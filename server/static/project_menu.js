@@ -136,7 +136,8 @@ export class Credits {
     const short = cost > 0 && credits < cost;
     node.dataset.credits = String(credits);
     node.classList.toggle("short", short);
-    node.textContent = cost > 0 ? `${credits} credits · ${cost} per picture` : `${credits} credits · pictures are free`;
+    const costText = cost > 0 ? `${cost} per picture` : "pictures are free";
+    node.replaceChildren(`${credits} credits`, Object.assign(document.createElement("span"), { className: "cost", textContent: costText }));
     node.title = short
       ? `A picture costs ${cost} credits; you have ${credits}. Ask an administrator for more.`
       : "Your balance. A generation that fails or is canceled gives its credits back.";

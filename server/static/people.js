@@ -7,19 +7,45 @@ import { ApiError } from "/static/moodboard-client.js";
 const ROLES = ["owner", "editor", "viewer"];
 const DAY_MS = 24 * 3600 * 1000;
 
-/**
- * A person's colour, the same for a user id in every browser and every session: a hue from a
- * 32-bit FNV-1a hash of the id, spread around the wheel, in a lightness that reads on white.
- */
-export function colourFor(userId) {
-  let hash = 0x811c9dc5;
+// Twelve colours far apart on the wheel, each readable on white and on the board.
+const PEOPLE_COLOURS = [
+  "#d1495b", "#2e86de", "#2a9d8f", "#e76f51", "#8e44ad", "#3c8d2f",
+  "#c2185b", "#00838f", "#b8860b", "#5c6bc0", "#6d4c41", "#ef6c00",
+];
+const assigned = new Map(); // user id -> colour, for the open project's members
+
+function hashOf(userId) {
+  let hash = 0x811c9dc5; // 32-bit FNV-1a
   for (const ch of String(userId)) {
     hash ^= ch.charCodeAt(0);
     hash = Math.imul(hash, 0x01000193) >>> 0;
   }
-  const hue = Math.round(((hash % 3600) / 10 + (hash >>> 20) * 137.508) % 360);
-  const light = 36 + ((hash >>> 12) % 4) * 4;
-  return `hsl(${hue} 68% ${light}%)`;
+  return hash;
+}
+
+/**
+ * Give the project's members colours that differ: in the order they joined, each takes the
+ * colour its id hashes to, or the next one nobody on the project has yet. Everyone's browser
+ * sees the same members, so everyone sees the same colours; someone joining never changes
+ * the colour of those already there.
+ */
+export function assignColours(members) {
+  assigned.clear();
+  const taken = new Set();
+  const ordered = [...members].sort(
+    (a, b) => String(a.created_at).localeCompare(String(b.created_at)) || String(a.user_id).localeCompare(String(b.user_id)),
+  );
+  for (const m of ordered) {
+    let slot = hashOf(m.user_id) % PEOPLE_COLOURS.length;
+    for (let tries = 0; tries < PEOPLE_COLOURS.length && taken.has(slot); tries++) slot = (slot + 1) % PEOPLE_COLOURS.length;
+    taken.add(slot);
+    assigned.set(m.user_id, PEOPLE_COLOURS[slot]);
+  }
+}
+
+/** A person's colour: distinct among the open project's members, the same in every browser. */
+export function colourFor(userId) {
+  return assigned.get(userId) ?? PEOPLE_COLOURS[hashOf(userId) % PEOPLE_COLOURS.length];
 }
 
 /** What a dead link says, from the lookup's (or accept's) answer. */
@@ -89,6 +115,7 @@ export class PeoplePanel {
   }
 
   reset() {
+    assignColours([]);
     this.invitations = [];
     this.loadedFor = null;
     document.getElementById("invite").hidden = true;
@@ -103,6 +130,7 @@ export class PeoplePanel {
     const me = this.app.me();
     const owner = this.app.myRole() === "owner";
     const members = handle.list("member").sort((a, b) => a.name.localeCompare(b.name));
+    assignColours(members);
     this.list.replaceChildren(
       ...members.map((m) => {
         const self = m.user_id === me?.id;

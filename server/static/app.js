@@ -329,7 +329,9 @@ function renderAll() {
   $("#project-name").textContent = project ? project.name : "Loading…";
   $("#crumb").textContent = project ? `/ ${project.name}` : "";
   const all = rooms();
-  if (!page.roomId || !handle.get("room", page.roomId)) page.roomId = all[0]?.id ?? null;
+  // A room in the address is kept until the project's rooms are known (a reload on a room).
+  const roomGone = page.roomId && !handle.get("room", page.roomId) && handle.state === "live";
+  if (!page.roomId || roomGone) page.roomId = all[0]?.id ?? null;
   renderRooms();
   renderBoard();
   renderMembers();

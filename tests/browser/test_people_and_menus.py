@@ -192,6 +192,20 @@ async def test_rooms_and_projects_renamed_and_deleted_credits_and_export(
         await expect(page.get_by_test_id("room-tab")).to_have_count(0)
         await expect(page.locator("#board-empty")).to_be_visible()
 
+    # A room's address opened in a fresh browser (a link someone shared) opens that room, not
+    # the first one.
+    for name in ("Attic", "Porch"):
+        room = await rest.call(
+            ann, "POST", f"/api/projects/{pid}/rooms", {"name": name, "room_type": "other"}
+        )
+    cleo = await users("Cleo")
+    await rest.call(
+        ann, "POST", f"/api/projects/{pid}/members", {"email": cleo.email, "role": "viewer"}
+    )
+    await cleo.page.goto(f"/#/p/{pid}/{room['id']}")
+    await expect(cleo.page.get_by_test_id("room-tab")).to_have_count(2)
+    await expect(cleo.page.locator(".room-tab.active")).to_have_text("Porch")
+
     # Deleting the project: Ann is back at her projects, Ben is told and taken there too.
     await _confirm(a, accept=True)
     await a.get_by_test_id("project-delete").click()
@@ -199,5 +213,5 @@ async def test_rooms_and_projects_renamed_and_deleted_credits_and_export(
     await expect(a.get_by_test_id("project-link")).to_have_count(0)
     await expect(b.get_by_test_id("notice").filter(has_text="was deleted")).to_be_visible()
     await expect(b.get_by_role("heading", name="Your projects")).to_be_visible()
-    for user in (ann, ben):
+    for user in (ann, ben, cleo):
         assert not _console_errors(user), (user.name, _console_errors(user))

@@ -49,6 +49,10 @@ ROUTES: dict[str, tuple[str, str]] = {
         "owner",
         "403, 404 no pending invitation with that id",
     ),
+    "GET /api/invitations/{token}": (
+        "anyone (holding the link)",
+        "404 unknown or revoked, 410 expired, used, or its maker may no longer invite",
+    ),
     "POST /api/invitations/{token}/accept": (
         "signed in",
         "404 unknown or revoked, 410 expired, used, or its maker may no longer invite",

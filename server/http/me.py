@@ -14,7 +14,7 @@ from server.access import accounts
 from server.access.sessions import list_sessions, revoke_session
 from server.errors import NotFound
 from server.http.deps import Caller, ClientInfo, Ctx
-from server.http.schemas import PasswordBody, Session, User, to
+from server.http.schemas import Me, PasswordBody, Session, to
 
 
 class MeController(Controller):
@@ -22,9 +22,10 @@ class MeController(Controller):
     tags = ["me"]
 
     @get("/")
-    async def me(self, caller: Caller) -> User:
-        """The signed-in user."""
-        return to(User, await accounts.load_user(caller.user_id))
+    async def me(self, caller: Caller, ctx: Ctx) -> Me:
+        """The signed-in user, and the credits one generation costs."""
+        user = await accounts.load_user(caller.user_id)
+        return to(Me, {**user, "generation_cost": ctx.settings.generation_cost})
 
     @get("/sessions")
     async def sessions(self, caller: Caller) -> list[Session]:

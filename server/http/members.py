@@ -13,6 +13,7 @@ from server.http.schemas import (
     AcceptedInvitation,
     InvitationCreateBody,
     InvitationCreated,
+    InvitationPreview,
     Member,
     MemberCreateBody,
     MemberPatchBody,
@@ -187,6 +188,14 @@ class MemberController(Controller):
 class InvitationController(Controller):
     path = "/api/invitations"
     tags = ["members"]
+
+    @get("/{token:str}")
+    async def preview(self, token: FromPath[str]) -> InvitationPreview:
+        """What the link offers: project, inviter, e-mail and role (no sign-in needed).
+
+        404 unknown or revoked; 410 expired, used, or its maker may no longer invite.
+        """
+        return to(InvitationPreview, await invitations.lookup(token))
 
     @post("/{token:str}/accept", status_code=HTTP_200_OK)
     async def accept(

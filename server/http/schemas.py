@@ -119,6 +119,12 @@ class User(msgspec.Struct):
     created_at: datetime
 
 
+class Me(User):
+    """The signed-in user, with what a generation costs them now (for the page's Generate)."""
+
+    generation_cost: int
+
+
 class AuthResult(msgspec.Struct):
     user: User
     token: str
@@ -165,6 +171,17 @@ class AcceptedInvitation(Member):
 class InvitationCreated(msgspec.Struct):
     id: uuid.UUID
     token: str
+    expires_at: datetime
+
+
+class InvitationPreview(msgspec.Struct):
+    """What an invitation link offers, shown before the sign-up (never its token)."""
+
+    project_id: uuid.UUID
+    project_name: str
+    invited_by_name: str
+    email: str
+    role: ProjectRoleName
     expires_at: datetime
 
 

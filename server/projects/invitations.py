@@ -21,6 +21,7 @@ from piccolo.engine.base import Engine
 from server.access import audit
 from server.access.policy import RANK, may_invite
 from server.access.principal import Principal
+from server.access.tables import AppUser
 from server.access.tokens import hash_token, new_token
 from server.access.users import normalize_email
 from server.db.engine import write_transaction
@@ -29,7 +30,7 @@ from server.events import log as event_log
 from server.events.notify import Notifier
 from server.projects import access
 from server.projects.membership import check_role, find_member, member_event, member_view
-from server.projects.tables import Invitation, ProjectMember
+from server.projects.tables import Invitation, Project, ProjectMember
 from server.timestamps import rfc3339, utc
 from server.types import ProjectId, ProjectRole, UserId
 
@@ -142,6 +143,49 @@ async def revoke(
             ip=ip,
             details={"reason": "revoked"},
         )
+
+
+async def lookup(token: str) -> dict[str, Any]:
+    """What an invitation link offers, for the page it opens before anyone signs up.
+
+    Anyone holding the link may read it (it is a bearer link): the project's
+    name, who invited, the e-mail it was made for and the role. It answers as
+    ``accept`` would, so a link that is dead says so before the sign-up.
+
+    Raises:
+        NotFound: no invitation has this token (revoked, or its project is gone).
+        Gone: it expired, was already used, or its maker may no longer invite
+            with its role (410).
+    """
+    invitation = await Invitation.select().where(Invitation.token_hash == hash_token(token)).first()
+    if invitation is None:
+        raise NotFound(UNKNOWN)
+    project_id = ProjectId(invitation["project_id"])
+    project = (
+        await Project.select(Project.name, Project.deleted_at)
+        .where(Project.id == project_id)
+        .first()
+    )
+    if project is None or project["deleted_at"] is not None:
+        raise NotFound(UNKNOWN)
+    if invitation["used_at"] is not None:
+        raise Gone("this invitation was already used")
+    if utc(invitation["expires_at"]) <= datetime.now(UTC):
+        raise Gone("this invitation has expired")
+    role: ProjectRole = invitation["role"]
+    maker = invitation["invited_by"]
+    maker_role = None if maker is None else await access.role_on(project_id, UserId(maker))
+    if not may_invite(maker_role, role):
+        raise Gone(MAKER_LOST_ROLE)
+    inviter = await AppUser.select(AppUser.name).where(AppUser.id == maker).first()
+    return {
+        "project_id": str(project_id),
+        "project_name": project["name"],
+        "invited_by_name": inviter["name"] if inviter else "",
+        "email": invitation["email"],
+        "role": role,
+        "expires_at": rfc3339(invitation["expires_at"]),
+    }
 
 
 async def accept(

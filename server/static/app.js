@@ -12,6 +12,8 @@ import { Selection } from "/static/selection.js";
 import { editNote, noteColourPicker, noteEditors, renderEditors } from "/static/notes.js";
 import { freeSpot, itemBody, progressBar } from "/static/board-items.js";
 import { renderCursors, renderHeld } from "/static/cursors.js";
+import { PeoplePanel, colourFor, showInvitationLanding } from "/static/people.js";
+import { Credits, ProjectMenu, installExport } from "/static/project_menu.js";
 
 const $ = (selector, root = document) => root.querySelector(selector);
 const client = new MoodboardClient();
@@ -62,10 +64,6 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-function colourFor(userId) {
-  let hash = 0;
-  for (const ch of String(userId)) hash = (hash * 31 + ch.charCodeAt(0)) | 0;
-  return `hsl(${Math.abs(hash) % 360} 65% 45%)`;
 }
 
 function notify(message, { kind = "info", detail = null, timeoutMs = 8000, action = null } = {}) {
@@ -145,7 +143,7 @@ function signedIn(user) {
   client.userId = user.id;
   $("#who").textContent = user.name;
   $("#who").title = `${user.email} · ${user.credits} credits`;
-  for (const id of ["who", "logout", "connection"]) $(`#${id}`).hidden = false;
+  for (const id of ["who", "logout", "connection", "export-data"]) $(`#${id}`).hidden = false;
   client.connect();
   route();
 }
@@ -154,11 +152,12 @@ function signedOut() {
   closeProject();
   client.close();
   page.me = null;
-  for (const id of ["who", "logout", "connection"]) $(`#${id}`).hidden = true;
+  for (const id of ["who", "logout", "connection", "export-data"]) $(`#${id}`).hidden = true;
   $("#crumb").textContent = "";
   for (const form of document.querySelectorAll("#auth-view form")) form.reset();
   authTab("login");
   show("auth-view");
+  showInvitationLanding(client);
 }
 
 client.addEventListener("unauthorized", () => {
@@ -184,7 +183,7 @@ client.addEventListener("status", renderConnection);
 
 // --- routing ---------------------------------------------------------------------------
 
-window.addEventListener("hashchange", () => page.me && route());
+window.addEventListener("hashchange", () => (page.me ? route() : showInvitationLanding(client)));
 
 function route() {
   const [, kind, projectId, roomId] = location.hash.split("/");
@@ -248,6 +247,8 @@ function closeProject() {
   renderUndo();
   renderRole();
   historyPanel.reset();
+  people.reset();
+  credits.reset();
   page.roomId = null;
   page.itemEls.clear();
   page.cursorEls.clear();
@@ -277,6 +278,8 @@ function openProject(projectId, roomId) {
     on("conflict", (e) => conflictNotice(e.detail));
     on("rejected", (e) => notify(`Your change was refused: ${e.detail.message}`, { kind: "error" }));
     on("generation", (e) => generationChanged(e.detail.generation));
+    on("generation", (e) => credits.generationChanged(e.detail.generation));
+    credits.refresh();
     on("error", (e) => {
       const message = e.detail.code === "forbidden" ? "You cannot open this project." : e.detail.message;
       notify(message, { kind: "error" });
@@ -315,6 +318,7 @@ function renderRole() {
   const viewOnly = Boolean(page.handle) && myRole() === "viewer";
   document.body.classList.toggle("read-only", viewOnly);
   $("#view-only").hidden = !viewOnly;
+  projectMenu.render();
 }
 
 // --- rendering the project ---------------------------------------------------------------
@@ -332,7 +336,9 @@ function renderAll() {
   $("#project-name").textContent = project ? project.name : "Loading…";
   $("#crumb").textContent = project ? `/ ${project.name}` : "";
   const all = rooms();
-  if (!page.roomId || !handle.get("room", page.roomId)) page.roomId = all[0]?.id ?? null;
+  // A room in the address is kept until the project's rooms are known (a reload on a room).
+  const roomGone = page.roomId && !handle.get("room", page.roomId) && handle.state === "live";
+  if (!page.roomId || roomGone) page.roomId = all[0]?.id ?? null;
   viewport.showRoom(page.roomId);
   renderRooms();
   renderBoard();
@@ -357,6 +363,7 @@ function renderRooms() {
     });
     nav.insertBefore(tab, form);
   }
+  projectMenu.render();
 }
 
 $("#room-form").addEventListener("submit", (event) => {
@@ -412,7 +419,7 @@ function changed({ entity, id, value }) {
   } else if (entity === "project") {
     renderAll();
   } else if (entity === "member") {
-    renderMembers();
+    people.render({ membersChanged: true });
     renderRole();
   }
 }
@@ -630,51 +637,25 @@ function renderPresence() {
 
 // --- members ----------------------------------------------------------------------------
 
+const people = new PeoplePanel({
+  client,
+  el,
+  notify,
+  problem,
+  handle: () => page.handle,
+  me: () => page.me,
+  myRole,
+});
+
 function renderMembers() {
-  const members = page.handle.list("member").sort((a, b) => a.name.localeCompare(b.name));
-  $("#members").replaceChildren(
-    ...members.map((m) => el("li", { "data-testid": "member" }, el("span", { text: m.name }), el("span", { class: "role", text: m.role }))),
-  );
-  $("#member-form").hidden = myRole() !== "owner";
+  people.render();
 }
 
-$("#member-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const form = event.target;
-  const body = { email: form.email.value.trim(), role: form.role.value };
-  $("#invite").hidden = true;
-  try {
-    await client.api("POST", `/projects/${page.handle.id}/members`, body);
-    form.reset();
-    notify("Member added.");
-  } catch (err) {
-    if (!(err instanceof ApiError) || err.status !== 404) {
-      notify(problem(err), { kind: "error" });
-      return;
-    }
-    // No account with that e-mail yet: an invitation link they can sign up through.
-    try {
-      const invitation = await client.api("POST", `/projects/${page.handle.id}/invitations`, body);
-      $("#invite-link").value = `${location.origin}/#/invite/${invitation.token}`;
-      $("#invite-for").textContent = body.email;
-      $("#invite").hidden = false;
-      form.reset();
-    } catch (err2) {
-      notify(problem(err2), { kind: "error" });
-    }
-  }
-});
+// --- renaming and deleting, the account ---------------------------------------------------
 
-$("#invite-copy").addEventListener("click", async () => {
-  const link = $("#invite-link");
-  link.select();
-  try {
-    await navigator.clipboard.writeText(link.value);
-    notify("Invitation link copied.");
-  } catch {
-    notify("Select the link and copy it.");
-  }
-});
+const projectMenu = new ProjectMenu({ client, el, notify, problem, handle: () => page.handle, roomId: () => page.roomId, myRole });
+const credits = new Credits({ client, me: () => page.me });
+installExport({ client, notify, problem });
 
 async function acceptInvitation(token) {
   closeProject();

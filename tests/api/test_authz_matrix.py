@@ -97,6 +97,7 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("POST",   "/api/generations/{generation_id}/cancel"):        "401 401 403 403 200 200 200 403",
     ("POST",   "/api/projects/{project_id}/teams"):               "401 401 403 403 403 403 201 403",
     ("DELETE", "/api/projects/{project_id}/teams/{team_id}"):     "401 401 403 403 403 403 204 403",
+    ("GET",    "/api/invitations/{token}"):                       "200 200 200 200 200 200 200 200",
     ("POST",   "/api/invitations/{token}/accept"):                "401 401 200 200 200 200 200 200",
     ("POST",   "/api/teams"):                                     "401 401 201 201 201 201 201 201",
     ("GET",    "/api/teams"):                                     "401 401 200 200 200 200 200 200",
@@ -557,6 +558,11 @@ async def _accept_invitation(w: World, caller: str) -> Call:
         201,
     )
     return Call({"token": invitation["token"]})
+
+
+@request_for("GET", "/api/invitations/{token}")
+async def _preview_invitation(w: World, caller: str) -> Call:
+    return await _accept_invitation(w, caller)
 
 
 @request_for("POST", "/api/teams")

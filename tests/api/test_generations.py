@@ -88,7 +88,8 @@ async def test_cancel_refunds_once_and_finished_is_409(api: Api) -> None:
     assert created.status_code == 202
     generation: dict[str, Any] = created.json()
     assert (generation["status"], generation["params"]) == ("queued", {"style": "nordic"})
-    assert (await api.client.get("/api/me", headers=owner.auth)).json()["credits"] == 90
+    me = (await api.client.get("/api/me", headers=owner.auth)).json()
+    assert (me["credits"], me["generation_cost"]) == (90, generation["cost"]) == (90, 10)
     first, second = await asyncio.gather(
         *(
             api.client.post(f"/api/generations/{generation['id']}/cancel", headers=owner.auth)

@@ -8,6 +8,7 @@ or demoting them ends it." Owners list pending invitations and revoke them
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -286,3 +287,38 @@ async def test_removing_a_maker_ends_their_invitations_in_the_audit_log(api: Api
     refused = await _accept(api, guest, invitation["token"])
     assert refused.status_code in (404, 410), refused.text
     assert "invitation.revoked" in await _actions(pid)
+
+
+async def test_the_link_shows_what_it_offers_until_it_is_dead(api: Api) -> None:
+    """GET /api/invitations/{token}, signed out: project, inviter, e-mail, role; then 410/404."""
+    owner = await api.register("Alice")
+    guest = await api.register("guest")
+    pid = (await api.project(owner, "Harbour Loft"))["id"]
+    live = await _invite(api, owner, pid, "editor")
+    revoked = await _invite(api, owner, pid, "viewer")
+    expired = await _invite(api, owner, pid, "viewer")
+    await Invitation.update(
+        {Invitation.expires_at: datetime.now(UTC) - timedelta(minutes=1)}
+    ).where(Invitation.id == expired["id"])
+    revoke = await api.client.delete(_url(pid, f"/invitations/{revoked['id']}"), headers=owner.auth)
+    assert revoke.status_code == 204, revoke.text
+
+    api.client.cookies.clear()
+    seen = await api.client.get(f"/api/invitations/{live['token']}")
+    assert seen.status_code == 200, seen.text
+    assert seen.json() == {
+        "project_id": pid,
+        "project_name": "Harbour Loft",
+        "invited_by_name": "Alice",
+        "email": "guest@example.com",
+        "role": "editor",
+        "expires_at": live["expires_at"],
+    }
+    assert (await _accept(api, guest, live["token"])).status_code == 200
+    used = await api.client.get(f"/api/invitations/{live['token']}")
+    assert (used.status_code, used.json()["detail"]) == (410, "this invitation was already used")
+    late = await api.client.get(f"/api/invitations/{expired['token']}")
+    assert (late.status_code, late.json()["detail"]) == (410, "this invitation has expired")
+    for token in (revoked["token"], "not-a-token"):
+        gone = await api.client.get(f"/api/invitations/{token}")
+        assert gone.status_code == 404, gone.text

@@ -64,8 +64,6 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-}
-
 function notify(message, { kind = "info", detail = null, timeoutMs = 8000, action = null } = {}) {
   const notice = el(
     "div",

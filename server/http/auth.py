@@ -15,21 +15,33 @@ from server.access.sessions import NewSession
 from server.http.deps import Caller, ClientInfo, Ctx
 from server.http.schemas import AuthResult, LoginBody, RegisterBody, to
 
+# Beside the session cookie, a cookie the page can read and that holds nothing secret: it
+# says "a session cookie was set", so the page asks GET /api/me only then (a signed-out
+# first visit would otherwise start with a 401 in the browser's console).
+SIGNED_IN_HINT = "moodboard_signed_in"
 
-def session_cookie(request: Request[Any, Any, Any], ctx: Ctx, session: NewSession) -> Cookie:
-    """HttpOnly, SameSite=Lax; Secure over https (or as MOODBOARD_COOKIE_SECURE says)."""
+
+def session_cookies(request: Request[Any, Any, Any], ctx: Ctx, session: NewSession) -> list[Cookie]:
+    """The session cookie (HttpOnly, SameSite=Lax; Secure over https or as
+    MOODBOARD_COOKIE_SECURE says) and the signed-in hint, with the same lifetime."""
     secure = ctx.settings.cookie_secure
     if secure is None:
         secure = request.url.scheme == "https"
-    return Cookie(
-        key=COOKIE_NAME,
-        value=sign(session.token, ctx.settings.secret_key),
-        max_age=ctx.settings.session_ttl_s,
-        httponly=True,
-        samesite="lax",
-        secure=secure,
-        path="/",
-    )
+    common: dict[str, Any] = {
+        "max_age": ctx.settings.session_ttl_s,
+        "samesite": "lax",
+        "secure": secure,
+        "path": "/",
+    }
+    return [
+        Cookie(
+            key=COOKIE_NAME,
+            value=sign(session.token, ctx.settings.secret_key),
+            httponly=True,
+            **common,
+        ),
+        Cookie(key=SIGNED_IN_HINT, value="1", httponly=False, **common),
+    ]
 
 
 class AuthController(Controller):
@@ -57,7 +69,7 @@ class AuthController(Controller):
         return Response(
             to(AuthResult, {"user": user, "token": session.token}),
             status_code=HTTP_201_CREATED,
-            cookies=[session_cookie(request, ctx, session)],
+            cookies=session_cookies(request, ctx, session),
         )
 
     @post("/login", status_code=HTTP_200_OK)
@@ -74,7 +86,7 @@ class AuthController(Controller):
         )
         return Response(
             to(AuthResult, {"user": user, "token": session.token}),
-            cookies=[session_cookie(request, ctx, session)],
+            cookies=session_cookies(request, ctx, session),
         )
 
     @post("/logout", status_code=HTTP_204_NO_CONTENT)
@@ -84,5 +96,8 @@ class AuthController(Controller):
         return Response(
             None,
             status_code=HTTP_204_NO_CONTENT,
-            cookies=[Cookie(key=COOKIE_NAME, value="", max_age=0, path="/", httponly=True)],
+            cookies=[
+                Cookie(key=COOKIE_NAME, value="", max_age=0, path="/", httponly=True),
+                Cookie(key=SIGNED_IN_HINT, value="", max_age=0, path="/"),
+            ],
         )

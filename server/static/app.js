@@ -771,6 +771,12 @@ function conflictNotice({ entity, fields, resolution, mine, intent }) {
 // --- start ------------------------------------------------------------------------------
 
 (async () => {
+  // Only with a session cookie to show (its readable hint, server/http/auth.py): a signed-out
+  // first visit asks nothing, so the browser's console has no 401 in it.
+  if (!document.cookie.split("; ").includes("moodboard_signed_in=1")) {
+    signedOut();
+    return;
+  }
   try {
     signedIn(await client.api("GET", "/me"));
   } catch (err) {

@@ -16,6 +16,7 @@ from server.access.cookies import COOKIE_NAME
 from server.access.sessions import TOUCH_INTERVAL
 from server.access.tables import UserSession
 from server.db.tables import TABLES
+from server.http.auth import SIGNED_IN_HINT
 from tests.api.conftest import PASSWORD, Account, Api, app_for, serving
 
 SAME_ORIGIN = {"Origin": "http://testserver.local"}
@@ -95,6 +96,15 @@ async def test_login_returns_a_token_and_an_httponly_lax_cookie(api: Api) -> Non
     assert attributes["path"] == "/"
     assert int(str(attributes["max-age"])) == api.ctx.settings.session_ttl_s
     assert "secure" not in attributes
+    # Beside it, a hint the page can read (so that it asks /api/me only when signed in):
+    # nothing secret in it, the same lifetime.
+    hints = [h for h in response.headers.get_list("set-cookie") if h.startswith(SIGNED_IN_HINT)]
+    assert len(hints) == 1
+    hint = SimpleCookie()
+    hint.load(hints[0])
+    assert hint[SIGNED_IN_HINT].value == "1"
+    assert not hint[SIGNED_IN_HINT]["httponly"]
+    assert int(hint[SIGNED_IN_HINT]["max-age"]) == api.ctx.settings.session_ttl_s
 
 
 @pytest.mark.parametrize(
@@ -245,6 +255,7 @@ async def test_logout_with_the_cookie_clears_it_from_the_browser(api: Api) -> No
     response = await api.client.post("/api/auth/logout", headers=SAME_ORIGIN)
     assert response.status_code == 204, response.text
     assert COOKIE_NAME not in api.client.cookies
+    assert SIGNED_IN_HINT not in api.client.cookies  # the page then asks nothing on load
     assert (await api.client.get("/api/me")).status_code == 401
     assert (await api.client.get("/api/me", headers=bearer(token))).status_code == 401
 

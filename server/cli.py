@@ -20,11 +20,16 @@ import argparse
 import asyncio
 import dataclasses
 import sys
-from collections.abc import Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from server.log import configure_logging, get_logger
 from server.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from server.db.database import Database
 
 log = get_logger("server.cli")
 EXIT_BAD_SETTINGS = 2
@@ -112,17 +117,20 @@ def _create_admin(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
-def _revoke_service_account(settings: Settings, args: argparse.Namespace) -> int:
-    import uuid
-
-    from server.access.admin import end_service_account
+def _on_service_account(
+    settings: Settings,
+    args: argparse.Namespace,
+    command: str,
+    action: Callable[[Database, uuid.UUID], Awaitable[list[str]]],
+) -> int:
+    """Run ``action`` on the service account ``args.id``; print its lines, or the refusal."""
     from server.db.database import Database
     from server.errors import ServerError
 
     try:
         account_id = uuid.UUID(args.id)
     except ValueError:
-        print(f"moodboard revoke-service-account: not an id: {args.id!r}", file=sys.stderr)
+        print(f"moodboard {command}: not an id: {args.id!r}", file=sys.stderr)
         return 1
 
     async def run() -> int:
@@ -130,52 +138,42 @@ def _revoke_service_account(settings: Settings, args: argparse.Namespace) -> int
             return refusal
         async with Database.of(settings.database, pool_size=1) as database:
             try:
-                await end_service_account(database.engine, account_id, revoked_by=None, ip=None)
+                lines = await action(database, account_id)
             except ServerError as exc:
-                print(f"moodboard revoke-service-account: {exc.detail}", file=sys.stderr)
+                print(f"moodboard {command}: {exc.detail}", file=sys.stderr)
                 return 1
-        print(f"service account {account_id} revoked")
+        print("\n".join(lines))
         return 0
 
     return asyncio.run(run())
+
+
+def _revoke_service_account(settings: Settings, args: argparse.Namespace) -> int:
+    from server.access.admin import end_service_account
+
+    async def revoke(database: Database, account_id: uuid.UUID) -> list[str]:
+        await end_service_account(database.engine, account_id, revoked_by=None, ip=None)
+        return [f"service account {account_id} revoked"]
+
+    return _on_service_account(settings, args, "revoke-service-account", revoke)
 
 
 def _rotate_service_account(settings: Settings, args: argparse.Namespace) -> int:
-    import uuid
     from datetime import timedelta
 
     from server.access.service_keys import rotate_key
-    from server.db.database import Database
-    from server.errors import ServerError
 
-    try:
-        account_id = uuid.UUID(args.id)
-    except ValueError:
-        print(f"moodboard rotate-service-account: not an id: {args.id!r}", file=sys.stderr)
-        return 1
-
-    async def run() -> int:
-        if (refusal := await _schema_refusal(settings, args)) is not None:
-            return refusal
-        async with Database.of(settings.database, pool_size=1) as database:
-            try:
-                rotated = await rotate_key(
-                    database.engine,
-                    account_id,
-                    grace=timedelta(hours=args.grace_hours),
-                    by=None,
-                    ip=None,
-                )
-            except ServerError as exc:
-                print(f"moodboard rotate-service-account: {exc.detail}", file=sys.stderr)
-                return 1
+    async def rotate(database: Database, account_id: uuid.UUID) -> list[str]:
+        grace = timedelta(hours=args.grace_hours)
+        rotated = await rotate_key(database.engine, account_id, grace=grace, by=None, ip=None)
         until = rotated["previous_key_expires_at"]
-        print(f"service account {rotated['name']} ({account_id}): new key issued")
-        print(f"key (shown once; give it to the workers as MOODBOARD_WORKER_KEY): {rotated['key']}")
-        print(f"the old key works until {until.isoformat()}" if until else "the old key is ended")
-        return 0
+        return [
+            f"service account {rotated['name']} ({account_id}): new key issued",
+            f"key (shown once; give it to the workers as MOODBOARD_WORKER_KEY): {rotated['key']}",
+            f"the old key works until {until.isoformat()}" if until else "the old key is ended",
+        ]
 
-    return asyncio.run(run())
+    return _on_service_account(settings, args, "rotate-service-account", rotate)
 
 
 def _grace_hours(value: str) -> int:

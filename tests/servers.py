@@ -127,6 +127,19 @@ async def running_server(
                 await process.wait()
 
 
+@asynccontextmanager
+async def two_instances(
+    env: dict[str, str], log_dir: Path
+) -> AsyncIterator[tuple[ServerProcess, ServerProcess]]:
+    """Two instances started at once (one migrates, the other waits for its lock)."""
+    async with (
+        running_server(env, log_dir, wait=False) as a,
+        running_server(env, log_dir, wait=False) as b,
+    ):
+        await asyncio.gather(a.wait_ready(), b.wait_ready())
+        yield a, b
+
+
 @dataclass
 class WorkerProcess:
     """A running ``moodboard worker`` and its captured output."""

@@ -20,8 +20,6 @@ import contextlib
 import json
 import signal
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +35,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from server.db.database import Database, DatabaseSetupError
 from server.settings import DatabaseUrl
 from tests.pg_topology import pgbouncer, primary_and_standby, require_binaries
-from tests.servers import ServerProcess, running_server, server_env
+from tests.servers import ServerProcess, server_env, two_instances
 from tests.wsclient import signup
 
 pytestmark = pytest.mark.e2e
@@ -150,19 +148,6 @@ class Collaborator:
 
 class JoinRefused(Exception):
     """The join was answered with an error (e.g. the database was away): join again."""
-
-
-@asynccontextmanager
-async def two_instances(
-    env: dict[str, str], log_dir: Path
-) -> AsyncIterator[tuple[ServerProcess, ServerProcess]]:
-    """Two instances started together (their migrations take turns on the lock)."""
-    async with (
-        running_server(env, log_dir, wait=False) as a,
-        running_server(env, log_dir, wait=False) as b,
-    ):
-        await asyncio.gather(a.wait_ready(), b.wait_ready())
-        yield a, b
 
 
 async def call(server: ServerProcess, method: str, path: str, token: str, **kw: Any) -> Any:

@@ -26,9 +26,9 @@ from tests.servers import (
     ServerProcess,
     call,
     create_service_account,
-    running_server,
     running_worker,
     server_env,
+    two_instances,
     worker_env,
 )
 from tests.wsclient import PASSWORD, TIMEOUT_S, Ws, ws
@@ -47,19 +47,6 @@ async def succeeded(server: ServerProcess, token: str, gid: str, timeout: float 
             return
         assert asyncio.get_running_loop().time() < deadline, f"generation still {status}"
         await asyncio.sleep(0.1)
-
-
-@contextlib.asynccontextmanager
-async def two_instances(
-    env: dict[str, str], log_dir: Path
-) -> AsyncIterator[tuple[ServerProcess, ServerProcess]]:
-    """Two instances started at once (one migrates, the other waits for its lock)."""
-    async with (
-        running_server(env, log_dir, wait=False) as a,
-        running_server(env, log_dir, wait=False) as b,
-    ):
-        await asyncio.gather(a.wait_ready(), b.wait_ready())
-        yield a, b
 
 
 async def not_ready(server: ServerProcess) -> httpx.Response:

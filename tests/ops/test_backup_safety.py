@@ -127,10 +127,14 @@ async def test_a_damaged_backup_fails_loudly(
     else:
         damaged = tmp_path / "damaged.sqlite3"
         shutil.copy(parse_database_url(database_url).sqlite_path or "", damaged)
-        with damaged.open("r+b") as file:  # scribble over pages in the middle
-            size = damaged.stat().st_size
-            file.seek(size // 2)
-            file.write(os.urandom(min(16384, size // 4)))
+        # Every page but the first gets a b-tree page type no page has (random bytes in the
+        # middle of the file could land on free space, which no check reads).
+        with damaged.open("r+b") as file:
+            page_size = int.from_bytes(file.read(18)[16:18], "big")
+            page_size = 65536 if page_size == 1 else page_size  # how SQLite writes 64 KiB
+            for page in range(1, damaged.stat().st_size // page_size):
+                file.seek(page * page_size)
+                file.write(b"\xff")
         status, out, err = await cli(server_env(f"sqlite:///{damaged}"), *args)
     assert status == 1, out + err
     assert "moodboard backup: FAILED" in err

@@ -116,7 +116,13 @@ async def test_simultaneous_drags_converge_and_the_loser_is_told(users: Users, r
     await expect(item(a, note)).to_be_visible()
 
     await drag(a, note, 200, 40, release=False)
+    # Ann's drag glides on Ben's board (presence): Ben grabs the note where he sees it. Were
+    # he to measure it before her glide arrived, he would press on the empty board.
+    await expect(item(b, note)).to_have_class(re.compile(r"\bgliding\b"))
+    await expect(item(b, note)).to_have_css("left", "300px")
+    await expect(item(b, note)).to_have_css("top", "140px")
     await drag(b, note, 40, 260, release=False)
+    await expect(item(b, note)).to_have_class(re.compile(r"\bdragging\b"))
     await asyncio.gather(a.mouse.up(), b.mouse.up())  # both started from version 1
     await settled(a)
     await settled(b)

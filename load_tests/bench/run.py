@@ -274,6 +274,75 @@ def summarise(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+# Below half our knee, delivery latency should stay this close to the bare server's (issue 22).
+LATENCY_GOAL_MS = {"p50": 4.0, "p99": 10.0}
+
+
+def latency_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """W1's delivery latency at each offered rate, ours beside the baseline's at the same rate.
+
+    Only the grid's rates (not the refinement steps, which differ between the two
+    servers); ``goal`` is whether ours is within LATENCY_GOAL_MS of the baseline's,
+    judged only up to half our knee (None above it, or without a baseline step).
+    """
+    ours, base = results["ours"], results.get("baseline", {})
+    rows = []
+    for key, w1 in ours.items():
+        if not key.startswith("W1 "):
+            continue
+        theirs = {
+            s["offered_edits_per_s"]: s["delivery_ms"]
+            for s in base.get(key, {}).get("steps", [])
+            if not s.get("refined")
+        }
+        half_knee = w1["best_deliveries_per_s"] / 2
+        for step in (s for s in w1["steps"] if not s.get("refined")):
+            rate = step["offered_edits_per_s"]
+            offered = rate * w1["subscribers"]
+            mine, bare = step["delivery_ms"], theirs.get(rate)
+            goal = None
+            if bare is not None and offered <= half_knee and step["ok"]:
+                goal = all(
+                    mine[q] is not None
+                    and bare[q] is not None
+                    and mine[q] - bare[q] <= LATENCY_GOAL_MS[q]
+                    for q in ("p50", "p99")
+                )
+            rows.append(
+                {
+                    "workload": key,
+                    "offered_deliveries_per_s": offered,
+                    "ours_p50_ms": mine["p50"],
+                    "ours_p99_ms": mine["p99"],
+                    "baseline_p50_ms": None if bare is None else bare["p50"],
+                    "baseline_p99_ms": None if bare is None else bare["p99"],
+                    "ours_ok": step["ok"],
+                    "within_goal": goal,
+                }
+            )
+    return rows
+
+
+def latency_table(rows: list[dict[str, Any]]) -> str:
+    """The rows of ``latency_rows`` as text (p50 / p99 in ms)."""
+
+    def pair(a: Any, b: Any) -> str:
+        return "-" if a is None else f"{a} / {b}"
+
+    head = ("workload", "offered deliveries/s", "ours p50 / p99", "baseline p50 / p99", "goal")
+    cells = [
+        [
+            str(r["workload"]),
+            str(r["offered_deliveries_per_s"]),
+            pair(r["ours_p50_ms"], r["ours_p99_ms"]) + ("" if r["ours_ok"] else " (failed)"),
+            pair(r["baseline_p50_ms"], r["baseline_p99_ms"]),
+            {True: "yes", False: "NO", None: "-"}[r["within_goal"]],
+        ]
+        for r in rows
+    ]
+    return _columns(head, cells)
+
+
 def saturated(results: dict[str, Any]) -> list[str]:
     """Where the generator used over 80 % of its CPU."""
     flagged = []
@@ -306,6 +375,10 @@ def table(rows: list[dict[str, Any]]) -> str:
         ]
         for r in rows
     ]
+    return _columns(head, cells)
+
+
+def _columns(head: tuple[str, ...], cells: list[list[str]]) -> str:
     widths = [max([len(h), *(len(c[i]) for c in cells)]) for i, h in enumerate(head)]
 
     def line(values: list[str] | tuple[str, ...]) -> str:
@@ -353,6 +426,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             results["baseline"] = await run_target(target, args)
     results["conditions"]["probe_s_at_end"] = machine_probe()
     results["summary"] = summarise(results)
+    results["latency"] = latency_rows(results)
     results["generator_saturated"] = saturated(results)
     return results
 
@@ -367,6 +441,10 @@ def main(argv: list[str] | None = None) -> int:
     results = asyncio.run(main_async(args))
     Path(args.json).write_text(json.dumps(results, indent=2))
     print(table(results["summary"]))
+    if results["latency"]:
+        print("\nW1 delivery latency by offered rate (ms; goal: within 4 / 10 of the baseline's,")
+        print("up to half our knee)")
+        print(latency_table(results["latency"]))
     conditions = results["conditions"]
     print(
         f"machine probe (server's CPU, lower is faster): {conditions['probe_s_at_start']} s"

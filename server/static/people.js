@@ -110,7 +110,7 @@ export class PeoplePanel {
     this.form = document.getElementById("member-form");
     this.invitations = []; // the open project's pending invitations (owners only)
     this.loadedFor = null; // the project id they were loaded for
-    this.form.addEventListener("submit", (event) => this.add(event));
+    this.form.addEventListener("submit", (event) => this.submit(event));
     document.getElementById("invite-copy").addEventListener("click", () => this.copyLink());
   }
 
@@ -247,30 +247,47 @@ export class PeoplePanel {
     this.loadInvitations();
   }
 
-  /** Add someone with an account; for an e-mail without one, make an invitation link. */
-  async add(event) {
+  /**
+   * The member form's two buttons: "Add member" for someone who has an account (they join at
+   * once), "Invite by link" for anyone (a link to send them). The owner says which, so no
+   * request of a normal session fails: there is no asking "has this e-mail an account?" first.
+   */
+  submit(event) {
     event.preventDefault();
-    const form = this.form;
-    const handle = this.app.handle();
-    const body = { email: form.email.value.trim(), role: form.role.value };
+    const body = { email: this.form.email.value.trim(), role: this.form.role.value };
     document.getElementById("invite").hidden = true;
+    if (event.submitter?.value === "invite") this.invite(body);
+    else this.add(body);
+  }
+
+  async add(body) {
+    const handle = this.app.handle();
     try {
       await this.app.client.api("POST", `/projects/${handle.id}/members`, body);
-      form.reset();
+      this.form.reset();
       this.app.notify("Member added.");
-      return;
     } catch (err) {
-      if (!(err instanceof ApiError) || err.status !== 404) {
+      if (err instanceof ApiError && err.status === 404) {
+        // A slip, not the way to invite: say what to do instead, in one click.
+        this.app.notify(`No account uses ${body.email} yet.`, {
+          kind: "error",
+          detail: "Invite them with a link instead.",
+          action: { label: "Invite by link", run: () => this.invite(body) },
+        });
+      } else {
         this.app.notify(this.app.problem(err), { kind: "error" });
-        return;
       }
     }
+  }
+
+  async invite(body) {
+    const handle = this.app.handle();
     try {
       const invitation = await this.app.client.api("POST", `/projects/${handle.id}/invitations`, body);
       document.getElementById("invite-link").value = `${location.origin}/#/invite/${invitation.token}`;
       document.getElementById("invite-for").textContent = body.email;
       document.getElementById("invite").hidden = false;
-      form.reset();
+      this.form.reset();
       this.loadInvitations();
     } catch (err) {
       this.app.notify(this.app.problem(err), { kind: "error" });

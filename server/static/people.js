@@ -3,6 +3,7 @@
 // before anyone signs up ("Alice invited you to Harbour Loft").
 
 import { ApiError } from "/static/moodboard-client.js";
+import { notify, problem } from "/static/notices.js";
 
 const ROLES = ["owner", "editor", "viewer"];
 const DAY_MS = 24 * 3600 * 1000;
@@ -96,6 +97,18 @@ export async function showInvitationLanding(client) {
   document.querySelector("[data-auth-tab=signup]").click();
   document.getElementById("signup-form").email.value = offer.email; // the tab switch keeps it
   document.getElementById("signup-form").name.focus();
+}
+
+/** Accept the invitation of a link opened while signed in, and open its project. */
+export async function acceptInvitation(client, token) {
+  try {
+    const member = await client.api("POST", `/invitations/${token}/accept`);
+    location.replace(`#/p/${member.project_id}`);
+  } catch (err) {
+    const message = err instanceof ApiError && err.status === 410 ? "This invitation was already used or has expired." : problem(err);
+    notify(message, { kind: "error" });
+    location.replace("#/");
+  }
 }
 
 /**

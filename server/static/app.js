@@ -17,7 +17,7 @@ import { HistoryPanel } from "/static/history.js";
 import { isGliding } from "/static/glide.js";
 import { Viewport } from "/static/viewport.js";
 import { Selection } from "/static/selection.js";
-import { editNote, noteColourPicker, renderEditors } from "/static/notes.js";
+import { editNote, installNoteButtons, noteColourPicker, renderEditors } from "/static/notes.js";
 import { freeSpot, itemBody } from "/static/board-items.js";
 import { PeoplePanel, acceptInvitation, colourFor, showInvitationLanding } from "/static/people.js";
 import { Credits, ProjectMenu, installExport } from "/static/project_menu.js";
@@ -372,20 +372,16 @@ $("#board").addEventListener("dblclick", (event) => {
   else if (item.kind === "color") editColour(item);
 });
 
-$("#board").addEventListener("click", (event) => {
-  const node = event.target.closest(".note-edit-button") && event.target.closest(".item");
-  const item = node && page.handle?.get("item", node.dataset.id);
-  if (item && canEdit()) editNote(notes, node, item);
-});
-
 const notes = {
   page,
   el,
   undo: () => page.undo,
   handle: () => page.handle,
+  canEdit: () => canEdit(),
   shareEditing: () => sharePresence(page.pointer),
   renderItem: (item) => renderItem(item),
 };
+installNoteButtons($("#board"), notes);
 
 function editColour(item) {
   const input = el("input", { type: "color", value: item.data.color ?? "#cccccc" });

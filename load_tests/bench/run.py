@@ -12,7 +12,10 @@ on CPU 1, and runs on the same harness:
 - W3 latency: W2's workload paced at half W2's rate: ack and peer p50/p95/p99;
 - W4 memory: server RSS per idle joined connection (ours and baseline);
 - W5 reconnect storm: drop every socket, resume with last_seq: resumes/s,
-  missing and duplicated events (ours and baseline).
+  missing and duplicated events (ours and baseline);
+- SOAK (only when named: ``--only SOAK``; ours alone): steady load with joins,
+  leaves and resumes for ``--soak-minutes``: RSS slope, tasks, descriptors
+  and p99 per window after warm-up (load_tests/bench/soak.py).
 
 A workload where the generator used over 80 % of its CPU is flagged: then
 the generator, not the server, may be the limit. Quick check (seconds):
@@ -37,7 +40,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
-from load_tests.bench import workloads
+from load_tests.bench import soak, workloads
 from load_tests.bench.harness import (
     Target,
     baseline,
@@ -65,6 +68,11 @@ QUICK = {
     "duration": 3.0,
     "connections": 200,
     "storm": 100,
+    "soak_minutes": 0.25,
+    "soak_subscribers": 20,
+    "soak_rate": 5.0,
+    "soak_churn": 1,
+    "soak_sample": 3.0,
 }
 
 
@@ -127,6 +135,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=1,
         help="W5 storms in a row on the same server (its run-to-run spread, without restarts)",
     )
+    parser.add_argument(
+        "--soak-minutes",
+        type=float,
+        default=30.0,
+        help="SOAK (only when named in --only; our server alone): how long to hold the load",
+    )
+    parser.add_argument(
+        "--soak-rate",
+        type=float,
+        default=30.0,
+        help="SOAK edits/s (a third of the W1 knee at --soak-subscribers is the intended load)",
+    )
+    parser.add_argument("--soak-subscribers", type=int, default=1000, help="SOAK joined sockets")
+    parser.add_argument(
+        "--soak-churn",
+        type=int,
+        default=5,
+        help="SOAK sockets a second that leave and join afresh, and as many that resume",
+    )
+    parser.add_argument(
+        "--soak-sample", type=float, default=30.0, help="SOAK seconds between samples"
+    )
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument(
@@ -187,6 +217,20 @@ async def run_target(target: Target, args: argparse.Namespace) -> dict[str, Any]
             "W4",
             f"W4 memory of {args.connections} idle joined connections",
             workloads.w4_memory(target, args.connections),
+        )
+    if not target.baseline and "SOAK" in args.only:
+        await measure(
+            "SOAK",
+            f"SOAK {args.soak_minutes} min: {args.soak_subscribers} sockets, "
+            f"{args.soak_rate} edits/s, churn {args.soak_churn}/s",
+            soak.soak(
+                target,
+                seconds=args.soak_minutes * 60,
+                subscribers=args.soak_subscribers,
+                rate=args.soak_rate,
+                churn=args.soak_churn,
+                sample_s=args.soak_sample,
+            ),
         )
     if "W5" in args.only:
         for round_ in range(1, args.storm_rounds + 1):
@@ -343,6 +387,27 @@ def latency_table(rows: list[dict[str, Any]]) -> str:
     return _columns(head, cells)
 
 
+def soak_text(result: dict[str, Any]) -> str:
+    """The soak's verdict in a few lines (after warm-up: the first fifth of the samples)."""
+    v = result["verdict"]
+
+    def span(key: str) -> str:
+        return "-" if v[key] is None else f"{v[key][0]}..{v[key][1]}"
+
+    return "\n".join(
+        [
+            f"\nSOAK {result['seconds'] / 60:g} min, {result['subscribers']} sockets, "
+            f"{result['rate']:g} edits/s, churn {result['churn_per_s']}/s "
+            f"({len(result['samples'])} samples; after warm-up):",
+            f"  RSS {span('rss_mib')} MiB, slope {v['rss_mib_per_hour']} MiB/hour",
+            f"  tasks {span('tasks')}, open fds {span('open_fds')}, threads {span('threads')}",
+            f"  delivery p99 per window {span('p99_ms')} ms",
+            f"  gaps (lost, doubled or out of order) {v['gaps']}, "
+            f"sockets the server closed {v['closed_unasked']}",
+        ]
+    )
+
+
 def saturated(results: dict[str, Any]) -> list[str]:
     """Where the generator used over 80 % of its CPU."""
     flagged = []
@@ -456,6 +521,8 @@ def main(argv: list[str] | None = None) -> int:
             + ", ".join(results["generator_saturated"])
             + " (the server may be faster than measured there)"
         )
+    if "SOAK" in results["ours"]:
+        print(soak_text(results["ours"]["SOAK"]))
     for line in failed(results):
         print(f"FAILED {line}")
     print(f"details: {args.json}")

@@ -1,5 +1,5 @@
-// What the page says when an edit met someone else's (docs/browser-client.md, "Conflicts"):
-// the client settles each conflict; this turns its resolution into a notice, with the user's
+// What the page says when an edit met someone else's (docs/browser-client.md, "What it
+// guarantees, and how", **Conflicts.**): the client settles each conflict; this turns its resolution into a notice, with the user's
 // own text when it was not applied.
 
 import { words as fieldWords } from "/static/undo.js";

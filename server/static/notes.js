@@ -67,7 +67,7 @@ export function installNoteButtons(board, app) {
 /**
  * Open (or close) a note's palette. A colour chosen is one versioned, undoable edit of the
  * note's `data` on the version the note has then, so it reaches every board like any edit
- * (and meets someone else's content edit as a conflict, PROTOCOL.md 3.3).
+ * (and meets someone else's content edit as a conflict, docs/protocol.md §3.3).
  */
 function togglePalette(app, node, itemId) {
   const body = node.querySelector(".note");

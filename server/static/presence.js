@@ -1,7 +1,7 @@
 // Presence on the board: what this tab shares (its room, pointer, the items it drags and where
 // they are, the note it edits) and how the others' presence is drawn (cursors, "held" outlines,
 // gliding items, "Ann is editing", the list of who is here). Presence never reaches the event
-// log (PROTOCOL.md: a state is at most 2 KiB, throttled by the client).
+// log (docs/protocol.md: a state is at most 2 KiB, throttled by the client).
 
 import { $, el } from "/static/dom.js";
 import { renderCursors, renderHeld } from "/static/cursors.js";

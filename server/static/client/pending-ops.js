@@ -30,6 +30,19 @@ export function newOp({ action, entity, id, data, baseVersion, reapply, intent, 
   };
 }
 
+/** The entity as the user sees it: confirmed, with the pending ops on it applied; or null. */
+export function viewOf(confirmed, pending, entity, id) {
+  const key = keyOf(entity, id);
+  let value = confirmed[entity].get(id) ?? null;
+  for (const op of pending) {
+    if (op.key !== key) continue;
+    if (op.action === "delete") value = null;
+    else if (op.action === "create") value = { ...(value ?? {}), ...op.data, id, version: 0 };
+    else if (value) value = { ...value, ...op.data };
+  }
+  return value;
+}
+
 /**
  * Whether an update may join `last` (the entity's latest pending op) instead of
  * becoming an op of its own: several unsent changes to one entity travel as one (the
@@ -94,6 +107,14 @@ export function releaseOp(pending, table, op, version) {
   if (!exists) return pending.filter((o) => o.key !== op.key || o.action === "create");
   resolveNext(pending, op, version ?? table.get(op.id).version);
   return pending;
+}
+
+/** Acked ops whose events a snapshot up to `seq` already holds are settled (removed). */
+export function settleAckedUpTo(pending, seq) {
+  for (const op of pending.filter((o) => o.status === "acked" && o.seq <= seq)) {
+    resolveNext(pending, op, op.version);
+    pending.splice(pending.indexOf(op), 1);
+  }
 }
 
 /** Ops restored from storage go first, unless already pending; their fate is unknown again. */

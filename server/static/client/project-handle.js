@@ -16,15 +16,11 @@ import {
   releaseOp,
   resolveNext,
   restorePending,
+  settleAckedUpTo,
+  viewOf,
 } from "./pending-ops.js";
 import { Throttle } from "./presence-throttle.js";
-import {
-  readStoredProject,
-  removeStoredProject,
-  stateFromStored,
-  storageKey,
-  writeStoredProject,
-} from "./stored-projects.js";
+import { readStoredProject, removeStoredProject, stateFromStored, storageKey, writeStoredProject } from "./stored-projects.js";
 import { uuid4 } from "./uuid.js";
 
 /**
@@ -63,15 +59,7 @@ export class ProjectHandle extends EventTarget {
 
   /** The entity as the user sees it (pending edits applied), or null. */
   get(entity, id) {
-    const key = keyOf(entity, id);
-    let value = this.confirmed[entity].get(id) ?? null;
-    for (const op of this.pending) {
-      if (op.key !== key) continue;
-      if (op.action === "delete") value = null;
-      else if (op.action === "create") value = { ...(value ?? {}), ...op.data, id, version: 0 };
-      else if (value) value = { ...value, ...op.data };
-    }
-    return value;
+    return viewOf(this.confirmed, this.pending, entity, id);
   }
 
   /** Every entity of a kind in the view, optionally filtered. */
@@ -314,11 +302,7 @@ export class ProjectHandle extends EventTarget {
       const before = allKeys(this.confirmed);
       this.confirmed = stateFromSnapshot(frame.snapshot);
       this.seq = frame.seq;
-      // Acked ops whose events the snapshot already holds are settled.
-      for (const op of this.pending.filter((o) => o.status === "acked" && o.seq <= this.seq)) {
-        resolveNext(this.pending, op, op.version);
-        this.pending.splice(this.pending.indexOf(op), 1);
-      }
+      settleAckedUpTo(this.pending, this.seq);
       for (const key of new Set([...before, ...allKeys(this.confirmed)])) {
         const [entity, id] = key.split(/:(.*)/s);
         this._changed(entity, id);

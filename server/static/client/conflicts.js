@@ -1,5 +1,6 @@
 // Part of the Moodboard browser client (../moodboard-client.js): how an op the server
-// answered with `conflict` is settled (docs/browser-client.md, "Conflicts").
+// answered with `conflict` is settled (docs/browser-client.md, "What it guarantees, and
+// how", **Conflicts.**).
 
 // Fields whose concurrent change we settle by re-applying the user's value on
 // top of the current entity: where a thing sits, how big it is, its tab order.

@@ -401,9 +401,11 @@ def soak_text(result: dict[str, Any]) -> str:
             f"({len(result['samples'])} samples; after warm-up):",
             f"  RSS {span('rss_mib')} MiB, slope {v['rss_mib_per_hour']} MiB/hour",
             f"  tasks {span('tasks')}, open fds {span('open_fds')}, threads {span('threads')}",
+            f"  acked edits/s {v['acked_edits_per_s']}, windows with no edit acked "
+            f"{v['stalled_windows']} (the load was not steady there)",
             f"  delivery p99 per window {span('p99_ms')} ms",
             f"  gaps (lost, doubled or out of order) {v['gaps']}, "
-            f"sockets the server closed {v['closed_unasked']}",
+            f"sockets the server closed (each resumed) {v['closed_unasked']}",
         ]
     )
 

@@ -80,7 +80,21 @@ def verdict(samples: list[dict[str, Any]]) -> dict[str, Any]:
         return [min(values), max(values)] if values else None
 
     p99s = [s["delivery_ms"]["p99"] for s in steady if s["delivery_ms"]["p99"] is not None]
+    # Windows in which no edit was acked: the load was not steady there (an editor stuck).
+    first = max(1, len(samples) - len(steady))
+    stalled = sum(
+        1
+        for i in range(first, len(samples))
+        if samples[i]["acked_edits"] == samples[i - 1]["acked_edits"]
+    )
+    span_s = steady[-1]["t_s"] - steady[0]["t_s"] if len(steady) > 1 else 0
     return {
+        "acked_edits_per_s": round(
+            (steady[-1]["acked_edits"] - steady[0]["acked_edits"]) / span_s, 1
+        )
+        if span_s
+        else None,
+        "stalled_windows": stalled,
         "rss_mib_per_hour": _rounded(slope_per_hour([(s["t_s"], s["rss_mib"]) for s in steady])),
         "rss_mib": span("rss_mib"),
         "tasks": span("tasks"),
@@ -118,6 +132,7 @@ class Churn:
         self.open_socket = opener()
         self.joins = self.resumes = self.failures = 0
         self.retired_gaps = 0  # gaps seen by watchers since replaced
+        self.server_closed = 0  # sockets the server closed (each then resumed)
 
     async def leave_and_join(self, index: int) -> None:
         """A member leaves (the socket is cut) and someone joins afresh."""
@@ -129,8 +144,8 @@ class Churn:
             self.watchers[index] = Watcher(conn, old.sent)
             self.joins += 1
 
-    async def cut_and_resume(self, index: int) -> None:
-        """A network cut: the same watcher carries on from its last seq on a new socket."""
+    async def cut_and_resume(self, index: int, editor: Editor | None = None) -> None:
+        """A network cut: the same watcher (and editor) carries on from its last seq."""
         watcher = self.watchers[index]
         watcher.conn.abort()
         replayed_upto = [math.inf]  # the seq `joined` announces, once known
@@ -142,13 +157,27 @@ class Churn:
             if frame.type == "event" and (frame.seq or 0) <= replayed_upto[0]:
                 del watcher.latencies[counted:]
 
-        conn = await self._joined(watcher.last, on_frame)
+        handler: Handler = on_frame
+        if editor is not None:  # its edits in flight died with the socket: free their items
+            editor.items.free.extend(editor.inflight.values())
+            editor.inflight.clear()
+            handler = both(editor.on_frame, on_frame)
+        conn = await self._joined(watcher.last, handler)
         if conn is None:
             return
         replayed_upto[0] = conn.joined_seq
         watcher.conn = conn
-        conn.pump(on_frame)
+        if editor is not None:
+            editor.conn = conn
+        conn.pump(handler)
         self.resumes += 1
+
+    async def repair(self, editors: list[Editor]) -> None:
+        """Resume, as a client would, every socket the server closed (an editor's too)."""
+        for index, watcher in enumerate(self.watchers):
+            if watcher.conn.closed:
+                self.server_closed += 1
+                await self.cut_and_resume(index, editors[index] if index < len(editors) else None)
 
     async def _joined(self, last_seq: int | None, handler: Handler = ignore) -> Socket | None:
         try:
@@ -162,12 +191,13 @@ class Churn:
             return None
         return conn
 
-    async def run(self, per_s: int, first: int, until: float) -> None:
+    async def run(self, per_s: int, editors: list[Editor], until: float) -> None:
         """Every second until ``until``: ``per_s`` leave-and-joins and as many resumes."""
         rng = random.Random(7)
         while time.monotonic() < until:
             started = time.monotonic()
-            churnable = range(first, len(self.watchers))
+            await self.repair(editors)
+            churnable = range(len(editors), len(self.watchers))  # editors' sockets stay
             if len(churnable) >= 2 * per_s and per_s:
                 picked = rng.sample(churnable, 2 * per_s)
                 await asyncio.gather(
@@ -231,7 +261,7 @@ async def soak(
                     "acked_edits": sum(e.acked for e in editors),
                     "starved_ticks": starved,
                     "gaps": churner.retired_gaps + sum(w.gaps for w in churner.watchers),
-                    "closed_unasked": sum(1 for w in churner.watchers if w.closed),
+                    "closed_unasked": churner.server_closed,
                     "joins": churner.joins,
                     "resumes": churner.resumes,
                     "failed_joins": churner.failures,
@@ -242,7 +272,7 @@ async def soak(
         try:
             await asyncio.gather(
                 pace(rate, seconds, tick),
-                churner.run(churn, len(editors), until),
+                churner.run(churn, editors, until),
                 sample(),
             )
         finally:

@@ -37,6 +37,7 @@ async def test_a_short_soak_reads_every_sample_and_resumes_lose_nothing(
     found = verdict(samples)
     assert found["gaps"] == 0, "a resumed or live socket missed, doubled or reordered an event"
     assert found["closed_unasked"] == 0
+    assert found["stalled_windows"] == 0
     assert found["rss_mib_per_hour"] is not None
 
 
@@ -52,10 +53,13 @@ def test_the_slope_is_per_hour_and_warm_up_is_left_out() -> None:
             "delivery_ms": {"p99": 5.0 + i},
             "gaps": 0,
             "closed_unasked": 0,
+            "acked_edits": 100 * min(i, 6),  # 100 a minute, then none after minute 6
         }
         for i in range(10)
     ]
     found = verdict(samples)
     assert found["rss_mib_per_hour"] == pytest.approx(60.0)
+    assert found["stalled_windows"] == 3
+    assert found["acked_edits_per_s"] == pytest.approx(400 / 420, abs=0.05)
     assert found["tasks"] == [30.0, 30.0]
     assert found["p99_ms"] == [7.0, 14.0]

@@ -308,7 +308,7 @@ async def run_topology(topology: str, args: argparse.Namespace) -> dict[str, Any
     settings = dict(pair.split("=", 1) for pair in args.set)
     async with deployment(topology, args.instances, args.admin_url, logs, settings) as dep:
         meter = Meter(dep)
-        await meter.read(postgres=False)  # the meter's connections are made (and counted) now
+        await meter.read()  # the meter's connections are made (and counted) now
         work: list[tuple[str, Any]] = []
         if "W1" in args.only:
             work += [(f"W1 N={n}", lambda n=n: w1(dep, meter, args, n)) for n in args.subscribers]
@@ -345,9 +345,7 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
                     fmt(redis["commands_per_event_net"]),
                     fmt(redis["cpu_ms_per_event_net"]),
                     fmt(pg["xact_commit_per_edit_net"]),
-                    fmt(
-                        pg["backend_cpu_s_per_edit_net"] and pg["backend_cpu_s_per_edit_net"] * 1000
-                    ),
+                    fmt(pg["backend_cpu_ms_per_edit_net"]),
                 ]
                 for n, inst in enumerate(run["instances"]):
                     out.append(

@@ -68,10 +68,13 @@ class Meter:
             node.port: aioredis.Redis(port=node.port, socket_timeout=5)
             for node in deployment.redis_nodes
         }
+        self.pg: asyncpg.Connection | None = None  # one, kept: the shared server's are few
 
     async def aclose(self) -> None:
         for client in self.clients.values():
             await client.aclose()
+        if self.pg is not None:
+            await self.pg.close()
 
     async def _redis(self) -> tuple[dict[int, dict[str, int]], set[int]]:
         calls: dict[int, dict[str, int]] = {}
@@ -89,18 +92,15 @@ class Meter:
         return calls, masters
 
     async def _pg(self) -> tuple[dict[str, int], dict[int, float]]:
-        admin = await asyncpg.connect(self.deployment.pg_admin_url)
-        try:
-            row = await admin.fetchrow(
-                f"SELECT {', '.join(PG_COUNTERS)} FROM pg_stat_database WHERE datname = $1",
-                self.deployment.database,
-            )
-            pids = await admin.fetch(
-                "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-                self.deployment.database,
-            )
-        finally:
-            await admin.close()
+        if self.pg is None:
+            self.pg = await asyncpg.connect(self.deployment.pg_admin_url)
+        row = await self.pg.fetchrow(
+            f"SELECT {', '.join(PG_COUNTERS)} FROM pg_stat_database WHERE datname = $1",
+            self.deployment.database,
+        )
+        pids = await self.pg.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = $1", self.deployment.database
+        )
         counters = {name: int(row[name]) for name in PG_COUNTERS} if row else {}
         return counters, {r["pid"]: cpu_seconds(r["pid"]) for r in pids}
 

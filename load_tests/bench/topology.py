@@ -43,6 +43,9 @@ TOPOLOGIES = ("standalone", "cluster", "sentinel", "pgbouncer", "replica")
 # redis-py's cluster and Sentinel pools refuse a command at once when every connection is
 # busy (docs/operations.md "Redis topologies"): the joins of a workload need a larger pool.
 LARGE_REDIS_POOL = "200"
+# Two instances with the single-server bench's pool of 20 (plus LISTEN) would take 42 of
+# a shared PostgreSQL's 100 connections; 10 each is plenty for these workloads.
+DB_POOL_SIZE = "10"
 
 
 @dataclass
@@ -101,7 +104,7 @@ async def deployment(
     _require(topology)
     async with contextlib.AsyncExitStack() as stack:
         redis = await _redis(topology, workdir, stack)
-        extra: dict[str, str] = {}
+        extra = {"MOODBOARD_DB_POOL_SIZE": DB_POOL_SIZE}
         if topology in ("cluster", "sentinel"):
             extra["MOODBOARD_REDIS_POOL_SIZE"] = LARGE_REDIS_POOL
         bouncer_pid = None

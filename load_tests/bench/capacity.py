@@ -377,6 +377,10 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join([line(HEAD), line(["-" * w for w in widths]), *(line(c) for c in cells)])
 
 
+def save(path: str, results: dict[str, Any]) -> None:
+    Path(path).write_text(json.dumps(results, indent=2))
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {
         "conditions": {
@@ -394,12 +398,16 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         except MissingBinary as exc:
             print(f"!!! {topology} SKIPPED: {exc} !!!", file=sys.stderr, flush=True)
             results["topologies"][topology] = {"skipped": str(exc)}
+        except Exception as exc:  # the topology did not start: the others still run
+            traceback.print_exc()
+            results["topologies"][topology] = {"failed": {"start": repr(exc)}}
+        save(args.json, results)  # each topology's figures as soon as it ends
     return results
 
 
 def main(args: argparse.Namespace) -> int:
     results = asyncio.run(main_async(args))
-    Path(args.json).write_text(json.dumps(results, indent=2))
+    save(args.json, results)
     print(table(results))
     for topology, workloads in results["topologies"].items():
         if "skipped" in workloads:

@@ -206,7 +206,8 @@ class PgBouncer:
         ini.write_text(self._ini(databases))
         with (self.dir / "stderr").open("wb") as stderr:
             self.process = await asyncio.create_subprocess_exec(
-                PGBOUNCER, str(ini), user="postgres" if AS_ROOT else None,
+                # PgBouncer's own -u, not the user= of subprocess: uvloop (the bench) has none.
+                PGBOUNCER, *(["-u", "postgres"] if AS_ROOT else []), str(ini),
                 stdout=asyncio.subprocess.DEVNULL, stderr=stderr,
             )  # fmt: skip
         for _ in range(100):

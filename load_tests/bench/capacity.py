@@ -122,8 +122,8 @@ class Costs:
                 continue
             net = value - self.idle_pg[name] * rate
             out[name] = round(value, 3)
-            if name == "backend_cpu_s":
-                out["backend_cpu_ms_per_edit_net"] = _per(net, edits, 1000)
+            if name.endswith("_cpu_s"):
+                out[f"{name.removesuffix('_s')}_ms_per_edit_net"] = _per(net, edits, 1000)
             else:
                 out[f"{name}_per_edit_net"] = _per(net, edits)
         return out
@@ -306,7 +306,7 @@ async def run_topology(topology: str, args: argparse.Namespace) -> dict[str, Any
     out: dict[str, Any] = {}
     logs = Path(args.logs) / topology
     settings = dict(pair.split("=", 1) for pair in args.set)
-    async with deployment(topology, args.instances, args.admin_url, logs, settings) as dep:
+    async with deployment(topology, args.instances, logs, settings) as dep:
         meter = Meter(dep)
         await meter.read()  # the meter's connections are made (and counted) now
         work: list[tuple[str, Any]] = []
@@ -345,7 +345,7 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
                     fmt(redis["commands_per_event_net"]),
                     fmt(redis["cpu_ms_per_event_net"]),
                     fmt(pg["xact_commit_per_edit_net"]),
-                    fmt(pg["backend_cpu_ms_per_edit_net"]),
+                    fmt(pg["server_cpu_ms_per_edit_net"]),
                 ]
                 for n, inst in enumerate(run["instances"]):
                     out.append(

@@ -43,6 +43,27 @@ def cpu_seconds(pid: int | None) -> float:
     return float(times.user + times.system)
 
 
+def tree_cpu_seconds(pid: int | None) -> float:
+    """CPU seconds of a server and all its processes, live or ended (a postmaster's tree).
+
+    Ended children count once their parent has reaped them (children_user/system),
+    as a postmaster does for its autovacuum workers and backends.
+    """
+    if pid is None:
+        return 0.0
+    try:
+        parent = psutil.Process(pid)
+        times = parent.cpu_times()
+        total = times.user + times.system + times.children_user + times.children_system
+        for child in parent.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                child_times = child.cpu_times()
+                total += child_times.user + child_times.system
+    except psutil.Error:
+        return 0.0
+    return float(total)
+
+
 @dataclass
 class Reading:
     """The counters at one moment."""
@@ -55,6 +76,7 @@ class Reading:
     pgbouncer_cpu: float
     pg: dict[str, int] = field(default_factory=dict)
     pg_backends: dict[int, float] = field(default_factory=dict)  # pid -> CPU seconds
+    pg_server_cpu: float = 0.0
 
 
 class Meter:
@@ -117,6 +139,7 @@ class Meter:
         )
         if postgres:
             reading.pg, reading.pg_backends = await self._pg()
+            reading.pg_server_cpu = tree_cpu_seconds(self.deployment.pg_server_pid)
         return reading
 
 
@@ -158,6 +181,7 @@ def pg_delta(before: Reading, after: Reading) -> dict[str, Any]:
         "seconds": after.at - before.at,
         **{name: after.pg.get(name, 0) - before.pg.get(name, 0) for name in PG_COUNTERS},
         "backend_cpu_s": sum(after.pg_backends[p] - before.pg_backends[p] for p in common),
+        "server_cpu_s": after.pg_server_cpu - before.pg_server_cpu,
     }
 
 

@@ -387,15 +387,18 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    Path(args.logs).mkdir(parents=True, exist_ok=True)
+    if args.capacity:
+        # asyncio's own loop: under uvloop, ``pg_ctl start`` (the capacity mode's
+        # PostgreSQL) never reaches EOF on its output pipe, and subprocesses take no
+        # ``user=``. The capacity mode measures the servers' CPU, not the generator's.
+        _settings(args.set)
+        raise_fd_limit()
+        return capacity.main(args)
     with contextlib.suppress(ImportError):
         import uvloop  # the fastest loop available for the generator
 
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    Path(args.logs).mkdir(parents=True, exist_ok=True)
-    if args.capacity:
-        _settings(args.set)
-        raise_fd_limit()
-        return capacity.main(args)
     results = asyncio.run(main_async(args))
     Path(args.json).write_text(json.dumps(results, indent=2))
     print(table(results["summary"]))

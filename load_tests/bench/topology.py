@@ -3,32 +3,37 @@
 Topologies (``--topology``), each started on loopback ports and stopped by pid
 (load_tests/topologies):
 
-- ``standalone``: one Redis of our own, a fresh database on the shared PostgreSQL;
+- ``standalone``: one Redis, one PostgreSQL;
 - ``cluster``: a Redis Cluster of 3 masters and 3 replicas (sharded pub/sub);
 - ``sentinel``: a Redis primary, its replica and three sentinels;
-- ``pgbouncer``: one Redis of our own; the pool through a transaction-mode
-  PgBouncer to the fresh database, LISTEN direct;
-- ``replica``: one Redis of our own; a throwaway PostgreSQL primary with a
-  synchronous streaming standby that is also the read replica.
+- ``pgbouncer``: one Redis; the pool through a transaction-mode PgBouncer,
+  LISTEN direct;
+- ``replica``: one Redis; a PostgreSQL primary with a synchronous streaming
+  standby that is also the read replica.
 
-Our own Redis even in ``standalone``: its command counters then hold only
-our instances' commands (the shared Redis on 6379 serves other clients too).
+Every Redis and PostgreSQL is our own, even in ``standalone`` (a throwaway
+PostgreSQL from initdb, fsync off): their counters and CPU time then hold
+only our instances' work, and the shared servers' connections (100 on the
+development machine, used by every other job) are not ours to take.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import asyncpg
-
 from load_tests.bench.harness import Target, _stop, our_env, register, spawn_ours
-from load_tests.topologies.pg_topology import pg_binaries_missing, pgbouncer, primary_and_standby
+from load_tests.topologies.pg_topology import (
+    PgNode,
+    pg_binaries_missing,
+    pgbouncer,
+    postgres_workdir,
+    primary_and_standby,
+)
 from load_tests.topologies.redis_topologies import (
     MissingBinary,
     RedisProcess,
@@ -57,13 +62,14 @@ class Deployment:
     redis_nodes: list[RedisProcess]
     pg_admin_url: str  # a connection to read pg_stat_database / pg_stat_activity from
     database: str
+    pg_server_pid: int | None  # the postmaster: its CPU and its children's
     pgbouncer_pid: int | None = None
     notes: list[str] = field(default_factory=list)
 
 
 def _require(topology: str) -> None:
-    needs = {"pgbouncer": ("pgbouncer",), "replica": ("initdb", "pg_basebackup")}
-    missing = pg_binaries_missing(*needs.get(topology, ()))
+    needs = {"pgbouncer": ("pgbouncer",), "replica": ("pg_basebackup",)}
+    missing = pg_binaries_missing("initdb", *needs.get(topology, ()))
     if missing:
         raise MissingBinary(missing)
 
@@ -76,25 +82,19 @@ async def _redis(topology: str, workdir: Path, stack: contextlib.AsyncExitStack)
     return await stack.enter_async_context(redis_standalone(workdir / "redis"))
 
 
-async def _fresh_database(admin_url: str, stack: contextlib.AsyncExitStack) -> tuple[str, str]:
-    """A new database on the shared PostgreSQL (dropped at the end): its name and URL."""
-    admin = await asyncpg.connect(admin_url)
-    db = f"moodboard_capacity_{uuid.uuid4().hex[:8]}"
-    await admin.execute(f'CREATE DATABASE "{db}"')
-
-    async def drop() -> None:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-        await admin.close()
-
-    stack.push_async_callback(drop)
-    return db, admin_url.rsplit("/", 1)[0] + f"/{db}"
+async def _primary(stack: contextlib.AsyncExitStack) -> PgNode:
+    """A throwaway PostgreSQL with a ``moodboard`` database; stopped (by pid) at the end."""
+    workdir = stack.enter_context(postgres_workdir())
+    primary = PgNode(workdir, "primary")
+    stack.push_async_callback(primary.stop)
+    await primary.init_primary()
+    return primary
 
 
 @contextlib.asynccontextmanager
 async def deployment(
     topology: str,
     count: int,
-    admin_url: str,
     workdir: Path,
     settings: dict[str, str] | None = None,
 ) -> AsyncIterator[Deployment]:
@@ -110,11 +110,10 @@ async def deployment(
         bouncer_pid = None
         if topology == "replica":
             primary, standby = await stack.enter_async_context(primary_and_standby())
-            db, database_url, pg_admin = "moodboard", primary.url(), primary.url("postgres")
             extra["MOODBOARD_DATABASE_REPLICA_URL"] = standby.url()
         else:
-            db, database_url = await _fresh_database(admin_url, stack)
-            pg_admin = admin_url
+            primary = await _primary(stack)
+        db, database_url = "moodboard", primary.url()
         if topology == "pgbouncer":
             where = urlsplit(database_url)
             target = f"host={where.hostname} port={where.port or 5432} dbname={db}"
@@ -148,7 +147,8 @@ async def deployment(
             topology=topology,
             instances=instances,
             redis_nodes=redis.nodes,
-            pg_admin_url=pg_admin,
+            pg_admin_url=primary.url("postgres"),
             database=db,
+            pg_server_pid=primary.pid(),
             pgbouncer_pid=bouncer_pid,
         )

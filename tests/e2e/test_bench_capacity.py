@@ -1,9 +1,9 @@
 """The benchmark's capacity mode (load_tests/bench/capacity.py), at toy sizes: it runs.
 
-Two instances on a Redis of their own and a fresh database: W1 and W2 with
+Two instances on a Redis and a PostgreSQL of their own: W1 and W2 with
 their sockets split across both, and the report's costs per unit for each
-instance. Without redis-server 7+ it skips loudly (fails under CI=true), as
-the topology tests do. The figures themselves are docs/benchmarks.md's.
+instance. Without redis-server 7+ or initdb it skips loudly (fails under
+CI=true), as the topology tests do. The figures themselves are docs/benchmarks.md's.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 
 from load_tests.bench import capacity
 from load_tests.bench.run import parse_args
-from tests.conftest import PG_ADMIN_URL, require
+from tests.pg_topology import require_binaries
 from tests.redis_topologies import require_redis_server
 
 pytestmark = pytest.mark.e2e
@@ -26,13 +26,13 @@ def test_an_unknown_topology_is_refused() -> None:
 
 
 async def test_two_instances_report_costs_per_delivery_edit_and_event(tmp_path: Path) -> None:
-    require("PostgreSQL")
+    require_binaries("initdb")
     require_redis_server()
     args = parse_args(
         [
             "--instances", "2", "--topology", "standalone", "--subscribers", "6",
             "--rates", "10", "--step", "1", "--projects", "4", "--duration", "1",
-            "--idle-s", "0.5", "--pg-flush-s", "0", "--admin-url", PG_ADMIN_URL,
+            "--idle-s", "0.5", "--pg-flush-s", "0",
             "--logs", str(tmp_path), "--json", str(tmp_path / "capacity.json"),
         ]
     )  # fmt: skip
@@ -55,6 +55,7 @@ async def test_two_instances_report_costs_per_delivery_edit_and_event(tmp_path: 
         assert run["redis"]["by_command"].get("publish", 0) >= run["events"]
         assert run["redis"]["commands_per_event"] >= 1
     assert w2["postgres"]["xact_commit"] > 0
+    assert w2["postgres"]["server_cpu_s"] > 0
     table = capacity.table(results)
     assert "standalone" in table
     assert "redis cmd/event" in table

@@ -217,8 +217,10 @@ class Target:
         return list(await asyncio.gather(*(one(n) for n in range(count))))
 
 
-def _spawn(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    pin = ["taskset", "-c", str(SERVER_CPU)] if can_pin() else []
+def _spawn(
+    cmd: list[str], env: dict[str, str], log: Path, pinned: bool = True
+) -> subprocess.Popen[bytes]:
+    pin = ["taskset", "-c", str(SERVER_CPU)] if pinned and can_pin() else []
     with log.open("wb") as out:
         return subprocess.Popen(
             [*pin, *cmd], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
@@ -272,10 +274,13 @@ def our_env(
     }
 
 
-async def spawn_ours(env: dict[str, str], log: Path) -> tuple[int, subprocess.Popen[bytes]]:
-    """``moodboard serve`` on a free port, pinned to the server's CPU; once it listens."""
+async def spawn_ours(
+    env: dict[str, str], log: Path, pinned: bool = True
+) -> tuple[int, subprocess.Popen[bytes]]:
+    """``moodboard serve`` on a free port (``pinned``: to the server's CPU); once it listens."""
     port = free_port()
-    process = _spawn([sys.executable, "-m", "server.cli", "serve", "--port", str(port)], env, log)
+    cmd = [sys.executable, "-m", "server.cli", "serve", "--port", str(port)]
+    process = _spawn(cmd, env, log, pinned)
     try:
         await _wait_port(port, process, log)
     except BaseException:

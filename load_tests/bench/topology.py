@@ -125,7 +125,8 @@ async def deployment(
             database_url = bouncer.url("moodboard")
         env = our_env(database_url, redis.url, {**extra, **(settings or {})})
         started = await asyncio.gather(
-            *(spawn_ours(env, workdir / f"instance-{n}.log") for n in range(count)),
+            # Not pinned: N instances on one CPU would fight over it; each may take any.
+            *(spawn_ours(env, workdir / f"instance-{n}.log", pinned=False) for n in range(count)),
             return_exceptions=True,
         )
         for result in started:

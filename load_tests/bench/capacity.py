@@ -50,7 +50,15 @@ from load_tests.bench.workloads import (
 from load_tests.topologies.redis_topologies import MissingBinary
 
 CAPACITY = {"subscribers": [400], "rates": [10, 40], "step": 5.0, "projects": 20, "duration": 5.0}
-CAPACITY_QUICK = {"subscribers": [20], "rates": [10], "step": 1.0, "projects": 4, "duration": 1.0}
+CAPACITY_QUICK = {
+    "subscribers": [20],
+    "rates": [10],
+    "step": 1.0,
+    "projects": 4,
+    "duration": 1.0,
+    "idle_s": 1.0,
+    "pg_flush_s": 2.0,  # PostgreSQL's figures then may miss some of its statistics
+}
 
 
 def _per(value: float, count: int, scale: float = 1.0) -> float | None:

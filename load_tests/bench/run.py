@@ -120,8 +120,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=1,
         help="W5 storms in a row on the same server (its run-to-run spread, without restarts)",
     )
-    parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument(
+        "--admin-url",
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="PostgreSQL allowed to create and drop a database (not in capacity mode: it starts"
+        " its own)",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default="redis://127.0.0.1:6379/0",
+        help="Redis (not in capacity mode: it starts its own)",
+    )
     parser.add_argument(
         "--set",
         action="append",

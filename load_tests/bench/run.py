@@ -23,6 +23,12 @@ the generator, not the server, may be the limit. Quick check (seconds):
     python -m load_tests.bench --quick
 
 Full run (a quiet machine, about 10 minutes): ``python -m load_tests.bench``.
+
+Capacity mode (``--instances`` or ``--topology``): W1 and W2 on N instances of
+each topology, costs per delivery, per edit and per event
+(load_tests/bench/capacity.py):
+
+    python -m load_tests.bench --instances 2 --topology standalone,cluster,sentinel,pgbouncer
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
-from load_tests.bench import soak, workloads
+from load_tests.bench import capacity, soak, workloads
 from load_tests.bench.harness import (
     Target,
     baseline,
@@ -51,6 +57,7 @@ from load_tests.bench.harness import (
     raise_fd_limit,
     settle,
 )
+from load_tests.bench.topology import TOPOLOGIES
 
 TARGETS = {
     "w1_ratio": 0.7,
@@ -60,6 +67,7 @@ TARGETS = {
     "w4_kib_per_connection": 40,
     "w5_resumes_per_s": 1000,
 }
+FULL = {"subscribers": [100, 1000], "step": 5.0, "projects": 50, "duration": 10.0}
 QUICK = {
     "subscribers": [20],
     "rates": [5, 20, 50],
@@ -74,6 +82,9 @@ QUICK = {
     "soak_churn": 1,
     "soak_sample": 3.0,
 }
+
+
+RATES = [2, 5, 10, 20, 30, 50, 70, 100, 150, 200, 300, 500, 700, 1000, 1500, 2000, 3000, 4000, 5000]
 
 
 def _floats(text: str) -> list[float]:
@@ -93,37 +104,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--only", default="W1,W2,W3,W4,W5", help="comma list of workloads (W3 needs W2)"
     )
     parser.add_argument("--no-baseline", action="store_true", help="skip the baseline server")
-    parser.add_argument("--subscribers", type=_ints, default=[100, 1000], help="W1 N values")
+    parser.add_argument(
+        "--subscribers", type=_ints, help="W1 N values (100,1000; capacity mode: 400)"
+    )
     parser.add_argument(
         "--rates",
         type=_floats,
-        default=[
-            2,
-            5,
-            10,
-            20,
-            30,
-            50,
-            70,
-            100,
-            150,
-            200,
-            300,
-            500,
-            700,
-            1000,
-            1500,
-            2000,
-            3000,
-            4000,
-            5000,
-        ],
         help="W1 edit rates (edits/s), tried in order until two in a row fail; then the gap"
-        " above the best passing one is halved twice",
+        " above the best passing one is halved twice (default 2,5,10,...,5000; capacity mode:"
+        " each rate is run once, default 10,40)",
     )
-    parser.add_argument("--step", type=float, default=5.0, help="W1 seconds per rate")
-    parser.add_argument("--projects", type=int, default=50, help="W2/W3 projects")
-    parser.add_argument("--duration", type=float, default=10.0, help="W2/W3 seconds")
+    parser.add_argument("--step", type=float, help="W1 seconds per rate (5)")
+    parser.add_argument("--projects", type=int, help="W2/W3 projects (50; capacity mode: 20)")
+    parser.add_argument("--duration", type=float, help="W2/W3 seconds (10; capacity mode: 5)")
     parser.add_argument("--connections", type=int, default=5000, help="W4 idle connections")
     parser.add_argument("--storm", type=int, default=1000, help="W5 sockets dropped and resumed")
     parser.add_argument("--storm-projects", type=int, default=10)
@@ -157,8 +150,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--soak-sample", type=float, default=30.0, help="SOAK seconds between samples"
     )
-    parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument(
+        "--admin-url",
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="PostgreSQL allowed to create and drop a database (not in capacity mode: it starts"
+        " its own)",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default="redis://127.0.0.1:6379/0",
+        help="Redis (not in capacity mode: it starts its own)",
+    )
     parser.add_argument(
         "--set",
         action="append",
@@ -166,11 +168,46 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="MOODBOARD_NAME=VALUE",
         help="a setting of our server (repeatable), e.g. MOODBOARD_WRITE_DELAY_US=0",
     )
+    parser.add_argument(
+        "--instances",
+        type=int,
+        help="capacity mode: this many instances (default 2), W1 and W2 only, sockets split",
+    )
+    parser.add_argument(
+        "--topology",
+        type=lambda text: [t.strip() for t in text.split(",") if t.strip()],
+        help="capacity mode: comma list of " + "|".join(TOPOLOGIES) + " (default standalone)",
+    )
+    parser.add_argument(
+        "--idle-s",
+        type=float,
+        default=3.0,
+        help="capacity mode: seconds of idling measured before each workload (subtracted)",
+    )
+    parser.add_argument(
+        "--pg-flush-s",
+        type=float,
+        default=11.0,
+        help="capacity mode: seconds to wait for PostgreSQL's statistics (they lag up to 10 s)",
+    )
     parser.add_argument("--json", default="bench.json", help="where to write the results")
     parser.add_argument("--logs", default="bench-logs", help="directory of the servers' logs")
     args = parser.parse_args(argv)
+    args.capacity = args.instances is not None or args.topology is not None
+    if args.capacity:
+        args.instances = args.instances or 2
+        args.topology = args.topology or ["standalone"]
+        unknown = set(args.topology) - set(TOPOLOGIES)
+        if unknown:
+            parser.error(f"unknown topology {', '.join(sorted(unknown))}")
+        defaults, quick = capacity.CAPACITY, capacity.CAPACITY_QUICK
+    else:
+        defaults, quick = {**FULL, "rates": RATES}, QUICK
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     if args.quick:
-        for key, value in QUICK.items():
+        for key, value in quick.items():
             setattr(args, key, value)
     args.only = {w.strip().upper() for w in args.only.split(",")}
     return args
@@ -500,11 +537,18 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    Path(args.logs).mkdir(parents=True, exist_ok=True)
+    if args.capacity:
+        # asyncio's own loop: under uvloop, ``pg_ctl start`` (the capacity mode's
+        # PostgreSQL) never reaches EOF on its output pipe, and subprocesses take no
+        # ``user=``. The capacity mode measures the servers' CPU, not the generator's.
+        _settings(args.set)
+        raise_fd_limit()
+        return capacity.main(args)
     with contextlib.suppress(ImportError):
         import uvloop  # the fastest loop available for the generator
 
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    Path(args.logs).mkdir(parents=True, exist_ok=True)
     results = asyncio.run(main_async(args))
     Path(args.json).write_text(json.dumps(results, indent=2))
     print(table(results["summary"]))

@@ -12,7 +12,11 @@ on CPU 1, and runs on the same harness:
 - W3 latency: W2's workload paced at half W2's rate: ack and peer p50/p95/p99;
 - W4 memory: server RSS per idle joined connection (ours and baseline);
 - W5 reconnect storm: drop every socket, resume with last_seq: resumes/s,
-  missing and duplicated events (ours and baseline).
+  missing and duplicated events (ours and baseline);
+- W6 big room (only with ``--only W6``): ``--room`` sockets join one project,
+  spread over accounts under the per-user socket limit: seconds and joins/s,
+  server CPU per join, KiB per socket; then W1's steps on that room (p99 <=
+  100 ms), with the server's CPU per delivery (big_room.py).
 
 A workload where the generator used over 80 % of its CPU is flagged: then
 the generator, not the server, may be the limit. Quick check (seconds):
@@ -37,7 +41,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
-from load_tests.bench import workloads
+from load_tests.bench import big_room, workloads
 from load_tests.bench.harness import (
     Target,
     baseline,
@@ -127,6 +131,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=1,
         help="W5 storms in a row on the same server (its run-to-run spread, without restarts)",
     )
+    parser.add_argument("--room", type=int, default=10_000, help="W6 sockets joined to one project")
+    parser.add_argument(
+        "--room-rates",
+        type=_floats,
+        default=[1, 2, 5, 10, 15, 20, 30, 50],
+        help="W6 edit rates (edits/s) on the full room, stepped as W1's --rates",
+    )
+    parser.add_argument("--room-step", type=float, default=5.0, help="W6 seconds per rate")
+    parser.add_argument(
+        "--room-per-account",
+        type=int,
+        default=big_room.PER_ACCOUNT,
+        help="W6 sockets per account (at most the server's MOODBOARD_MAX_SOCKETS_PER_USER, which"
+        " stays at its default 50 when W6 runs alone)",
+    )
+    parser.add_argument(
+        "--room-fill-only", action="store_true", help="W6: the join fill only, no W1 steps"
+    )
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument(
@@ -143,6 +165,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         for key, value in QUICK.items():
             setattr(args, key, value)
     args.only = {w.strip().upper() for w in args.only.split(",")}
+    if args.only == {"W6"}:  # issue 22: the per-user socket limit stays (spread over accounts)
+        args.set = [f"MOODBOARD_MAX_SOCKETS_PER_USER={big_room.PER_ACCOUNT}", *args.set]
     return args
 
 
@@ -201,6 +225,19 @@ async def run_target(target: Target, args: argparse.Namespace) -> dict[str, Any]
                     args.storm_concurrency,
                 ),
             )
+    if "W6" in args.only:
+        await measure(
+            f"W6 N={args.room}",
+            f"W6 big room: {args.room} sockets join one project",
+            big_room.w6_big_room(
+                target,
+                args.room,
+                args.room_rates,
+                args.room_step,
+                per_account=args.room_per_account,
+                fill_only=args.room_fill_only,
+            ),
+        )
     return out
 
 
@@ -271,6 +308,28 @@ def summarise(results: dict[str, Any]) -> list[dict[str, Any]]:
             f">= {target}, nothing lost",
             clean and w5["resumes_per_s"] >= target,
         )
+    for key in (k for k in ours if k.startswith("W6")):
+        w6 = ours[key]
+        fill, b = w6["fill"], base.get(key, {}).get("fill", {})
+        lost = fill["failed"]
+        row(
+            key,
+            f"join fill joins/s ({fill['failed']} failed)",
+            fill["joins_per_s"],
+            b.get("joins_per_s"),
+            "-",
+            None if lost else True,
+        )
+        if "best_deliveries_per_s" in w6:
+            b = base.get(key, {}).get("best_deliveries_per_s")
+            row(
+                key,
+                "deliveries/s, p99<=100ms, no loss",
+                w6["best_deliveries_per_s"],
+                b,
+                "p99 <= 100 ms",
+                w6["best_step"] is not None,
+            )
     return rows
 
 
@@ -324,7 +383,8 @@ def _settings(pairs: list[str]) -> dict[str, str]:
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     fds = raise_fd_limit()
-    needed = 2 * max(args.connections, args.storm, *args.subscribers) + 200
+    room = args.room if "W6" in args.only else 0
+    needed = 2 * max(args.connections, args.storm, room, *args.subscribers) + 200
     if fds < needed:
         print(f"warning: open-file limit {fds} < {needed}; raise ulimit -n", file=sys.stderr)
     pinned = pin_generator()

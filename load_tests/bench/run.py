@@ -135,8 +135,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--room-rates",
         type=_floats,
-        default=[1, 2, 5, 10, 15, 20, 30, 50],
-        help="W6 edit rates (edits/s) on the full room, stepped as W1's --rates",
+        default=[0.5, 1, 2, 3, 5],
+        help="W6 edit rates (edits/s) on the full room, each tried (the latency at each)",
     )
     parser.add_argument("--room-step", type=float, default=5.0, help="W6 seconds per rate")
     parser.add_argument(
@@ -373,6 +373,38 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join([line(head), line(["-" * w for w in widths]), *(line(c) for c in cells)])
 
 
+def room_latency(results: dict[str, Any]) -> str:
+    """W6's steps side by side: rate, then ours and the baseline's p50/p99 and CPU per delivery."""
+    lines = []
+    for key in (k for k in results.get("ours", {}) if k.startswith("W6")):
+        ours = {s["offered_edits_per_s"]: s for s in results["ours"][key].get("steps", [])}
+        base = {
+            s["offered_edits_per_s"]: s
+            for s in results.get("baseline", {}).get(key, {}).get("steps", [])
+        }
+        if not ours:
+            continue
+        lines.append(
+            f"{key}: edits/s  deliveries/s  p50/p99 ms (ours | baseline)"
+            "  server µs/delivery (ours | baseline)  lost"
+        )
+        for rate, step in ours.items():
+            other = base.get(rate, {})
+
+            def ms(s: dict[str, Any]) -> str:
+                d = s.get("delivery_ms") or {}
+                return f"{d.get('p50')}/{d.get('p99')}" if d else "-"
+
+            cpu = (
+                f"{step.get('server_us_per_delivery')} | {other.get('server_us_per_delivery', '-')}"
+            )
+            lines.append(
+                f"  {rate:>8}  {step['deliveries_per_s']:>12}  {ms(step)} | {ms(other)}"
+                f"  {cpu}  {step['lost']}"
+            )
+    return "\n".join(lines)
+
+
 def _settings(pairs: list[str]) -> dict[str, str]:
     """``--set`` values as variables; only MOODBOARD_* ones (the database and Redis are ours)."""
     settings = dict(pair.split("=", 1) for pair in pairs if "=" in pair)
@@ -383,8 +415,8 @@ def _settings(pairs: list[str]) -> dict[str, str]:
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     fds = raise_fd_limit()
-    room = args.room if "W6" in args.only else 0
-    needed = 2 * max(args.connections, args.storm, room, *args.subscribers) + 200
+    room = args.room if "W6" in args.only else 0  # W6's sockets are all open at once, once
+    needed = max(2 * max(args.connections, args.storm, *args.subscribers), room) + 200
     if fds < needed:
         print(f"warning: open-file limit {fds} < {needed}; raise ulimit -n", file=sys.stderr)
     pinned = pin_generator()
@@ -427,6 +459,8 @@ def main(argv: list[str] | None = None) -> int:
     results = asyncio.run(main_async(args))
     Path(args.json).write_text(json.dumps(results, indent=2))
     print(table(results["summary"]))
+    if room := room_latency(results):
+        print(room)
     conditions = results["conditions"]
     print(
         f"machine probe (server's CPU, lower is faster): {conditions['probe_s_at_start']} s"

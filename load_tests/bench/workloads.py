@@ -221,11 +221,15 @@ async def w1_sweep(
     rates: list[float],
     step_s: float,
     p99_limit_s: float,
+    *,
+    stop_after: int | None = FAILED_STEPS_TO_STOP,
 ) -> dict[str, Any]:
     """W1's steps on sockets joined to ``project`` already (pumped); they stay open.
 
     Each step passes with delivery p99 <= ``p99_limit_s``, nothing lost, no gap,
-    no closed socket and every edit answered; see :func:`w1_fanout`.
+    no closed socket and every edit answered; see :func:`w1_fanout`. The steps
+    stop after ``stop_after`` failed ones in a row (None: every rate is tried,
+    for the latency at each).
     """
     sent: dict[str, float] = {}
     subscribers = len(conns)  # the server refused a few: measure the others, say so
@@ -308,8 +312,10 @@ async def w1_sweep(
     await asyncio.sleep(0.5)
     for rate in rates:
         steps.append(await step(rate))
-        if len(steps) >= FAILED_STEPS_TO_STOP and not any(
-            s["ok"] for s in steps[-FAILED_STEPS_TO_STOP:]
+        if (
+            stop_after is not None
+            and len(steps) >= stop_after
+            and not any(s["ok"] for s in steps[-stop_after:])
         ):
             break  # past the knee (one failed step alone may be noise)
     # Between the best passing rate and the next rate, which failed, the knee

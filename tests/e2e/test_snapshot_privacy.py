@@ -72,10 +72,8 @@ async def test_owners_and_others_joining_at_once_still_get_their_own_kind(
 ) -> None:
     """Joins at once share snapshot reads (server/realtime/snapshots.py), never across kinds."""
     tag = uuid.uuid4().hex[:6]
-    owner_email, (_, owner) = (
-        f"o-{tag}@example.com",
-        await signup(server.url, "O", f"o-{tag}@example.com"),
-    )
+    owner_email = f"o-{tag}@example.com"
+    _, owner = await signup(server.url, "O", owner_email)
     viewer_email = f"v-{tag}@example.com"
     _, viewer = await signup(server.url, "V", viewer_email)
     project = (await call(server, "POST", "/api/projects", owner, json={"name": "P"})).json()

@@ -408,6 +408,7 @@ class Socket(Protocol):
     project_id: str | None
     joined_seq: int
     closed: bool
+    handler: Handler  # where pumped frames go (a fast client's, from the moment it is set)
 
     async def send(self, frame: dict[str, Any]) -> None: ...
 

@@ -17,6 +17,9 @@ on CPU 1, and runs on the same harness:
   spread over accounts under the per-user socket limit: seconds and joins/s,
   server CPU per join, KiB per socket; then W1's steps on that room (p99 <=
   100 ms), with the server's CPU per delivery (big_room.py).
+- SOAK (only when named: ``--only SOAK``; ours alone): steady load with joins,
+  leaves and resumes for ``--soak-minutes``: RSS slope, tasks, descriptors
+  and p99 per window after warm-up (load_tests/bench/soak.py).
 
 A workload where the generator used over 80 % of its CPU is flagged: then
 the generator, not the server, may be the limit. Quick check (seconds):
@@ -41,7 +44,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
-from load_tests.bench import big_room, workloads
+from load_tests.bench import big_room, soak, workloads
 from load_tests.bench.harness import (
     Target,
     baseline,
@@ -69,6 +72,11 @@ QUICK = {
     "duration": 3.0,
     "connections": 200,
     "storm": 100,
+    "soak_minutes": 0.25,
+    "soak_subscribers": 20,
+    "soak_rate": 5.0,
+    "soak_churn": 1,
+    "soak_sample": 3.0,
 }
 
 
@@ -149,6 +157,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--room-fill-only", action="store_true", help="W6: the join fill only, no W1 steps"
     )
+    parser.add_argument(
+        "--soak-minutes",
+        type=float,
+        default=30.0,
+        help="SOAK (only when named in --only; our server alone): how long to hold the load",
+    )
+    parser.add_argument(
+        "--soak-rate",
+        type=float,
+        default=30.0,
+        help="SOAK edits/s (a third of the W1 knee at --soak-subscribers is the intended load)",
+    )
+    parser.add_argument("--soak-subscribers", type=int, default=1000, help="SOAK joined sockets")
+    parser.add_argument(
+        "--soak-churn",
+        type=int,
+        default=5,
+        help="SOAK sockets a second that leave and join afresh, and as many that resume",
+    )
+    parser.add_argument(
+        "--soak-sample", type=float, default=30.0, help="SOAK seconds between samples"
+    )
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument(
@@ -211,6 +241,20 @@ async def run_target(target: Target, args: argparse.Namespace) -> dict[str, Any]
             "W4",
             f"W4 memory of {args.connections} idle joined connections",
             workloads.w4_memory(target, args.connections),
+        )
+    if not target.baseline and "SOAK" in args.only:
+        await measure(
+            "SOAK",
+            f"SOAK {args.soak_minutes} min: {args.soak_subscribers} sockets, "
+            f"{args.soak_rate} edits/s, churn {args.soak_churn}/s",
+            soak.soak(
+                target,
+                seconds=args.soak_minutes * 60,
+                subscribers=args.soak_subscribers,
+                rate=args.soak_rate,
+                churn=args.soak_churn,
+                sample_s=args.soak_sample,
+            ),
         )
     if "W5" in args.only:
         for round_ in range(1, args.storm_rounds + 1):
@@ -333,6 +377,96 @@ def summarise(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+# Below half our knee, delivery latency should stay this close to the bare server's (issue 22).
+LATENCY_GOAL_MS = {"p50": 4.0, "p99": 10.0}
+
+
+def latency_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """W1's delivery latency at each offered rate, ours beside the baseline's at the same rate.
+
+    Only the grid's rates (not the refinement steps, which differ between the two
+    servers); ``goal`` is whether ours is within LATENCY_GOAL_MS of the baseline's,
+    judged only up to half our knee (None above it, or without a baseline step).
+    """
+    ours, base = results["ours"], results.get("baseline", {})
+    rows = []
+    for key, w1 in ours.items():
+        if not key.startswith("W1 "):
+            continue
+        theirs = {
+            s["offered_edits_per_s"]: s["delivery_ms"]
+            for s in base.get(key, {}).get("steps", [])
+            if not s.get("refined")
+        }
+        half_knee = w1["best_deliveries_per_s"] / 2
+        for step in (s for s in w1["steps"] if not s.get("refined")):
+            rate = step["offered_edits_per_s"]
+            offered = rate * w1["subscribers"]
+            mine, bare = step["delivery_ms"], theirs.get(rate)
+            goal = None
+            if bare is not None and offered <= half_knee and step["ok"]:
+                goal = all(
+                    mine[q] is not None
+                    and bare[q] is not None
+                    and mine[q] - bare[q] <= LATENCY_GOAL_MS[q]
+                    for q in ("p50", "p99")
+                )
+            rows.append(
+                {
+                    "workload": key,
+                    "offered_deliveries_per_s": offered,
+                    "ours_p50_ms": mine["p50"],
+                    "ours_p99_ms": mine["p99"],
+                    "baseline_p50_ms": None if bare is None else bare["p50"],
+                    "baseline_p99_ms": None if bare is None else bare["p99"],
+                    "ours_ok": step["ok"],
+                    "within_goal": goal,
+                }
+            )
+    return rows
+
+
+def latency_table(rows: list[dict[str, Any]]) -> str:
+    """The rows of ``latency_rows`` as text (p50 / p99 in ms)."""
+
+    def pair(a: Any, b: Any) -> str:
+        return "-" if a is None else f"{a} / {b}"
+
+    head = ("workload", "offered deliveries/s", "ours p50 / p99", "baseline p50 / p99", "goal")
+    cells = [
+        [
+            str(r["workload"]),
+            str(r["offered_deliveries_per_s"]),
+            pair(r["ours_p50_ms"], r["ours_p99_ms"]) + ("" if r["ours_ok"] else " (failed)"),
+            pair(r["baseline_p50_ms"], r["baseline_p99_ms"]),
+            {True: "yes", False: "NO", None: "-"}[r["within_goal"]],
+        ]
+        for r in rows
+    ]
+    return _columns(head, cells)
+
+
+def soak_text(result: dict[str, Any]) -> str:
+    """The soak's verdict in a few lines (after warm-up: the first fifth of the samples)."""
+    v = result["verdict"]
+
+    def span(key: str) -> str:
+        return "-" if v[key] is None else f"{v[key][0]}..{v[key][1]}"
+
+    return "\n".join(
+        [
+            f"\nSOAK {result['seconds'] / 60:g} min, {result['subscribers']} sockets, "
+            f"{result['rate']:g} edits/s, churn {result['churn_per_s']}/s "
+            f"({len(result['samples'])} samples; after warm-up):",
+            f"  RSS {span('rss_mib')} MiB, slope {v['rss_mib_per_hour']} MiB/hour",
+            f"  tasks {span('tasks')}, open fds {span('open_fds')}, threads {span('threads')}",
+            f"  delivery p99 per window {span('p99_ms')} ms",
+            f"  gaps (lost, doubled or out of order) {v['gaps']}, "
+            f"sockets the server closed {v['closed_unasked']}",
+        ]
+    )
+
+
 def saturated(results: dict[str, Any]) -> list[str]:
     """Where the generator used over 80 % of its CPU."""
     flagged = []
@@ -365,6 +499,10 @@ def table(rows: list[dict[str, Any]]) -> str:
         ]
         for r in rows
     ]
+    return _columns(head, cells)
+
+
+def _columns(head: tuple[str, ...], cells: list[list[str]]) -> str:
     widths = [max([len(h), *(len(c[i]) for c in cells)]) for i, h in enumerate(head)]
 
     def line(values: list[str] | tuple[str, ...]) -> str:
@@ -445,6 +583,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             results["baseline"] = await run_target(target, args)
     results["conditions"]["probe_s_at_end"] = machine_probe()
     results["summary"] = summarise(results)
+    results["latency"] = latency_rows(results)
     results["generator_saturated"] = saturated(results)
     return results
 
@@ -459,6 +598,10 @@ def main(argv: list[str] | None = None) -> int:
     results = asyncio.run(main_async(args))
     Path(args.json).write_text(json.dumps(results, indent=2))
     print(table(results["summary"]))
+    if results["latency"]:
+        print("\nW1 delivery latency by offered rate (ms; goal: within 4 / 10 of the baseline's,")
+        print("up to half our knee)")
+        print(latency_table(results["latency"]))
     if room := room_latency(results):
         print(room)
     conditions = results["conditions"]
@@ -472,6 +615,8 @@ def main(argv: list[str] | None = None) -> int:
             + ", ".join(results["generator_saturated"])
             + " (the server may be faster than measured there)"
         )
+    if "SOAK" in results["ours"]:
+        print(soak_text(results["ours"]["SOAK"]))
     for line in failed(results):
         print(f"FAILED {line}")
     print(f"details: {args.json}")

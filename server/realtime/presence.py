@@ -91,15 +91,21 @@ class PresenceMap(Mapping[str, PresenceEntry]):
     @classmethod
     def from_hash(cls, flat: list[bytes | str]) -> PresenceMap:
         """An HGETALL reply as a flat [key, value, ...] list, its values JSON entries."""
+        if not flat:
+            return cls(b"{}")
+        keys, values = flat[0::2], flat[1::2]
+        try:  # the common case: bytes, and connection ids need no escaping; joined in C
+            if _PLAIN_KEYS.fullmatch(b"".join(keys)):  # type: ignore[arg-type]
+                pairs = map(b'":'.join, zip(keys, values, strict=True))  # type: ignore[arg-type]
+                return cls(b'{"' + b',"'.join(pairs) + b"}")
+        except TypeError:  # str in the reply (a client that decodes responses)
+            pass
         raw = [v if isinstance(v, bytes) else v.encode() for v in flat]
-        keys, values = raw[0::2], raw[1::2]
-        if _PLAIN_KEYS.fullmatch(b"".join(keys)):  # connection ids: nothing to escape
-            pairs = [b'"%b":%b' % pair for pair in zip(keys, values, strict=True)]
-        else:
-            pairs = [
-                _encoder.encode(k.decode()) + b":" + v for k, v in zip(keys, values, strict=True)
-            ]
-        return cls(b"{" + b",".join(pairs) + b"}")
+        escaped = (
+            _encoder.encode(k.decode()) + b":" + v
+            for k, v in zip(raw[0::2], raw[1::2], strict=True)
+        )
+        return cls(b"{" + b",".join(escaped) + b"}")
 
     def _decoded(self) -> dict[str, PresenceEntry]:
         if self._entries is None:

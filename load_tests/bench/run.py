@@ -13,6 +13,10 @@ on CPU 1, and runs on the same harness:
 - W4 memory: server RSS per idle joined connection (ours and baseline);
 - W5 reconnect storm: drop every socket, resume with last_seq: resumes/s,
   missing and duplicated events (ours and baseline);
+- W6 big room (only with ``--only W6``): ``--room`` sockets join one project,
+  spread over accounts under the per-user socket limit: seconds and joins/s,
+  server CPU per join, KiB per socket; then W1's steps on that room (p99 <=
+  100 ms), with the server's CPU per delivery (big_room.py).
 - SOAK (only when named: ``--only SOAK``; ours alone): steady load with joins,
   leaves and resumes for ``--soak-minutes``: RSS slope, tasks, descriptors
   and p99 per window after warm-up (load_tests/bench/soak.py).
@@ -46,7 +50,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
-from load_tests.bench import capacity, soak, workloads
+from load_tests.bench import big_room, capacity, soak, workloads
 from load_tests.bench.harness import (
     Target,
     baseline,
@@ -127,6 +131,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=1,
         help="W5 storms in a row on the same server (its run-to-run spread, without restarts)",
+    )
+    parser.add_argument("--room", type=int, default=10_000, help="W6 sockets joined to one project")
+    parser.add_argument(
+        "--room-rates",
+        type=_floats,
+        default=[0.5, 1, 2, 3, 5],
+        help="W6 edit rates (edits/s) on the full room, each tried (the latency at each)",
+    )
+    parser.add_argument("--room-step", type=float, default=5.0, help="W6 seconds per rate")
+    parser.add_argument(
+        "--room-per-account",
+        type=int,
+        default=big_room.PER_ACCOUNT,
+        help="W6 sockets per account (at most the server's MOODBOARD_MAX_SOCKETS_PER_USER, which"
+        " stays at its default 50 when W6 runs alone)",
+    )
+    parser.add_argument(
+        "--room-fill-only", action="store_true", help="W6: the join fill only, no W1 steps"
     )
     parser.add_argument(
         "--soak-minutes",
@@ -210,6 +232,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         for key, value in quick.items():
             setattr(args, key, value)
     args.only = {w.strip().upper() for w in args.only.split(",")}
+    if args.only == {"W6"}:  # issue 22: the per-user socket limit stays (spread over accounts)
+        args.set = [f"MOODBOARD_MAX_SOCKETS_PER_USER={big_room.PER_ACCOUNT}", *args.set]
     return args
 
 
@@ -282,6 +306,19 @@ async def run_target(target: Target, args: argparse.Namespace) -> dict[str, Any]
                     args.storm_concurrency,
                 ),
             )
+    if "W6" in args.only:
+        await measure(
+            f"W6 N={args.room}",
+            f"W6 big room: {args.room} sockets join one project",
+            big_room.w6_big_room(
+                target,
+                args.room,
+                args.room_rates,
+                args.room_step,
+                per_account=args.room_per_account,
+                fill_only=args.room_fill_only,
+            ),
+        )
     return out
 
 
@@ -352,6 +389,28 @@ def summarise(results: dict[str, Any]) -> list[dict[str, Any]]:
             f">= {target}, nothing lost",
             clean and w5["resumes_per_s"] >= target,
         )
+    for key in (k for k in ours if k.startswith("W6")):
+        w6 = ours[key]
+        fill, b = w6["fill"], base.get(key, {}).get("fill", {})
+        lost = fill["failed"]
+        row(
+            key,
+            f"join fill joins/s ({fill['failed']} failed)",
+            fill["joins_per_s"],
+            b.get("joins_per_s"),
+            "-",
+            None if lost else True,
+        )
+        if "best_deliveries_per_s" in w6:
+            b = base.get(key, {}).get("best_deliveries_per_s")
+            row(
+                key,
+                "deliveries/s, p99<=100ms, no loss",
+                w6["best_deliveries_per_s"],
+                b,
+                "p99 <= 100 ms",
+                w6["best_step"] is not None,
+            )
     return rows
 
 
@@ -491,6 +550,38 @@ def _columns(head: tuple[str, ...], cells: list[list[str]]) -> str:
     return "\n".join([line(head), line(["-" * w for w in widths]), *(line(c) for c in cells)])
 
 
+def room_latency(results: dict[str, Any]) -> str:
+    """W6's steps side by side: rate, then ours and the baseline's p50/p99 and CPU per delivery."""
+    lines = []
+    for key in (k for k in results.get("ours", {}) if k.startswith("W6")):
+        ours = {s["offered_edits_per_s"]: s for s in results["ours"][key].get("steps", [])}
+        base = {
+            s["offered_edits_per_s"]: s
+            for s in results.get("baseline", {}).get(key, {}).get("steps", [])
+        }
+        if not ours:
+            continue
+        lines.append(
+            f"{key}: edits/s  deliveries/s  p50/p99 ms (ours | baseline)"
+            "  server µs/delivery (ours | baseline)  lost"
+        )
+        for rate, step in ours.items():
+            other = base.get(rate, {})
+
+            def ms(s: dict[str, Any]) -> str:
+                d = s.get("delivery_ms") or {}
+                return f"{d.get('p50')}/{d.get('p99')}" if d else "-"
+
+            cpu = (
+                f"{step.get('server_us_per_delivery')} | {other.get('server_us_per_delivery', '-')}"
+            )
+            lines.append(
+                f"  {rate:>8}  {step['deliveries_per_s']:>12}  {ms(step)} | {ms(other)}"
+                f"  {cpu}  {step['lost']}"
+            )
+    return "\n".join(lines)
+
+
 def _settings(pairs: list[str]) -> dict[str, str]:
     """``--set`` values as variables; only MOODBOARD_* ones (the database and Redis are ours)."""
     settings = dict(pair.split("=", 1) for pair in pairs if "=" in pair)
@@ -501,7 +592,8 @@ def _settings(pairs: list[str]) -> dict[str, str]:
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     fds = raise_fd_limit()
-    needed = 2 * max(args.connections, args.storm, *args.subscribers) + 200
+    room = args.room if "W6" in args.only else 0  # W6's sockets are all open at once, once
+    needed = max(2 * max(args.connections, args.storm, *args.subscribers), room) + 200
     if fds < needed:
         print(f"warning: open-file limit {fds} < {needed}; raise ulimit -n", file=sys.stderr)
     pinned = pin_generator()
@@ -556,6 +648,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\nW1 delivery latency by offered rate (ms; goal: within 4 / 10 of the baseline's,")
         print("up to half our knee)")
         print(latency_table(results["latency"]))
+    if room := room_latency(results):
+        print(room)
     conditions = results["conditions"]
     print(
         f"machine probe (server's CPU, lower is faster): {conditions['probe_s_at_start']} s"

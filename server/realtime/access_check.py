@@ -129,6 +129,7 @@ class AccessCheck:
         self._lock = asyncio.Lock()  # one round at a time; a forced one waits its turn
         self.rounds = AccessRounds()
         self.full_rounds = 0
+        self._sockets_seen = -1  # the registry's change count the last listing saw
 
     async def run_forever(self) -> None:
         """A round every ``period_s`` until cancelled; a failed round is logged and retried."""
@@ -146,12 +147,21 @@ class AccessCheck:
         """
         async with self._lock:
             counter = await access_changes()  # before the sockets are listed: see the module
+            now, wall = time.monotonic(), datetime.now(UTC)
+            changes = self._sockets.changes
+            if (
+                not forced
+                and changes == self._sockets_seen
+                and not self.rounds.due_full(counter=counter, now=now, wall=wall)
+            ):
+                return  # nothing changed, in the database or among the sockets: no walk
+            self._sockets_seen = changes
             connections = tuple(self._sockets.connections.values())
             followed = self._followed()
             plan = self.rounds.plan(
                 counter=counter,
-                now=time.monotonic(),
-                wall=datetime.now(UTC),
+                now=now,
+                wall=wall,
                 sessions={c.session_id for c in connections if c.session_id is not None},
                 pairs={(p, u) for _, p, u in followed},
                 forced=forced,
@@ -164,6 +174,7 @@ class AccessCheck:
                 )
             except BaseException:
                 self.rounds.failed()
+                self._sockets_seen = -1
                 raise
 
     def _followed(self) -> list[tuple[Connection, uuid.UUID, uuid.UUID]]:

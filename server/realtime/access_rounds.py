@@ -66,14 +66,7 @@ class AccessRounds:
         forced: bool = False,
     ) -> RoundPlan:
         """The reads of a round; the sockets' sessions and pairs as listed after ``counter``."""
-        full = (
-            forced
-            or counter is None
-            or counter != self.counter
-            or self.full_at is None
-            or now - self.full_at >= self.full_every_s
-            or (self.earliest_expiry is not None and wall >= self.earliest_expiry)
-        )
+        full = forced or self.due_full(counter=counter, now=now, wall=wall)
         held_sessions, held_pairs = frozenset(sessions), frozenset(pairs)
         if full:
             self.counter, self.full_at, self.earliest_expiry = counter, now, None
@@ -82,6 +75,16 @@ class AccessRounds:
             plan = RoundPlan(False, held_sessions - self.sessions, held_pairs - self.pairs)
         self.sessions, self.pairs = held_sessions, held_pairs
         return plan
+
+    def due_full(self, *, counter: int | None, now: float, wall: datetime) -> bool:
+        """Whether the next round must read everything (else: only what is new)."""
+        return (
+            counter is None
+            or counter != self.counter
+            or self.full_at is None
+            or now - self.full_at >= self.full_every_s
+            or (self.earliest_expiry is not None and wall >= self.earliest_expiry)
+        )
 
     def sessions_expire(self, expiries: Set[datetime] | list[datetime]) -> None:
         """The expiry times of live sessions a round read: the earliest is remembered."""

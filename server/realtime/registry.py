@@ -28,6 +28,9 @@ class SocketRegistry:
         self.connections: dict[str, Connection] = {}
         self.followers: dict[uuid.UUID, Followers] = {}  # by project
         self._by_user: dict[uuid.UUID, set[Connection]] = {}
+        # Counts every change of the maps: the access check walks the sockets only when
+        # this moved or the database's access changed (server/realtime/access_check.py).
+        self.changes = 0
 
     def register(self, connection: Connection, user_id: uuid.UUID) -> bool:
         """Count a socket against its user's limit; False when the user has too many."""
@@ -36,10 +39,12 @@ class SocketRegistry:
             return False
         sockets.add(connection)
         self.connections[connection.id] = connection
+        self.changes += 1
         return True
 
     def unregister(self, connection: Connection) -> None:
         self.connections.pop(connection.id, None)
+        self.changes += 1
         if connection.user_id is not None:
             sockets = self._by_user.get(connection.user_id)
             if sockets is not None:
@@ -59,6 +64,7 @@ class SocketRegistry:
         followers = self.followers.setdefault(project_id, {})
         first = not followers
         followers[connection] = stream
+        self.changes += 1
         return first
 
     def unfollow(self, connection: Connection, project_id: uuid.UUID) -> bool:
@@ -67,6 +73,7 @@ class SocketRegistry:
         if followers is None or connection not in followers:
             return False
         del followers[connection]
+        self.changes += 1
         if followers:
             return False
         del self.followers[project_id]

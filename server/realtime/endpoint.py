@@ -122,21 +122,29 @@ async def ws_endpoint(socket: WebSocket[Any, Any, Any]) -> None:
     # every line logged while serving it, and goes with the task.
     structlog.contextvars.bind_contextvars(connection_id=connection_id)
     try:
-        await _serve(socket, ctx, realtime, connection_id)
+        # Served here, not one coroutine further down: an idle socket waits for its
+        # next frame with every coroutine between it and uvicorn suspended, each a
+        # few hundred bytes (docs/performance.md "Idle memory").
+        opened = await _open(socket, ctx, realtime, connection_id)
+        if opened is not None:
+            connection, principal, failed = opened
+            with metrics.OPEN_SOCKETS.track_inprogress():
+                await connection.run(principal, failed)
     finally:
         release(socket)
 
 
-async def _serve(
+async def _open(
     socket: WebSocket[Any, Any, Any], ctx: AppContext, realtime: Realtime, connection_id: str
-) -> None:
+) -> tuple[Connection, Principal | None, bool] | None:
+    """The accepted socket's connection and its handshake's credentials; None when refused."""
     if realtime.draining:
         await _refuse_while_draining(socket)
-        return
+        return None
     await socket.accept()
     if realtime.draining:  # the drain began during the handshake
         await socket.close(code=int(CloseCode.SERVICE_RESTART), reason="server restarting")
-        return
+        return None
     settings = ctx.settings
     limits = _limits(
         settings.max_joins_per_socket,
@@ -154,8 +162,7 @@ async def _serve(
     )
     principal, failed = await _handshake(socket, ctx)
     socket.scope["headers"] = []  # read: not kept for the socket's lifetime
-    with metrics.OPEN_SOCKETS.track_inprogress():
-        await connection.run(principal, failed)
+    return connection, principal, failed
 
 
 @functools.lru_cache(maxsize=8)

@@ -164,9 +164,11 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=40, help="rows printed per table")
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--keep", type=Path, help="keep the snapshots and census in this folder")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
+        folder = args.keep or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(measure(args, folder))
         report(folder, args.sockets, args.top)

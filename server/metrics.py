@@ -210,6 +210,11 @@ EVENT_LOOP_LAG = Histogram(
     "request waited behind other work",
     buckets=_LATENCY_BUCKETS,
 )
+ASYNCIO_TASKS = Gauge(
+    "moodboard_asyncio_tasks",
+    "Tasks alive in this instance's event loop (read at scrape): flat while load is steady; "
+    "growth under steady load is a leak",
+)
 
 ALL = (
     HTTP_REQUESTS,
@@ -253,6 +258,7 @@ ALL = (
     MAINTENANCE_FAILURES,
     BACKUP_LAST_SUCCESS,
     EVENT_LOOP_LAG,
+    ASYNCIO_TASKS,
 )  # every series, in the order docs/operations.md lists them
 
 _QUERY_KINDS = {

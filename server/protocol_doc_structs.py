@@ -38,9 +38,11 @@ def _range(low: Any, high: Any) -> str:
 def describe(kind: mi.Type) -> str:
     """A type as the reference tables show it: ``string, 1..64 chars``, ``UUID``, ..."""
     if isinstance(kind, mi.UnionType):
-        others = [t for t in kind.types if not isinstance(t, mi.NoneType)]
+        # Raw beside its decoded type: the server's copy encoded once, the same JSON on the wire.
+        typed = [t for t in kind.types if not isinstance(t, mi.RawType)]
+        others = [t for t in typed if not isinstance(t, mi.NoneType)]
         shown = " or ".join(describe(t) for t in others)
-        return f"{shown} or null" if len(others) < len(kind.types) else shown
+        return f"{shown} or null" if len(others) < len(typed) else shown
     if isinstance(kind, mi.StrType):
         text = "string"
         if kind.min_length is not None or kind.max_length is not None:

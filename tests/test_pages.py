@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import posixpath
+import re
 import secrets
 from pathlib import Path
 
@@ -48,6 +50,27 @@ async def test_static_files_are_javascript_and_css_and_nothing_outside(tmp_path:
     assert "export class MoodboardClient" in module.text
     assert style.headers["content-type"].startswith("text/css")
     assert {escape.status_code, encoded.status_code, missing.status_code} == {404}
+
+
+async def test_the_client_module_loads_its_parts_by_relative_paths(tmp_path: Path) -> None:
+    """Each module the client imports is JavaScript served from beside it: a copied folder works."""
+    seen: dict[str, str] = {}
+    todo = ["/static/moodboard-client.js"]
+    async with _app(tmp_path) as client:
+        while todo:
+            url = todo.pop()
+            if url in seen:
+                continue
+            response = await client.get(url)
+            assert response.status_code == 200, url
+            seen[url] = response.headers["content-type"]
+            for spec in re.findall(
+                r'^(?:import|export)\b[^;]*?\bfrom "([^"]+)";', response.text, re.M | re.S
+            ):
+                assert spec.startswith("./"), (url, spec)
+                todo.append(posixpath.normpath(posixpath.join(posixpath.dirname(url), spec)))
+    assert len(seen) > 1
+    assert all("javascript" in content_type for content_type in seen.values())
 
 
 async def test_the_page_and_static_files_stay_out_of_the_openapi_schema(tmp_path: Path) -> None:

@@ -217,8 +217,10 @@ class Target:
         return list(await asyncio.gather(*(one(n) for n in range(count))))
 
 
-def _spawn(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    pin = ["taskset", "-c", str(SERVER_CPU)] if can_pin() else []
+def _spawn(
+    cmd: list[str], env: dict[str, str], log: Path, pinned: bool = True
+) -> subprocess.Popen[bytes]:
+    pin = ["taskset", "-c", str(SERVER_CPU)] if pinned and can_pin() else []
     with log.open("wb") as out:
         return subprocess.Popen(
             [*pin, *cmd], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
@@ -250,22 +252,13 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-@contextlib.asynccontextmanager
-async def ours(
-    admin_url: str, redis_url: str, workdir: Path, settings: dict[str, str] | None = None
-) -> AsyncIterator[Target]:
-    """``moodboard serve`` on a fresh PostgreSQL database (dropped after) and Redis.
-
-    ``settings``: MOODBOARD_* variables to set on top of the benchmark's own
-    (``--set``), to measure a setting's effect.
-    """
-    admin = await asyncpg.connect(admin_url)
-    db = f"moodboard_benchsuite_{uuid.uuid4().hex[:8]}"
-    await admin.execute(f'CREATE DATABASE "{db}"')
-    port = free_port()
-    env = {
+def our_env(
+    database_url: str, redis_url: str, settings: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The environment of ``moodboard serve`` under the benchmark (``settings`` on top)."""
+    return {
         **{k: v for k, v in os.environ.items() if not k.startswith("MOODBOARD_")},
-        "DATABASE_URL": admin_url.rsplit("/", 1)[0] + f"/{db}",
+        "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "MOODBOARD_SECRET_KEY": "bench-" + secrets.token_urlsafe(32),
         "MOODBOARD_LOG_LEVEL": "warning",
@@ -279,16 +272,51 @@ async def ours(
         "MOODBOARD_INPROCESS_WORKER": "false",
         **(settings or {}),
     }
-    log = workdir / "ours.log"
-    process = _spawn([sys.executable, "-m", "server.cli", "serve", "--port", str(port)], env, log)
+
+
+async def spawn_ours(
+    env: dict[str, str], log: Path, pinned: bool = True
+) -> tuple[int, subprocess.Popen[bytes]]:
+    """``moodboard serve`` on a free port (``pinned``: to the server's CPU); once it listens."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "server.cli", "serve", "--port", str(port)]
+    process = _spawn(cmd, env, log, pinned)
     try:
         await _wait_port(port, process, log)
-        base = f"http://127.0.0.1:{port}"
-        async with RestClient(base, timeout_s=60) as rest:
-            registered = await rest.register(f"bench-{db}@example.com", PASSWORD, "Bench")
-            yield Target("ours", port, process, token=registered.token, rest=rest)
-    finally:
+    except BaseException:
         _stop(process)
+        raise
+    return port, process
+
+
+async def register(rest: RestClient, name: str) -> str:
+    """The benchmark user's token (a new account named after ``name``)."""
+    registered = await rest.register(f"bench-{name}@example.com", PASSWORD, "Bench")
+    return registered.token
+
+
+@contextlib.asynccontextmanager
+async def ours(
+    admin_url: str, redis_url: str, workdir: Path, settings: dict[str, str] | None = None
+) -> AsyncIterator[Target]:
+    """``moodboard serve`` on a fresh PostgreSQL database (dropped after) and Redis.
+
+    ``settings``: MOODBOARD_* variables to set on top of the benchmark's own
+    (``--set``), to measure a setting's effect.
+    """
+    admin = await asyncpg.connect(admin_url)
+    db = f"moodboard_benchsuite_{uuid.uuid4().hex[:8]}"
+    await admin.execute(f'CREATE DATABASE "{db}"')
+    env = our_env(admin_url.rsplit("/", 1)[0] + f"/{db}", redis_url, settings)
+    process: subprocess.Popen[bytes] | None = None
+    try:
+        port, process = await spawn_ours(env, workdir / "ours.log")
+        async with RestClient(f"http://127.0.0.1:{port}", timeout_s=60) as rest:
+            token = await register(rest, db)
+            yield Target("ours", port, process, token=token, rest=rest)
+    finally:
+        if process is not None:
+            _stop(process)
         await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
         await admin.close()
 
@@ -408,6 +436,7 @@ class Socket(Protocol):
     project_id: str | None
     joined_seq: int
     closed: bool
+    handler: Handler  # where pumped frames go (a fast client's, from the moment it is set)
 
     async def send(self, frame: dict[str, Any]) -> None: ...
 

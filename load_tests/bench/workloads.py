@@ -34,6 +34,7 @@ W1_P99_LIMIT_S = 0.050
 DRAIN_TIMEOUT_S = 5.0
 WARMUP_EDITS = 20
 WARMUP_S = 1.0
+WARMUP_DRAIN_S = 60.0
 FAILED_STEPS_TO_STOP = 2
 # After the sweep, W1 halves the gap between its best passing rate and the next
 # (failed) one this many times: a knee between 100 and 150 edits/s reads 125 or
@@ -200,10 +201,38 @@ async def w1_fanout(
     ``W1_EDITS_PER_SOCKET`` each (round robin), and reach all N, the authors too.
     """
     project = (await target.projects(1, items=W1_ITEMS))[0]
-    sent: dict[str, float] = {}
     conns, failures = await try_open_pumped(target, subscribers, lambda _: project.id)
-    if len(conns) < 2:
-        raise RuntimeError(f"no sockets could join: {failures[:1]!r}")
+    try:
+        if len(conns) < 2:
+            raise RuntimeError(f"no sockets could join: {failures[:1]!r}")
+        swept = await w1_sweep(target, project, conns, rates, step_s, W1_P99_LIMIT_S)
+    finally:
+        drop(conns)
+    return {
+        "failed_sockets": len(failures),
+        "first_failure": repr(failures[0]) if failures else None,
+        **swept,
+    }
+
+
+async def w1_sweep(
+    target: Target,
+    project: ProjectRef,
+    conns: list[Socket],
+    rates: list[float],
+    step_s: float,
+    p99_limit_s: float,
+    *,
+    stop_after: int | None = FAILED_STEPS_TO_STOP,
+) -> dict[str, Any]:
+    """W1's steps on sockets joined to ``project`` already (pumped); they stay open.
+
+    Each step passes with delivery p99 <= ``p99_limit_s``, nothing lost, no gap,
+    no closed socket and every edit answered; see :func:`w1_fanout`. The steps
+    stop after ``stop_after`` failed ones in a row (None: every rate is tried,
+    for the latency at each).
+    """
+    sent: dict[str, float] = {}
     subscribers = len(conns)  # the server refused a few: measure the others, say so
     watchers = [Watcher(c, sent) for c in conns]
     items = Items(project.items)
@@ -268,7 +297,7 @@ async def w1_fanout(
         p99 = latency["p99"]
         step["ok"] = (
             p99 is not None
-            and p99 <= W1_P99_LIMIT_S * 1000
+            and p99 <= p99_limit_s * 1000
             and not any(
                 step[k] for k in ("lost", "unanswered", "failed_edits", "starved_ticks", "gaps")
             )
@@ -277,37 +306,40 @@ async def w1_fanout(
         step["refined"] = refined
         return step
 
-    try:
-        # Warm up (first queries, caches) before anything is measured.
-        for n in range(WARMUP_EDITS):
-            await editors[n % len(editors)].try_send(f"warm-{n}")
-        await wait_until(lambda: not inflight(), DRAIN_TIMEOUT_S)
-        await asyncio.sleep(0.5)
-        for rate in rates:
-            steps.append(await step(rate))
-            if len(steps) >= FAILED_STEPS_TO_STOP and not any(
-                s["ok"] for s in steps[-FAILED_STEPS_TO_STOP:]
-            ):
-                break  # past the knee (one failed step alone may be noise)
-        # Between the best passing rate and the next rate, which failed, the knee
-        # is somewhere in a gap of up to half the rate (100 -> 150 edits/s): halve
-        # the gap a few times, so the result (and its ratio to the baseline) does
-        # not jump by a third on which side of one grid line a run falls.
-        for _ in range(W1_REFINE_STEPS):
-            rate = between_knee(steps)
-            if rate is None:
-                break
-            await asyncio.sleep(W1_REFINE_PAUSE_S)  # the failed step's backlog is gone
-            steps.append(await step(rate, refined=True))
-    finally:
-        drop(conns)
+    # Warm up (first queries, caches) before anything is measured, and wait until every
+    # warm-up event reached every socket: at N=10,000 that is 200,000 deliveries, and
+    # a backlog left over would delay (and be billed to) the first step.
+    for n in range(WARMUP_EDITS):
+        await editors[n % len(editors)].try_send(f"warm-{n}")
+    await wait_until(
+        lambda: not inflight() and sum(w.received for w in watchers) >= acked() * subscribers,
+        WARMUP_DRAIN_S,
+    )
+    await asyncio.sleep(0.5)
+    for rate in rates:
+        steps.append(await step(rate))
+        if (
+            stop_after is not None
+            and len(steps) >= stop_after
+            and not any(s["ok"] for s in steps[-stop_after:])
+        ):
+            break  # past the knee (one failed step alone may be noise)
+    # Between the best passing rate and the next rate, which failed, the knee
+    # is somewhere in a gap of up to half the rate (100 -> 150 edits/s): halve
+    # the gap a few times, so the result (and its ratio to the baseline) does
+    # not jump by a third on which side of one grid line a run falls.
+    for _ in range(W1_REFINE_STEPS):
+        rate = between_knee(steps)
+        if rate is None:
+            break
+        await asyncio.sleep(W1_REFINE_PAUSE_S)  # the failed step's backlog is gone
+        steps.append(await step(rate, refined=True))
     passing = [s for s in steps if s["ok"]]
     best = max(passing, key=lambda s: s["deliveries_per_s"]) if passing else None
     return {
         "subscribers": subscribers,
-        "failed_sockets": len(failures),
-        "first_failure": repr(failures[0]) if failures else None,
         "step_s": step_s,
+        "p99_limit_ms": p99_limit_s * 1000,
         "best_deliveries_per_s": best["deliveries_per_s"] if best else 0.0,
         "best_step": best,
         "steps": steps,

@@ -377,9 +377,13 @@ class Client(EditMethods):
     def _on_joined(self, frame: p.Joined) -> None:
         state = self.states.setdefault(frame.project_id, ProjectState(frame.project_id))
         self.join_modes.setdefault(frame.project_id, []).append(frame.mode)
+        # Decoded frames hold JSON objects (a server sends them encoded once, as msgspec.Raw).
+        snapshot, presence = frame.snapshot, frame.presence
+        assert not isinstance(snapshot, msgspec.Raw)
+        assert not isinstance(presence, msgspec.Raw)
         if frame.mode == "snapshot":
-            state.load_snapshot(frame.seq, frame.snapshot or {})
-        self.presence[frame.project_id] = dict(frame.presence)
+            state.load_snapshot(frame.seq, snapshot or {})
+        self.presence[frame.project_id] = dict(presence)
         self._presence.restore(frame.project_id)  # a new socket's presence starts empty
         self._notify()
 

@@ -2,7 +2,7 @@
 
 A joining socket receives a snapshot at seq S, or a replay (docs/protocol.md §3.2):
 ``read_snapshot``, ``read_resume`` and ``read_resume_as`` (with the reader's
-role, batched). The feed fills gaps and heals with ``read_events`` and
+role, batched). The feed fills gaps with ``read_fill`` (in pieces) and heals with
 ``project_seqs``; the REST events endpoint pages with ``read_events`` and
 ``current_seq``.
 
@@ -57,6 +57,7 @@ R = TypeVar("R")
 
 
 log = get_logger(__name__)
+FILL_MOST = 1000  # the most events one gap fill reads (read_fill); the core asks on for more
 
 ReplicaRead = Literal["snapshot", "replay", "history"]
 # Each read's series is in /metrics from the start, at zero.
@@ -118,6 +119,13 @@ async def read_snapshot(
     the replica when it has caught up with the primary's seq (module docstring).
     """
     with_emails = policy.can(await role_on(ProjectId(project_id), UserId(reader)), "members.manage")
+    return await read_snapshot_as(database, project_id, with_emails=with_emails)
+
+
+async def read_snapshot_as(
+    database: Database, project_id: uuid.UUID, *, with_emails: bool
+) -> Snapshot:
+    """``read_snapshot`` for a reader whose right to the members' e-mails is known."""
     if database.replica is not None:
         needed = await current_seq(project_id)
         if needed is not None:
@@ -229,6 +237,16 @@ async def read_events(
         .run(node=node)
     )
     return [event_frame(row) for row in rows]
+
+
+async def read_fill(project_id: uuid.UUID, after: int, upto: int) -> list[p.EventFrame]:
+    """The first ``FILL_MOST`` logged events of the range ``after < seq <= upto``.
+
+    A gap after a long outage can span many thousands of events: it is read in
+    pieces, and the delivery core (server/delivery/) asks on for the rest once a
+    piece is out, so a fill's memory and statement time stay bounded.
+    """
+    return await read_events(project_id, after, min(upto, after + FILL_MOST))
 
 
 async def read_history(

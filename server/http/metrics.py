@@ -59,6 +59,7 @@ def check_scraper(
 
 async def refresh(ctx: AppContext) -> None:
     """Set the gauges read at scrape time: the generation queue, the newest backup, the pool."""
+    metrics.ASYNCIO_TASKS.set(len(asyncio.all_tasks()))
     for status in ("queued", "running"):
         rows = await Generation.select(Count().as_alias("n")).where(Generation.status == status)
         metrics.GENERATIONS_WAITING.labels(status).set(rows[0]["n"])

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from server import metrics
 from server.delivery.feed import ProjectFeed, ReadLog, Step
 from server.delivery.stream import HELD, SEND, SKIP
-from server.events.reads import project_seqs, read_events
+from server.events.reads import project_seqs, read_fill
 from server.log import get_logger
 from server.realtime import handover
 from server.realtime import protocol as p
@@ -115,7 +115,7 @@ class Feeds:
         """Read what the feed asked for (and what was announced since), then carry on."""
         upto = max(read.upto, feed.logged)  # NOTIFYs that came in before this task ran
         try:
-            frames = await read_events(project_id, read.after, upto)
+            frames = await read_fill(project_id, read.after, upto)
         except Exception as exc:  # the database hiccuped: the heal asks again
             log.warning("feed.fill_failed", project_id=str(project_id), error=repr(exc))
             step = feed.fill_failed()

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from server.delivery.feed import ReadLog
 from server.delivery.stream import JoinedStream, Release, Verdict
 from server.errors import CloseCode
-from server.events.reads import read_events
+from server.events.reads import read_fill
 from server.log import get_logger
 from server.realtime import protocol as p
 from server.transport.wire import Outgoing
@@ -70,7 +70,7 @@ async def read_gap(
     wait = GAP_RETRY_S
     while read is not None:
         try:
-            frames = await read_events(project_id, read.after, read.upto)
+            frames = await read_fill(project_id, read.after, read.upto)
         except Exception as exc:
             log.warning(
                 "ws.gap_read_failed",

@@ -39,6 +39,7 @@ from server.realtime.feed import HEAL_S, Feeds
 from server.realtime.presence import PresenceStore
 from server.realtime.presence_fanout import PRESENCE_FLUSH_S, PresenceFanout
 from server.realtime.registry import SocketRegistry
+from server.realtime.snapshots import Snapshots
 from server.realtime.write_rounds import WRITE_DELAY_S, WriteRounds
 from server.timestamps import rfc3339
 from server.transport.wire import Outgoing
@@ -82,6 +83,7 @@ class Realtime:
             spawn=self.spawn,
             flush_s=presence_flush_s,
         )
+        self.snapshots = Snapshots()
         self.control = Control(self.sockets, broker, publish=self._publish, spawn=self.spawn)
         self.access_check = AccessCheck(self.sockets, period_s=access_check_s)
         self._arrive = self.feeds.arrive  # bound once: called for every event from the bus

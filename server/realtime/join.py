@@ -15,9 +15,10 @@ import uuid
 from typing import TYPE_CHECKING
 
 from server import metrics
+from server.access import policy
 from server.db.database import Database
 from server.delivery.stream import JoinedStream
-from server.events.reads import read_resume, read_resume_as, read_snapshot
+from server.events.reads import read_resume, read_resume_as
 from server.log import get_logger, swallowed
 from server.projects.access import NO_ACCESS, role_on
 from server.realtime import handover
@@ -43,7 +44,8 @@ async def join(
     # resumes costs one database round trip per socket, not two. Nothing of
     # the project reaches the socket before the role is known: events wait in
     # the stream, presence is entered after.
-    if last_seq is None and await role_on(ProjectId(project_id), UserId(user.id)) is None:
+    role = None if last_seq is not None else await role_on(ProjectId(project_id), UserId(user.id))
+    if last_seq is None and role is None:
         _refuse(connection, project_id, ref)
         return
     stream: JoinedStream[Outgoing] = JoinedStream(max_held=connection.outbox.max_frames)
@@ -71,7 +73,12 @@ async def join(
             seq, replay = resumed
     snapshot = None
     if replay is None:
-        taken = await read_snapshot(connection.database, project_id, reader=user.id)
+        if role is None:  # a resume the log could not serve: the role decides the e-mails
+            role = await role_on(ProjectId(project_id), UserId(user.id))
+        # Shared with the joins of the project that asked meanwhile (server/realtime/snapshots.py).
+        taken = await realtime.snapshots.read(
+            connection.database, project_id, with_emails=policy.can(role, "members.manage")
+        )
         seq, snapshot = taken.seq, taken.state
     assert seq is not None
     if stream.ended:
@@ -94,7 +101,7 @@ async def join(
             project_id=project_id,
             seq=seq,
             mode="snapshot" if replay is None else "replay",
-            presence=presence,
+            presence=presence.encoded,
             snapshot=snapshot,
         )
     )

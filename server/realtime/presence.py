@@ -10,16 +10,21 @@ entries and announces them as leaves: within ``ttl_s + sweep`` seconds
 Entering (a join) writes the entry and reads the whole map. In a reconnect
 storm every socket does, so the enters go to Redis together: one script call
 in flight per instance, and the enters arriving meanwhile, of any projects,
-go in the next one (``GroupCommit``), each touched map read and decoded once
-for all of its callers.
+go in the next one (``GroupCommit``), each touched map read once for all of
+its callers. A map is ``joined.presence`` (docs/protocol.md §3.4): it is kept
+as that JSON, built once from the stored entries' bytes (each is stored as
+JSON already) and shared by every join it answers, never decoded and
+re-encoded per join (a 10,000-member map is a megabyte: docs/performance.md,
+"Big rooms").
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import uuid
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -27,7 +32,6 @@ import msgspec
 import redis.asyncio as aioredis
 
 from server.concurrency.group_commit import GroupCommit
-from server.concurrency.recent import Recent
 from server.log import get_logger
 from server.realtime.protocol import PresenceEntry
 from server.tasks import spawn
@@ -37,6 +41,7 @@ OnOrphans = Callable[[uuid.UUID, dict[str, PresenceEntry]], Coroutine[Any, Any, 
 
 _entry_decoder = msgspec.json.Decoder(PresenceEntry)
 _entries_decoder = msgspec.json.Decoder(list[PresenceEntry])
+_map_decoder = msgspec.json.Decoder(dict[str, PresenceEntry])
 _encoder = msgspec.json.Encoder()
 
 
@@ -55,31 +60,66 @@ def _members(raw: Mapping[bytes | str, bytes | str]) -> dict[str, PresenceEntry]
 _ENTER_LUA = (Path(__file__).parent / "presence_enter.lua").read_text()
 # On a Redis Cluster: one project's map (its keys share the project's hash slot).
 _ENTER_MAP_LUA = (Path(__file__).parent / "presence_enter_map.lua").read_text()
+_PLAIN_KEYS = re.compile(rb"[A-Za-z0-9._:-]*")  # keys written in JSON as they are
 ENTER_BATCH = 64  # entries in one script call at most (a few thousand: Lua unpack); more wait
-DECODED_CACHE_MAX = 10_000  # decoded entries kept; all are dropped when it is full
 
 
-class _Decoded:
-    """Entries already decoded, by their stored bytes.
+class PresenceMap(Mapping[str, PresenceEntry]):
+    """A project's presence map as a join reads it: ``joined.presence``, encoded once.
 
-    Every join reads the project's whole map, so in a busy project the same
-    entries are decoded again and again (a storm of 100 joins decodes ~5000).
-    An entry's bytes never change while it is stored (a state change stores
-    new bytes), so the decoded value can be shared; callers never mutate it.
+    Every join sends the whole map (docs/protocol.md §3.4), so in a large
+    project the map is most of the join's work: encoding 10,000 entries per
+    join made filling a room quadratic in Python objects. Built once from the
+    stored JSON of the entries, shared by every join of the batch that read
+    it, and sent as it is (``msgspec.Raw``); decoded only when its entries are
+    read (tests, tools). Read it, never change it.
     """
 
-    def __init__(self) -> None:
-        self._by_raw: Recent[bytes, PresenceEntry] = Recent(DECODED_CACHE_MAX)
+    __slots__ = ("_entries", "encoded")
 
-    def members(self, flat: list[bytes | str]) -> dict[str, PresenceEntry]:
-        """An HGETALL reply as a flat [key, value, ...] list, decoded."""
-        by_raw, decode = self._by_raw, _entry_decoder.decode
-        members: dict[str, PresenceEntry] = {}
-        for index in range(0, len(flat), 2):
-            value = flat[index + 1]
-            raw = value if isinstance(value, bytes) else value.encode()
-            members[_text(flat[index])] = by_raw.get(raw, decode, raw)
-        return members
+    def __init__(self, encoded: bytes) -> None:
+        self.encoded = msgspec.Raw(encoded)
+        self._entries: dict[str, PresenceEntry] | None = None
+
+    @classmethod
+    def of(cls, entries: Mapping[str, PresenceEntry]) -> PresenceMap:
+        """The map of these decoded entries."""
+        made = cls(_encoder.encode(entries))
+        made._entries = dict(entries)
+        return made
+
+    @classmethod
+    def from_hash(cls, flat: list[bytes | str]) -> PresenceMap:
+        """An HGETALL reply as a flat [key, value, ...] list, its values JSON entries."""
+        if not flat:
+            return cls(b"{}")
+        keys, values = flat[0::2], flat[1::2]
+        try:  # the common case: bytes, and connection ids need no escaping; joined in C
+            if _PLAIN_KEYS.fullmatch(b"".join(keys)):  # type: ignore[arg-type]
+                pairs = map(b'":'.join, zip(keys, values, strict=True))  # type: ignore[arg-type]
+                return cls(b'{"' + b',"'.join(pairs) + b"}")
+        except TypeError:  # str in the reply (a client that decodes responses)
+            pass
+        raw = [v if isinstance(v, bytes) else v.encode() for v in flat]
+        escaped = (
+            _encoder.encode(k.decode()) + b":" + v
+            for k, v in zip(raw[0::2], raw[1::2], strict=True)
+        )
+        return cls(b"{" + b",".join(escaped) + b"}")
+
+    def _decoded(self) -> dict[str, PresenceEntry]:
+        if self._entries is None:
+            self._entries = _map_decoder.decode(self.encoded)
+        return self._entries
+
+    def __getitem__(self, connection_id: str) -> PresenceEntry:
+        return self._decoded()[connection_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._decoded())
+
+    def __len__(self) -> int:
+        return len(self._decoded())
 
 
 class _Entering(NamedTuple):
@@ -102,7 +142,7 @@ class PresenceStore(Protocol):
     ) -> None: ...
     async def enter(
         self, project_id: uuid.UUID, connection_id: str, entry: PresenceEntry
-    ) -> dict[str, PresenceEntry]:
+    ) -> PresenceMap:
         """Put the entry and read the map: it holds the entry, maybe others entered with it.
 
         The map may be shared with other callers: read it, never change it.
@@ -119,27 +159,35 @@ class MemoryPresence:
     def __init__(self) -> None:
         self.on_orphans: OnOrphans | None = None
         self._maps: dict[uuid.UUID, dict[str, PresenceEntry]] = {}
+        # A project's map as joins read it, encoded on the first join after a change.
+        self._encoded: dict[uuid.UUID, PresenceMap] = {}
 
     async def start(self) -> None:
         return None
 
     async def stop(self) -> None:
         self._maps.clear()
+        self._encoded.clear()
 
     async def put(self, project_id: uuid.UUID, connection_id: str, entry: PresenceEntry) -> None:
         self._maps.setdefault(project_id, {})[connection_id] = entry
+        self._encoded.pop(project_id, None)
 
     async def enter(
         self, project_id: uuid.UUID, connection_id: str, entry: PresenceEntry
-    ) -> dict[str, PresenceEntry]:
+    ) -> PresenceMap:
         await self.put(project_id, connection_id, entry)
-        return await self.members(project_id)
+        encoded = self._encoded.get(project_id)
+        if encoded is None:
+            encoded = self._encoded[project_id] = PresenceMap.of(self._maps[project_id])
+        return encoded
 
     async def remove(self, project_id: uuid.UUID, connection_id: str) -> PresenceEntry | None:
         members = self._maps.get(project_id)
         if members is None:
             return None
         entry = members.pop(connection_id, None)
+        self._encoded.pop(project_id, None)
         if not members:
             del self._maps[project_id]
         return entry
@@ -172,10 +220,9 @@ class RedisPresence:
         self._enter = client.register_script(_ENTER_LUA)
         self._enter_map = client.register_script(_ENTER_MAP_LUA)
         # One key: every enter of this instance, whatever its project, waits for the same call.
-        self._entering: GroupCommit[None, _Entering, dict[str, PresenceEntry]] = GroupCommit(
+        self._entering: GroupCommit[None, _Entering, PresenceMap] = GroupCommit(
             self._enter_batch, enter_batch
         )
-        self._decoded = _Decoded()
 
     def _map(self, project_id: uuid.UUID | str) -> str:
         # The project id is the hash tag: on a cluster the map sits in the slot of the
@@ -216,14 +263,14 @@ class RedisPresence:
 
     async def enter(
         self, project_id: uuid.UUID, connection_id: str, entry: PresenceEntry
-    ) -> dict[str, PresenceEntry]:
+    ) -> PresenceMap:
         """``put`` and ``members`` in one round trip: the map once the entry is in.
 
         A lone enter goes at once. Enters arriving while a call is in flight
         wait for it and then go together, up to ``enter_batch`` in one script
         call: a join storm costs redis-py one command per batch rather than
         one per socket (each costs redis-py more than Redis). The map then
-        holds the others entered with it too, and is the same dict for every
+        holds the others entered with it too, and is the same map for every
         caller of its project in the batch: callers must not change it. When
         the call fails, every caller of the batch gets the error.
 
@@ -234,10 +281,8 @@ class RedisPresence:
             None, _Entering(project_id, connection_id, _encoder.encode(entry))
         )
 
-    async def _enter_batch(
-        self, _key: None, batch: list[_Entering]
-    ) -> list[dict[str, PresenceEntry]]:
-        """One script call for ``batch``: each entry's map, decoded once per project."""
+    async def _enter_batch(self, _key: None, batch: list[_Entering]) -> list[PresenceMap]:
+        """One script call for ``batch``: each entry's map, built once per project."""
         if self._sharded:
             return await self._enter_sharded(batch)
         keys = [self._index(self._instance)]
@@ -249,10 +294,10 @@ class RedisPresence:
                 keys.append(self._map(project_id))
                 slot = slots[project_id] = len(keys)
             args += (slot, connection_id, raw, f"{project_id}:{connection_id}")
-        maps = [self._decoded.members(flat) for flat in await self._enter(keys=keys, args=args)]
+        maps = [PresenceMap.from_hash(flat) for flat in await self._enter(keys=keys, args=args)]
         return [maps[slots[entering.project_id] - 2] for entering in batch]
 
-    async def _enter_sharded(self, batch: list[_Entering]) -> list[dict[str, PresenceEntry]]:
+    async def _enter_sharded(self, batch: list[_Entering]) -> list[PresenceMap]:
         """On a cluster: the index first, then one script call per project (each its own slot)."""
         await self._client.sadd(
             self._index(self._instance), *(f"{e.project_id}:{e.connection_id}" for e in batch)
@@ -267,7 +312,7 @@ class RedisPresence:
             )
         )
         maps = {
-            project_id: self._decoded.members(flat)
+            project_id: PresenceMap.from_hash(flat)
             for project_id, flat in zip(by_project, flats, strict=True)
         }
         return [maps[entering.project_id] for entering in batch]

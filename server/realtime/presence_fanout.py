@@ -25,7 +25,7 @@ from server.log import get_logger
 from server.realtime import envelope as env
 from server.realtime import protocol as p
 from server.realtime.bus import BrokerUnavailable
-from server.realtime.presence import PresenceStore
+from server.realtime.presence import PresenceMap, PresenceStore
 from server.realtime.presence_batch import Change, PresenceBatch, diff, period, without
 from server.transport.wire import Outgoing
 
@@ -59,7 +59,7 @@ class PresenceFanout:
 
     async def enter(
         self, connection: Connection, project_id: uuid.UUID, entry: p.PresenceEntry
-    ) -> dict[str, p.PresenceEntry]:
+    ) -> PresenceMap:
         """Add the socket to the project's presence; returns the full map (itself included).
 
         The others hear of it in the project's next coalesced ``presence_diff``.

@@ -118,8 +118,10 @@ class Joined(ServerMessage, tag="joined", omit_defaults=True, kw_only=True):
     project_id: uuid.UUID
     seq: int
     mode: JoinMode
-    presence: dict[str, PresenceEntry]
-    snapshot: dict[str, Any] | None = None
+    # Raw: encoded once and shared by the joins that read it (server/realtime/presence.py,
+    # server/realtime/snapshots.py); a client decodes the JSON object either way.
+    presence: dict[str, PresenceEntry] | msgspec.Raw
+    snapshot: dict[str, Any] | msgspec.Raw | None = None
 
 
 class Left(ServerMessage, tag="left", omit_defaults=True, kw_only=True):

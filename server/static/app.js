@@ -3,31 +3,27 @@
 // the user's gestures into edits.
 
 import { ApiError, MoodboardClient } from "/static/moodboard-client.js";
+import { $, el, showView } from "/static/dom.js";
+import { notify, problem } from "/static/notices.js";
+import { conflictNotice } from "/static/conflicts.js";
+import { renderConnection } from "/static/connection.js";
+import { authTab, installSignIn } from "/static/sign-in.js";
+import { installProjectForm, showProjects } from "/static/projects-list.js";
+import { GenerationsPanel } from "/static/generations-panel.js";
+import { renderPresence as drawPresence, sharePresence as sendPresence } from "/static/presence.js";
 import { installPictures } from "/static/pictures.js";
-import { UndoHistory, installUndoKeys, words as fieldWords } from "/static/undo.js";
+import { UndoHistory, installUndoKeys } from "/static/undo.js";
 import { HistoryPanel } from "/static/history.js";
-import { glidingBoxes, isGliding, renderGlides } from "/static/glide.js";
+import { isGliding } from "/static/glide.js";
 import { Viewport } from "/static/viewport.js";
 import { Selection } from "/static/selection.js";
-import { editNote, noteColourPicker, noteEditors, renderEditors } from "/static/notes.js";
-import { freeSpot, itemBody, progressBar } from "/static/board-items.js";
-import { renderCursors, renderHeld } from "/static/cursors.js";
-import { PeoplePanel, colourFor, showInvitationLanding } from "/static/people.js";
+import { editNote, installNoteButtons, noteColourPicker, renderEditors } from "/static/notes.js";
+import { freeSpot, itemBody } from "/static/board-items.js";
+import { PeoplePanel, acceptInvitation, colourFor, showInvitationLanding } from "/static/people.js";
 import { Credits, ProjectMenu, installExport } from "/static/project_menu.js";
 
-const $ = (selector, root = document) => root.querySelector(selector);
 const client = new MoodboardClient();
 const PALETTE = ["#e9c46a", "#f4a261", "#e76f51", "#2a9d8f", "#264653", "#a8dadc", "#b5838d", "#6d6875"];
-const MAX_NOTICES = 4;
-const PRESENCE_HELD = 10; // dragged items shown to the others (presence states are at most 2 KiB)
-const CONNECTION_LABELS = {
-  connecting: "Connecting…",
-  live: "Live",
-  reconnecting: "Reconnecting…",
-  offline: "Offline",
-  unauthorized: "Signed out",
-  closed: "Offline",
-};
 
 const page = {
   me: null,
@@ -40,90 +36,13 @@ const page = {
   editing: null, // the id of the note whose text the user is editing
   editors: new Map(), // note id -> the name of someone else editing it (their presence)
   pointer: null, // where the pointer last was on the board (board coordinates)
-  myGeneration: null, // the generation this tab requested last
   listeners: [],
 };
 window.moodboard = { client, page }; // for the console and for browser tests
 
-// --- small helpers ---------------------------------------------------------------------
+// --- signing in and out (sign-in.js) -----------------------------------------------------
 
-function show(id) {
-  for (const view of ["auth-view", "projects-view", "project-view"]) $(`#${view}`).hidden = view !== id;
-}
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === "class") node.className = value;
-    else if (key === "text") node.textContent = value;
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value === true ? "" : value);
-  }
-  for (const child of children) if (child) node.append(child);
-  return node;
-}
-
-function notify(message, { kind = "info", detail = null, timeoutMs = 8000, action = null } = {}) {
-  const notice = el(
-    "div",
-    { class: `notice ${kind}`, role: "status", "data-testid": "notice", "data-kind": kind },
-    el("div", { class: "notice-text", text: message }),
-    detail && el("div", { class: "notice-detail", text: detail }),
-    action &&
-      el("button", {
-        class: "link notice-action",
-        "data-testid": "notice-action",
-        text: action.label,
-        onclick: () => {
-          notice.remove();
-          action.run();
-        },
-      }),
-    el("button", { class: "notice-close", "aria-label": "Dismiss", text: "×", onclick: () => notice.remove() }),
-  );
-  const shown = $("#notices");
-  for (const old of shown.children) if (old.dataset.message === message) old.remove(); // no repeats
-  notice.dataset.message = message;
-  shown.append(notice);
-  while (shown.children.length > MAX_NOTICES) shown.firstElementChild.remove();
-  if (timeoutMs) setTimeout(() => notice.remove(), timeoutMs);
-  return notice;
-}
-
-function problem(err) {
-  return err instanceof ApiError ? err.message : "The server could not be reached.";
-}
-
-// --- signing in ------------------------------------------------------------------------
-
-function authTab(name) {
-  for (const t of document.querySelectorAll("[data-auth-tab]")) t.classList.toggle("active", t.dataset.authTab === name);
-  $("#login-form").hidden = name !== "login";
-  $("#signup-form").hidden = name !== "signup";
-  $("#auth-error").textContent = "";
-}
-
-for (const tab of document.querySelectorAll("[data-auth-tab]")) {
-  tab.addEventListener("click", () => authTab(tab.dataset.authTab));
-}
-
-async function submitAuth(event, path, fields) {
-  event.preventDefault();
-  const form = new FormData(event.target);
-  const body = Object.fromEntries(fields.map((f) => [f, form.get(f)]));
-  try {
-    const result = await client.api("POST", path, body);
-    signedIn(result.user);
-  } catch (err) {
-    $("#auth-error").textContent = problem(err);
-  }
-}
-
-$("#login-form").addEventListener("submit", (e) => submitAuth(e, "/auth/login", ["email", "password"]));
-$("#signup-form").addEventListener("submit", (e) =>
-  submitAuth(e, "/auth/register", ["name", "email", "password"]),
-);
+installSignIn(client, (user) => signedIn(user));
 
 $("#logout").addEventListener("click", async () => {
   const userId = page.me?.id;
@@ -154,7 +73,7 @@ function signedOut() {
   $("#crumb").textContent = "";
   for (const form of document.querySelectorAll("#auth-view form")) form.reset();
   authTab("login");
-  show("auth-view");
+  showView("auth-view");
   showInvitationLanding(client);
 }
 
@@ -163,21 +82,7 @@ client.addEventListener("unauthorized", () => {
   signedOut();
 });
 
-// --- connection indicator --------------------------------------------------------------
-
-function renderConnection() {
-  const node = $("#connection");
-  const pending = page.handle ? page.handle.pendingCount : 0;
-  node.dataset.state = client.status;
-  let label = CONNECTION_LABELS[client.status] ?? client.status;
-  if (pending && client.status !== "live") label += ` · ${pending} unsent`;
-  $(".label", node).textContent = label;
-  node.title =
-    client.status === "live"
-      ? "Connected: edits are shared as you make them"
-      : "Edits are kept in this browser and sent when the connection is back";
-}
-client.addEventListener("status", renderConnection);
+client.addEventListener("status", () => renderConnection(client, page.handle));
 
 // --- routing ---------------------------------------------------------------------------
 
@@ -185,55 +90,18 @@ window.addEventListener("hashchange", () => (page.me ? route() : showInvitationL
 
 function route() {
   const [, kind, projectId, roomId] = location.hash.split("/");
-  if (kind === "invite" && projectId) acceptInvitation(projectId);
-  else if (kind === "p" && projectId) openProject(projectId, roomId || null);
-  else {
-    closeProject();
-    showProjects();
-  }
-}
-
-// --- projects --------------------------------------------------------------------------
-
-async function showProjects() {
-  show("projects-view");
-  $("#crumb").textContent = "";
-  let projects;
-  try {
-    projects = await client.api("GET", "/projects");
-  } catch (err) {
-    notify(problem(err), { kind: "error" });
+  if (kind === "p" && projectId) {
+    openProject(projectId, roomId || null);
     return;
   }
-  const list = $("#project-list");
-  list.replaceChildren(
-    ...projects.map((p) =>
-      el(
-        "li",
-        {},
-        el(
-          "a",
-          { href: `#/p/${p.id}`, class: "project-card", "data-testid": "project-link" },
-          el("strong", { text: p.name }),
-          el("span", { class: "muted", text: p.description || "" }),
-        ),
-      ),
-    ),
-  );
-  $("#no-projects").hidden = projects.length > 0;
+  closeProject();
+  if (kind === "invite" && projectId) acceptInvitation(client, projectId);
+  else showProjects(client);
 }
 
-$("#project-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const form = event.target;
-  try {
-    const project = await client.api("POST", "/projects", { name: form.name.value.trim() });
-    form.reset();
-    location.hash = `#/p/${project.id}`;
-  } catch (err) {
-    notify(problem(err), { kind: "error" });
-  }
-});
+// --- the project (projects-list.js has the list) -------------------------------------------
+
+installProjectForm(client);
 
 function closeProject() {
   if (!page.handle) return;
@@ -257,7 +125,7 @@ function closeProject() {
 
 function openProject(projectId, roomId) {
   if (page.handle && page.handle.id !== projectId) closeProject();
-  show("project-view");
+  showView("project-view");
   if (!page.handle) {
     const handle = client.project(projectId);
     page.handle = handle;
@@ -275,7 +143,7 @@ function openProject(projectId, roomId) {
     on("presence", renderPresence);
     on("conflict", (e) => conflictNotice(e.detail));
     on("rejected", (e) => notify(`Your change was refused: ${e.detail.message}`, { kind: "error" }));
-    on("generation", (e) => generationChanged(e.detail.generation));
+    on("generation", (e) => generations.changed(e.detail.generation));
     on("generation", (e) => credits.generationChanged(e.detail.generation));
     credits.refresh();
     on("error", (e) => {
@@ -340,10 +208,10 @@ function renderAll() {
   viewport.showRoom(page.roomId);
   renderRooms();
   renderBoard();
-  renderMembers();
-  renderGenerations();
+  people.render();
+  generations.render();
   renderPresence();
-  renderConnection();
+  renderConnection(client, handle);
   renderRole();
 }
 
@@ -401,7 +269,7 @@ function renderBoard() {
 
 function changed({ entity, id, value }) {
   if (!page.handle) return;
-  renderConnection();
+  renderConnection(client, page.handle);
   if (entity === "item") {
     if (value && value.room_id === page.roomId) renderItem(value);
     else {
@@ -504,20 +372,16 @@ $("#board").addEventListener("dblclick", (event) => {
   else if (item.kind === "color") editColour(item);
 });
 
-$("#board").addEventListener("click", (event) => {
-  const node = event.target.closest(".note-edit-button") && event.target.closest(".item");
-  const item = node && page.handle?.get("item", node.dataset.id);
-  if (item && canEdit()) editNote(notes, node, item);
-});
-
 const notes = {
   page,
   el,
   undo: () => page.undo,
   handle: () => page.handle,
+  canEdit: () => canEdit(),
   shareEditing: () => sharePresence(page.pointer),
   renderItem: (item) => renderItem(item),
 };
+installNoteButtons($("#board"), notes);
 
 function editColour(item) {
   const input = el("input", { type: "color", value: item.data.color ?? "#cccccc" });
@@ -577,63 +441,21 @@ const historyPanel = new HistoryPanel({
   canEdit: () => canEdit(),
 });
 
-// --- presence ---------------------------------------------------------------------------
+// --- presence (presence.js) ---------------------------------------------------------------
 
 function sharePresence(point) {
-  if (!page.handle) return;
-  const drag = page.dragging;
-  if (point) page.pointer = point;
-  // The state must stay under the server's 2 KiB: a big selection shows its first
-  // PRESENCE_HELD items held and gliding; the others jump on the drop.
-  const held = drag ? [drag.id, ...[...drag.ids].filter((id) => id !== drag.id)].slice(0, PRESENCE_HELD) : [];
-  const state = { room_id: page.roomId, cursor: page.pointer, selection: held };
-  if (page.editing) state.editing = page.editing; // "Ann is editing" on the others' boards
-  // Where the items are while they are dragged: the others see them glide (presence,
-  // throttled, never the event log); the drop is the one edit.
-  const boxes = [...(drag?.boxes ?? [])].map(([id, box]) => ({ id, ...box }));
-  if (boxes.length) {
-    state.drag = boxes.find((b) => b.id === drag.id) ?? boxes[0];
-    const rest = boxes.filter((b) => b !== state.drag && state.selection.includes(b.id)).slice(0, PRESENCE_HELD - 1);
-    if (rest.length) state.drags = rest;
-  }
-  page.handle.setPresence(state);
+  sendPresence(page, point);
+}
+
+function renderPresence() {
+  drawPresence(page, renderItem);
 }
 
 $("#board-wrap").addEventListener("pointermove", (event) => {
   if (!page.dragging) sharePresence(viewport.boardPoint(event));
 });
 
-function renderPresence() {
-  const handle = page.handle;
-  if (!handle) return;
-  const here = new Map();
-  if (page.me) here.set(page.me.id, { name: `${page.me.name} (you)`, user_id: page.me.id, where: null });
-  for (const peer of handle.peers.values()) {
-    const room = peer.state?.room_id ? handle.get("room", peer.state.room_id) : null;
-    if (!here.has(peer.user_id)) here.set(peer.user_id, { name: peer.name, user_id: peer.user_id, where: room?.name ?? null });
-  }
-  renderCursors(el, $("#board"), page.cursorEls, handle.peers, page.roomId, colourFor);
-  renderHeld(page.itemEls, handle.peers, page.roomId, colourFor);
-  page.editors = noteEditors(handle.peers, page.roomId);
-  renderEditors(el, page.itemEls, page.editors);
-  renderGlides(page.itemEls, glidingBoxes(handle.peers, page.roomId), page.dragging?.ids ?? new Set(), (id) => {
-    const item = page.handle?.get("item", id);
-    if (item) renderItem(item);
-  });
-  $("#here").replaceChildren(
-    ...[...here.values()].map((p) =>
-      el(
-        "li",
-        { "data-testid": "here-user" },
-        el("span", { class: "dot", style: `background:${colourFor(p.user_id)}` }),
-        p.name,
-        p.where && el("span", { class: "where", text: p.where }),
-      ),
-    ),
-  );
-}
-
-// --- members ----------------------------------------------------------------------------
+// --- members and invitations (people.js) -----------------------------------------------------
 
 const people = new PeoplePanel({
   client,
@@ -645,128 +467,23 @@ const people = new PeoplePanel({
   myRole,
 });
 
-function renderMembers() {
-  people.render();
-}
-
 // --- renaming and deleting, the account ---------------------------------------------------
 
 const projectMenu = new ProjectMenu({ client, el, notify, problem, handle: () => page.handle, roomId: () => page.roomId, myRole });
 const credits = new Credits({ client, me: () => page.me });
 installExport({ client, notify, problem });
 
-async function acceptInvitation(token) {
-  closeProject();
-  try {
-    const member = await client.api("POST", `/invitations/${token}/accept`);
-    location.replace(`#/p/${member.project_id}`);
-  } catch (err) {
-    const message = err instanceof ApiError && err.status === 410 ? "This invitation was already used or has expired." : problem(err);
-    notify(message, { kind: "error" });
-    location.replace("#/");
-  }
-}
+// --- generations (generations-panel.js) ----------------------------------------------------
 
-// --- generations ------------------------------------------------------------------------
-
-$("#generate-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const form = event.target;
-  const prompt = form.prompt.value.trim();
-  if (!page.roomId) {
-    notify("Create a room first.", { kind: "info" });
-    return;
-  }
-  const button = $("[data-testid=generate-submit]");
-  button.disabled = true;
-  try {
-    const gen = await client.generate(page.handle.id, page.roomId, prompt);
-    page.myGeneration = gen.id;
-    form.reset();
-    // The picture lands on the board as an item that follows the generation.
-    addItem("generation", { generation_id: gen.id, prompt }, { w: 256, h: 256 });
-    renderGenerations();
-  } catch (err) {
-    const message = err instanceof ApiError && err.status === 402 ? "Not enough credits for a generation." : problem(err);
-    notify(message, { kind: "error" });
-  } finally {
-    button.disabled = false;
-  }
+const generations = new GenerationsPanel({
+  client,
+  handle: () => page.handle,
+  roomId: () => page.roomId,
+  me: () => page.me,
+  addItem,
+  roomItems: () => roomItems(),
+  renderItem: (item) => renderItem(item),
 });
-
-function generationChanged(gen) {
-  if (!gen) return;
-  renderGenerations();
-  for (const item of roomItems()) if (item.data?.generation_id === gen.id) renderItem(item);
-}
-
-function renderGenerations() {
-  const handle = page.handle;
-  const gens = handle
-    .list("generation")
-    .sort((a, b) => String(b.created_at).localeCompare(String(a.created_at)))
-    .slice(0, 8);
-  $("#generations").replaceChildren(
-    ...gens.map((g) => {
-      const mine = g.id === page.myGeneration;
-      const row = el("li", { class: "generation", "data-testid": mine ? "generate-status" : "generation", "data-status": g.status });
-      row.append(el("div", { class: "gen-prompt", text: g.prompt }));
-      if (g.result?.url) {
-        row.append(el("img", { class: "gen-thumb", src: g.result.url, alt: g.prompt, "data-testid": mine ? "generate-result" : null }));
-      } else if (g.status === "failed" || g.status === "canceled") {
-        row.append(el("div", { class: "gen-error", text: g.status === "failed" ? g.error || "failed" : "canceled" }));
-      } else {
-        row.append(progressBar(el, g.progress ?? 0, g.status, mine ? "generate-progress" : "generation-progress"));
-        if (g.requested_by === page.me?.id && (g.status === "queued" || g.status === "running")) {
-          row.append(
-            el("button", { class: "link", "data-testid": "generation-cancel", text: "Cancel", onclick: () => cancelGeneration(g.id) }),
-          );
-        }
-      }
-      return row;
-    }),
-  );
-}
-
-async function cancelGeneration(id) {
-  try {
-    await client.api("POST", `/generations/${id}/cancel`);
-  } catch (err) {
-    notify(problem(err), { kind: "error" });
-  }
-}
-
-// --- conflicts --------------------------------------------------------------------------
-
-const FIELD_WORDS = { x: "position", y: "position", w: "size", h: "size", z: "stacking", data: "content", name: "name" };
-
-function conflictNotice({ entity, fields, resolution, mine, intent }) {
-  const what = entity === "item" ? "this item" : `this ${entity}`;
-  if (intent) {
-    // An undo, redo or restore met someone else's change on its way: theirs stands.
-    const changed = fieldWords(fields) || "it";
-    const message = {
-      kept_theirs: `Your ${intent} was not applied: someone changed the ${changed} of ${what} at the same time.`,
-      partly_reapplied: `Your ${intent} was partly applied: someone changed the ${changed} of ${what} at the same time; theirs is kept.`,
-      deleted_by_others: `Your ${intent} was not applied: someone deleted ${what}.`,
-      already_deleted: `${what[0].toUpperCase()}${what.slice(1)} was already deleted.`,
-    }[resolution];
-    if (message) {
-      notify(message, { kind: "conflict", timeoutMs: 12000 });
-      return;
-    }
-  }
-  const words = [...new Set(fields.map((f) => FIELD_WORDS[f] ?? f))].join(" and ") || "it";
-  const messages = {
-    reapplied: `Someone changed the ${words} of ${what} at the same time. Your change was re-applied on top.`,
-    partly_reapplied: `Someone changed the ${words} of ${what} at the same time. Their ${words} was kept; the rest of your change was applied.`,
-    kept_theirs: `Someone changed ${what} at the same time. Their version was kept; your change was not applied.`,
-    deleted_by_others: `Someone deleted ${what} while you were editing it. Your change was dropped.`,
-    already_deleted: `${what[0].toUpperCase()}${what.slice(1)} was already deleted.`,
-  };
-  const detail = mine?.data?.text !== undefined && resolution !== "reapplied" ? `Your text was: “${mine.data.text}”` : null;
-  notify(messages[resolution] ?? `Edit conflict on ${what}.`, { kind: "conflict", detail, timeoutMs: 12000 });
-}
 
 // --- start ------------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
-// Notes: their colour (chosen when one is made), a visible way to edit them (the pencil, or
-// a double-click), a note that grows with its text while it is written (and scrolls when
-// someone made it smaller than its text), and "Ann is editing" on the others' boards.
+// Notes: their colour (chosen when one is made, changed later from the note's own palette), a
+// visible way to edit them (the pencil, or a double-click), a note that grows with its text
+// while it is written (and scrolls when someone made it smaller than its text), and "Ann is
+// editing" on the others' boards.
 // Who edits which note travels in the presence state (`editing: item id`), never in the
 // event log: only the finished text is an edit.
 
@@ -19,13 +20,15 @@ function noteColour(value) {
   return typeof value === "string" && /^#[0-9a-f]{3,8}$/i.test(value) ? value : NOTE_COLOURS[0][0];
 }
 
-/** The body of a note item: its text on its colour, and the edit button. */
+/** The body of a note item: its text on its colour, the edit and the colour buttons. */
 export function noteBody(el, data) {
+  const colour = noteColour(data.color);
   return el(
     "div",
-    { class: "note", style: `background:${noteColour(data.color)}` },
+    { class: "note", style: `background:${colour}`, "data-colour": colour },
     el("div", { class: "note-text", "data-testid": "note-text", text: data.text ?? "" }),
     el("button", { class: "note-edit-button", "data-testid": "note-edit-button", title: "Edit the text (or double-click)", "aria-label": "Edit note", text: "✎" }),
+    el("button", { class: "note-colour-button", type: "button", "data-testid": "note-colour-button", title: "Change the colour", "aria-label": "Change the note's colour" }),
   );
 }
 
@@ -45,6 +48,71 @@ export function noteColourPicker(el, container, create) {
       }),
     ),
   );
+}
+
+/**
+ * The note buttons on the board (`app` as for editNote, plus canEdit()): the pencil edits the
+ * text, the colour button opens the note's palette.
+ */
+export function installNoteButtons(board, app) {
+  board.addEventListener("click", (event) => {
+    const node = event.target.closest(".item");
+    const item = node && app.handle()?.get("item", node.dataset.id);
+    if (!item || item.kind !== "note" || !app.canEdit()) return;
+    if (event.target.closest(".note-edit-button")) editNote(app, node, item);
+    else if (event.target.closest(".note-colour-button")) togglePalette(app, node, item.id);
+  });
+}
+
+/**
+ * Open (or close) a note's palette. A colour chosen is one versioned, undoable edit of the
+ * note's `data` on the version the note has then, so it reaches every board like any edit
+ * (and meets someone else's content edit as a conflict, docs/protocol.md §3.3).
+ */
+function togglePalette(app, node, itemId) {
+  const body = node.querySelector(".note");
+  const open = body?.querySelector(".note-palette");
+  if (!body || open) {
+    open?.remove();
+    return;
+  }
+  const current = body.dataset.colour;
+  const palette = app.el(
+    "div",
+    { class: "note-palette", role: "group", "aria-label": "Note colour", "data-testid": "note-palette" },
+    ...NOTE_COLOURS.map(([colour, name]) =>
+      app.el("button", {
+        class: "note-colour",
+        type: "button",
+        style: `background:${colour}`,
+        title: name,
+        "aria-label": name,
+        "aria-pressed": String(colour === current),
+        "data-testid": "note-palette-colour",
+        "data-colour": colour,
+        onclick: () => {
+          close();
+          const item = app.handle()?.get("item", itemId);
+          if (!item || noteColour(item.data.color) === colour) return;
+          app.undo().update("item", itemId, { data: { ...item.data, color: colour } }, { baseVersion: item.version || undefined, was: item });
+        },
+      }),
+    ),
+  );
+  const outside = (event) => {
+    if (!palette.contains(event.target) && !event.target.closest?.(".note-colour-button")) close();
+  };
+  const escape = (event) => {
+    if (event.key === "Escape") close();
+  };
+  function close() {
+    palette.remove();
+    document.removeEventListener("pointerdown", outside, true);
+    document.removeEventListener("keydown", escape, true);
+  }
+  document.addEventListener("pointerdown", outside, true);
+  document.addEventListener("keydown", escape, true);
+  body.append(palette);
 }
 
 /**

@@ -3,6 +3,7 @@
 // before anyone signs up ("Alice invited you to Harbour Loft").
 
 import { ApiError } from "/static/moodboard-client.js";
+import { notify, problem } from "/static/notices.js";
 
 const ROLES = ["owner", "editor", "viewer"];
 const DAY_MS = 24 * 3600 * 1000;
@@ -98,6 +99,18 @@ export async function showInvitationLanding(client) {
   document.getElementById("signup-form").name.focus();
 }
 
+/** Accept the invitation of a link opened while signed in, and open its project. */
+export async function acceptInvitation(client, token) {
+  try {
+    const member = await client.api("POST", `/invitations/${token}/accept`);
+    location.replace(`#/p/${member.project_id}`);
+  } catch (err) {
+    const message = err instanceof ApiError && err.status === 410 ? "This invitation was already used or has expired." : problem(err);
+    notify(message, { kind: "error" });
+    location.replace("#/");
+  }
+}
+
 /**
  * The members panel. `app`: `client`, `el`, `notify(message, options)`, `problem(err)`,
  * `handle()` (the open ProjectHandle), `me()`, `myRole()`.
@@ -110,7 +123,7 @@ export class PeoplePanel {
     this.form = document.getElementById("member-form");
     this.invitations = []; // the open project's pending invitations (owners only)
     this.loadedFor = null; // the project id they were loaded for
-    this.form.addEventListener("submit", (event) => this.add(event));
+    this.form.addEventListener("submit", (event) => this.submit(event));
     document.getElementById("invite-copy").addEventListener("click", () => this.copyLink());
   }
 
@@ -247,30 +260,47 @@ export class PeoplePanel {
     this.loadInvitations();
   }
 
-  /** Add someone with an account; for an e-mail without one, make an invitation link. */
-  async add(event) {
+  /**
+   * The member form's two buttons: "Add member" for someone who has an account (they join at
+   * once), "Invite by link" for anyone (a link to send them). The owner says which, so no
+   * request of a normal session fails: there is no asking "has this e-mail an account?" first.
+   */
+  submit(event) {
     event.preventDefault();
-    const form = this.form;
-    const handle = this.app.handle();
-    const body = { email: form.email.value.trim(), role: form.role.value };
+    const body = { email: this.form.email.value.trim(), role: this.form.role.value };
     document.getElementById("invite").hidden = true;
+    if (event.submitter?.value === "invite") this.invite(body);
+    else this.add(body);
+  }
+
+  async add(body) {
+    const handle = this.app.handle();
     try {
       await this.app.client.api("POST", `/projects/${handle.id}/members`, body);
-      form.reset();
+      this.form.reset();
       this.app.notify("Member added.");
-      return;
     } catch (err) {
-      if (!(err instanceof ApiError) || err.status !== 404) {
+      if (err instanceof ApiError && err.status === 404) {
+        // A slip, not the way to invite: say what to do instead, in one click.
+        this.app.notify(`No account uses ${body.email} yet.`, {
+          kind: "error",
+          detail: "Invite them with a link instead.",
+          action: { label: "Invite by link", run: () => this.invite(body) },
+        });
+      } else {
         this.app.notify(this.app.problem(err), { kind: "error" });
-        return;
       }
     }
+  }
+
+  async invite(body) {
+    const handle = this.app.handle();
     try {
       const invitation = await this.app.client.api("POST", `/projects/${handle.id}/invitations`, body);
       document.getElementById("invite-link").value = `${location.origin}/#/invite/${invitation.token}`;
       document.getElementById("invite-for").textContent = body.email;
       document.getElementById("invite").hidden = false;
-      form.reset();
+      this.form.reset();
       this.loadInvitations();
     } catch (err) {
       this.app.notify(this.app.problem(err), { kind: "error" });

@@ -59,7 +59,7 @@ export class Selection {
     if (event.button !== 0) return;
     const { page } = this;
     const target = event.target;
-    if (target.closest("textarea, input, .note-edit-button")) return;
+    if (target.closest("textarea, input, .note-edit-button, .note-colour-button, .note-palette")) return;
     if (event.shiftKey) {
       if (this.ids.has(id)) {
         this.ids.delete(id);

@@ -81,13 +81,13 @@ async def test_a_new_user_signs_up_shares_a_project_and_edits_live(users: Users)
 async def test_an_invitation_link_brings_a_new_person_into_the_project(
     users: Users, rest: Rest
 ) -> None:
-    """An owner adds an e-mail nobody uses: the link shown lets that person sign up and join."""
+    """An owner invites an e-mail nobody uses: the link lets them sign up and join; no errors."""
     ann, _, project_id, _ = await shared_board(users, rest)
     cleo = await users("Cleo", signed_up=False)
     a = await open_board(ann, project_id)
     members = a.get_by_test_id("member-form")
     await members.get_by_role("textbox").fill(cleo.email)
-    await members.get_by_role("button", name="Add member").click()
+    await members.get_by_role("button", name="Invite by link").click()
     await expect(a.get_by_test_id("invite")).to_contain_text(cleo.email)
     link = await a.get_by_test_id("invite-link").input_value()
 
@@ -105,6 +105,8 @@ async def test_an_invitation_link_brings_a_new_person_into_the_project(
     await expect(page.get_by_test_id("room-tab")).to_have_text("Kitchen")
     await expect(a.get_by_test_id("members").get_by_text("Cleo")).to_be_visible()
     await expect(a.get_by_test_id("here-user")).to_have_count(2)
+    # Inviting is a request that succeeds: the owner's console has no error (no 404 on the way).
+    assert not [line for line in ann.console if line.startswith("error")], ann.console
 
 
 async def test_simultaneous_drags_converge_and_the_loser_is_told(users: Users, rest: Rest) -> None:
@@ -116,7 +118,13 @@ async def test_simultaneous_drags_converge_and_the_loser_is_told(users: Users, r
     await expect(item(a, note)).to_be_visible()
 
     await drag(a, note, 200, 40, release=False)
+    # Ann's drag glides on Ben's board (presence): Ben grabs the note where he sees it. Were
+    # he to measure it before her glide arrived, he would press on the empty board.
+    await expect(item(b, note)).to_have_class(re.compile(r"\bgliding\b"))
+    await expect(item(b, note)).to_have_css("left", "300px")
+    await expect(item(b, note)).to_have_css("top", "140px")
     await drag(b, note, 40, 260, release=False)
+    await expect(item(b, note)).to_have_class(re.compile(r"\bdragging\b"))
     await asyncio.gather(a.mouse.up(), b.mouse.up())  # both started from version 1
     await settled(a)
     await settled(b)

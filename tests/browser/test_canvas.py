@@ -135,3 +135,36 @@ async def test_a_note_says_who_edits_it_grows_with_its_text_and_has_the_colour_c
     )
     errors = [line for u in (ann, ben) for line in u.console if line.startswith("error")]
     assert not errors, errors
+
+
+async def test_a_notes_colour_changed_later_shows_live_on_the_other_board(
+    users: Users, rest: Rest
+) -> None:
+    """Ann recolours a yellow note from its palette; Ben sees it turn blue, and back on undo."""
+    ann, ben, project_id, room_id = await shared_board(users, rest)
+    note_id = await add_note(rest, ann, project_id, room_id)
+    page, other = await open_board(ann, project_id), await open_board(ben, project_id)
+    theirs = item(other, note_id).locator(".note")
+    await expect(theirs).to_have_css("background-color", "rgb(255, 248, 197)")
+
+    mine = item(page, note_id)
+    await mine.hover()
+    await mine.get_by_test_id("note-colour-button").click()
+    palette = mine.get_by_test_id("note-palette")
+    await expect(palette.locator('[aria-pressed="true"]')).to_have_attribute("title", "Yellow")
+    await palette.get_by_role("button", name="Blue").click()
+    await expect(palette).to_have_count(0)
+    await expect(theirs).to_have_attribute("data-colour", "#d6ecff")
+    await expect(theirs).to_have_css("background-color", "rgb(214, 236, 255)")
+    await expect(item(other, note_id).get_by_test_id("note-text")).to_have_text("hello")
+    await settled(page)
+    version = await other.evaluate(
+        "(id) => window.moodboard.page.handle.get('item', id).version", note_id
+    )
+    assert version == 2  # one versioned edit of the note
+
+    # It is one of Ann's steps like any other: Ctrl+Z sets the colour back on both boards.
+    await page.keyboard.press("Control+z")
+    await expect(theirs).to_have_attribute("data-colour", "#fff8c5")
+    errors = [line for u in (ann, ben) for line in u.console if line.startswith("error")]
+    assert not errors, errors

@@ -56,11 +56,15 @@ async def test_an_invited_person_joins_then_the_owner_manages_them(
     dora = await users("Dora", signed_up=False)
     a = await open_board(ann, pid)
 
-    # Ann invites Dora (no account yet) from the page; both invitations are listed as pending.
+    # Ann tries to add Dora, who has no account yet: the page offers the invitation link
+    # instead, in one click. Both invitations are then listed as pending.
     form = a.get_by_test_id("member-form")
     await form.get_by_role("textbox").fill(dora.email)
     await form.get_by_role("combobox").select_option("editor")
     await form.get_by_role("button", name="Add member").click()
+    slip = a.get_by_test_id("notice").filter(has_text="No account uses")
+    await expect(slip).to_contain_text(dora.email)
+    await slip.get_by_test_id("notice-action").click()
     await expect(a.get_by_test_id("invite")).to_contain_text(dora.email)
     link = await a.get_by_test_id("invite-link").input_value()
     pending = a.get_by_test_id("invitation")

@@ -7,6 +7,7 @@ carries names and roles for everyone and e-mail addresses for owners.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -64,3 +65,28 @@ async def test_only_owners_see_member_emails_in_the_snapshot(server: ServerProce
         assert sorted(m["role"] for m in seen) == ["editor", "owner", "viewer"]
         assert all(set(m) == {"user_id", "name", "role", "created_at"} for m in seen), seen
         assert not any("@" in str(value) for m in seen for value in m.values())
+
+
+async def test_owners_and_others_joining_at_once_still_get_their_own_kind(
+    server: ServerProcess,
+) -> None:
+    """Joins at once share snapshot reads (server/realtime/snapshots.py), never across kinds."""
+    tag = uuid.uuid4().hex[:6]
+    owner_email = f"o-{tag}@example.com"
+    _, owner = await signup(server.url, "O", owner_email)
+    viewer_email = f"v-{tag}@example.com"
+    _, viewer = await signup(server.url, "V", viewer_email)
+    project = (await call(server, "POST", "/api/projects", owner, json={"name": "P"})).json()
+    added = await call(
+        server,
+        "POST",
+        f"/api/projects/{project['id']}/members",
+        owner,
+        json={"email": viewer_email, "role": "viewer"},
+    )
+    assert added.status_code == 201, added.text
+    tokens = [owner, viewer] * 6
+    seen = await asyncio.gather(*(_snapshot_members(server, t, project["id"]) for t in tokens))
+    for token, members in zip(tokens, seen, strict=True):
+        emails = sorted(m.get("email", "") for m in members)
+        assert emails == (sorted([owner_email, viewer_email]) if token == owner else ["", ""])

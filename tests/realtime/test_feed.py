@@ -7,7 +7,11 @@ import uuid
 from collections.abc import Coroutine
 from typing import Any
 
+import pytest
+
 from server.delivery.stream import SEND, Verdict
+from server.events import reads
+from server.realtime import protocol as p
 from server.realtime.feed import Feeds
 from server.transport.wire import Outgoing
 
@@ -98,3 +102,43 @@ def test_catch_up_fills_only_when_the_log_is_ahead() -> None:
     assert fills == []
     feeds.catch_up(PROJECT, 9)
     assert fills == ["Feeds._fill"]
+
+
+async def test_a_long_gap_is_read_in_bounded_pieces_and_delivered_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An outage left 2,500 events to fill: read in pieces of FILL_MOST at most, sent in order."""
+    asked: list[tuple[int, int]] = []
+
+    async def log_reads(project_id: uuid.UUID, after: int, upto: int) -> list[p.EventFrame]:
+        asked.append((after, upto))
+        return [logged(project_id, seq) for seq in range(after + 1, upto + 1)]
+
+    monkeypatch.setattr(reads, "read_events", log_reads)
+    follower = Follower()
+    spawned: list[Coroutine[Any, Any, Any]] = []
+    feeds = Feeds({PROJECT: {follower: OpenStream()}}, spawned.append)  # type: ignore[dict-item]
+    feeds.open(PROJECT)
+    feeds.start(PROJECT, 0)
+    feeds.catch_up(PROJECT, 2500)  # the heal after the outage: the log is at 2,500
+    while spawned:
+        await spawned.pop(0)
+
+    assert follower.seqs == list(range(1, 2501))
+    assert asked == [(0, 1000), (1000, 2000), (2000, 2500)]
+    assert max(upto - after for after, upto in asked) <= reads.FILL_MOST
+
+
+def logged(project_id: uuid.UUID, seq: int) -> p.EventFrame:
+    return p.EventFrame(
+        project_id=project_id,
+        seq=seq,
+        kind="item.updated",
+        entity="item",
+        id=uuid.uuid4(),
+        version=seq,
+        data={},
+        actor_id=None,
+        op_id=None,
+        at="2026-12-07T00:00:00Z",
+    )

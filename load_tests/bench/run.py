@@ -68,7 +68,7 @@ TARGETS = {
     "w2_acked_edits_per_s": 2000,
     "w3_ack_p99_ms": 20,
     "w3_peer_p99_ms": 25,
-    "w4_kib_per_connection": 40,
+    "w4_kib_per_connection": 16,  # issue 22 goal 2 (40 before)
     "w5_resumes_per_s": 1000,
 }
 FULL = {"subscribers": [100, 1000], "step": 5.0, "projects": 50, "duration": 10.0}

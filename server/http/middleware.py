@@ -9,11 +9,12 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Awaitable
 from typing import Any
 
 import structlog
 from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 from server import metrics
 from server.log import get_logger
@@ -43,10 +44,14 @@ class RequestContextMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         if scope["type"] != ScopeType.HTTP:  # a socket's lines carry its connection_id
-            await self.app(scope, receive, send)  # (bound by server/realtime/endpoint.py)
-            return
+            # (bound by server/realtime/endpoint.py). The app's own awaitable, not one
+            # awaited here: no coroutine of this middleware for a socket's whole life.
+            return self.app(scope, receive, send)
+        return self._http(scope, receive, send)
+
+    async def _http(self, scope: HTTPScope, receive: Receive, send: Send) -> None:
         request_id = _request_id(scope)
         status: dict[str, Any] = {"code": None}
         started = time.perf_counter()

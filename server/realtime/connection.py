@@ -72,6 +72,25 @@ def _wire_of(frame: p.ServerFrame) -> Outgoing:
 class Connection:
     """The server side of one WebSocket."""
 
+    # Slots: thousands of idle sockets each keep one (docs/performance.md "Idle memory").
+    __slots__ = (
+        "_auth_timer",
+        "_direct",
+        "_held",
+        "_next_round",
+        "_send",
+        "_writer",
+        "_writing",
+        "closed",
+        "database",
+        "machine",
+        "outbox",
+        "realtime",
+        "session_ttl_s",
+        "socket",
+        "streams",
+    )
+
     def __init__(
         self,
         socket: WebSocket[Any, Any, Any],
@@ -119,35 +138,42 @@ class Connection:
     async def run(self, handshake: Principal | None, handshake_failed: bool) -> None:
         """Serve the socket until it closes (it is already accepted)."""
         try:
-            if handshake_failed:
-                await self.execute(self.machine.authentication_failed())
-            elif handshake is not None:
-                await self._authenticated(handshake, None)
-            else:
-                loop = asyncio.get_running_loop()
-                self._auth_timer = loop.call_later(
-                    self.machine.limits.auth_timeout_s,
-                    lambda: self.realtime.spawn(self.execute(self.machine.auth_deadline())),
-                )
+            await self._start(handshake, handshake_failed)
             while not self.closed:
                 message = await self.socket.receive()
                 if message["type"] == "websocket.disconnect":
                     break
-                now = time.monotonic()
-                text = message.get("text")
-                if not isinstance(text, str):
-                    effects = self.machine.receive_invalid(p.binary_frame_error(), now)
-                else:
-                    try:
-                        frame = p.decode(text)
-                    except p.ProtocolError as exc:
-                        effects = self.machine.receive_invalid(exc, now)
-                    else:
-                        metrics.received(frame)
-                        effects = self.machine.receive(frame, now)
+                effects = self._effects_of(message, time.monotonic())
+                # Neither is kept while the socket waits for its next frame, maybe for hours.
+                del message
                 await self.execute(effects)
+                del effects
         finally:
             await self._cleanup()
+
+    async def _start(self, handshake: Principal | None, handshake_failed: bool) -> None:
+        if handshake_failed:
+            await self.execute(self.machine.authentication_failed())
+        elif handshake is not None:
+            await self._authenticated(handshake, None)
+        else:
+            loop = asyncio.get_running_loop()
+            self._auth_timer = loop.call_later(
+                self.machine.limits.auth_timeout_s,
+                lambda: self.realtime.spawn(self.execute(self.machine.auth_deadline())),
+            )
+
+    def _effects_of(self, message: Any, now: float) -> list[Effect]:
+        """What the state machine makes of a received ASGI message."""
+        text = message.get("text")
+        if not isinstance(text, str):
+            return self.machine.receive_invalid(p.binary_frame_error(), now)
+        try:
+            frame = p.decode(text)
+        except p.ProtocolError as exc:
+            return self.machine.receive_invalid(exc, now)
+        metrics.received(frame)
+        return self.machine.receive(frame, now)
 
     async def execute(self, effects: list[Effect]) -> None:
         for effect in effects:

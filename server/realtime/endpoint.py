@@ -4,13 +4,21 @@ Origin is checked before the upgrade (403; cross-site WebSocket hijacking
 defence, docs/security.md "Origin"); a missing Origin (a non-browser client) is allowed.
 Credentials at the handshake (cookie or Bearer) are checked after accepting,
 so a bad one closes with 4401 that a browser can see.
+
+The handshake's headers are read straight from the ASGI scope (Litestar's
+``headers`` and ``cookies`` would keep a parsed copy in the scope for as
+long as the socket is open) and, once the credentials are checked, dropped
+from it: nothing reads them later, and an idle socket holds about 2.5 KiB
+less (docs/performance.md "Idle memory").
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import uuid
 from typing import Any
+from urllib.parse import unquote
 
 import structlog
 from litestar import WebSocket, websocket
@@ -39,7 +47,7 @@ async def origin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRo
     A coroutine although it never waits: Litestar runs a plain function guard
     in a worker thread, a thread hop per socket opened.
     """
-    origin = connection.headers.get("origin")
+    origin = _header(connection.scope, b"origin")
     if origin is None:
         return
     ctx: AppContext = connection.app.state.ctx
@@ -51,19 +59,48 @@ async def origin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRo
         raise PermissionDeniedException("this Origin may not open sockets here")
 
 
+def _header(scope: Any, name: bytes) -> str | None:
+    """The first value of the header ``name`` (lower case) in an ASGI scope, or None.
+
+    Compared without regard to case, as Litestar's ``headers`` do: uvicorn's own
+    upgrade path hands on the names as the client wrote them.
+    """
+    for key, value in scope["headers"]:
+        if key.lower() == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _cookie(scope: Any, name: str) -> str | None:
+    """The cookie ``name`` of the handshake, or None; as Litestar reads it, the last one wins.
+
+    Our cookie's value is never quoted (``sign`` makes it URL-safe), so unlike
+    Litestar this does not undo a quoted string's escapes.
+    """
+    found = None
+    for key, value in scope["headers"]:
+        if key.lower() != b"cookie":
+            continue
+        for part in value.decode("latin-1").split(";"):
+            cookie_name, sep, cookie_value = part.partition("=")
+            if sep and cookie_name.strip() == name:
+                found = unquote(cookie_value.strip())
+    return found
+
+
 async def _handshake(
     socket: WebSocket[Any, Any, Any], ctx: AppContext
 ) -> tuple[Principal | None, bool]:
     """The principal of the handshake's credentials; (None, True) when they are bad."""
     ttl = ctx.settings.session_ttl_s
-    header = socket.headers.get("authorization")
+    header = _header(socket.scope, b"authorization")
     if header is not None:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or token_kind(token.strip()) == "service":
             return None, True
         principal = await authenticate(ctx.database, token.strip(), ttl_s=ttl, via="bearer")
         return principal, principal is None
-    cookie = socket.cookies.get(COOKIE_NAME)
+    cookie = _cookie(socket.scope, COOKIE_NAME)
     if cookie is not None:
         token_value = unsign(cookie, ctx.settings.verification_keys)
         principal = (
@@ -85,27 +122,35 @@ async def ws_endpoint(socket: WebSocket[Any, Any, Any]) -> None:
     # every line logged while serving it, and goes with the task.
     structlog.contextvars.bind_contextvars(connection_id=connection_id)
     try:
-        await _serve(socket, ctx, realtime, connection_id)
+        # Served here, not one coroutine further down: an idle socket waits for its
+        # next frame with every coroutine between it and uvicorn suspended, each a
+        # few hundred bytes (docs/performance.md "Idle memory").
+        opened = await _open(socket, ctx, realtime, connection_id)
+        if opened is not None:
+            connection, principal, failed = opened
+            with metrics.OPEN_SOCKETS.track_inprogress():
+                await connection.run(principal, failed)
     finally:
         release(socket)
 
 
-async def _serve(
+async def _open(
     socket: WebSocket[Any, Any, Any], ctx: AppContext, realtime: Realtime, connection_id: str
-) -> None:
+) -> tuple[Connection, Principal | None, bool] | None:
+    """The accepted socket's connection and its handshake's credentials; None when refused."""
     if realtime.draining:
         await _refuse_while_draining(socket)
-        return
+        return None
     await socket.accept()
     if realtime.draining:  # the drain began during the handshake
         await socket.close(code=int(CloseCode.SERVICE_RESTART), reason="server restarting")
-        return
+        return None
     settings = ctx.settings
-    limits = Limits(
-        max_joins=settings.max_joins_per_socket,
-        rate=float(settings.socket_rate),
-        burst=float(settings.socket_burst),
-        auth_timeout_s=settings.auth_timeout_s,
+    limits = _limits(
+        settings.max_joins_per_socket,
+        float(settings.socket_rate),
+        float(settings.socket_burst),
+        settings.auth_timeout_s,
     )
     connection = Connection(
         socket,
@@ -116,8 +161,14 @@ async def _serve(
         outbox_frames=settings.outbox_frames,
     )
     principal, failed = await _handshake(socket, ctx)
-    with metrics.OPEN_SOCKETS.track_inprogress():
-        await connection.run(principal, failed)
+    socket.scope["headers"] = []  # read: not kept for the socket's lifetime
+    return connection, principal, failed
+
+
+@functools.lru_cache(maxsize=8)
+def _limits(max_joins: int, rate: float, burst: float, auth_timeout_s: float) -> Limits:
+    """One (frozen) ``Limits`` for every socket, not one each."""
+    return Limits(max_joins=max_joins, rate=rate, burst=burst, auth_timeout_s=auth_timeout_s)
 
 
 async def _refuse_while_draining(socket: WebSocket[Any, Any, Any]) -> None:

@@ -11,6 +11,10 @@ to the transport (transport/wire.py). The queue is for the socket that cannot
 take a frame now (the transport's buffer is full: a slow reader), and for
 every frame under any other server (the test client, hypercorn), where the
 writer task's ASGI ``send`` writes them.
+
+So most sockets' queues stay empty all their lives: the deque (a block of 64
+slots, about 760 bytes, even when empty) is made for the first queued frame
+and dropped when the queue is empty again (docs/performance.md "Idle memory").
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Sized
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 DEFAULT_MAX_FRAMES = 1024
@@ -32,7 +36,7 @@ class Outbox(Generic[F]):
 
     max_frames: int = DEFAULT_MAX_FRAMES
     max_bytes: int = DEFAULT_MAX_BYTES
-    _frames: deque[F] = field(default_factory=deque)
+    _frames: deque[F] | tuple[()] = ()  # () while empty (see above)
     _size: int = 0
     _waiter: asyncio.Future[None] | None = None
     _closed: bool = False
@@ -53,9 +57,12 @@ class Outbox(Generic[F]):
         """Queue ``frame``; False (nothing queued) when the queue is full or closed."""
         if self._closed:
             return False
-        if len(self._frames) >= self.max_frames or self._size + len(frame) > self.max_bytes:
+        frames = self._frames
+        if len(frames) >= self.max_frames or self._size + len(frame) > self.max_bytes:
             return False
-        self._frames.append(frame)
+        if not isinstance(frames, deque):
+            frames = self._frames = deque()
+        frames.append(frame)
         self._size += len(frame)
         self.wake()
         return True
@@ -72,10 +79,14 @@ class Outbox(Generic[F]):
 
     def take(self) -> F | None:
         """The oldest queued frame, or None when nothing is queued."""
-        if not self._frames:
+        frames = self._frames
+        if not frames:
             return None
-        frame = self._frames.popleft()
+        assert isinstance(frames, deque)
+        frame = frames.popleft()
         self._size -= len(frame)
+        if not frames:
+            self._frames = ()
         return frame
 
     async def wait(self) -> None:

@@ -13,6 +13,8 @@ Modules:
 
 - ``wire.py``: one frame serialized once, written straight to a socket's
   transport (the direct write path).
+- ``lean.py``: uvicorn's WebSocket protocol keeping only what an open socket
+  needs (idle memory per socket).
 - ``upgrade.py``: the WebSocket upgrade given the request httptools parsed (the
   fast upgrade; ``MOODBOARD_FAST_UPGRADE``), and the HTTP protocol that lets
   go of its parser after an upgrade (no reference cycle per socket).
@@ -31,6 +33,11 @@ uvicorn
     ``conn`` (the websockets ``ServerProtocol``), ``transport``,
     ``handshake_complete``, ``close_sent``, ``writable`` (an ``asyncio.Event``
     that ``pause_writing`` clears), ``connection_made``, ``handle_connect``;
+    (lean.py) ``queue`` (an ``asyncio.Queue``: ``put_nowait``, ``get``,
+    ``empty``) and ``writable`` replaced after ``__init__``, ``receive``
+    overridden (with ``read_paused``), ``request`` and ``response`` let go in
+    ``start_keepalive`` (called once the upgrade is answered), and the names
+    of the attributes it makes slots;
     and the fact that the ASGI ``send`` it hands the app is its own bound
     method (``send.__self__``). Tests also override ``run_asgi``.
     ``uvicorn.protocols.http.httptools_impl.HttpToolsProtocol`` (subclassed):

@@ -11,7 +11,6 @@ from types import FrameType
 from typing import Any
 
 import uvicorn
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from server.app import create_app
 from server.realtime.hub import Realtime
@@ -19,6 +18,7 @@ from server.settings import Settings
 from server.tasks import spawn
 from server.transport.fast_paths import FastPaths, probe, report
 from server.transport.guard import guarded_protocol
+from server.transport.lean import LeanWebSocketProtocol
 from server.transport.upgrade import WebSocketProtocol
 from server.transport.wire import expose_send
 
@@ -104,7 +104,8 @@ def run_server(settings: Settings, *, host: str, port: int) -> None:
             max_connections=settings.max_connections,
             header_timeout_s=settings.header_timeout_s,
         ),
-        ws=WebSocketProtocol if settings.fast_upgrade else WebSocketsSansIOProtocol,
+        # Both keep only what an open socket needs (lean.py).
+        ws=WebSocketProtocol if settings.fast_upgrade else LeanWebSocketProtocol,
         ws_max_size=64 * 1024,  # larger frames close with 1009 (docs/protocol.md §3.5)
         ws_ping_interval=20.0,
         ws_ping_timeout=30.0,  # a peer that does not answer a ping in 30 s is dropped

@@ -20,10 +20,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.datastructures import Headers
 from websockets.http11 import MAX_LINE_LENGTH, MAX_NUM_HEADERS, Request
 from websockets.protocol import Protocol
+
+from server.transport.lean import LeanWebSocketProtocol
 
 _BODY_HEADERS = (b"content-length", b"transfer-encoding")
 
@@ -53,8 +54,10 @@ def parsed_request(
     return Request(path, fields)
 
 
-class WebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's websockets-sansio protocol, which can take its handshake request already parsed."""
+class WebSocketProtocol(LeanWebSocketProtocol):
+    """uvicorn's websockets-sansio protocol (lean.py), which can take its request parsed."""
+
+    __slots__ = ()
 
     def upgrade(self, request: Request) -> None:
         """Handle ``request`` as if it had been read from the socket; only frames follow it."""

@@ -44,10 +44,10 @@ class Member:
         reply = await self.sock.request({"type": "leave", "ref": "l", "project_id": project_id})
         assert reply["type"] == "left", reply
 
-    async def until(self, done: Callable[[Member], bool]) -> None:
+    async def until(self, done: Callable[[Member], bool], timeout_s: float = TIMEOUT_S) -> None:
         """Apply presence diffs (leaves, then joins, as the client library does) until ``done``."""
         while not done(self):
-            diff = await self.sock.expect("presence_diff", timeout=TIMEOUT_S)
+            diff = await self.sock.expect("presence_diff", timeout=timeout_s)
             assert not set(diff["joins"]) & set(diff["leaves"]), diff
             if self.id in diff["joins"]:
                 self.told_about_itself += 1
@@ -192,6 +192,8 @@ async def test_leaves_still_waiting_for_their_batch_go_out_when_an_instance_stop
             for m in leaving:
                 await m.join(pid)
             everyone = {watcher.id, *(m.id for m in leaving)}
-            await watcher.until(lambda m: set(m.view) == everyone)
+            # Each diff may wait a flush period on each instance (twice 3 s): on a loaded
+            # machine (CI's) that has taken longer than the usual 10 s.
+            await watcher.until(lambda m: set(m.view) == everyone, timeout_s=3 * TIMEOUT_S)
             assert await b.stop() == 0
-            await watcher.until(lambda m: set(m.view) == {watcher.id})
+            await watcher.until(lambda m: set(m.view) == {watcher.id}, timeout_s=3 * TIMEOUT_S)

@@ -11,6 +11,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from tests.conftest import free_port
 from tests.log_scan import LOGS
+from tests.wsclient import signup
 
 SECRET = "e2e-secret-" + hashlib.sha256(b"tests/servers.py").hexdigest()
 START_TIMEOUT_S = 30.0
@@ -230,6 +232,29 @@ async def call(server: ServerProcess, method: str, path: str, token: str, **kw: 
         return await client.request(
             method, path, headers={"Authorization": f"Bearer {token}"}, **kw
         )
+
+
+async def project_with_editors(
+    server: ServerProcess, *names: str
+) -> tuple[str, str, list[tuple[str, str]]]:
+    """An owner's new project with one editor per name: (owner token, project id, [(id, token)])."""
+    tag = uuid.uuid4().hex[:8]
+    _, owner = await signup(server.url, "Own", f"own-{tag}@example.com")
+    pid = (await call(server, "POST", "/api/projects", owner, json={"name": "P"})).json()["id"]
+    editors = []
+    for name in names:
+        email = f"{name.lower()}-{tag}@example.com"
+        user_id, token = await signup(server.url, name, email)
+        added = await call(
+            server,
+            "POST",
+            f"/api/projects/{pid}/members",
+            owner,
+            json={"email": email, "role": "editor"},
+        )
+        assert added.status_code == 201, added.text
+        editors.append((user_id, token))
+    return owner, pid, editors
 
 
 @asynccontextmanager

@@ -9,13 +9,19 @@ close the logged-out socket, while Redis is down and after it is back.
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.servers import call, free_port, private_redis, running_server, server_env
-from tests.wsclient import signup, ws
+from tests.servers import (
+    call,
+    free_port,
+    private_redis,
+    project_with_editors,
+    running_server,
+    server_env,
+)
+from tests.wsclient import ws
 
 pytestmark = pytest.mark.e2e
 
@@ -27,20 +33,9 @@ async def test_a_removal_and_a_logout_while_redis_is_down_end_live_access(
     port = free_port()
     env = server_env(cluster_db, REDIS_URL=f"redis://127.0.0.1:{port}/0")
     async with private_redis(port) as redis, running_server(env, tmp_path) as server:
-        _, owner = await signup(server.url, "Own", f"o-{uuid.uuid4().hex[:8]}@example.com")
-        member_id, member = await signup(server.url, "Mem", f"m-{uuid.uuid4().hex[:8]}@example.com")
-        _, leaver = await signup(server.url, "Lea", f"l-{uuid.uuid4().hex[:8]}@example.com")
-        pid = (await call(server, "POST", "/api/projects", owner, json={"name": "P"})).json()["id"]
-        for token in (member, leaver):
-            email = (await call(server, "GET", "/api/me", token)).json()["email"]
-            added = await call(
-                server,
-                "POST",
-                f"/api/projects/{pid}/members",
-                owner,
-                json={"email": email, "role": "editor"},
-            )
-            assert added.status_code == 201, added.text
+        owner, pid, [(member_id, member), (_, leaver)] = await project_with_editors(
+            server, "Mem", "Lea"
+        )
         async with ws(server.url, member) as removed, ws(server.url, leaver) as logged_out:
             for sock in (removed, logged_out):
                 await sock.expect("ready")

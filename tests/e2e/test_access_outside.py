@@ -14,8 +14,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.servers import call, running_server, server_env
-from tests.wsclient import signup, ws
+from tests.servers import project_with_editors, running_server, server_env
+from tests.wsclient import ws
 
 pytestmark = pytest.mark.e2e
 
@@ -25,20 +25,9 @@ async def test_an_outside_removal_and_an_expiry_end_live_access(
 ) -> None:
     env = server_env(cluster_db, REDIS_URL=redis_url)
     async with running_server(env, tmp_path) as server:
-        _, owner = await signup(server.url, "Own", f"o-{uuid.uuid4().hex[:8]}@example.com")
-        member_id, member = await signup(server.url, "Mem", f"m-{uuid.uuid4().hex[:8]}@example.com")
-        brief_id, brief = await signup(server.url, "Bri", f"b-{uuid.uuid4().hex[:8]}@example.com")
-        pid = (await call(server, "POST", "/api/projects", owner, json={"name": "P"})).json()["id"]
-        for token in (member, brief):
-            email = (await call(server, "GET", "/api/me", token)).json()["email"]
-            added = await call(
-                server,
-                "POST",
-                f"/api/projects/{pid}/members",
-                owner,
-                json={"email": email, "role": "editor"},
-            )
-            assert added.status_code == 201, added.text
+        _, pid, [(member_id, member), (brief_id, brief)] = await project_with_editors(
+            server, "Mem", "Bri"
+        )
         db = await asyncpg.connect(cluster_db)
         try:
             # Brief's session is cut to a few seconds before her socket opens: from then on

@@ -166,17 +166,8 @@ async def lookup(token: str) -> dict[str, Any]:
         .where(Project.id == project_id)
         .first()
     )
-    if project is None or project["deleted_at"] is not None:
-        raise NotFound(UNKNOWN)
-    if invitation["used_at"] is not None:
-        raise Gone("this invitation was already used")
-    if utc(invitation["expires_at"]) <= datetime.now(UTC):
-        raise Gone("this invitation has expired")
-    role: ProjectRole = invitation["role"]
+    role, project = await _still_usable(invitation, project, datetime.now(UTC))
     maker = invitation["invited_by"]
-    maker_role = None if maker is None else await access.role_on(project_id, UserId(maker))
-    if not may_invite(maker_role, role):
-        raise Gone(MAKER_LOST_ROLE)
     inviter = await AppUser.select(AppUser.name).where(AppUser.id == maker).first()
     return {
         "project_id": str(project_id),
@@ -186,6 +177,25 @@ async def lookup(token: str) -> dict[str, Any]:
         "role": role,
         "expires_at": rfc3339(invitation["expires_at"]),
     }
+
+
+async def _still_usable(
+    invitation: dict[str, Any], project: dict[str, Any] | None, now: datetime
+) -> tuple[ProjectRole, dict[str, Any]]:
+    """The invitation's role and its live project; NotFound or Gone (410) once it can't be used."""
+    if project is None or project["deleted_at"] is not None:
+        raise NotFound(UNKNOWN)
+    if invitation["used_at"] is not None:
+        raise Gone("this invitation was already used")
+    if utc(invitation["expires_at"]) <= now:
+        raise Gone("this invitation has expired")
+    role: ProjectRole = invitation["role"]
+    maker = invitation["invited_by"]
+    project_id = ProjectId(invitation["project_id"])
+    maker_role = None if maker is None else await access.role_on(project_id, UserId(maker))
+    if not may_invite(maker_role, role):
+        raise Gone(MAKER_LOST_ROLE)
+    return role, project
 
 
 async def accept(
@@ -207,17 +217,7 @@ async def accept(
             raise NotFound(UNKNOWN)
         project_id = ProjectId(invitation["project_id"])
         project = await event_log.lock_project(project_id)  # membership changes serialise
-        if project is None or project["deleted_at"] is not None:
-            raise NotFound(UNKNOWN)
-        if invitation["used_at"] is not None:
-            raise Gone("this invitation was already used")
-        if utc(invitation["expires_at"]) <= now:
-            raise Gone("this invitation has expired")
-        role: ProjectRole = invitation["role"]
-        maker = invitation["invited_by"]
-        maker_role = None if maker is None else await access.role_on(project_id, UserId(maker))
-        if not may_invite(maker_role, role):
-            raise Gone(MAKER_LOST_ROLE)
+        role, _ = await _still_usable(invitation, project, now)
         claimed = (
             await Invitation.update({Invitation.used_at: now, Invitation.used_by: caller.user_id})
             .where((Invitation.id == invitation["id"]) & Invitation.used_at.is_null())
@@ -229,7 +229,10 @@ async def accept(
         if existing is None:
             await ProjectMember.insert(
                 ProjectMember(
-                    project_id=project_id, user_id=caller.user_id, role=role, added_by=maker
+                    project_id=project_id,
+                    user_id=caller.user_id,
+                    role=role,
+                    added_by=invitation["invited_by"],
                 )
             )
             kind = "member.created"

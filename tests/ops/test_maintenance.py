@@ -174,17 +174,23 @@ async def test_maintenance_command_reports_what_it_did(engine: Any, database_url
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_a_running_server_runs_the_jobs_by_itself(database_url: str, engine: Any) -> None:
-    """With MOODBOARD_MAINTENANCE_INTERVAL_S=1 the server deletes ended sessions on its own."""
+    """With MOODBOARD_MAINTENANCE_INTERVAL_S=1 the server deletes ended rows on its own.
+
+    A round deletes sessions, then invitations: the test waits for both while the server runs
+    (stopping it right after the sessions went would cancel the round before the invitations).
+    """
     await seed(engine)
     app = app_for(database_url, MOODBOARD_MAINTENANCE_INTERVAL_S="1")
     async with serving(app):
-        for _ in range(100):  # the first round comes one interval after the start
-            if await UserSession.count() == 3:
+        for _ in range(200):  # the first round comes one interval after the start
+            if (await UserSession.count(), await Invitation.count()) == (3, 3):
                 break
             await asyncio.sleep(0.1)
         else:
-            raise AssertionError("no maintenance round within 10 s")
-    assert await Invitation.count() == 3
+            raise AssertionError(
+                "no maintenance round within 20 s: "
+                f"{await UserSession.count()} sessions, {await Invitation.count()} invitations"
+            )
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

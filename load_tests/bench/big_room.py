@@ -8,7 +8,7 @@ of ``W6_P99_LIMIT_S``, with the server's CPU per delivery.
 
 The per-user socket limit (MOODBOARD_MAX_SOCKETS_PER_USER, 50 by default)
 stays: the sockets are spread over ``ceil(N / per_account)`` accounts, each
-a member of the project (the benchmark user, its owner, is the first).
+a member of the project (load_tests/bench/accounts.py).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import math
 import time
 from typing import Any
 
+from load_tests.bench.accounts import member_accounts
 from load_tests.bench.harness import (
-    PASSWORD,
     CpuMeter,
     ProjectRef,
     Socket,
@@ -29,32 +29,11 @@ from load_tests.bench.harness import (
     opener,
 )
 from load_tests.bench.workloads import W1_ITEMS, w1_sweep
-from server.client import RestClient
 
 W6_P99_LIMIT_S = 0.100
 PER_ACCOUNT = 50  # the server's default MOODBOARD_MAX_SOCKETS_PER_USER
-REGISTER_CONCURRENCY = 4  # a registration hashes a password (argon2): a few at a time
 FILL_CONCURRENCY = 100  # sockets opening and joining at once
 SETTLE_S = 2.0  # after the fill, before the memory reading (buffers freed, diffs sent)
-
-
-async def accounts(target: Target, project: ProjectRef, count: int) -> list[str]:
-    """Tokens of ``count`` accounts that may join ``project``: the owner, then new members."""
-    if target.baseline:  # any token joins anything there
-        return [target.token] * count
-    owner = target.rest
-    assert owner is not None
-    sem = asyncio.Semaphore(REGISTER_CONCURRENCY)
-    stamp = f"{time.monotonic_ns():x}"
-
-    async def member(n: int) -> str:
-        email = f"room-{stamp}-{n}@example.com"
-        async with sem, RestClient(f"http://127.0.0.1:{target.port}", timeout_s=60) as rest:
-            made = await rest.register(email, PASSWORD, f"Member {n}")
-            await owner.add_member(project.id, email, "editor")
-        return made.token
-
-    return [target.token, *await asyncio.gather(*(member(n) for n in range(1, count)))]
 
 
 def _rates(done: list[float], started: float) -> dict[str, float]:
@@ -131,7 +110,7 @@ async def w6_big_room(
 ) -> dict[str, Any]:
     """W6: the join fill of one project to ``sockets``, then W1's steps on it (unless fill_only)."""
     project = (await target.projects(1, items=W1_ITEMS))[0]
-    tokens = await accounts(target, project, math.ceil(sockets / per_account))
+    tokens = await member_accounts(target, [project.id], math.ceil(sockets / per_account))
     conns, fill = await join_fill(target, project, sockets, tokens, per_account)
     try:
         if fill_only or len(conns) < 2:

@@ -21,7 +21,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -175,6 +175,7 @@ class Target:
     token: str = "bench"
     baseline: bool = False
     rest: RestClient | None = None  # the benchmark user's REST client (our server only)
+    database_url: str | None = None  # its database (our server only: bench accounts)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -307,13 +308,14 @@ async def ours(
     admin = await asyncpg.connect(admin_url)
     db = f"moodboard_benchsuite_{uuid.uuid4().hex[:8]}"
     await admin.execute(f'CREATE DATABASE "{db}"')
-    env = our_env(admin_url.rsplit("/", 1)[0] + f"/{db}", redis_url, settings)
+    database_url = admin_url.rsplit("/", 1)[0] + f"/{db}"
+    env = our_env(database_url, redis_url, settings)
     process: subprocess.Popen[bytes] | None = None
     try:
         port, process = await spawn_ours(env, workdir / "ours.log")
         async with RestClient(f"http://127.0.0.1:{port}", timeout_s=60) as rest:
             token = await register(rest, db)
-            yield Target("ours", port, process, token=token, rest=rest)
+            yield Target("ours", port, process, token=token, rest=rest, database_url=database_url)
     finally:
         if process is not None:
             _stop(process)
@@ -501,14 +503,20 @@ async def open_many(
 
 
 async def try_open_pumped(
-    target: Target, count: int, project_of: Callable[[int], str]
+    target: Target,
+    count: int,
+    project_of: Callable[[int], str],
+    tokens: Sequence[str] | None = None,
 ) -> tuple[list[Socket], list[BaseException]]:
     """``count`` joined sockets, pumped from the moment they joined (frames ignored until a
-    workload sets a handler); the ones that made it, and the failures."""
+    workload sets a handler); the ones that made it, and the failures.
+
+    ``tokens``: socket ``i`` signs in with ``tokens[i]`` (else the benchmark user's token).
+    """
     open_socket = opener()
 
     async def open_one(index: int) -> Socket:
-        conn = await open_socket(target)
+        conn = await open_socket(target if tokens is None else as_account(target, tokens[index]))
         try:
             await conn.join(project_of(index))
         except BaseException:
@@ -527,6 +535,11 @@ async def open_pumped(target: Target, count: int, project_of: Callable[[int], st
         drop(conns)
         raise RuntimeError(f"{len(failures)} of {count} sockets failed; first: {failures[0]!r}")
     return conns
+
+
+def as_account(target: Target, token: str) -> Target:
+    """``target`` as seen by the account whose session token is ``token``."""
+    return replace(target, token=token)
 
 
 def drop(conns: Sequence[Socket]) -> None:

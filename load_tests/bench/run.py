@@ -127,6 +127,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--storm-edits", type=int, default=5, help="W5 events missed per socket")
     parser.add_argument("--storm-concurrency", type=int, default=200, help="W5 resumes in flight")
     parser.add_argument(
+        "--storm-one-account",
+        action="store_true",
+        help="W5 sockets all share the benchmark user's session (default: an account each)",
+    )
+    parser.add_argument(
         "--storm-rounds",
         type=int,
         default=1,
@@ -304,6 +309,7 @@ async def run_target(target: Target, args: argparse.Namespace) -> dict[str, Any]
                     args.storm_projects,
                     args.storm_edits,
                     args.storm_concurrency,
+                    one_account=args.storm_one_account,
                 ),
             )
     if "W6" in args.only:

@@ -14,6 +14,7 @@ import uuid
 from collections import deque
 from typing import Any
 
+from load_tests.bench.accounts import member_accounts
 from load_tests.bench.harness import (
     Conn,
     CpuMeter,
@@ -21,6 +22,7 @@ from load_tests.bench.harness import (
     ProjectRef,
     Socket,
     Target,
+    as_account,
     drop,
     edit_frame,
     open_many,
@@ -461,12 +463,31 @@ async def w4_memory(target: Target, connections: int) -> dict[str, Any]:
 
 
 async def w5_reconnect(
-    target: Target, connections: int, projects: int, edits: int, concurrency: int
+    target: Target,
+    connections: int,
+    projects: int,
+    edits: int,
+    concurrency: int,
+    one_account: bool = False,
 ) -> dict[str, Any]:
-    """W5: drop every socket, edit meanwhile, resume all at once with last_seq."""
+    """W5: drop every socket, edit meanwhile, resume all at once with last_seq.
+
+    Each socket is its own account (its own session and membership, as in a real storm)
+    unless ``one_account``: then all share the benchmark user's session.
+    """
     refs = await target.projects(projects, items=1)
-    conns, failures = await try_open_pumped(target, connections, lambda i: refs[i % projects].id)
-    where = [(c.project_id or "", c.joined_seq) for c in conns]
+    project_of = [refs[i % projects].id for i in range(connections)]
+    tokens = (
+        [target.token] * connections
+        if one_account
+        else await member_accounts(target, project_of, connections)
+    )
+    conns, failures = await try_open_pumped(target, connections, project_of.__getitem__, tokens)
+    # Each socket resumes as an account of its project (one each, as they were spread).
+    unused: dict[str, list[str]] = {}
+    for project_id, token in zip(project_of, tokens, strict=True):
+        unused.setdefault(project_id, []).append(token)
+    where = [(c.project_id or "", c.joined_seq, unused[c.project_id or ""].pop()) for c in conns]
     drop(conns)
     writers = await open_many(target, projects)
     for writer, project in zip(writers, refs, strict=True):
@@ -485,10 +506,10 @@ async def w5_reconnect(
 
     open_socket = opener()
 
-    async def resume(pid: str, last: int) -> Socket | None:
+    async def resume(pid: str, last: int, token: str) -> Socket | None:
         try:
             async with sem:
-                conn = await open_socket(target)
+                conn = await open_socket(as_account(target, token))
                 reply, seqs = await conn.replay(pid, last, RESUME_LIMIT_S)
         except Exception:  # refused, reset, timed out: a failed resume, counted
             tally["failed"] += 1
@@ -504,11 +525,12 @@ async def w5_reconnect(
 
     with CpuMeter(target.ps) as cpu:
         started = time.monotonic()
-        resumed = await asyncio.gather(*(resume(pid, last) for pid, last in where))
+        resumed = await asyncio.gather(*(resume(*socket) for socket in where))
         wall = time.monotonic() - started
     drop([c for c in resumed if c is not None])
     return {
         "connections": len(where),
+        "accounts": len(set(tokens)),
         "failed_first_joins": len(failures),
         "events_missed_per_socket": edits,
         "resumes_per_s": round(len(where) / wall, 1),

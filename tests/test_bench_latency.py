@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from load_tests.bench.run import latency_rows, latency_table
+from load_tests.bench.report import latency_rows, latency_table
 
 
 def w1(best: float, *steps: tuple[float, float, float, bool, bool]) -> dict[str, Any]:

@@ -214,12 +214,18 @@ class Realtime:
                 at=rfc3339(record.at) or "",
             )
             metrics.event_committed(record.entity, record.data)
+            encoded = p.encode(frame)
             envelope = env.EventEnvelope(
                 project_id=record.project_id,
                 seq=record.seq,
-                frame=msgspec.Raw(p.encode(frame)),
+                frame=msgspec.Raw(encoded),
                 published_at=metrics.published_at(),
             )
+            # This instance's own followers get it now, not after a Redis round trip: the
+            # feed orders it by seq like any arrival, and the bus's copy is then a duplicate
+            # it drops (docs/architecture.md §3). The sockets are written in the next write
+            # round, after the publish below has gone out to the other instances.
+            self._arrive(record.project_id, record.seq, Outgoing(encoded))
             await self._publish(env.project_channel(record.project_id), env.encode(envelope))
 
     async def sessions_revoked(self, session_ids: Sequence[uuid.UUID]) -> None:

@@ -64,7 +64,9 @@ ACCESS_CHECK_REVOCATIONS = Counter(
 )
 FANOUT_SECONDS = Histogram(
     "moodboard_fanout_seconds",
-    "Committed event: publish on the bus -> handed to the local sockets' outboxes",
+    "Committed event: publish on the bus -> its arrival here, handed to the local sockets' "
+    "outboxes (an instance's own events reach its sockets at commit: for those, the bus's "
+    "round trip)",
     buckets=_LATENCY_BUCKETS,
 )
 GAP_FILLS = Counter(

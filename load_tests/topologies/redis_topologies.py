@@ -127,7 +127,17 @@ async def _stop(processes: list[RedisProcess]) -> None:
             await node.process.wait()
 
 
-_NO_DISK = ("--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+# No disk, and a replica's first sync at once (the default waits 5 s for more replicas).
+_NO_DISK = (
+    "--bind",
+    "127.0.0.1",
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+    "--repl-diskless-sync-delay",
+    "0",
+)
 
 
 @asynccontextmanager
@@ -194,6 +204,7 @@ async def redis_cluster(workdir: Path) -> AsyncIterator[Topology]:
         out, _ = await create.communicate()
         assert create.returncode == 0, out.decode()
         await _wait_cluster_ok(ports)
+        await _wait_replicas_synced(ports)
         hosts = ",".join(f"127.0.0.1:{port}" for port in ports[:3])
         yield Topology(url=f"redis+cluster://{hosts}", nodes=nodes)
     finally:
@@ -217,6 +228,31 @@ async def _wait_cluster_ok(ports: list[int], limit_s: float = 20.0) -> None:
             return
         await asyncio.sleep(0.1)
     raise TimeoutError("the cluster did not reach cluster_state:ok")
+
+
+async def _wait_replicas_synced(ports: list[int], limit_s: float = 30.0) -> None:
+    """Every replica among ``ports`` has finished its first sync with its master.
+
+    Until then it holds no data and refuses to take over (Redis Cluster: "Disconnected
+    from master for longer than allowed"): a test that kills a master right after the
+    topology came up would wait for a failover that never comes.
+    """
+    for _ in range(int(limit_s / 0.1)):
+        waiting = []
+        for port in ports:
+            client = aioredis.Redis(port=port, socket_timeout=1)
+            try:
+                info = await client.info("replication")
+                if info.get("role") == "slave" and info.get("master_link_status") != "up":
+                    waiting.append(port)
+            except (RedisError, OSError):
+                waiting.append(port)
+            finally:
+                await client.aclose()
+        if not waiting:
+            return
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"replicas on {waiting} did not finish their first sync")
 
 
 async def masters(topology: Topology) -> list[RedisProcess]:
@@ -254,6 +290,7 @@ async def redis_sentinel(workdir: Path, master_name: str = "mb") -> AsyncIterato
         )
         processes.append(replica)
         await _wait_ping(replica_port)
+        await _wait_replicas_synced([replica_port])
         sentinels = []
         for n in range(3):
             port = free_port()

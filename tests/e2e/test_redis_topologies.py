@@ -246,3 +246,25 @@ async def test_two_instances_converge_on_sentinel_through_a_primary_failover(
             assert (await client.info("replication"))["role"] == "master"  # it was promoted
         finally:
             await client.aclose()
+
+
+async def test_a_topology_is_handed_over_with_every_replica_synced(tmp_path: Path) -> None:
+    """A master killed right after the topology came up has a replica able to take over.
+
+    A replica that has not finished its first sync holds nothing and refuses the
+    failover ("Disconnected from master for longer than allowed"); the cluster test
+    once killed a master in that window and waited for a failover that never came.
+    """
+    for topology_of in (redis_cluster, redis_sentinel):
+        async with topology_of(tmp_path / topology_of.__name__) as topology:
+            replicas = 0
+            for node in topology.nodes:
+                client = aioredis.Redis(port=node.port, socket_timeout=1)
+                try:
+                    info = await client.info("replication")
+                finally:
+                    await client.aclose()
+                if info["role"] == "slave":
+                    replicas += 1
+                    assert info["master_link_status"] == "up", (node.port, info)
+            assert replicas == (3 if topology_of is redis_cluster else 1)

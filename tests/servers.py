@@ -22,6 +22,7 @@ import httpx
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from load_tests.chaos.topology import NO_DISK
 from tests.conftest import free_port
 from tests.log_scan import LOGS
 from tests.wsclient import signup
@@ -264,12 +265,7 @@ async def private_redis(port: int) -> AsyncIterator[asyncio.subprocess.Process]:
         "redis-server",
         "--port",
         str(port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
+        *NO_DISK,
         stdout=asyncio.subprocess.DEVNULL,
     )
     client = aioredis.from_url(f"redis://127.0.0.1:{port}/0")

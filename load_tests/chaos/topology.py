@@ -28,6 +28,19 @@ ROOT = Path(__file__).resolve().parents[2]
 PGBIN = Path(os.environ.get("PGBIN", "/usr/lib/postgresql/15/bin"))
 SECRET = "chaos-" + secrets.token_urlsafe(32)  # random: the settings refuse a guessable one
 READY_TIMEOUT_S = 60.0
+# A throwaway redis-server: loopback, no disk, and a replica's first sync at once (the
+# default waits 5 s for more replicas). The chaos tool's, the
+# topologies' (load_tests/topologies) and the tests' own servers.
+NO_DISK = (
+    "--bind",
+    "127.0.0.1",
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+    "--repl-diskless-sync-delay",
+    "0",
+)
 
 
 def free_port() -> int:
@@ -130,12 +143,7 @@ class RedisServer:
             "redis-server",
             "--port",
             str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
+            *NO_DISK,
             stdout=asyncio.subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10

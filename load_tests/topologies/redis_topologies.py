@@ -25,7 +25,7 @@ from typing import BinaryIO
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from load_tests.chaos.topology import free_port
+from load_tests.chaos.topology import NO_DISK, free_port
 
 CLUSTER_NODE_TIMEOUT_MS = 1000  # a dead master is replaced within ~2 s
 SENTINEL_DOWN_AFTER_MS = 1000
@@ -127,25 +127,12 @@ async def _stop(processes: list[RedisProcess]) -> None:
             await node.process.wait()
 
 
-# No disk, and a replica's first sync at once (the default waits 5 s for more replicas).
-_NO_DISK = (
-    "--bind",
-    "127.0.0.1",
-    "--save",
-    "",
-    "--appendonly",
-    "no",
-    "--repl-diskless-sync-delay",
-    "0",
-)
-
-
 @asynccontextmanager
 async def redis_standalone(workdir: Path) -> AsyncIterator[Topology]:
     """One Redis of our own (the shared one's counters would mix in other clients' commands)."""
     require_redis_server()
     port = free_port()
-    nodes = [await _start(workdir / f"redis-{port}", port, *_NO_DISK)]
+    nodes = [await _start(workdir / f"redis-{port}", port, *NO_DISK)]
     try:
         await _wait_ping(port)
         yield Topology(url=f"redis://127.0.0.1:{port}/0", nodes=nodes)
@@ -179,7 +166,7 @@ async def redis_cluster(workdir: Path) -> AsyncIterator[Topology]:
                 await _start(
                     workdir / f"node-{port}",
                     port,
-                    *_NO_DISK,
+                    *NO_DISK,
                     "--cluster-enabled",
                     "yes",
                     "--cluster-config-file",
@@ -277,13 +264,13 @@ async def redis_sentinel(workdir: Path, master_name: str = "mb") -> AsyncIterato
     primary_port, replica_port = free_port(), free_port()
     processes: list[RedisProcess] = []
     try:
-        primary = await _start(workdir / "primary", primary_port, *_NO_DISK)
+        primary = await _start(workdir / "primary", primary_port, *NO_DISK)
         processes.append(primary)
         await _wait_ping(primary_port)
         replica = await _start(
             workdir / "replica",
             replica_port,
-            *_NO_DISK,
+            *NO_DISK,
             "--replicaof",
             "127.0.0.1",
             str(primary_port),

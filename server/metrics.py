@@ -217,6 +217,17 @@ ASYNCIO_TASKS = Gauge(
     "Tasks alive in this instance's event loop (read at scrape): flat while load is steady; "
     "growth under steady load is a leak",
 )
+WS_BUFFERED_BYTES = Gauge(
+    "moodboard_ws_buffered_bytes",
+    "Bytes sent to this instance's sockets that their peers have not taken yet, held in "
+    "memory (outboxes and transport buffers; read at scrape): high while clients read slowly",
+)
+PYTHON_HEAP_BLOCKS = Gauge(
+    "moodboard_python_heap_blocks",
+    "Memory blocks Python's allocator has handed out and not had back (read at scrape): "
+    "growth under steady load with flat tasks and sockets is objects kept alive (a leak); "
+    "resident memory growing while this is flat is the allocator's or a library's",
+)
 
 ALL = (
     HTTP_REQUESTS,
@@ -261,6 +272,8 @@ ALL = (
     BACKUP_LAST_SUCCESS,
     EVENT_LOOP_LAG,
     ASYNCIO_TASKS,
+    WS_BUFFERED_BYTES,
+    PYTHON_HEAP_BLOCKS,
 )  # every series, in the order docs/operations.md lists them
 
 _QUERY_KINDS = {

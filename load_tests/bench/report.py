@@ -201,11 +201,19 @@ def soak_text(result: dict[str, Any]) -> str:
             f"\nSOAK {result['seconds'] / 60:g} min, {result['subscribers']} sockets, "
             f"{result['rate']:g} edits/s, churn {result['churn_per_s']}/s "
             f"({len(result['samples'])} samples; after warm-up):",
-            f"  RSS {span('rss_mib')} MiB, slope {v['rss_mib_per_hour']} MiB/hour",
+            f"  RSS {span('rss_mib')} MiB, slope {v['rss_mib_per_hour']} MiB/hour "
+            f"({v['rss_mib_per_hour_second_half']} in the second half); "
+            f"Python's heap blocks {span('heap_blocks')}, slope {v['heap_blocks_per_hour']}/hour",
             f"  tasks {span('tasks')}, open fds {span('open_fds')}, threads {span('threads')}",
             f"  acked edits/s {v['acked_edits_per_s']}, windows with no edit acked "
             f"{v['stalled_windows']} (the load was not steady there)",
-            f"  delivery p99 per window {span('p99_ms')} ms",
+            f"  delivery p99 per window {span('p99_ms')} ms; "
+            f"edit to ack p99 {span('ack_p99_ms')} ms",
+            f"  where late frames wait: in the server's memory {span('server_buffered_kib')} KiB; "
+            f"in the kernel, unsent by the server "
+            f"{span('server_unsent_kib')} KiB, unread by the generator "
+            f"{span('generator_unread_kib')} KiB; the generator's loop lag p99 per window "
+            f"{span('generator_loop_lag_p99_ms')} ms",
             f"  gaps (lost, doubled or out of order) {v['gaps']}, "
             f"sockets the server closed (each resumed) {v['closed_unasked']}",
         ]

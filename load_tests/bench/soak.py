@@ -39,6 +39,7 @@ from load_tests.bench.harness import (
     percentiles,
     try_open_pumped,
 )
+from load_tests.bench.queues import LoopLag, queued_bytes
 from load_tests.bench.workloads import (
     W1_EDITS_PER_SOCKET,
     W1_ITEMS,
@@ -76,10 +77,13 @@ def verdict(samples: list[dict[str, Any]]) -> dict[str, Any]:
     steady = after_warmup(samples)
 
     def span(key: str) -> list[float] | None:
-        values = [s[key] for s in steady if s[key] is not None]
+        values = [s[key] for s in steady if s.get(key) is not None]
         return [min(values), max(values)] if values else None
 
-    p99s = [s["delivery_ms"]["p99"] for s in steady if s["delivery_ms"]["p99"] is not None]
+    def p99_span(key: str) -> list[float] | None:
+        p99s = [s[key]["p99"] for s in steady if s.get(key) and s[key]["p99"] is not None]
+        return [min(p99s), max(p99s)] if p99s else None
+
     # Windows in which no edit was acked: the load was not steady there (an editor stuck).
     first = max(1, len(samples) - len(steady))
     stalled = sum(
@@ -96,11 +100,24 @@ def verdict(samples: list[dict[str, Any]]) -> dict[str, Any]:
         else None,
         "stalled_windows": stalled,
         "rss_mib_per_hour": _rounded(slope_per_hour([(s["t_s"], s["rss_mib"]) for s in steady])),
+        # A leak keeps its slope; a warm-up that ends late loses it in the second half.
+        "rss_mib_per_hour_second_half": _rounded(
+            slope_per_hour([(s["t_s"], s["rss_mib"]) for s in steady[len(steady) // 2 :]])
+        ),
         "rss_mib": span("rss_mib"),
+        "heap_blocks_per_hour": _rounded(
+            slope_per_hour([(s["t_s"], s["heap_blocks"]) for s in steady if s.get("heap_blocks")])
+        ),
+        "heap_blocks": span("heap_blocks"),
         "tasks": span("tasks"),
         "open_fds": span("open_fds"),
         "threads": span("threads"),
-        "p99_ms": [min(p99s), max(p99s)] if p99s else None,
+        "p99_ms": p99_span("delivery_ms"),
+        "ack_p99_ms": p99_span("ack_ms"),
+        "server_buffered_kib": span("server_buffered_kib"),
+        "server_unsent_kib": span("server_unsent_kib"),
+        "generator_unread_kib": span("generator_unread_kib"),
+        "generator_loop_lag_p99_ms": p99_span("generator_loop_lag_ms"),
         "gaps": samples[-1]["gaps"] if samples else 0,
         "closed_unasked": samples[-1]["closed_unasked"] if samples else 0,
     }
@@ -110,17 +127,20 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
-async def scraped_tasks(target: Target) -> float | None:
-    """The server's ``moodboard_asyncio_tasks`` (None for the baseline, or if unreadable)."""
-    if target.baseline:
-        return None
-    try:
-        async with httpx.AsyncClient(timeout=10) as http:
-            text = (await http.get(f"http://127.0.0.1:{target.port}/metrics")).text
-    except httpx.HTTPError:
-        return None
-    found = re.search(r"^moodboard_asyncio_tasks (\S+)$", text, re.M)
-    return float(found.group(1)) if found else None
+SCRAPED = ("moodboard_asyncio_tasks", "moodboard_python_heap_blocks", "moodboard_ws_buffered_bytes")
+
+
+async def scraped(target: Target) -> dict[str, float | None]:
+    """The server's gauges in ``SCRAPED`` (each None for the baseline, or if unreadable)."""
+    text = ""
+    if not target.baseline:
+        try:
+            async with httpx.AsyncClient(timeout=10) as http:
+                text = (await http.get(f"http://127.0.0.1:{target.port}/metrics")).text
+        except httpx.HTTPError:
+            pass
+    found = {name: re.search(rf"^{name} (\S+)$", text, re.M) for name in SCRAPED}
+    return {name: float(m.group(1)) if m else None for name, m in found.items()}
 
 
 class Churn:
@@ -248,16 +268,25 @@ async def soak(
             latencies = [x for w in churner.watchers for x in w.latencies]
             for w in churner.watchers:
                 w.latencies = []
+            acks = [x for e in editors for x in e.ack_latencies]
+            for e in editors:
+                e.ack_latencies = []
             ps = target.ps
+            queued = queued_bytes(target.port)
+            gauges = await scraped(target)
+            buffered = gauges["moodboard_ws_buffered_bytes"]
             samples.append(
                 {
                     "t_s": round(time.monotonic() - started, 1),
                     "rss_mib": round(ps.memory_info().rss / 2**20, 2),
                     "open_fds": ps.num_fds(),
                     "threads": ps.num_threads(),
-                    "tasks": await scraped_tasks(target),
+                    "tasks": gauges["moodboard_asyncio_tasks"],
+                    "heap_blocks": gauges["moodboard_python_heap_blocks"],
                     "deliveries": len(latencies),
                     "delivery_ms": percentiles(latencies),
+                    # edit sent to its ack: the commit path, before and beside the fan-out
+                    "ack_ms": percentiles(acks),
                     "acked_edits": sum(e.acked for e in editors),
                     "starved_ticks": starved,
                     "gaps": churner.retired_gaps + sum(w.gaps for w in churner.watchers),
@@ -265,10 +294,17 @@ async def soak(
                     "joins": churner.joins,
                     "resumes": churner.resumes,
                     "failed_joins": churner.failures,
+                    # where late frames wait outside the server's loop (load_tests/bench/queues.py)
+                    "server_buffered_kib": None if buffered is None else int(buffered) // 1024,
+                    "server_unsent_kib": None if queued is None else queued.server_unsent // 1024,
+                    "generator_unread_kib": None
+                    if queued is None
+                    else queued.generator_unread // 1024,
+                    "generator_loop_lag_ms": percentiles(generator_lag.take()),
                 }
             )
 
-    with CpuMeter(target.ps) as cpu:
+    with CpuMeter(target.ps) as cpu, LoopLag() as generator_lag:
         try:
             await asyncio.gather(
                 pace(rate, seconds, tick),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import ipaddress
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from server.context import AppContext
 from server.errors import Forbidden, Unauthorized
 from server.generations.tables import Generation
 from server.ops.backup import newest_backup
+from server.realtime.hub import Realtime
 
 
 def _loopback(host: str | None) -> bool:
@@ -57,9 +59,12 @@ def check_scraper(
         raise Unauthorized("send Authorization: Bearer <MOODBOARD_METRICS_TOKEN>")
 
 
-async def refresh(ctx: AppContext) -> None:
-    """Set the gauges read at scrape time: the generation queue, the newest backup, the pool."""
+async def refresh(ctx: AppContext, realtime: Realtime | None) -> None:
+    """Set the gauges read at scrape time: the loop, memory, the generation queue, backups, pool."""
     metrics.ASYNCIO_TASKS.set(len(asyncio.all_tasks()))
+    metrics.PYTHON_HEAP_BLOCKS.set(sys.getallocatedblocks())
+    if realtime is not None:
+        metrics.WS_BUFFERED_BYTES.set(realtime.sockets.buffered_bytes())
     for status in ("queued", "running"):
         rows = await Generation.select(Count().as_alias("n")).where(Generation.status == status)
         metrics.GENERATIONS_WAITING.labels(status).set(rows[0]["n"])
@@ -88,5 +93,5 @@ async def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Prometheus text format, version 0.0.4."""
     ctx: AppContext = request.app.state.ctx
     check_scraper(request, ctx.settings.metrics_token, ctx.settings.own_origins)
-    await refresh(ctx)
+    await refresh(ctx, getattr(request.app.state, "realtime", None))
     return Response(metrics.render(), media_type=metrics.CONTENT_TYPE_LATEST)

@@ -261,6 +261,11 @@ class Connection:
 
     # --- output ---------------------------------------------------------------------------
 
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes sent to this socket still in this process: its outbox, its transport's buffer."""
+        return self.outbox.size + (0 if self._direct is None else self._direct.buffered())
+
     def send_frame(self, frame: p.ServerFrame) -> None:
         metrics.sent(frame)
         self.send(_wire_of(frame))

@@ -42,6 +42,10 @@ class SocketRegistry:
         self.changes += 1
         return True
 
+    def buffered_bytes(self) -> int:
+        """Bytes sent to this instance's sockets, not yet taken by the kernel (slow readers')."""
+        return sum(connection.buffered_bytes for connection in self.connections.values())
+
     def unregister(self, connection: Connection) -> None:
         self.connections.pop(connection.id, None)
         self.changes += 1

@@ -103,6 +103,10 @@ class DirectWriter:
         """
         self._protocol.transport.abort()
 
+    def buffered(self) -> int:
+        """Bytes written to the transport that the kernel has not taken yet (a slow reader's)."""
+        return int(self._protocol.transport.get_write_buffer_size())
+
     def write(self, frames: bytes) -> bool:
         """Write whole frames now; False (nothing written) when they must wait or go through ASGI.
 

@@ -7,6 +7,7 @@ sockets cut and resumed carry on without a gap.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,14 @@ async def test_a_short_soak_reads_every_sample_and_resumes_lose_nothing(
     assert all(s["tasks"] is not None and s["tasks"] > 0 for s in samples)
     assert all(s["open_fds"] > 24 and s["rss_mib"] > 10 for s in samples)
     assert all(s["deliveries"] > 0 for s in samples)
+    # Where late frames wait: the kernel's queues (Linux) and the generator's own loop.
+    assert all(s["generator_loop_lag_ms"]["p99"] is not None for s in samples)
+    assert all(s["ack_ms"]["p99"] is not None for s in samples)
+    assert all(s["heap_blocks"] is not None and s["heap_blocks"] > 0 for s in samples)
+    assert all(s["server_buffered_kib"] is not None for s in samples)
+    if sys.platform.startswith("linux"):
+        assert all(s["server_unsent_kib"] is not None for s in samples)
+        assert all(s["generator_unread_kib"] is not None for s in samples)
     found = verdict(samples)
     assert found["gaps"] == 0, "a resumed or live socket missed, doubled or reordered an event"
     assert found["closed_unasked"] == 0
@@ -59,7 +68,26 @@ def test_the_slope_is_per_hour_and_warm_up_is_left_out() -> None:
     ]
     found = verdict(samples)
     assert found["rss_mib_per_hour"] == pytest.approx(60.0)
+    assert found["rss_mib_per_hour_second_half"] == pytest.approx(60.0)  # a leak keeps its slope
     assert found["stalled_windows"] == 3
     assert found["acked_edits_per_s"] == pytest.approx(400 / 420, abs=0.05)
     assert found["tasks"] == [30.0, 30.0]
     assert found["p99_ms"] == [7.0, 14.0]
+
+
+def test_a_warm_up_that_ends_late_has_no_slope_in_the_second_half() -> None:
+    """RSS climbing for the first half of the steady samples, then flat: not a leak."""
+    samples = [
+        {
+            "t_s": 60.0 * i,
+            "rss_mib": 100.0 + min(i, 10),
+            "acked_edits": 100 * i,
+            "delivery_ms": {"p99": 5.0},
+            "gaps": 0,
+            "closed_unasked": 0,
+        }
+        for i in range(20)
+    ]
+    found = verdict(samples)
+    assert found["rss_mib_per_hour"] > 10
+    assert found["rss_mib_per_hour_second_half"] == pytest.approx(0.0)

@@ -1,0 +1,58 @@
+"""``moodboard_ws_buffered_bytes``: what a slow reader's frames hold in the server's memory."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.test_cluster import a_reader_and_one_that_stops
+from tests.servers import ServerProcess, call, running_server, server_env
+
+pytestmark = pytest.mark.e2e
+
+
+async def buffered(server: ServerProcess) -> float:
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        scraped = (await client.get("/metrics")).text
+    found = re.search(r"^moodboard_ws_buffered_bytes (\S+)$", scraped, re.M)
+    assert found is not None, "no buffered-bytes gauge on /metrics"
+    return float(found.group(1))
+
+
+async def test_a_slow_readers_frames_show_in_the_gauge_and_leave_it_once_read(
+    tmp_path: Path,
+) -> None:
+    env = server_env(f"sqlite:///{tmp_path / 'm.sqlite3'}")
+    async with (
+        running_server(env, tmp_path) as server,
+        a_reader_and_one_that_stops(server, "slow@example.com") as (token, pid, slow, fast),
+    ):
+        assert await buffered(server) == 0
+        big = "x" * 9000
+        version = 0
+        while await buffered(server) < 100_000:
+            version += 1
+            assert version < 400, "the slow reader's frames never backed up in the server"
+            patched = await call(
+                server,
+                "PATCH",
+                f"/api/projects/{pid}",
+                token,
+                json={"base_version": version, "description": big[:-version]},
+            )
+            assert patched.status_code == 200
+            await fast.expect("event")
+        # The slow socket reads everything now: nothing of it is held any more.
+        while True:
+            event = await slow.expect("event", timeout=10)
+            if event["data"]["description"] == big[:-version]:
+                break
+        for _ in range(50):
+            if await buffered(server) == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert await buffered(server) == 0

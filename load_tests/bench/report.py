@@ -199,7 +199,8 @@ def soak_text(result: dict[str, Any]) -> str:
     return "\n".join(
         [
             f"\nSOAK {result['seconds'] / 60:g} min, {result['subscribers']} sockets, "
-            f"{result['rate']:g} edits/s, churn {result['churn_per_s']}/s "
+            f"{result['rate']:g} edits/s from {result.get('editors', 1)} sockets, "
+            f"churn {result['churn_per_s']}/s "
             f"({len(result['samples'])} samples; after warm-up):",
             f"  RSS {span('rss_mib')} MiB, slope {v['rss_mib_per_hour']} MiB/hour "
             f"({v['rss_mib_per_hour_second_half']} in the second half); "

@@ -177,6 +177,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="SOAK sockets a second that leave and join afresh, and as many that resume",
     )
     parser.add_argument(
+        "--soak-edits-per-socket",
+        type=float,
+        default=soak.EDITS_PER_SOCKET,
+        help="SOAK edits a second from each editing socket (a socket's edits go one after "
+        "another, so one socket near the rate limit measures its own queue)",
+    )
+    parser.add_argument(
         "--soak-sample", type=float, default=30.0, help="SOAK seconds between samples"
     )
     parser.add_argument(
@@ -298,6 +305,7 @@ async def run_target(target: Target, args: argparse.Namespace) -> dict[str, Any]
                 rate=args.soak_rate,
                 churn=args.soak_churn,
                 sample_s=args.soak_sample,
+                edits_per_socket=args.soak_edits_per_socket,
             ),
         )
     if "W5" in args.only:

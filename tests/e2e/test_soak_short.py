@@ -31,6 +31,7 @@ async def test_a_short_soak_reads_every_sample_and_resumes_lose_nothing(
     assert last["resumes"] >= 6  # two a second, after the first second
     assert last["joins"] >= 6
     assert last["failed_joins"] == 0
+    assert result["editors"] == 2  # 10 edits a second, 5 from each editing socket
     assert last["acked_edits"] >= 40
     assert all(s["tasks"] is not None and s["tasks"] > 0 for s in samples)
     assert all(s["open_fds"] > 24 and s["rss_mib"] > 10 for s in samples)

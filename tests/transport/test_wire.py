@@ -9,6 +9,7 @@ import weakref
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from litestar import Litestar, WebSocket, websocket
 from litestar.testing import TestClient
 from websockets.asyncio.client import connect
@@ -133,4 +134,40 @@ async def test_a_closed_socket_is_freed_at_once_without_a_garbage_collection() -
         # The server has stopped: every task of the socket is done.
         kinds = [type(ref()).__name__ for ref in alive if ref() is not None]
     assert len(alive) == 2
+    assert kinds == []
+
+
+@pytest.mark.parametrize("goes", ["closes", "aborts"])
+async def test_a_closed_sockets_websocket_parser_is_freed_at_once(goes: str) -> None:
+    """The ``websockets`` connection inside uvicorn's protocol, with its parser, goes at once too.
+
+    Its parser is a generator holding the connection: until it reads an end of
+    stream, which uvicorn never hands it, the two are a cycle (with the reader
+    and the last frames) that only a full collection frees; a soak's joins and
+    leaves piled them up between collections (docs/benchmarks.md, "Session 11").
+    """
+    alive: list[weakref.ref[Any]] = []
+
+    async def handler(socket: WebSocket[Any, Any, Any]) -> None:
+        try:
+            await socket.accept()
+            protocol = socket.scope[SCOPE_KEY].__self__  # type: ignore[literal-required]
+            alive.append(weakref.ref(protocol.conn))
+            await socket.send_text("hello")
+            await socket.receive()  # until the client goes
+        finally:
+            release(socket)
+
+    with no_garbage_collector():
+        async with serving(handler) as url:
+            async with connect(url) as client:
+                assert await client.recv() == "hello"
+                if goes == "aborts":
+                    client.transport.abort()
+            for _ in range(100):  # the server's handler returns
+                if alive and alive[0]() is None:
+                    break
+                await asyncio.sleep(0.01)
+            kinds = [type(ref()).__name__ for ref in alive if ref() is not None]
+    assert len(alive) == 1
     assert kinds == []

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.e2e.test_cluster import a_reader_and_one_that_stops
+from tests.gauges import gauge
 from tests.servers import ServerProcess, call, running_server, server_env
 
 pytestmark = pytest.mark.e2e
@@ -18,9 +18,7 @@ pytestmark = pytest.mark.e2e
 async def buffered(server: ServerProcess) -> float:
     async with httpx.AsyncClient(base_url=server.url) as client:
         scraped = (await client.get("/metrics")).text
-    found = re.search(r"^moodboard_ws_buffered_bytes (\S+)$", scraped, re.M)
-    assert found is not None, "no buffered-bytes gauge on /metrics"
-    return float(found.group(1))
+    return gauge(scraped, "moodboard_ws_buffered_bytes")
 
 
 async def test_a_slow_readers_frames_show_in_the_gauge_and_leave_it_once_read(

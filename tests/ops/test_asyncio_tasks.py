@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import re
 
 from tests.api.conftest import app_for, serving
+from tests.gauges import gauge
 
 
 def tasks(scraped: str) -> float:
-    found = re.search(r"^moodboard_asyncio_tasks (\S+)$", scraped, re.M)
-    assert found is not None, "no task gauge on /metrics"
-    return float(found.group(1))
+    return gauge(scraped, "moodboard_asyncio_tasks")
 
 
 async def test_the_gauge_follows_the_tasks_of_the_loop(sqlite_url: str) -> None:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import re
-
 from tests.api.conftest import app_for, serving
+from tests.gauges import gauge
 
 
 def blocks(scraped: str) -> float:
-    found = re.search(r"^moodboard_python_heap_blocks (\S+)$", scraped, re.M)
-    assert found is not None, "no heap-blocks gauge on /metrics"
-    return float(found.group(1))
+    return gauge(scraped, "moodboard_python_heap_blocks")
 
 
 async def test_objects_kept_alive_show_in_the_gauge_and_leave_it_when_freed(

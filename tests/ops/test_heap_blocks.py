@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import gc
+
+import httpx
+
 from tests.api.conftest import app_for, serving
 from tests.gauges import gauge
 
 
-def blocks(scraped: str) -> float:
-    return gauge(scraped, "moodboard_python_heap_blocks")
+async def blocks(client: httpx.AsyncClient) -> float:
+    # Garbage from earlier tests in this process would be freed at any moment in between
+    # (millions of blocks in a long run): collect it first, so the reading moves with ours.
+    gc.collect()
+    return gauge((await client.get("/metrics")).text, "moodboard_python_heap_blocks")
 
 
 async def test_objects_kept_alive_show_in_the_gauge_and_leave_it_when_freed(
     sqlite_url: str,
 ) -> None:
     async with serving(app_for(sqlite_url)) as client:
-        before = blocks((await client.get("/metrics")).text)
-        kept = [[n] for n in range(100_000)]  # a list block each, at least
-        during = blocks((await client.get("/metrics")).text)
+        before = await blocks(client)
+        kept = [[n] for n in range(1_000, 301_000)]  # a list, its items and an int each
+        during = await blocks(client)
         del kept
-        after = blocks((await client.get("/metrics")).text)
-    assert during - before >= 100_000
-    assert during - after >= 100_000
+        after = await blocks(client)
+    assert during - before >= 300_000
+    assert during - after >= 300_000

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from load_tests.bench.queues import LoopLag, parse, queued_bytes
+from load_tests.bench.queues import GcPauses, LoopLag, parse, queued_bytes
 
 # Three sockets to port 0x1F90 (8080) and one elsewhere, as /proc/net/tcp prints them.
 TABLE = """\
@@ -57,3 +57,34 @@ async def test_the_loop_lag_sees_a_blocked_loop() -> None:
         lags = lag.take()
     assert max(lags) >= 0.15
     assert lag.take() == []
+
+
+def test_the_gc_pauses_are_timed_each_on_its_own() -> None:
+    import gc
+
+    with GcPauses() as pauses:
+        kept = [[i] for i in range(300_000)]  # tracked containers: a full collection walks them
+        gc.collect()
+        gc.collect()
+        found = pauses.take()
+    assert len(found) >= 2
+    assert max(found) > 0
+    assert pauses.take() == []
+    gc.collect()  # after the block: no longer timed
+    assert pauses.take() == []
+    del kept
+
+
+def test_a_measurement_leaves_the_open_sockets_out_of_the_collections() -> None:
+    """What lives when the measurement starts is frozen (not walked), and thawed after it."""
+    import gc
+
+    from load_tests.bench.harness import decode, frozen_objects
+
+    kept = [[i] for i in range(1_000)]
+    with frozen_objects():
+        assert gc.get_freeze_count() >= len(kept)
+    assert gc.get_freeze_count() == 0
+    # A frame read per delivery is never tracked: it cannot start a collection.
+    assert not gc.is_tracked(decode(b'{"type": "event", "seq": 1, "at": "x"}'))
+    del kept

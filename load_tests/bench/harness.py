@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import importlib.util
 import os
 import resource
@@ -20,7 +21,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -41,8 +42,13 @@ OPEN_CONCURRENCY = 100  # sockets opening (and joining) at once
 T = TypeVar("T")
 
 
-class Frame(msgspec.Struct):
-    """The fields of a server frame the benchmark reads (the rest is skipped unparsed)."""
+class Frame(msgspec.Struct, gc=False):
+    """The fields of a server frame the benchmark reads (the rest is skipped unparsed).
+
+    Untracked by the garbage collector (``gc=False``: its fields are strings and
+    numbers, never a cycle): the generator decodes one per delivery, and tracked
+    they would start its collections, each a stall of every socket's reading.
+    """
 
     type: str
     ref: str | None = None
@@ -52,10 +58,26 @@ class Frame(msgspec.Struct):
     current_version: int | None = None
     mode: str | None = None
     project_id: str | None = None
+    at: str | None = None  # an event's server time (load_tests/bench/edit_split.py)
 
 
 decode = msgspec.json.Decoder(Frame).decode
 encode = msgspec.json.Encoder().encode
+
+
+@contextlib.contextmanager
+def frozen_objects() -> Iterator[None]:
+    """Every object alive now left out of the generator's garbage collections, for a while.
+
+    Used once the sockets are open, around a measurement: a full collection
+    walks every object it tracks, a stall of every socket's reading that is
+    timed as delivery latency (``gc.freeze``, as the server does at start).
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def free_port() -> int:

@@ -19,6 +19,7 @@ port.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,3 +94,34 @@ class LoopLag:
     def take(self) -> list[float]:
         lags, self._lags = self._lags, []
         return lags
+
+
+class GcPauses:
+    """How long each of this process's garbage collections stopped it (any generation).
+
+    A collection stops the whole loop: one long one delays every frame read
+    in it, a few in a window are that window's p99 while the loop lag's p99
+    (one timer reading in hundreds) does not show them. ``take()`` hands back
+    the pauses since the last ``take()`` (seconds).
+    """
+
+    def __init__(self) -> None:
+        self._pauses: list[float] = []
+        self._started = 0.0
+
+    def _callback(self, phase: str, _info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self._pauses.append(time.perf_counter() - self._started)
+
+    def __enter__(self) -> GcPauses:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def take(self) -> list[float]:
+        pauses, self._pauses = self._pauses, []
+        return pauses

@@ -209,12 +209,18 @@ def soak_text(result: dict[str, Any]) -> str:
             f"  acked edits/s {v['acked_edits_per_s']}, windows with no edit acked "
             f"{v['stalled_windows']} (the load was not steady there)",
             f"  delivery p99 per window {span('p99_ms')} ms; "
-            f"edit to ack p99 {span('ack_p99_ms')} ms",
+            f"edit to ack p99 {span('ack_p99_ms')} ms, split at the server's `at`: "
+            f"before the server took it {span('before_server_p99_ms')} ms, "
+            f"then to its ack {span('commit_p99_ms')} ms",
             f"  where late frames wait: in the server's memory {span('server_buffered_kib')} KiB; "
             f"in the kernel, unsent by the server "
             f"{span('server_unsent_kib')} KiB, unread by the generator "
             f"{span('generator_unread_kib')} KiB; the generator's loop lag p99 per window "
-            f"{span('generator_loop_lag_p99_ms')} ms",
+            f"{span('generator_loop_lag_p99_ms')} ms, its longest "
+            f"{span('generator_loop_lag_max_ms')} ms (its longest garbage collection "
+            f"{span('generator_gc_max_ms')} ms); per window, the server's loop late by over "
+            f"100 ms {span('server_lag_over_100ms')} times, its full collections "
+            f"{span('server_full_collections')}",
             f"  gaps (lost, doubled or out of order) {v['gaps']}, "
             f"sockets the server closed (each resumed) {v['closed_unasked']}",
         ]

@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from load_tests.bench.edit_split import EditSplit
 from load_tests.bench.harness import (
     CpuMeter,
     Frame,
@@ -34,17 +35,18 @@ from load_tests.bench.harness import (
     Socket,
     Target,
     drop,
+    frozen_objects,
     ignore,
     opener,
     percentiles,
     try_open_pumped,
 )
-from load_tests.bench.queues import LoopLag, queued_bytes
+from load_tests.bench.latency_counts import LatencyCounts
+from load_tests.bench.queues import GcPauses, LoopLag, queued_bytes
 from load_tests.bench.workloads import (
     W1_ITEMS,
     Editor,
     Items,
-    Watcher,
     both,
     pace,
 )
@@ -118,10 +120,16 @@ def verdict(samples: list[dict[str, Any]]) -> dict[str, Any]:
         "threads": span("threads"),
         "p99_ms": p99_span("delivery_ms"),
         "ack_p99_ms": p99_span("ack_ms"),
+        "before_server_p99_ms": p99_span("before_server_ms"),
+        "commit_p99_ms": p99_span("commit_ms"),
         "server_buffered_kib": span("server_buffered_kib"),
         "server_unsent_kib": span("server_unsent_kib"),
         "generator_unread_kib": span("generator_unread_kib"),
         "generator_loop_lag_p99_ms": p99_span("generator_loop_lag_ms"),
+        "generator_loop_lag_max_ms": span("generator_loop_lag_max_ms"),
+        "generator_gc_max_ms": span("generator_gc_max_ms"),
+        "server_lag_over_100ms": span("server_lag_over_100ms"),
+        "server_full_collections": span("server_full_collections"),
         "gaps": samples[-1]["gaps"] if samples else 0,
         "closed_unasked": samples[-1]["closed_unasked"] if samples else 0,
     }
@@ -131,11 +139,38 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
-SCRAPED = ("moodboard_asyncio_tasks", "moodboard_python_heap_blocks", "moodboard_ws_buffered_bytes")
+def taken_splits(editors: list[Editor]) -> tuple[list[float], list[float]]:
+    """The editors' split edits since the last call (before the server, commit), emptied."""
+    before_server: list[float] = []
+    commit: list[float] = []
+    for editor in editors:
+        if editor.split is not None:
+            before_server += editor.split.before_server
+            commit += editor.split.commit
+            editor.split.before_server, editor.split.commit = [], []
+    return before_server, commit
+
+
+SCRAPED = {
+    "tasks": r"moodboard_asyncio_tasks",
+    "heap_blocks": r"moodboard_python_heap_blocks",
+    "buffered_bytes": r"moodboard_ws_buffered_bytes",
+    # counters, read as their growth over a window (the timer readings of the loop lag
+    # histogram, every 0.1 s: those later than 100 ms; the full collections)
+    "lag_readings": r"moodboard_event_loop_lag_seconds_count",
+    "lag_readings_within_100ms": r'moodboard_event_loop_lag_seconds_bucket\{le="0\.1"\}',
+    "full_collections": r'python_gc_collections_total\{generation="2"\}',
+}
+
+
+def read_scrape(text: str) -> dict[str, float | None]:
+    """The values named in ``SCRAPED`` in a ``/metrics`` text (None where absent)."""
+    found = {key: re.search(rf"^{name} (\S+)$", text, re.M) for key, name in SCRAPED.items()}
+    return {key: float(m.group(1)) if m else None for key, m in found.items()}
 
 
 async def scraped(target: Target) -> dict[str, float | None]:
-    """The server's gauges in ``SCRAPED`` (each None for the baseline, or if unreadable)."""
+    """The server's values in ``SCRAPED`` (each None for the baseline, or if unreadable)."""
     text = ""
     if not target.baseline:
         try:
@@ -143,14 +178,48 @@ async def scraped(target: Target) -> dict[str, float | None]:
                 text = (await http.get(f"http://127.0.0.1:{target.port}/metrics")).text
         except httpx.HTTPError:
             pass
-    found = {name: re.search(rf"^{name} (\S+)$", text, re.M) for name in SCRAPED}
-    return {name: float(m.group(1)) if m else None for name, m in found.items()}
+    return read_scrape(text)
+
+
+def grown(now: dict[str, float | None], before: dict[str, float | None], key: str) -> int | None:
+    """How much the counter ``key`` grew between two scrapes (None if either lacks it)."""
+    a, b = now.get(key), before.get(key)
+    return None if a is None or b is None else int(a - b)
+
+
+class Member:
+    """One joined socket of the soak's project: its seq run checked, its deliveries timed.
+
+    Every member's delivery latencies go into one shared :class:`LatencyCounts`
+    (no list to sort while the load goes on). Events replayed on a resume, up
+    to the seq ``joined`` announced, count for the seq run only.
+    """
+
+    def __init__(self, conn: Socket, sent: dict[str, float], delivery: LatencyCounts) -> None:
+        self.conn, self.sent, self.delivery = conn, sent, delivery
+        self.gaps = 0
+        self.last: int | None = None
+        self.replayed_upto: float = 0  # events up to this seq are replayed, not live
+        conn.pump(self.on_frame)
+
+    def on_frame(self, frame: Frame, at: float) -> None:
+        if frame.type != "event":
+            return
+        seq = frame.seq or 0
+        if self.last is not None and seq != self.last + 1:
+            self.gaps += 1
+        self.last = seq
+        if seq <= self.replayed_upto:
+            return
+        started = self.sent.get(frame.op_id or "")
+        if started is not None:
+            self.delivery.append(at - started)
 
 
 class Churn:
     """The watchers of the project, some of them cut and replaced every second."""
 
-    def __init__(self, target: Target, project_id: str, watchers: list[Watcher]) -> None:
+    def __init__(self, target: Target, project_id: str, watchers: list[Member]) -> None:
         self.target, self.project_id = target, project_id
         self.watchers = watchers  # index 0.. the editors' own first, never churned
         self.open_socket = opener()
@@ -165,31 +234,25 @@ class Churn:
         self.retired_gaps += old.gaps
         conn = await self._joined(None)
         if conn is not None:
-            self.watchers[index] = Watcher(conn, old.sent)
+            self.watchers[index] = Member(conn, old.sent, old.delivery)
             self.joins += 1
 
     async def cut_and_resume(self, index: int, editor: Editor | None = None) -> None:
         """A network cut: the same watcher (and editor) carries on from its last seq."""
         watcher = self.watchers[index]
         watcher.conn.abort()
-        replayed_upto = [math.inf]  # the seq `joined` announces, once known
-
-        def on_frame(frame: Frame, at: float) -> None:
-            # A replayed event counts for the seq run, not for live delivery latency.
-            counted = len(watcher.latencies)
-            watcher.on_frame(frame, at)
-            if frame.type == "event" and (frame.seq or 0) <= replayed_upto[0]:
-                del watcher.latencies[counted:]
-
-        handler: Handler = on_frame
+        watcher.replayed_upto = math.inf  # until `joined` says up to which seq it replays
+        handler: Handler = watcher.on_frame
         if editor is not None:  # its edits in flight died with the socket: free their items
             editor.items.free.extend(editor.inflight.values())
             editor.inflight.clear()
-            handler = both(editor.on_frame, on_frame)
+            if editor.split is not None:
+                editor.split.forget()
+            handler = both(editor.on_frame, watcher.on_frame)
         conn = await self._joined(watcher.last, handler)
         if conn is None:
             return
-        replayed_upto[0] = conn.joined_seq
+        watcher.replayed_upto = conn.joined_seq
         watcher.conn = conn
         if editor is not None:
             editor.conn = conn
@@ -247,10 +310,11 @@ async def soak(
     conns, failures = await try_open_pumped(target, subscribers, lambda _: project.id)
     if len(conns) < 2:
         raise RuntimeError(f"no sockets could join: {failures[:1]!r}")
-    watchers = [Watcher(c, sent) for c in conns]
+    delivery = LatencyCounts()
+    watchers = [Member(c, sent, delivery) for c in conns]
     items = Items(project.items)
     editors = [
-        Editor(c, project, sent, items)
+        Editor(c, project, sent, items, EditSplit())
         for c in conns[: max(1, min(len(conns), math.ceil(rate / edits_per_socket)))]
     ]
     for editor, watcher in zip(editors, watchers, strict=False):
@@ -268,30 +332,39 @@ async def soak(
     samples: list[dict[str, Any]] = []
 
     async def sample() -> None:
+        last_scrape = await scraped(target)
         while time.monotonic() < until:
             await asyncio.sleep(min(sample_s, max(0.0, until - time.monotonic())))
-            latencies = [x for w in churner.watchers for x in w.latencies]
-            for w in churner.watchers:
-                w.latencies = []
+            deliveries = len(delivery)
+            delivery_ms = delivery.take()
             acks = [x for e in editors for x in e.ack_latencies]
             for e in editors:
                 e.ack_latencies = []
+            before_server, commit = taken_splits(editors)
             ps = target.ps
             queued = queued_bytes(target.port)
             gauges = await scraped(target)
-            buffered = gauges["moodboard_ws_buffered_bytes"]
+            buffered = gauges["buffered_bytes"]
+            lags, pauses = generator_lag.take(), generator_gc.take()
+            over = grown(gauges, last_scrape, "lag_readings")
+            within = grown(gauges, last_scrape, "lag_readings_within_100ms")
+            full_collections = grown(gauges, last_scrape, "full_collections")
+            last_scrape.update(gauges)
             samples.append(
                 {
                     "t_s": round(time.monotonic() - started, 1),
                     "rss_mib": round(ps.memory_info().rss / 2**20, 2),
                     "open_fds": ps.num_fds(),
                     "threads": ps.num_threads(),
-                    "tasks": gauges["moodboard_asyncio_tasks"],
-                    "heap_blocks": gauges["moodboard_python_heap_blocks"],
-                    "deliveries": len(latencies),
-                    "delivery_ms": percentiles(latencies),
+                    "tasks": gauges["tasks"],
+                    "heap_blocks": gauges["heap_blocks"],
+                    "deliveries": deliveries,
+                    "delivery_ms": delivery_ms,
                     # edit sent to its ack: the commit path, before and beside the fan-out
                     "ack_ms": percentiles(acks),
+                    # the ack's time split at the event's `at` (load_tests/bench/edit_split.py)
+                    "before_server_ms": percentiles(before_server),
+                    "commit_ms": percentiles(commit),
                     "acked_edits": sum(e.acked for e in editors),
                     "starved_ticks": starved,
                     "gaps": churner.retired_gaps + sum(w.gaps for w in churner.watchers),
@@ -305,11 +378,25 @@ async def soak(
                     "generator_unread_kib": None
                     if queued is None
                     else queued.generator_unread // 1024,
-                    "generator_loop_lag_ms": percentiles(generator_lag.take()),
+                    "generator_loop_lag_ms": percentiles(lags),
+                    # a stall or two in a window is its p99 and not the lag's p99: the longest
+                    "generator_loop_lag_max_ms": round(1000 * max(lags), 1) if lags else None,
+                    "generator_gc_max_ms": round(1000 * max(pauses), 1) if pauses else 0.0,
+                    "server_lag_over_100ms": None
+                    if over is None or within is None
+                    else over - within,
+                    "server_full_collections": full_collections,
                 }
             )
 
-    with CpuMeter(target.ps) as cpu, LoopLag() as generator_lag:
+    # The sockets opened so far live the whole run: frozen, the generator's full
+    # collections no longer walk them.
+    with (
+        frozen_objects(),
+        CpuMeter(target.ps) as cpu,
+        LoopLag() as generator_lag,
+        GcPauses() as generator_gc,
+    ):
         try:
             await asyncio.gather(
                 pace(rate, seconds, tick),

@@ -15,6 +15,7 @@ from collections import deque
 from typing import Any
 
 from load_tests.bench.accounts import member_accounts
+from load_tests.bench.edit_split import EditSplit
 from load_tests.bench.harness import (
     Conn,
     CpuMeter,
@@ -25,6 +26,7 @@ from load_tests.bench.harness import (
     as_account,
     drop,
     edit_frame,
+    frozen_objects,
     open_many,
     open_pumped,
     opener,
@@ -78,12 +80,14 @@ class Editor:
         project: ProjectRef,
         sent: dict[str, float],
         items: Items | None = None,
+        split: EditSplit | None = None,
     ) -> None:
         self.conn, self.project, self.sent = conn, project, sent
         self.items = items or Items(project.items)
         self.inflight: dict[str, str] = {}  # op_id -> item
         self.acked = self.conflicts = self.errors = 0
         self.ack_latencies: list[float] = []
+        self.split = split  # where each edit's time went (the soak's probe), if asked
         conn.pump(self.on_frame)
 
     async def try_send(self, op_id: str) -> bool:
@@ -91,11 +95,15 @@ class Editor:
             return False
         item = self.items.free.popleft()
         self.inflight[op_id] = item
-        self.sent[op_id] = time.perf_counter()
+        self.sent[op_id] = now = time.perf_counter()
+        if self.split is not None:
+            self.split.sending(op_id, now)
         await self.conn.send(edit_frame(self.project.id, item, op_id, self.items.versions[item]))
         return True
 
     def on_frame(self, frame: Frame, at: float) -> None:
+        if self.split is not None and frame.type == "event" and frame.op_id:
+            self.split.event(frame.op_id, frame.at)
         item = self.inflight.pop(frame.ref, None) if frame.ref else None
         if item is None:
             return
@@ -105,6 +113,8 @@ class Editor:
             started = self.sent.get(frame.ref or "")
             if started is not None:
                 self.ack_latencies.append(at - started)
+            if self.split is not None:
+                self.split.acked(frame.ref or "", at)
             versions[item] = frame.version or versions[item]
         elif frame.type == "conflict":
             self.conflicts += 1
@@ -233,6 +243,11 @@ async def w1_sweep(
     no closed socket and every edit answered; see :func:`w1_fanout`. The steps
     stop after ``stop_after`` failed ones in a row (None: every rate is tried,
     for the latency at each).
+
+    The open sockets are frozen out of the generator's garbage collections
+    while it measures (:func:`frozen_objects`): a full collection walks every
+    object it tracks, and with 10,000 sockets open that is a stall of the
+    generator's reading, timed as delivery latency (docs/benchmarks.md "Session 12").
     """
     sent: dict[str, float] = {}
     subscribers = len(conns)  # the server refused a few: measure the others, say so
@@ -318,24 +333,25 @@ async def w1_sweep(
         WARMUP_DRAIN_S,
     )
     await asyncio.sleep(0.5)
-    for rate in rates:
-        steps.append(await step(rate))
-        if (
-            stop_after is not None
-            and len(steps) >= stop_after
-            and not any(s["ok"] for s in steps[-stop_after:])
-        ):
-            break  # past the knee (one failed step alone may be noise)
-    # Between the best passing rate and the next rate, which failed, the knee
-    # is somewhere in a gap of up to half the rate (100 -> 150 edits/s): halve
-    # the gap a few times, so the result (and its ratio to the baseline) does
-    # not jump by a third on which side of one grid line a run falls.
-    for _ in range(W1_REFINE_STEPS):
-        rate = between_knee(steps)
-        if rate is None:
-            break
-        await asyncio.sleep(W1_REFINE_PAUSE_S)  # the failed step's backlog is gone
-        steps.append(await step(rate, refined=True))
+    with frozen_objects():
+        for rate in rates:
+            steps.append(await step(rate))
+            if (
+                stop_after is not None
+                and len(steps) >= stop_after
+                and not any(s["ok"] for s in steps[-stop_after:])
+            ):
+                break  # past the knee (one failed step alone may be noise)
+        # Between the best passing rate and the next rate, which failed, the knee
+        # is somewhere in a gap of up to half the rate (100 -> 150 edits/s): halve
+        # the gap a few times, so the result (and its ratio to the baseline) does
+        # not jump by a third on which side of one grid line a run falls.
+        for _ in range(W1_REFINE_STEPS):
+            rate = between_knee(steps)
+            if rate is None:
+                break
+            await asyncio.sleep(W1_REFINE_PAUSE_S)  # the failed step's backlog is gone
+            steps.append(await step(rate, refined=True))
     passing = [s for s in steps if s["ok"]]
     best = max(passing, key=lambda s: s["deliveries_per_s"]) if passing else None
     return {

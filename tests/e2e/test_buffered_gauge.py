@@ -8,9 +8,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.test_cluster import a_reader_and_one_that_stops
+from tests.e2e.test_cluster import a_big_edit, a_reader_and_one_that_stops
 from tests.gauges import gauge
-from tests.servers import ServerProcess, call, running_server, server_env
+from tests.servers import ServerProcess, running_server, server_env
 
 pytestmark = pytest.mark.e2e
 
@@ -30,27 +30,19 @@ async def test_a_slow_readers_frames_show_in_the_gauge_and_leave_it_once_read(
         a_reader_and_one_that_stops(server, "slow@example.com") as (token, pid, slow, fast),
     ):
         assert await buffered(server) == 0
-        big = "x" * 9000
-        version = 0
+        version, description = 0, ""
         # Quickly (a scrape every ten edits): the slow reader cannot answer the server's
         # pings, and a peer silent for 50 s is dropped.
         while await buffered(server) < 100_000:
             assert version < 400, "the slow reader's frames never backed up in the server"
             for _ in range(10):
                 version += 1
-                patched = await call(
-                    server,
-                    "PATCH",
-                    f"/api/projects/{pid}",
-                    token,
-                    json={"base_version": version, "description": big[:-version]},
-                )
-                assert patched.status_code == 200
+                description = await a_big_edit(server, token, pid, version)
                 await fast.expect("event")
         # The slow socket reads everything now: nothing of it is held any more.
         while True:
             event = await slow.expect("event", timeout=10)
-            if event["data"]["description"] == big[:-version]:
+            if event["data"]["description"] == description:
                 break
         for _ in range(50):
             if await buffered(server) == 0:

@@ -177,6 +177,23 @@ async def a_reader_and_one_that_stops(
         yield token, pid, stopped, reading
 
 
+async def a_big_edit(server: ServerProcess, token: str, pid: str, version: int) -> str:
+    """The project's description set to a 9 KB text, distinct per version (1..8999); the text.
+
+    Each makes an event of about 9 KB for every member: a few hundred fill a slow reader.
+    """
+    description = "x" * (9000 - version)
+    patched = await call(
+        server,
+        "PATCH",
+        f"/api/projects/{pid}",
+        token,
+        json={"base_version": version, "description": description},
+    )
+    assert patched.status_code == 200
+    return description
+
+
 async def test_a_client_that_never_reads_is_closed_4503(tmp_path: Path) -> None:
     """A subscriber that never reads is closed with 4503 while another keeps receiving."""
     env = server_env(f"sqlite:///{tmp_path / 'm.sqlite3'}", MOODBOARD_OUTBOX_FRAMES="16")
@@ -184,19 +201,11 @@ async def test_a_client_that_never_reads_is_closed_4503(tmp_path: Path) -> None:
         running_server(env, tmp_path) as server,
         a_reader_and_one_that_stops(server, "slow@example.com") as (token, pid, slow, fast),
     ):
-        big = "x" * 9000
         received = 0
         for version in range(1, 400):
-            patched = await call(
-                server,
-                "PATCH",
-                f"/api/projects/{pid}",
-                token,
-                json={"base_version": version, "description": big[:-version]},
-            )
-            assert patched.status_code == 200
+            description = await a_big_edit(server, token, pid, version)
             event = await fast.expect("event")
-            assert event["data"]["description"] == big[:-version]
+            assert event["data"]["description"] == description
             received += 1
             if "ws.too_slow" in server.log():  # its close began: it has 10 s to read it
                 break

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from load_tests.bench.harness import ours
-from load_tests.bench.soak import soak, verdict
+from load_tests.bench.soak import grown, read_scrape, soak, verdict
 from tests.conftest import PG_ADMIN_URL, require
 
 pytestmark = pytest.mark.e2e
@@ -39,7 +39,17 @@ async def test_a_short_soak_reads_every_sample_and_resumes_lose_nothing(
     # Where late frames wait: the kernel's queues (Linux) and the generator's own loop.
     assert all(s["generator_loop_lag_ms"]["p99"] is not None for s in samples)
     assert all(s["ack_ms"]["p99"] is not None for s in samples)
+    # Each ack's time split at the server's `at`: both parts seen, the first never negative
+    # beyond the clocks' rounding (the server cannot take an edit before it was sent).
+    assert all(s["commit_ms"]["p99"] is not None for s in samples)
+    assert all(s["before_server_ms"]["p50"] > -1 for s in samples)
     assert all(s["heap_blocks"] is not None and s["heap_blocks"] > 0 for s in samples)
+    # Stalls: the generator's longest loop lag and collection, the server's late timer
+    # readings and full collections, per window (counters read as their growth).
+    assert all(s["generator_loop_lag_max_ms"] is not None for s in samples)
+    assert all(s["generator_gc_max_ms"] >= 0 for s in samples)
+    assert all(s["server_lag_over_100ms"] is not None for s in samples)
+    assert all(s["server_full_collections"] is not None for s in samples)
     assert all(s["server_buffered_kib"] is not None for s in samples)
     if sys.platform.startswith("linux"):
         assert all(s["server_unsent_kib"] is not None for s in samples)
@@ -92,3 +102,24 @@ def test_a_warm_up_that_ends_late_has_no_slope_in_the_second_half() -> None:
     found = verdict(samples)
     assert found["rss_mib_per_hour"] > 10
     assert found["rss_mib_per_hour_second_half"] == pytest.approx(0.0)
+
+
+def test_a_scrape_is_read_by_name_and_counters_as_their_growth() -> None:
+    first = read_scrape(
+        "moodboard_asyncio_tasks 12.0\n"
+        'moodboard_event_loop_lag_seconds_bucket{le="0.1"} 90.0\n'
+        'moodboard_event_loop_lag_seconds_bucket{le="0.25"} 95.0\n'
+        "moodboard_event_loop_lag_seconds_count 100.0\n"
+        'python_gc_collections_total{generation="2"} 3.0\n'
+    )
+    later = read_scrape(
+        'moodboard_event_loop_lag_seconds_bucket{le="0.1"} 290.0\n'
+        "moodboard_event_loop_lag_seconds_count 304.0\n"
+        'python_gc_collections_total{generation="2"} 5.0\n'
+    )
+    assert first["tasks"] == 12.0
+    assert later["tasks"] is None
+    assert grown(later, first, "lag_readings") == 204
+    assert grown(later, first, "lag_readings_within_100ms") == 200
+    assert grown(later, first, "full_collections") == 2
+    assert grown(later, first, "heap_blocks") is None

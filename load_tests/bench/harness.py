@@ -45,9 +45,11 @@ T = TypeVar("T")
 class Frame(msgspec.Struct, gc=False):
     """The fields of a server frame the benchmark reads (the rest is skipped unparsed).
 
-    Untracked by the garbage collector (``gc=False``: its fields are strings and
-    numbers, never a cycle): the generator decodes one per delivery, and tracked
-    they would start its collections, each a stall of every socket's reading.
+    Never tracked by the garbage collector (``gc=False``: its fields are strings
+    and numbers, never a cycle). msgspec already leaves such a struct untracked;
+    the flag keeps it so if a field ever holds a container: the generator decodes
+    one per delivery, and tracked they would start its collections, each a stall
+    of every socket's reading.
     """
 
     type: str

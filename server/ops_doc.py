@@ -212,9 +212,10 @@ DESCRIPTIONS: dict[str, tuple[str | None, str]] = {
     "MOODBOARD_WRITE_DELAY_US": (
         None,
         "while frames are dense, each socket's are written at most this often, several "
-        "in one system call; after a write round longer than this (many sockets), the next "
-        "waits as long as it took, up to 20 ms (the most a frame waits); a quiet socket's "
-        "go out at once; 0 writes at the end of every event-loop turn",
+        "in one system call; once write rounds (many sockets) have taken more than half "
+        "the event loop's time (beyond 10 ms saved up), each waits until that is paid "
+        "back, up to 20 ms (the most a frame waits); a quiet socket's go out at once; "
+        "0 writes at the end of every event-loop turn",
     ),
     "MOODBOARD_FEED_HEAL_MS": (
         None,

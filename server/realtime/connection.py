@@ -6,8 +6,9 @@ authenticating, joining (join.py), leaving, presence). Under uvicorn, the
 frames a socket is sent are held and go to its transport together, in one
 write, at the next write round (write_rounds.py, transport/wire.py): the end of this
 turn of the event loop, or, while frames are dense, up to
-MOODBOARD_WRITE_DELAY_US later. Under load a socket then costs one system
-call for several events. Frames a socket cannot take now (a slow reader) go
+MOODBOARD_WRITE_DELAY_US later, and once writing takes more than its share
+of the loop, up to 20 ms later (write_budget.py). Under load a socket then
+costs one system call for several events. Frames a socket cannot take now (a slow reader) go
 into the bounded outbox that a writer task drains onto the socket; when the
 outbox is full the socket closes with 4503 (the client resumes with
 ``last_seq``), never an unbounded queue, never a silent drop.

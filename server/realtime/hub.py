@@ -3,7 +3,8 @@
 One ``Realtime`` per server instance. Its parts, one module each:
 
 - ``registry.py``: the local sockets, by user and by followed project;
-- ``write_rounds.py``: every socket's frames written together, once per round;
+- ``write_rounds.py``: every socket's frames written together, once per round
+  (``write_budget.py``: when a round waits);
 - ``feed.py``: each followed project's events, to its sockets once and in order;
 - ``presence_fanout.py``: presence changes, coalesced, out and in;
 - ``control.py``: sessions revoked and access changes, between instances.

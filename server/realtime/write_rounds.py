@@ -13,12 +13,13 @@ quiet socket's frame goes out at once. Writing is most of a delivery's cost
 (the kernel's TCP path, for the sender and the receiver), so under load this
 is the fan-out's largest saving (docs/performance.md, Round 3, "Write delay").
 
-A round that took longer than the delay (a thousand sockets: about 5 ms) is
-followed by a gap as long as itself, up to ``LONGEST_ROUND_GAP_S``: writing
-then takes at most about half of the loop's time, and as events get denser
-each write carries more of them instead of the loop falling behind them
-(W1 with 1,000 subscribers: about three times the deliveries a second;
-docs/performance.md, Round 5). A delay of 0 turns both off.
+Rounds that take long (a thousand sockets: 5-15 ms) are paced by the write
+budget (write_budget.py): once they have taken more than half the loop's
+time, the next waits until that is paid back, up to ``LONGEST_WAIT_S``, and
+as events get denser each write carries more of them instead of the loop
+falling behind them (docs/performance.md, Round 5); while the loop keeps up,
+a long round holds nothing back (issue 22, goal 1). A delay of 0 turns both
+off.
 """
 
 from __future__ import annotations
@@ -28,12 +29,10 @@ import time
 from typing import Protocol
 
 from server.log import get_logger
+from server.realtime.write_budget import LONGEST_WAIT_S, WriteBudget
 
 log = get_logger(__name__)
 WRITE_DELAY_S = 0.002  # sockets' frames are written at most this often while traffic is dense
-# After a long round (many sockets), the next waits as long as it took, but never longer:
-# the most a write can add to a frame's latency, whatever a round cost (a GC pause in it).
-LONGEST_ROUND_GAP_S = 0.02
 
 
 class HoldsFrames(Protocol):
@@ -51,30 +50,32 @@ class WriteRounds:
     def __init__(self, write_delay_s: float = WRITE_DELAY_S) -> None:
         self.write_delay_s = write_delay_s
         self._joined: list[HoldsFrames] = []  # sockets with frames to write at the next round
-        self._ended_at = float("-inf")  # the loop's time at the end of the last round
-        self._gap = 0.0  # how long after it the next may run
+        self._ended_at = float("-inf")  # when the last round ended (``time.perf_counter``)
+        longest = max(LONGEST_WAIT_S, write_delay_s)  # (a delay set longer than it is kept)
+        self._budget = WriteBudget(write_delay_s, longest_wait_s=longest) if write_delay_s else None
 
     def add(self, connection: HoldsFrames) -> None:
         """Have ``connection`` write the frames it holds in the next round (once per round)."""
         if not self._joined:
             loop = asyncio.get_running_loop()
-            due = self._ended_at + self._gap
-            if due > loop.time():
-                loop.call_at(due, self._run)
+            now = time.perf_counter()  # uvloop's clock counts milliseconds
+            wait = 0.0
+            if self._budget:
+                wait = max(self._ended_at + self.write_delay_s - now, self._budget.wait(now))
+            if wait > 0:
+                loop.call_later(wait, self._run)
             else:
                 loop.call_soon(self._run)
         self._joined.append(connection)
 
     def _run(self) -> None:
-        started = time.perf_counter()  # uvloop's clock counts milliseconds
+        started = time.perf_counter()
         joined, self._joined = self._joined, []
         for connection in joined:
             try:
                 connection.write_held()
             except Exception as exc:  # one broken socket must not keep frames from the rest
                 log.warning("ws.write_failed", connection_id=connection.id, error=repr(exc))
-        took = time.perf_counter() - started
-        self._ended_at = asyncio.get_running_loop().time()
-        self._gap = (
-            min(max(self.write_delay_s, took), LONGEST_ROUND_GAP_S) if self.write_delay_s else 0.0
-        )
+        if self._budget:
+            self._ended_at = time.perf_counter()
+            self._budget.spent(self._ended_at - started, self._ended_at)

@@ -85,9 +85,9 @@ async def seconds_until_written(socket: Held) -> float:
 
 async def test_a_long_round_alone_does_not_hold_the_next_frame() -> None:
     """A thousand sockets' round, then a socket's frame: the loop is not behind, only the delay."""
-    follower = await after_slow_rounds(0.001, 0.015)
+    follower = await after_slow_rounds(0.001, 0.018)
     waited = await seconds_until_written(follower)
-    assert waited < 0.008  # the 1 ms delay, not the 15 ms the round took
+    assert waited < 0.012  # the 1 ms delay, not the 18 ms the round took (Round 5's gap)
 
 
 async def test_after_rounds_beyond_the_writing_share_the_next_waits() -> None:

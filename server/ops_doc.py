@@ -227,7 +227,9 @@ DESCRIPTIONS: dict[str, tuple[str | None, str]] = {
         None,
         "how often each instance re-reads, from the database, the sessions and project "
         "access of all its sockets (and at once after the bus reconnects): a revocation "
-        "whose control message was lost while Redis was down takes effect within this",
+        "whose control message was lost while Redis was down takes effect within this; "
+        "a re-read that fails (the database restarting) is tried again after 100 ms, "
+        "doubling up to this",
     ),
     "MOODBOARD_AUTH_TIMEOUT_MS": (None, "time a socket has to authenticate"),
     "MOODBOARD_EVENT_RETENTION_EVENTS": (

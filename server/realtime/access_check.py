@@ -40,6 +40,10 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 ACCESS_CHECK_S = 1.0
+# After a failed round (the database restarting), the next comes this soon, doubling up to the
+# period: a revocation whose control message was lost meanwhile waits for the database, not for
+# a whole period after it is back (chaos: a logout just before a PostgreSQL restart).
+RETRY_AFTER_FAILURE_S = 0.1
 
 _LIVE_SESSIONS_PG = """
 SELECT id, expires_at FROM user_session
@@ -132,13 +136,18 @@ class AccessCheck:
         self._sockets_seen = -1  # the registry's change count the last listing saw
 
     async def run_forever(self) -> None:
-        """A round every ``period_s`` until cancelled; a failed round is logged and retried."""
+        """A round every ``period_s`` until cancelled; a failed round is logged and retried soon."""
+        wait = self.period_s
         while True:
-            await asyncio.sleep(self.period_s)
+            await asyncio.sleep(wait)
             try:
                 await self.check(forced=False)
-            except Exception as exc:  # the database hiccuped: the next round tries again
+            except Exception as exc:  # the database hiccuped: try again soon, then less often
                 log.warning("access_check.failed", error=repr(exc))
+                failed_before = wait < self.period_s
+                wait = min(self.period_s, wait * 2 if failed_before else RETRY_AFTER_FAILURE_S)
+            else:
+                wait = self.period_s
 
     async def check(self, *, forced: bool = True) -> None:
         """One round: end the sockets of ended sessions, revoke lost project access.

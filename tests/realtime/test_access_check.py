@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -137,3 +140,24 @@ async def test_a_forced_round_reads_everything(db: Database) -> None:
     db.reads.clear()
     await check.check()  # a bus reconnect
     assert db.reads == [("sessions", 1), ("pairs", 1)]
+
+
+async def test_a_failed_round_is_retried_soon_not_a_period_later() -> None:
+    """The database restarting: the next rounds come 0.1, 0.2 s after, not the whole period."""
+    check = AccessCheck(SocketRegistry(), period_s=1.0)
+    started, attempts = time.monotonic(), []
+
+    async def flaky(*, forced: bool = True) -> None:
+        attempts.append(time.monotonic() - started)
+        if len(attempts) <= 2:
+            raise ConnectionError("the database system is shutting down")
+        if len(attempts) == 4:
+            raise asyncio.CancelledError
+
+    check.check = flaky  # type: ignore[method-assign]
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(check.run_forever(), 10)
+    gaps = [b - a for a, b in itertools.pairwise(attempts)]
+    assert gaps[0] < 0.5  # after the first failure: soon (the old loop waited the whole 1 s)
+    assert gaps[1] < 0.6  # after the second: twice as long, still under the period
+    assert gaps[2] >= 0.9  # after a round that worked: the period again

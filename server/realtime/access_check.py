@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from server import metrics
 from server.access.tables import UserSession
+from server.concurrency.backoff import Backoff
 from server.db.raw import runner_of
 from server.log import get_logger
 from server.projects.access import role_on
@@ -137,17 +138,17 @@ class AccessCheck:
 
     async def run_forever(self) -> None:
         """A round every ``period_s`` until cancelled; a failed round is logged and retried soon."""
-        wait = self.period_s
+        retries = Backoff(base_s=min(RETRY_AFTER_FAILURE_S, self.period_s), cap_s=self.period_s)
+        failures = 0
         while True:
-            await asyncio.sleep(wait)
+            await asyncio.sleep(retries.ceiling(failures - 1) if failures else self.period_s)
             try:
                 await self.check(forced=False)
             except Exception as exc:  # the database hiccuped: try again soon, then less often
                 log.warning("access_check.failed", error=repr(exc))
-                failed_before = wait < self.period_s
-                wait = min(self.period_s, wait * 2 if failed_before else RETRY_AFTER_FAILURE_S)
+                failures += 1
             else:
-                wait = self.period_s
+                failures = 0
 
     async def check(self, *, forced: bool = True) -> None:
         """One round: end the sockets of ended sessions, revoke lost project access.

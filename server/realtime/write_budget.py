@@ -50,7 +50,12 @@ class WriteBudget:
         self.least_wait_s = least_wait_s
         self.longest_wait_s = longest_wait_s
         self._credit = most_credit_s  # at ``_counted_at``
-        self._counted_at = float("-inf")
+        self._counted_at = float("-inf")  # the end of the last round
+
+    @property
+    def last_round_ended(self) -> float:
+        """When the last round ended (-inf before any)."""
+        return self._counted_at
 
     def credit(self, now: float) -> float:
         """The writing time saved up at ``now`` (negative: a debt)."""

@@ -50,7 +50,6 @@ class WriteRounds:
     def __init__(self, write_delay_s: float = WRITE_DELAY_S) -> None:
         self.write_delay_s = write_delay_s
         self._joined: list[HoldsFrames] = []  # sockets with frames to write at the next round
-        self._ended_at = float("-inf")  # when the last round ended (``time.perf_counter``)
         longest = max(LONGEST_WAIT_S, write_delay_s)  # (a delay set longer than it is kept)
         self._budget = WriteBudget(write_delay_s, longest_wait_s=longest) if write_delay_s else None
 
@@ -61,7 +60,8 @@ class WriteRounds:
             now = time.perf_counter()  # uvloop's clock counts milliseconds
             wait = 0.0
             if self._budget:
-                wait = max(self._ended_at + self.write_delay_s - now, self._budget.wait(now))
+                since = now - self._budget.last_round_ended
+                wait = max(self.write_delay_s - since, self._budget.wait(now))
             if wait > 0:
                 loop.call_later(wait, self._run)
             else:
@@ -77,5 +77,5 @@ class WriteRounds:
             except Exception as exc:  # one broken socket must not keep frames from the rest
                 log.warning("ws.write_failed", connection_id=connection.id, error=repr(exc))
         if self._budget:
-            self._ended_at = time.perf_counter()
-            self._budget.spent(self._ended_at - started, self._ended_at)
+            ended = time.perf_counter()
+            self._budget.spent(ended - started, ended)
